@@ -1,0 +1,6 @@
+// ESM entry: re-exports the CommonJS build so that `import { TFCluster } from 'tfjs-on-spark'` and
+// `require('tfjs-on-spark')` see the very same objects (one module instance, no dual-package hazard).
+import lib from '../dist/lib/index.js';
+
+export const { TFCluster, TFNode, InputMode } = lib;
+export default lib;
