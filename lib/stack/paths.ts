@@ -5,6 +5,7 @@
  * (TFOS_HOME, default ~/.cache/tfjs-on-spark), so a fresh clone reuses it and `git clean` never
  * throws away gigabytes of Spark and Hadoop.
  */
+import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 
@@ -56,7 +57,38 @@ export function tfosPaths(env: NodeJS.ProcessEnv = process.env): TfosPaths {
   };
 }
 
-/** Java 17 for every JVM we start: the machine may default to another JDK. */
+/**
+ * Java 17 for every JVM we start (Spark 3.5, Hadoop 3.4 and Livy 0.9 all run on it), because the
+ * machine's default JDK may be another one. Order: TFOS_JAVA_HOME, JAVA_HOME if it is a 17, then
+ * the usual install folders.
+ */
 export function java17Home(env: NodeJS.ProcessEnv = process.env): string {
-  return env.TFOS_JAVA_HOME?.trim() || '/usr/lib/jvm/java-17-openjdk-amd64';
+  const explicit = env.TFOS_JAVA_HOME?.trim();
+  if (explicit) return explicit;
+  const candidates: string[] = [];
+  if (env.JAVA_HOME?.trim()) candidates.push(env.JAVA_HOME.trim());
+  for (const root of ['/usr/lib/jvm', '/usr/java', '/opt/java']) {
+    try {
+      for (const name of fs.readdirSync(root).sort()) candidates.push(path.join(root, name));
+    } catch {
+      /* no such folder */
+    }
+  }
+  for (const dir of candidates) {
+    if (javaMajorVersion(dir) === 17 && fs.existsSync(path.join(dir, 'bin', 'java'))) return dir;
+  }
+  throw new Error(
+    `no Java 17 found (looked at ${candidates.join(', ') || 'nothing'}); install one (Debian: apt-get install openjdk-17-jdk-headless) or set TFOS_JAVA_HOME`,
+  );
+}
+
+/** The major version from a JDK's `release` file, or undefined. */
+function javaMajorVersion(javaHome: string): number | undefined {
+  try {
+    const release = fs.readFileSync(path.join(javaHome, 'release'), 'utf8');
+    const m = /^JAVA_VERSION="(\d+)/m.exec(release);
+    return m ? Number(m[1]) : undefined;
+  } catch {
+    return undefined;
+  }
 }
