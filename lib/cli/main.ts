@@ -1,0 +1,99 @@
+/**
+ * The `tfos` command line: thin wrappers over the library, one sub-command per capability.
+ * Returns the process exit code; errors propagate to bin/tfos.js, which prints them.
+ */
+import { parseArgs } from 'node:util';
+import { stderrLogger } from '../stack/log';
+import { setup } from '../stack/setup';
+import { runCommand, RUN_USAGE } from './run-command';
+import { allHealthy, stackDown, stackStatus, stackUp } from '../stack/stack';
+
+const USAGE = `usage:
+  tfos setup [--skip-tensorflow]          provision Spark, Hadoop, Livy and native TensorFlow (idempotent)
+  tfos stack up [--workers N]             start HDFS, a Spark master + N workers and Livy on loopback
+  tfos stack status [--json]              show the local stack's endpoints and health
+  tfos stack down                         stop every process of the local stack
+  \${RUN_USAGE}
+environment: TFOS_HOME (cache, default ~/.cache/tfjs-on-spark), SPARK_HOME, HADOOP_CONF_DIR, TFOS_LIVY_URL`;
+
+export async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  switch (command) {
+    case 'setup':
+      return cmdSetup(rest);
+    case 'stack':
+      return cmdStack(rest);
+    case 'run':
+      return runCommand(rest);
+    case undefined:
+    case '-h':
+    case '--help':
+    case 'help':
+      console.log(USAGE);
+      return command === undefined ? 2 : 0;
+    default:
+      throw new Error(`unknown command '${command}'\n${USAGE}`);
+  }
+}
+
+async function cmdSetup(args: string[]): Promise<number> {
+  const { values } = parseArgs({ args, options: { 'skip-tensorflow': { type: 'boolean' } } });
+  const res = await setup({ skipTensorflow: values['skip-tensorflow'] });
+  console.log(
+    [
+      `setup complete in ${res.seconds.toFixed(1)} s (cache: ${res.home})`,
+      `  SPARK_HOME   ${res.spark.sparkHome} (${res.spark.source})`,
+      `  python       ${res.spark.python}`,
+      `  hadoop       ${res.hadoop}`,
+      `  livy         ${res.livy}`,
+      `  tfjs-node    backend=${res.tensorflow.backend} (${res.tensorflow.source})`,
+    ].join('\n'),
+  );
+  return 0;
+}
+
+async function cmdStack(args: string[]): Promise<number> {
+  const [sub, ...rest] = args;
+  switch (sub) {
+    case 'up': {
+      const { values } = parseArgs({ args: rest, options: { workers: { type: 'string' } } });
+      const workers = values.workers === undefined ? undefined : Number(values.workers);
+      if (workers !== undefined && (!Number.isInteger(workers) || workers < 1)) {
+        throw new Error(`--workers must be a positive integer, got '${values.workers}'`);
+      }
+      const status = await stackUp({ workers, log: stderrLogger });
+      printStatus(status);
+      return 0;
+    }
+    case 'status': {
+      const { values } = parseArgs({ args: rest, options: { json: { type: 'boolean' } } });
+      const status = await stackStatus();
+      if (values.json) {
+        console.log(JSON.stringify(status ?? null));
+      } else if (!status) {
+        console.log('no local stack is running (start one with: tfos stack up)');
+      } else {
+        printStatus(status);
+      }
+      return status && allHealthy(status) ? 0 : 1;
+    }
+    case 'down': {
+      const stopped = await stackDown({ log: stderrLogger });
+      console.log(stopped ? 'stack stopped' : 'no local stack was running');
+      return 0;
+    }
+    default:
+      throw new Error(`unknown stack command '${sub ?? ''}': expected up, status or down`);
+  }
+}
+
+function printStatus(s: NonNullable<Awaited<ReturnType<typeof stackStatus>>>): void {
+  const mark = (ok: boolean) => (ok ? 'healthy' : 'NOT HEALTHY');
+  console.log(
+    [
+      `spark  ${s.spark.master}  ui ${s.spark.ui}  workers ${s.spark.workers}  ${mark(s.spark.healthy)}`,
+      `hdfs   ${s.hdfs.defaultFS}  webhdfs ${s.hdfs.webhdfs}  ${mark(s.hdfs.healthy)}`,
+      `livy   ${s.livy.url}  ${mark(s.livy.healthy)}`,
+    ].join('\n'),
+  );
+}

@@ -1,0 +1,366 @@
+/**
+ * The driver's handle on a running TF cluster: the reservation, the nodes' state, their output,
+ * and the one place where any failure (a node's error, a lost node, the Spark application ending,
+ * a timeout) turns into stopping everything and rejecting with a message that names the node.
+ */
+import { EventEmitter } from 'node:events';
+import * as fs from 'node:fs';
+import type { WebSocket } from 'ws';
+import { DriverToNode, JobSpec, LauncherEvent, NodeContext, NodeToDriver, RegisterMessage } from '../protocol/control';
+import { ControlServer } from './control-server';
+import { Registration, Reservation } from './reservation';
+import { SubmittedApp } from './routes/route';
+
+export type ClusterState = 'reserving' | 'running' | 'stopping' | 'finished' | 'failed';
+
+export interface NodeInfo {
+  nodeIndex: number;
+  job: string;
+  taskIndex: number;
+  executorId: string;
+  host: string;
+  port: number;
+  pid: number;
+  attempt: number;
+  state: 'running' | 'done' | 'failed';
+  result?: unknown;
+  error?: string;
+}
+
+export interface LogLine {
+  nodeIndex: number;
+  /** "worker:1" */
+  label: string;
+  line: string;
+}
+
+export interface ProgressEvent {
+  phase: 'submitted' | 'spark-started' | 'registering' | 'reserved' | 'node-finished' | 'stopping' | 'finished';
+  message: string;
+  registered?: number;
+  total?: number;
+}
+
+export class ClusterFailedError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ClusterFailedError';
+  }
+}
+
+export interface ClusterConfig {
+  job: JobSpec;
+  reservation: Reservation;
+  server: ControlServer;
+  secretFile: string;
+  /** Fields of each node's ctx that come from the driver's options. */
+  ctxBase: Omit<NodeContext, 'jobName' | 'taskIndex' | 'clusterSpec' | 'numWorkers' | 'executorId' | 'workerNum' | 'nodeIndex'>;
+  reservationTimeoutMs: number;
+  /** How long a node may be gone without a word before the cluster fails (launcher's report wins if sooner). */
+  lostNodeGraceMs?: number;
+}
+
+export class TFClusterHandle extends EventEmitter {
+  state: ClusterState = 'reserving';
+  readonly nodes = new Map<number, NodeInfo>();
+  sparkAppId?: string;
+  sparkUiUrl?: string;
+  private app?: SubmittedApp;
+  private readonly sockets = new Map<number, WebSocket>();
+  private failure?: ClusterFailedError;
+  private readonly failedWaiters: Array<(err: ClusterFailedError) => void> = [];
+  private readonly changeWaiters: Array<() => void> = [];
+  private launcherFinished = false;
+  private reservationTimer?: NodeJS.Timeout;
+  private shutdownPromise?: Promise<Map<number, unknown>>;
+  private closed = false;
+
+  constructor(private readonly cfg: ClusterConfig) {
+    super();
+    const s = cfg.server;
+    s.on('register', (msg: RegisterMessage, ws: WebSocket) => this.onRegister(msg, ws));
+    s.on('node-message', (i: number, attempt: number, msg: NodeToDriver) => this.onNodeMessage(i, attempt, msg));
+    s.on('node-closed', (i: number, attempt: number) => this.onNodeClosed(i, attempt));
+    s.on('launcher-event', (ev: LauncherEvent) => this.onLauncherEvent(ev));
+    s.on('log', (i: number, _attempt: number, line: string) => {
+      const role = cfg.job.roles[i];
+      this.emit('log', { nodeIndex: i, label: role ? `${role.job}:${role.taskIndex}` : `node${i}`, line } satisfies LogLine);
+    });
+  }
+
+  get clusterSize(): number {
+    return this.cfg.reservation.size;
+  }
+
+  /** Called by TFCluster.run once the Spark application is submitted. */
+  attachApp(app: SubmittedApp): void {
+    this.app = app;
+    this.progress({ phase: 'submitted', message: `submitted ${app.describe}` });
+    this.reservationTimer = setTimeout(() => this.onReservationTimeout(), this.cfg.reservationTimeoutMs);
+    app.exited.then((exit) => {
+      this.launcherFinished = true;
+      if (this.state === 'finished' || this.state === 'failed') return;
+      if (!exit.ok || this.state !== 'stopping') {
+        // Give a launcher 'failed' event carrying the node's own error a moment to arrive first.
+        setTimeout(() => {
+          this.fail(`the Spark application ended before the cluster finished (${exit.detail})${exit.logTail ? `; its last output:\n${exit.logTail}` : ''}`);
+        }, 1500);
+      }
+      this.changed();
+    });
+  }
+
+  /** Resolves once every node has registered and received the cluster spec. */
+  waitReserved(): Promise<void> {
+    return this.until(() => this.state !== 'reserving');
+  }
+
+  /**
+   * Waits for the workers and chief to finish their function, then stops the ps and evaluator
+   * nodes and the Spark application. Idempotent: later calls return the same promise.
+   * Resolves to each node's returned value by node index.
+   */
+  shutdown(opts: { timeout?: number } = {}): Promise<Map<number, unknown>> {
+    this.shutdownPromise ??= this.doShutdown(opts.timeout ?? 3 * 24 * 3600);
+    return this.shutdownPromise;
+  }
+
+  /** Stops everything now, without waiting for training to finish. */
+  async kill(reason = 'killed by the driver'): Promise<void> {
+    if (this.state !== 'finished' && this.state !== 'failed') this.fail(reason);
+    await this.release();
+  }
+
+  get error(): ClusterFailedError | undefined {
+    return this.failure;
+  }
+
+  private async doShutdown(timeoutSec: number): Promise<Map<number, unknown>> {
+    const deadline = Date.now() + timeoutSec * 1000;
+    const timedOut = () => {
+      const running = [...this.nodes.values()].filter((n) => n.state === 'running').map((n) => `${n.job}:${n.taskIndex} (executor ${n.executorId})`);
+      this.fail(`shutdown timed out after ${timeoutSec} s; still running: ${running.join(', ') || 'the Spark application'}`);
+    };
+    const timer = setTimeout(timedOut, timeoutSec * 1000);
+    try {
+      await this.waitReserved();
+      const isService = (job: string) => job === 'ps' || job === 'evaluator';
+      await this.until(() => [...this.nodes.values()].every((n) => isService(n.job) || n.state !== 'running'));
+      this.state = 'stopping';
+      this.progress({ phase: 'stopping', message: 'workers finished; stopping ps/evaluator nodes' });
+      for (const [i, ws] of this.sockets) {
+        if (this.nodes.get(i)?.state === 'running') send(ws, { type: 'shutdown', reason: 'cluster shutdown' });
+      }
+      await this.until(() => [...this.nodes.values()].every((n) => n.state !== 'running'));
+      await this.until(() => this.launcherFinished);
+      if (Date.now() > deadline) timedOut();
+      this.state = 'finished';
+      this.progress({ phase: 'finished', message: 'cluster finished' });
+      const results = new Map<number, unknown>();
+      for (const n of this.nodes.values()) results.set(n.nodeIndex, n.result);
+      return results;
+    } finally {
+      clearTimeout(timer);
+      await this.release();
+    }
+  }
+
+  private onRegister(msg: RegisterMessage, ws: WebSocket): void {
+    if (this.state === 'failed' || this.state === 'finished') {
+      ws.close(1013, 'cluster is no longer running');
+      return;
+    }
+    const outcome = this.cfg.reservation.register(msg);
+    if (outcome.kind === 'rejected') {
+      ws.close(1008, outcome.reason.slice(0, 120));
+      return;
+    }
+    if (outcome.kind === 'replaced') {
+      // A Spark retry of this node: the earlier trainer is obsolete.
+      this.sockets.get(msg.nodeIndex)?.close(1000, 'replaced by a newer attempt');
+    }
+    this.sockets.set(msg.nodeIndex, ws);
+    const reg = this.cfg.reservation.get(msg.nodeIndex)!;
+    this.nodes.set(msg.nodeIndex, toNodeInfo(reg));
+    this.progress({
+      phase: 'registering',
+      message: `node ${msg.nodeIndex} registered as ${reg.job}:${reg.taskIndex} (executor ${msg.executorId}, ${msg.host}:${msg.port}, pid ${msg.pid})`,
+      registered: this.cfg.reservation.registered,
+      total: this.clusterSize,
+    });
+    if (this.cfg.reservation.complete) {
+      if (this.state === 'reserving') this.onReserved();
+      // A node that re-registered after the reservation completed gets the same spec again.
+      else this.sendContext(reg);
+    }
+    this.changed();
+  }
+
+  private clusterSpec(): NodeContext['clusterSpec'] {
+    const spec: NodeContext['clusterSpec'] = { ps: [], worker: [] };
+    for (const reg of this.cfg.reservation.all()) {
+      const list = (spec[reg.job] ??= []);
+      list[reg.taskIndex] = `${reg.host}:${reg.port}`;
+    }
+    return spec;
+  }
+
+  private onReserved(): void {
+    clearTimeout(this.reservationTimer);
+    this.state = 'running';
+    for (const reg of this.cfg.reservation.all()) this.sendContext(reg);
+    this.progress({ phase: 'reserved', message: `all ${this.clusterSize} nodes registered; cluster spec sent`, registered: this.clusterSize, total: this.clusterSize });
+  }
+
+  private sendContext(reg: Registration): void {
+    const spec = this.clusterSpec();
+    const numWorkers = spec.worker.length + (spec.chief?.length ?? 0);
+    const workerNum = reg.job === 'worker' ? reg.taskIndex + (spec.chief ? 1 : 0) : reg.job === 'chief' ? 0 : -1;
+    const ctx: NodeContext = {
+      ...this.cfg.ctxBase,
+      jobName: reg.job,
+      taskIndex: reg.taskIndex,
+      clusterSpec: spec,
+      numWorkers,
+      executorId: reg.executorId,
+      workerNum,
+      nodeIndex: reg.nodeIndex,
+    };
+    const ws = this.sockets.get(reg.nodeIndex);
+    if (ws) send(ws, { type: 'cluster', ctx });
+  }
+
+  private onNodeMessage(i: number, attempt: number, msg: NodeToDriver): void {
+    const node = this.nodes.get(i);
+    if (!node || node.attempt !== attempt) return;
+    if (msg.type === 'result') {
+      node.state = 'done';
+      node.result = msg.value;
+      this.progress({ phase: 'node-finished', message: `${node.job}:${node.taskIndex} finished` });
+    } else if (msg.type === 'error') {
+      node.state = 'failed';
+      node.error = msg.message;
+      this.fail(`TF node ${node.job}:${node.taskIndex} (node ${i}, executor ${node.executorId} on ${node.host}) failed: ${msg.message}`);
+    } else if (msg.type === 'progress') {
+      this.emit('node-progress', { nodeIndex: i, message: msg.message, data: msg.data });
+    }
+    this.changed();
+  }
+
+  private onNodeClosed(i: number, attempt: number): void {
+    const node = this.nodes.get(i);
+    if (!node || node.attempt !== attempt) return;
+    this.sockets.delete(i);
+    if (node.state !== 'running' || this.state === 'failed' || this.state === 'finished') return;
+    // Gone without a result or error: it crashed or was killed. The executor task usually
+    // reports the exit code and stderr within moments; otherwise fail with what we know.
+    setTimeout(() => {
+      if (node.state === 'running' && node.attempt === attempt && !this.sockets.has(i)) {
+        node.state = 'failed';
+        this.fail(`TF node ${node.job}:${node.taskIndex} (node ${i}, executor ${node.executorId} on ${node.host}, pid ${node.pid}) disconnected without reporting a result`);
+      }
+    }, this.cfg.lostNodeGraceMs ?? 5000);
+  }
+
+  private onLauncherEvent(ev: LauncherEvent): void {
+    switch (ev.type) {
+      case 'spark-started':
+        this.sparkAppId = ev.appId;
+        this.sparkUiUrl = ev.uiUrl;
+        this.progress({ phase: 'spark-started', message: `Spark application ${ev.appId} started on ${ev.master}${ev.uiUrl ? ` (UI ${ev.uiUrl})` : ''}` });
+        break;
+      case 'failed':
+        this.fail(ev.error);
+        break;
+      case 'nodes-finished':
+      case 'stopped':
+        this.launcherFinished = true;
+        break;
+    }
+    this.changed();
+  }
+
+  private onReservationTimeout(): void {
+    if (this.state !== 'reserving') return;
+    const r = this.cfg.reservation;
+    const missing = r.missing().map((i) => `node ${i} (${this.cfg.job.roles[i].job}:${this.cfg.job.roles[i].taskIndex})`);
+    this.fail(
+      `reservation timed out after ${this.cfg.reservationTimeoutMs / 1000} s: ${r.registered} of ${r.size} nodes registered; ` +
+        `never registered: ${missing.join(', ')}${this.sparkAppId ? '' : ' (the Spark application never reported starting)'}`,
+    );
+  }
+
+  private fail(message: string): void {
+    if (this.failure || this.state === 'finished') return;
+    this.failure = new ClusterFailedError(message);
+    this.state = 'failed';
+    clearTimeout(this.reservationTimer);
+    for (const ws of this.sockets.values()) send(ws, { type: 'shutdown', reason: 'cluster failed' });
+    this.emit('failed', this.failure);
+    for (const w of this.failedWaiters.splice(0)) w(this.failure);
+    void this.release();
+  }
+
+  /** Stops the Spark application and the control server; removes the secret. Once. */
+  private async release(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    clearTimeout(this.reservationTimer);
+    if (this.state === 'failed') this.cfg.server.sendLauncherCommand({ type: 'shutdown', reason: 'cluster failed' });
+    if (this.app) {
+      // The launcher stops Spark itself on 'shutdown'; kill whatever is left after a grace period.
+      const graceful = await Promise.race([this.app.exited.then(() => true), delay(this.state === 'failed' ? 8000 : 30_000).then(() => false)]);
+      if (!graceful || this.state === 'failed') await this.app.kill();
+    }
+    await this.cfg.server.close();
+    fs.rmSync(this.cfg.secretFile, { force: true });
+    this.changed();
+  }
+
+  private progress(ev: ProgressEvent): void {
+    this.emit('progress', ev);
+  }
+
+  private changed(): void {
+    for (const w of this.changeWaiters.splice(0)) w();
+  }
+
+  /** Resolves when cond() holds; rejects as soon as the cluster fails. */
+  private until(cond: () => boolean): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const check = () => {
+        if (this.failure) return reject(this.failure);
+        if (cond()) return resolve();
+        this.changeWaiters.push(check);
+      };
+      this.failedWaiters.push(reject);
+      check();
+    });
+  }
+}
+
+function toNodeInfo(reg: Registration): NodeInfo {
+  return {
+    nodeIndex: reg.nodeIndex,
+    job: reg.job,
+    taskIndex: reg.taskIndex,
+    executorId: reg.executorId,
+    host: reg.host,
+    port: reg.port,
+    pid: reg.pid,
+    attempt: reg.attempt,
+    state: 'running',
+  };
+}
+
+function send(ws: WebSocket, msg: DriverToNode): void {
+  try {
+    ws.send(JSON.stringify(msg));
+  } catch {
+    /* socket closing */
+  }
+}
+
+function delay(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms).unref());
+}

@@ -1,0 +1,168 @@
+/**
+ * Livy route: the launcher runs as a Livy batch (one Spark application per cluster), or inside an
+ * interactive pyspark session that outlives the cluster (a notebook runs several clusters, and
+ * later feeding stages, on one warm Spark application).
+ *
+ * Batch: Livy runs spark-submit on its own host, so the launcher file must be readable there —
+ * on one machine the repo's file (Livy's local-dir whitelist must allow it), on a real cluster an
+ * hdfs:// copy (`launcherFile`). The secret travels as spark.tfos.secret, which Spark redacts.
+ * Session: the launcher's source is sent as the statement itself, so nothing has to be shipped.
+ */
+import * as fs from 'node:fs';
+import { LivyClient, LivyStatement } from '../../io/livy';
+import { AppExit, baseConf, LaunchPlan, SparkRoute, SubmittedApp } from './route';
+import { LAUNCHER_PATH } from './spark-submit';
+
+export interface LivyRouteOptions {
+  url: string;
+  /** 'batch' (default): one Livy batch per cluster. 'session': run inside an interactive session. */
+  mode?: 'batch' | 'session';
+  /** Reuse this session id (mode 'session'); otherwise one is created and closed with the cluster. */
+  sessionId?: number;
+  /** Launcher file as the Livy server can read it (default: this package's spark-jobs/tfos_launcher.py). */
+  launcherFile?: string;
+  conf?: Record<string, string>;
+  driverMemory?: string;
+  executorMemory?: string;
+  executorCores?: number;
+  numExecutors?: number;
+  archives?: string[];
+  files?: string[];
+  /** Livy proxy user / auth headers are passed through to the client. */
+  proxyUser?: string;
+  headers?: Record<string, string>;
+}
+
+const FINAL_BATCH = new Set(['success', 'dead', 'killed', 'error']);
+
+export class LivyRoute implements SparkRoute {
+  readonly name = 'livy' as const;
+  private readonly client: LivyClient;
+
+  constructor(private readonly opts: LivyRouteOptions) {
+    this.client = new LivyClient({ url: opts.url, headers: opts.headers });
+  }
+
+  submit(plan: LaunchPlan): Promise<SubmittedApp> {
+    return this.opts.mode === 'session' ? this.submitSession(plan) : this.submitBatch(plan);
+  }
+
+  private resources() {
+    const o = this.opts;
+    return {
+      driverMemory: o.driverMemory,
+      executorMemory: o.executorMemory,
+      executorCores: o.executorCores,
+      numExecutors: o.numExecutors,
+      archives: o.archives,
+      files: o.files,
+      proxyUser: o.proxyUser,
+    };
+  }
+
+  private async submitBatch(plan: LaunchPlan): Promise<SubmittedApp> {
+    const secret = fs.readFileSync(plan.secretFile, 'utf8').trim();
+    const batch = await this.client.submitBatch({
+      file: this.opts.launcherFile ?? LAUNCHER_PATH,
+      args: ['--control', plan.controlUrl],
+      name: plan.appName,
+      conf: { ...baseConf(plan), ...this.opts.conf, 'spark.tfos.secret': secret },
+      ...this.resources(),
+    });
+    const describe = `Livy batch ${batch.id} at ${this.opts.url}`;
+    let stopped = false;
+    const exited = (async (): Promise<AppExit> => {
+      let delay = 250;
+      for (;;) {
+        let state: string;
+        try {
+          state = await this.client.batchState(batch.id);
+        } catch (err) {
+          // Livy forgets a batch some time after it ends; treat "gone" as ended.
+          if (stopped) return { ok: true, detail: 'killed', logTail: '' };
+          if (/404/.test(String(err))) return { ok: false, detail: `${describe} disappeared`, logTail: '' };
+          await sleep(delay);
+          continue;
+        }
+        if (FINAL_BATCH.has(state)) {
+          const log = await this.client.batchLog(batch.id, undefined, 200).catch(() => ({ log: [] as string[] }));
+          return { ok: state === 'success', detail: `${describe} ended in state ${state}`, logTail: log.log.slice(-60).join('\n') };
+        }
+        await sleep(delay);
+        delay = Math.min(2000, delay * 1.5);
+      }
+    })();
+    return {
+      describe,
+      exited,
+      kill: async () => {
+        if (stopped) return exited.then(() => undefined);
+        stopped = true;
+        await this.client.killBatch(batch.id).catch(() => undefined);
+        await Promise.race([exited, sleep(20_000)]);
+      },
+    };
+  }
+
+  private async submitSession(plan: LaunchPlan): Promise<SubmittedApp> {
+    const ownSession = this.opts.sessionId === undefined;
+    const sessionId =
+      this.opts.sessionId ??
+      (
+        await this.client.createSession({
+          kind: 'pyspark',
+          name: plan.appName,
+          conf: { ...baseConf(plan), ...this.opts.conf },
+          ...this.resources(),
+        })
+      ).id;
+    const describe = `Livy session ${sessionId} at ${this.opts.url}`;
+    try {
+      await this.client.waitForSessionIdle(sessionId, { timeoutMs: 600_000 });
+    } catch (err) {
+      if (ownSession) await this.client.closeSession(sessionId).catch(() => undefined);
+      throw err;
+    }
+    const secret = fs.readFileSync(plan.secretFile, 'utf8').trim();
+    const source = fs.readFileSync(this.opts.launcherFile ?? LAUNCHER_PATH, 'utf8');
+    const code = `TFOS_SESSION = True\n${source}\nprint(run_cluster(sc, ${JSON.stringify(plan.controlUrl)}, ${JSON.stringify(secret)}))\n`;
+    const statement = await this.client.submitStatement(sessionId, code, 'pyspark');
+    let stopped = false;
+    const exited = (async (): Promise<AppExit> => {
+      let delay = 250;
+      for (;;) {
+        let st: LivyStatement;
+        try {
+          st = await this.client.getStatement(sessionId, statement.id);
+        } catch (err) {
+          if (stopped) return { ok: true, detail: 'stopped', logTail: '' };
+          return { ok: false, detail: `${describe}: ${err instanceof Error ? err.message : String(err)}`, logTail: '' };
+        }
+        if (st.state === 'available' || st.state === 'error' || st.state === 'cancelled') {
+          const out = st.output;
+          const text = out && out.status === 'ok' ? String(out.data?.['text/plain'] ?? '') : out ? `${out.ename}: ${out.evalue}\n${(out.traceback ?? []).join('')}` : '';
+          const ok = st.state === 'available' && out?.status === 'ok' && text.trim() === '0';
+          if (ownSession) await this.client.closeSession(sessionId).catch(() => undefined);
+          return { ok, detail: `${describe}, statement ${st.id} ended ${st.state}${text ? ` (${text.trim().slice(0, 200)})` : ''}`, logTail: text };
+        }
+        await sleep(delay);
+        delay = Math.min(2000, delay * 1.5);
+      }
+    })();
+    return {
+      describe,
+      exited,
+      kill: async () => {
+        if (stopped) return exited.then(() => undefined);
+        stopped = true;
+        await this.client.cancelStatement(sessionId, statement.id).catch(() => undefined);
+        if (ownSession) await this.client.closeSession(sessionId).catch(() => undefined);
+        await Promise.race([exited, sleep(20_000)]);
+      },
+    };
+  }
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms).unref());
+}

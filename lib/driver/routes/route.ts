@@ -1,0 +1,51 @@
+/**
+ * A route is how the launcher (spark-jobs/tfos_launcher.py) becomes a running Spark application:
+ * spark-submit (embedded local Spark or a given master) or Livy. Every route submits the same
+ * launcher with the same two arguments; everything else comes from the driver over HTTP.
+ */
+export interface LaunchPlan {
+  appName: string;
+  clusterSize: number;
+  /** URL of the driver's control server as the launcher must reach it. */
+  controlUrl: string;
+  /** File with the cluster secret, readable only by this user. */
+  secretFile: string;
+  /** Spark properties this job needs (on top of the user's). */
+  conf: Record<string, string>;
+}
+
+export interface AppExit {
+  ok: boolean;
+  /** Exit code, Livy state or similar, for error messages. */
+  detail: string;
+  /** The end of the application's own output (spark-submit stderr, Livy driver log). */
+  logTail: string;
+}
+
+export interface SubmittedApp {
+  /** e.g. "spark-submit --master local[3] (pid 1234)" or "Livy batch 7 at http://..." */
+  describe: string;
+  /** Resolves when the Spark application has ended, however it ended. */
+  exited: Promise<AppExit>;
+  /** Stops the application and everything it started; safe to call more than once. */
+  kill(): Promise<void>;
+}
+
+export interface SparkRoute {
+  readonly name: 'local' | 'spark-submit' | 'livy';
+  submit(plan: LaunchPlan): Promise<SubmittedApp>;
+}
+
+/** Properties every route sets: barrier stages need static allocation and a prompt slot check. */
+export function baseConf(plan: LaunchPlan): Record<string, string> {
+  return {
+    'spark.dynamicAllocation.enabled': 'false',
+    // The launcher waits for enough slots itself; Spark's own check then passes at once.
+    'spark.scheduler.barrier.maxConcurrentTasksCheck.interval': '1s',
+    'spark.scheduler.barrier.maxConcurrentTasksCheck.maxFailures': '3',
+    // A trainer that failed is reported to the driver; a silent re-run would start training over.
+    'spark.task.maxFailures': '1',
+    'spark.ui.showConsoleProgress': 'false',
+    ...plan.conf,
+  };
+}

@@ -1,0 +1,78 @@
+/**
+ * spark-submit route, used for the embedded default (local[N] from the provisioned SPARK_HOME,
+ * nothing to start beforehand) and for any master the user names (standalone, YARN, k8s).
+ */
+import { spawn } from 'node:child_process';
+import * as path from 'node:path';
+import { killGroup } from '../../stack/exec';
+import { groupMembers } from '../../stack/supervisor';
+import { sparkEnv, SparkInstall } from '../../stack/spark';
+import { AppExit, baseConf, LaunchPlan, SparkRoute, SubmittedApp } from './route';
+
+export const LAUNCHER_PATH = path.resolve(__dirname, '../../../../spark-jobs/tfos_launcher.py');
+
+export interface SparkSubmitOptions {
+  master: string;
+  conf?: Record<string, string>;
+  deployMode?: 'client';
+  /** Extra spark-submit arguments (--jars, --archives, --files ...). */
+  extraArgs?: string[];
+}
+
+export class SparkSubmitRoute implements SparkRoute {
+  readonly name: 'local' | 'spark-submit';
+
+  constructor(
+    private readonly spark: SparkInstall,
+    private readonly opts: SparkSubmitOptions,
+    name: 'local' | 'spark-submit' = 'spark-submit',
+  ) {
+    this.name = name;
+  }
+
+  async submit(plan: LaunchPlan): Promise<SubmittedApp> {
+    const conf = { ...baseConf(plan), ...this.opts.conf };
+    const args = ['--master', this.opts.master, '--deploy-mode', 'client', '--name', plan.appName];
+    for (const [k, v] of Object.entries(conf)) args.push('--conf', `${k}=${v}`);
+    args.push(...(this.opts.extraArgs ?? []), LAUNCHER_PATH, '--control', plan.controlUrl, '--secret-file', plan.secretFile);
+    const submit = path.join(this.spark.sparkHome, 'bin', 'spark-submit');
+    // Own process group: kill() must reach the JVM, the Python driver and local-mode workers.
+    const child = spawn(submit, args, { env: sparkEnv(this.spark), detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+    const pid = await new Promise<number>((resolve, reject) => {
+      child.once('spawn', () => resolve(child.pid!));
+      child.once('error', (err) => reject(new Error(`cannot run ${submit}: ${err.message}`)));
+    });
+    let tail: string[] = [];
+    const keep = (chunk: Buffer) => {
+      tail.push(...chunk.toString('utf8').split('\n'));
+      if (tail.length > 400) tail = tail.slice(-200);
+    };
+    child.stdout!.on('data', keep);
+    child.stderr!.on('data', keep);
+    // If the driver process exits, the Spark application must not outlive it.
+    const onExit = () => killGroup(pid);
+    process.once('exit', onExit);
+    const exited = new Promise<AppExit>((resolve) => {
+      child.once('close', (code, signal) => {
+        process.removeListener('exit', onExit);
+        resolve({
+          ok: code === 0,
+          detail: signal ? `spark-submit killed by ${signal}` : `spark-submit exited with code ${code}`,
+          logTail: tail.slice(-60).join('\n'),
+        });
+      });
+    });
+    return {
+      describe: `spark-submit --master ${this.opts.master} (pid ${pid})`,
+      exited,
+      kill: async () => {
+        if (groupMembers(pid).length === 0) return;
+        killGroup(pid, 'SIGTERM');
+        const timer = setTimeout(() => killGroup(pid, 'SIGKILL'), 5000);
+        await exited;
+        clearTimeout(timer);
+        killGroup(pid, 'SIGKILL');
+      },
+    };
+  }
+}

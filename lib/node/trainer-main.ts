@@ -1,0 +1,181 @@
+/**
+ * Entry point of a trainer process, started by the node task on a Spark executor
+ * (spark-jobs/tfos_launcher.py). Phases:
+ *   1. read the cluster secret from stdin; open this node's cluster-server socket;
+ *   2. register with the driver (node index, attempt, executor, host:port, pid);
+ *   3. receive the cluster spec and this node's ctx once every node has registered;
+ *   4. run the user's function(args, ctx); report its result or error; exit.
+ * The trainer exits when the driver's connection drops, so a killed driver leaves no trainers.
+ */
+import * as dgram from 'node:dgram';
+import * as net from 'node:net';
+import * as path from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { DriverToNode, NodeContext, PROTOCOL_VERSION } from '../protocol/control';
+import { NodeControl } from './control-client';
+import { absolutePath, NodeRuntime, RUNTIME, TFNodeContext } from './runtime';
+
+function env(name: string): string {
+  const v = process.env[name];
+  if (v === undefined || v === '') throw new Error(`trainer started without ${name} in its environment`);
+  return v;
+}
+
+async function readSecret(): Promise<string> {
+  let data = '';
+  for await (const chunk of process.stdin) {
+    data += chunk;
+    if (data.includes('\n')) break;
+  }
+  const secret = data.split('\n')[0].trim();
+  if (!secret) throw new Error('no cluster secret on stdin');
+  return secret;
+}
+
+/** The local address this machine uses to reach the driver: what peers should dial. */
+function localAddressTowards(controlUrl: string): Promise<string> {
+  const override = process.env.TFOS_NODE_HOST;
+  if (override) return Promise.resolve(override);
+  const { hostname, port } = new URL(controlUrl);
+  const host = hostname.replace(/^\[|\]$/g, '');
+  return new Promise((resolve) => {
+    const sock = dgram.createSocket(net.isIPv6(host) ? 'udp6' : 'udp4');
+    sock.once('error', () => {
+      sock.close();
+      resolve('127.0.0.1');
+    });
+    // connect() on UDP sends nothing; it only picks the route and so the local address.
+    sock.connect(Number(port) || 80, host, () => {
+      const addr = sock.address().address;
+      sock.close();
+      resolve(addr);
+    });
+  });
+}
+
+function listen(host: string): Promise<net.Server> {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.once('error', reject);
+    server.listen({ host: host === '127.0.0.1' ? host : '0.0.0.0', port: Number(process.env.TFOS_NODE_PORT ?? 0) }, () => resolve(server));
+  });
+}
+
+type UserFn = (args: unknown, ctx: TFNodeContext) => unknown;
+
+/** Loads the user's module (CommonJS or ESM) and picks the function by name, or its default. */
+export async function loadUserFunction(modulePath: string, fnName: string): Promise<UserFn> {
+  const resolved = path.resolve(modulePath);
+  let mod: Record<string, unknown>;
+  try {
+    mod = require(resolved);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code !== 'ERR_REQUIRE_ESM' && code !== 'ERR_REQUIRE_ASYNC_MODULE' && !resolved.endsWith('.mjs')) throw err;
+    // A string-built import() keeps tsc from rewriting it into require().
+    const importer = new Function('u', 'return import(u)') as (u: string) => Promise<Record<string, unknown>>;
+    mod = await importer(pathToFileURL(resolved).href);
+  }
+  const pick = (m: Record<string, unknown> | undefined, name: string): unknown => (m ? m[name] : undefined);
+  let fn: unknown;
+  if (fnName === 'default') {
+    fn = typeof mod === 'function' ? mod : pick(mod, 'default');
+    if (fn && typeof fn === 'object') fn = pick(fn as Record<string, unknown>, 'default');
+  } else {
+    fn = pick(mod, fnName) ?? pick(pick(mod, 'default') as Record<string, unknown>, fnName);
+  }
+  if (typeof fn !== 'function') {
+    const names = Object.keys(mod ?? {}).join(', ') || '(none)';
+    throw new Error(`module ${resolved} has no function '${fnName}' (exports: ${names})`);
+  }
+  return fn as UserFn;
+}
+
+async function main(): Promise<number> {
+  const secret = await readSecret();
+  const controlUrl = env('TFOS_CONTROL_URL');
+  const nodeIndex = Number(env('TFOS_NODE_INDEX'));
+  const attempt = Number(process.env.TFOS_ATTEMPT ?? 0);
+  const executorId = process.env.TFOS_EXECUTOR_ID ?? String(nodeIndex);
+
+  const host = await localAddressTowards(controlUrl);
+  const listener = await listen(host);
+  const port = (listener.address() as net.AddressInfo).port;
+  const control = await NodeControl.connect(controlUrl, secret);
+
+  let finished = false;
+  let resolveShutdown!: (reason: string) => void;
+  const shutdown = new Promise<string>((r) => (resolveShutdown = r));
+  control.on('close', () => {
+    if (finished) return;
+    // The driver is gone: nobody will collect results, and leaving trainers behind is worse.
+    console.error(`tfos: lost the connection to the driver at ${controlUrl}; exiting`);
+    process.exit(3);
+  });
+
+  const ctxPromise = new Promise<NodeContext>((resolve) => {
+    control.on('message', (msg: DriverToNode) => {
+      if (msg.type === 'cluster') resolve(msg.ctx);
+      else if (msg.type === 'shutdown') {
+        resolveShutdown(msg.reason);
+        // ps/evaluator nodes return from server.join(); a worker still training when the cluster
+        // is stopped gets a moment to notice, then exits so no trainer outlives its cluster.
+        setTimeout(() => {
+          if (!finished) {
+            console.error(`tfos: cluster stopped (${msg.reason}); exiting`);
+            process.exit(4);
+          }
+        }, 3000).unref();
+      }
+    });
+  });
+  await control.send({ type: 'register', protocol: PROTOCOL_VERSION, nodeIndex, attempt, executorId, host, port, pid: process.pid });
+  const nodeCtx = await ctxPromise;
+
+  const runtime: NodeRuntime = { control, listener, host, port, shutdown, secret };
+  const ctx: TFNodeContext = {
+    ...nodeCtx,
+    absolutePath: (p: string) => absolutePath(nodeCtx, p),
+    [RUNTIME]: runtime,
+  };
+  try {
+    if (nodeCtx.workingDir) process.chdir(nodeCtx.workingDir);
+  } catch {
+    /* the executor's own directory is fine too */
+  }
+  try {
+    const fn = await loadUserFunction(nodeCtx.module, nodeCtx.fn);
+    const value = await fn(nodeCtx.args, ctx);
+    await control.send({ type: 'result', value: value === undefined ? null : toJsonSafe(value) });
+    finished = true;
+    await control.close();
+    return 0;
+  } catch (err) {
+    const e = err instanceof Error ? err : new Error(String(err));
+    console.error(e.stack ?? e.message);
+    finished = true;
+    await control.send({ type: 'error', message: e.message, stack: e.stack }).catch(() => undefined);
+    await control.close();
+    return 1;
+  } finally {
+    listener.close();
+  }
+}
+
+function toJsonSafe(value: unknown): unknown {
+  try {
+    return JSON.parse(JSON.stringify(value));
+  } catch {
+    return String(value);
+  }
+}
+
+if (require.main === module) {
+  main().then(
+    (code) => process.exit(code),
+    (err: Error) => {
+      console.error(`tfos trainer failed: ${err.stack ?? err.message}`);
+      process.exit(1);
+    },
+  );
+}

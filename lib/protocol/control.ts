@@ -1,0 +1,98 @@
+/**
+ * The control protocol between the driver, the Spark-side launcher and the trainers.
+ * One versioned place for every message; docs/protocol.md describes the flow.
+ *
+ * Transport: one HTTP server on the driver.
+ *  - trainers (Node) hold a WebSocket at /v1/nodes and exchange the JSON messages below;
+ *  - the launcher and executor tasks (Python, stdlib only) use plain HTTP under /v1/launcher/.
+ * Every request carries `Authorization: Bearer <secret>` (the per-cluster secret), never in a URL.
+ */
+
+export const PROTOCOL_VERSION = 1;
+
+export type JobName = 'ps' | 'chief' | 'worker' | 'evaluator';
+
+/** host:port lists per job, as TensorFlow's ClusterSpec. */
+export interface ClusterSpec {
+  ps: string[];
+  worker: string[];
+  chief?: string[];
+  evaluator?: string[];
+}
+
+/** What the launcher fetches from GET /v1/launcher/job: everything it needs to start the nodes. */
+export interface JobSpec {
+  protocol: number;
+  clusterId: string;
+  appName: string;
+  clusterSize: number;
+  /** Role of each node index; index i is the i-th task of the barrier stage. */
+  roles: Array<{ job: JobName; taskIndex: number }>;
+  /** argv of the trainer process (node + the trainer entry script). */
+  trainerCommand: string[];
+  /** Extra environment for trainers (user's env plus ours). */
+  trainerEnv: Record<string, string>;
+  /** Trainers on ps nodes get no GPU even when the job asks for GPUs. */
+  gpusPerNode: number;
+  /** Seconds the node stage may take to start all trainers before the driver gives up. */
+  reservationTimeoutSec: number;
+}
+
+/** Trainer → driver, first message on the WebSocket. */
+export interface RegisterMessage {
+  type: 'register';
+  protocol: number;
+  nodeIndex: number;
+  /** Spark's attempt number of the barrier stage task; a retry must replace the earlier one. */
+  attempt: number;
+  executorId: string;
+  host: string;
+  /** Port of the trainer's cluster server (collectives / parameter server). */
+  port: number;
+  pid: number;
+}
+
+/** Per-node context, sent to each trainer once every node has registered. */
+export interface NodeContext {
+  clusterId: string;
+  jobName: JobName;
+  taskIndex: number;
+  clusterSpec: ClusterSpec;
+  numWorkers: number;
+  executorId: string;
+  workerNum: number;
+  nodeIndex: number;
+  defaultFS: string;
+  workingDir: string;
+  inputMode: string;
+  logDir?: string;
+  /** The user's module, function and arguments. */
+  module: string;
+  fn: string;
+  args: unknown;
+}
+
+export type DriverToNode =
+  | { type: 'cluster'; ctx: NodeContext }
+  | { type: 'shutdown'; reason: string }
+  | { type: 'command'; id: string; name: string; payload: unknown };
+
+export type NodeToDriver =
+  | RegisterMessage
+  | { type: 'progress'; message: string; data?: unknown }
+  | { type: 'result'; value: unknown }
+  | { type: 'error'; message: string; stack?: string }
+  | { type: 'command-reply'; id: string; ok: boolean; payload?: unknown; error?: string };
+
+/** Launcher → driver events (POST /v1/launcher/event). */
+export type LauncherEvent =
+  | { type: 'spark-started'; appId: string; master: string; uiUrl?: string; defaultFS?: string }
+  | { type: 'nodes-finished'; results: Array<{ nodeIndex: number; exitCode: number }> }
+  | { type: 'failed'; error: string }
+  | { type: 'stopped' };
+
+export const AUTH_HEADER = 'authorization';
+
+export function bearer(secret: string): string {
+  return `Bearer ${secret}`;
+}

@@ -1,0 +1,249 @@
+/**
+ * `tfos stack up | status | down`: a local cluster on loopback — HDFS (NameNode + DataNode), a
+ * Spark standalone master with N workers, and Livy pointed at that master.
+ *
+ * State lives in <TFOS_HOME>/stack/state.json (pids, ports, endpoints), so any later process (the
+ * test run, `tfos run`, a notebook) finds the running stack, and `down` can stop exactly what `up`
+ * started. A user's own HDFS (HADOOP_CONF_DIR) or Livy (TFOS_LIVY_URL) is used instead of starting ours.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { isAlive } from './exec';
+import { externalHdfs, hdfsHealthy, hdfsServices, provisionHadoop } from './hadoop';
+import { livyHealthy, livyService, provisionLivy } from './livy';
+import { Logger, silentLogger } from './log';
+import { TfosPaths, tfosPaths } from './paths';
+import { ServiceSpec } from './service';
+import { aliveWorkers, masterState, provisionSpark, sparkServices } from './spark';
+import { assertPortsFree, RunningService, startService, stopService } from './supervisor';
+
+export interface StackPorts {
+  sparkMaster: number;
+  sparkMasterUi: number;
+  /** Worker i's web UI listens on sparkWorkerUiBase + i. */
+  sparkWorkerUiBase: number;
+  nameNodeRpc: number;
+  nameNodeHttp: number;
+  livy: number;
+}
+
+export const DEFAULT_PORTS: StackPorts = {
+  sparkMaster: 7077,
+  sparkMasterUi: 8080,
+  sparkWorkerUiBase: 8081,
+  nameNodeRpc: 8020,
+  nameNodeHttp: 9870,
+  livy: 8998,
+};
+
+export interface StackUpOptions {
+  workers?: number;
+  workerCores?: number;
+  workerMemory?: string;
+  ports?: Partial<StackPorts>;
+  log?: Logger;
+  env?: NodeJS.ProcessEnv;
+}
+
+/** What `tfos stack status --json` prints. */
+export interface StackStatus {
+  spark: { master: string; ui: string; workers: number; healthy: boolean };
+  hdfs: { defaultFS: string; webhdfs: string; healthy: boolean; configDir?: string; external?: boolean };
+  livy: { url: string; healthy: boolean; external?: boolean };
+}
+
+interface StackState {
+  version: 1;
+  startedAt: string;
+  workers: number;
+  ports: StackPorts;
+  services: RunningService[];
+  endpoints: {
+    sparkMaster: string;
+    sparkUi: string;
+    defaultFS: string;
+    webhdfs: string;
+    hadoopConfDir?: string;
+    hdfsExternal: boolean;
+    livy: string;
+    livyExternal: boolean;
+  };
+}
+
+function stateFile(paths: TfosPaths): string {
+  return path.join(paths.stack, 'state.json');
+}
+
+function readState(paths: TfosPaths): StackState | undefined {
+  try {
+    return JSON.parse(fs.readFileSync(stateFile(paths), 'utf8')) as StackState;
+  } catch {
+    return undefined;
+  }
+}
+
+function writeState(paths: TfosPaths, state: StackState): void {
+  const file = stateFile(paths);
+  fs.writeFileSync(`${file}.tmp`, JSON.stringify(state, null, 2));
+  fs.renameSync(`${file}.tmp`, file);
+}
+
+async function probe(state: StackState): Promise<StackStatus> {
+  const e = state.endpoints;
+  const [master, hdfsOk, livyOk] = await Promise.all([masterState(e.sparkUi), hdfsHealthy(e.webhdfs), livyHealthy(e.livy)]);
+  const workers = aliveWorkers(master);
+  return {
+    spark: { master: e.sparkMaster, ui: e.sparkUi, workers, healthy: master?.status === 'ALIVE' && workers >= state.workers },
+    hdfs: { defaultFS: e.defaultFS, webhdfs: e.webhdfs, healthy: hdfsOk, configDir: e.hadoopConfDir, external: e.hdfsExternal || undefined },
+    livy: { url: e.livy, healthy: livyOk, external: e.livyExternal || undefined },
+  };
+}
+
+export function allHealthy(s: StackStatus): boolean {
+  return s.spark.healthy && s.hdfs.healthy && s.livy.healthy;
+}
+
+/** The running stack's status, or undefined when no stack was started. */
+export async function stackStatus(paths: TfosPaths = tfosPaths()): Promise<StackStatus | undefined> {
+  const state = readState(paths);
+  return state ? probe(state) : undefined;
+}
+
+/** Serialises `up`/`down` between processes (two test runs, a test run and a user). */
+async function withLock<T>(paths: TfosPaths, fn: () => Promise<T>): Promise<T> {
+  fs.mkdirSync(paths.stack, { recursive: true });
+  const lock = path.join(paths.stack, 'lock');
+  const deadline = Date.now() + 600_000;
+  for (;;) {
+    try {
+      fs.writeFileSync(lock, String(process.pid), { flag: 'wx' });
+      break;
+    } catch {
+      const holder = Number(fs.readFileSync(lock, 'utf8') || 0);
+      if (!holder || !isAlive(holder)) {
+        fs.rmSync(lock, { force: true });
+        continue;
+      }
+      if (Date.now() > deadline) throw new Error(`stack lock ${lock} held by pid ${holder} for 10 minutes`);
+      await new Promise((r) => setTimeout(r, 500));
+    }
+  }
+  try {
+    return await fn();
+  } finally {
+    fs.rmSync(lock, { force: true });
+  }
+}
+
+/**
+ * Starts the stack, or reuses a running healthy one. Returns only once every service is healthy;
+ * on any failure, stops whatever it started (no half stack) and rethrows.
+ */
+export async function stackUp(opts: StackUpOptions = {}): Promise<StackStatus & { reused: boolean }> {
+  const env = opts.env ?? process.env;
+  const paths = tfosPaths(env);
+  const log = opts.log ?? silentLogger;
+  return withLock(paths, async () => {
+    const previous = readState(paths);
+    if (previous) {
+      const status = await probe(previous);
+      if (allHealthy(status) && previous.services.every((s) => isAlive(s.pid))) {
+        log('stack already running: reusing it');
+        return { ...status, reused: true };
+      }
+      log('a previous stack is partly down: stopping what is left and starting afresh');
+      await stopAll(previous, log);
+      fs.rmSync(stateFile(paths), { force: true });
+    }
+
+    const ports = { ...DEFAULT_PORTS, ...opts.ports };
+    const workers = opts.workers ?? 2;
+    const userLivy = env.TFOS_LIVY_URL?.trim();
+    const userHdfs = env.HADOOP_CONF_DIR?.trim() ? externalHdfs(env.HADOOP_CONF_DIR.trim()) : undefined;
+
+    const [spark, hadoop, livy] = await Promise.all([
+      provisionSpark(paths, log, env),
+      userHdfs ? undefined : provisionHadoop(paths, log),
+      userLivy ? undefined : provisionLivy(paths, log),
+    ]);
+
+    const specs: ServiceSpec[] = [];
+    const hdfs = userHdfs ?? hdfsServices(hadoop!, { stackDir: paths.stack, nameNodeRpcPort: ports.nameNodeRpc, nameNodeHttpPort: ports.nameNodeHttp });
+    specs.push(...hdfs.services);
+    const sparkStack = sparkServices(spark, {
+      stackDir: paths.stack,
+      masterPort: ports.sparkMaster,
+      masterUiPort: ports.sparkMasterUi,
+      workers,
+      workerCores: opts.workerCores ?? 2,
+      workerMemory: opts.workerMemory ?? '4g',
+      workerUiPortBase: ports.sparkWorkerUiBase,
+    });
+    specs.push(...sparkStack.services);
+    const livyStack = livy
+      ? livyService(livy, { stackDir: paths.stack, port: ports.livy, sparkMaster: sparkStack.masterUrl, spark, hadoopConfDir: hdfs.configDir })
+      : undefined;
+    if (livyStack) specs.push(livyStack.service);
+
+    await assertPortsFree(specs);
+    const state: StackState = {
+      version: 1,
+      startedAt: new Date().toISOString(),
+      workers,
+      ports,
+      services: [],
+      endpoints: {
+        sparkMaster: sparkStack.masterUrl,
+        sparkUi: sparkStack.ui,
+        defaultFS: hdfs.defaultFS,
+        webhdfs: hdfs.webhdfs,
+        hadoopConfDir: hdfs.configDir,
+        hdfsExternal: Boolean(userHdfs),
+        livy: livyStack?.url ?? userLivy!,
+        livyExternal: !livyStack,
+      },
+    };
+    try {
+      for (const spec of specs) {
+        const started = Date.now();
+        log(`starting ${spec.name}`);
+        state.services.push(await startService(spec, paths.logs));
+        // Recorded after every service, so a crash of this process still lets `down` find them.
+        writeState(paths, state);
+        log(`${spec.name} healthy in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+      }
+    } catch (err) {
+      await stopAll(state, log);
+      fs.rmSync(stateFile(paths), { force: true });
+      throw err;
+    }
+    const status = await probe(state);
+    if (!allHealthy(status)) {
+      await stopAll(state, log);
+      fs.rmSync(stateFile(paths), { force: true });
+      throw new Error(`stack started but is not healthy: ${JSON.stringify(status)}`);
+    }
+    return { ...status, reused: false };
+  });
+}
+
+async function stopAll(state: StackState, log: Logger): Promise<void> {
+  // Reverse start order: Livy and workers first, HDFS last.
+  for (const svc of [...state.services].reverse()) {
+    log(`stopping ${svc.name} (pid ${svc.pid})`);
+    await stopService(svc);
+  }
+}
+
+/** Stops every service of the stack; a no-op when none is running. */
+export async function stackDown(opts: { log?: Logger; env?: NodeJS.ProcessEnv } = {}): Promise<boolean> {
+  const paths = tfosPaths(opts.env ?? process.env);
+  const log = opts.log ?? silentLogger;
+  return withLock(paths, async () => {
+    const state = readState(paths);
+    if (!state) return false;
+    await stopAll(state, log);
+    fs.rmSync(stateFile(paths), { force: true });
+    return true;
+  });
+}
