@@ -247,11 +247,13 @@ def available_slots(sc):
 def wait_for_slots(sc, needed, timeout_sec, ctl):
     deadline = time.time() + timeout_sec
     slots = available_slots(sc)
+    # Local mode's slots are fixed at start: waiting cannot help.
+    fixed = (sc.master or "").startswith("local")
     while slots < needed:
-        if time.time() > deadline:
+        if fixed or time.time() > deadline:
             raise ReservationError(
                 "reservation failed: the cluster needs %d task slots at once, but Spark offered only %d within %d s "
-                "(add executors or cores, or lower numExecutors)" % (needed, slots, timeout_sec)
+                "(add executors or cores, or lower numExecutors)" % (needed, slots, 0 if fixed else timeout_sec)
             )
         time.sleep(0.5)
         slots = available_slots(sc)

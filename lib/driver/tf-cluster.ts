@@ -128,7 +128,9 @@ export async function run(opts: TFClusterRunOptions): Promise<TFClusterHandle> {
   const bindHost = opts.controlBindHost ?? (loopback ? '127.0.0.1' : '0.0.0.0');
   const advertise = opts.controlAdvertiseHost ?? (bindHost === '0.0.0.0' ? os.hostname() : bindHost);
   // The launcher asks for the job when it starts: tell it how much of the reservation time is left.
-  const server = new ControlServer(secret, () => ({ ...job, reservationTimeoutSec: Math.max(1, Math.floor((deadline - Date.now()) / 1000)) }));
+  // A few seconds less than ours, so the launcher's more precise "Spark offered only k slots"
+  // error arrives before the driver's generic reservation timeout.
+  const server = new ControlServer(secret, () => ({ ...job, reservationTimeoutSec: Math.max(1, Math.floor((deadline - Date.now()) / 1000) - 3) }));
   await server.listen(bindHost);
   const controlUrl = server.url(advertise);
 
