@@ -5,6 +5,7 @@
 import { parseArgs } from 'node:util';
 import { stderrLogger } from '../stack/log';
 import { setup } from '../stack/setup';
+import { packCommand, PACK_USAGE } from './pack-command';
 import { runCommand, RUN_USAGE } from './run-command';
 import { allHealthy, stackDown, stackStatus, stackUp } from '../stack/stack';
 
@@ -13,7 +14,8 @@ const USAGE = `usage:
   tfos stack up [--workers N]             start HDFS, a Spark master + N workers and Livy on loopback
   tfos stack status [--json]              show the local stack's endpoints and health
   tfos stack down                         stop every process of the local stack
-  \${RUN_USAGE}
+  ${RUN_USAGE}
+  ${PACK_USAGE}
 environment: TFOS_HOME (cache, default ~/.cache/tfjs-on-spark), SPARK_HOME, HADOOP_CONF_DIR, TFOS_LIVY_URL`;
 
 export async function main(argv: string[]): Promise<number> {
@@ -25,6 +27,8 @@ export async function main(argv: string[]): Promise<number> {
       return cmdStack(rest);
     case 'run':
       return runCommand(rest);
+    case 'pack':
+      return packCommand(rest);
     case undefined:
     case '-h':
     case '--help':

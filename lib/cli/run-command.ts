@@ -11,7 +11,8 @@ import { stackStatus } from '../stack/stack';
 export const RUN_USAGE = `tfos run <module> [--fn NAME] [--via local|spark-submit|livy] [--master URL] [--livy URL]
          [--livy-mode batch|session] [--cluster-size N] [--num-ps K] [--input-mode spark|tensorflow]
          [--reservation-timeout SEC] [--log-dir DIR] [--eval-node] [--no-chief] [--gpus N]
-         [--conf key=value ...] [--env NAME=value ...] [--quiet] -- <args for your function>`;
+         [--conf key=value ...] [--env NAME=value ...] [--archive URI --project DIR [--bundled-node]]
+         [--quiet] -- <args for your function>`;
 
 export interface ParsedRun {
   options: TFClusterRunOptions;
@@ -60,6 +61,9 @@ export async function parseRunArgs(argv: string[], env: NodeJS.ProcessEnv = proc
       conf: { type: 'string', multiple: true },
       env: { type: 'string', multiple: true },
       quiet: { type: 'boolean' },
+      archive: { type: 'string' },
+      project: { type: 'string' },
+      'bundled-node': { type: 'boolean' },
     },
   });
   if (positionals.length !== 1) throw new Error(`tfos run needs exactly one module path (got ${positionals.length})\nusage: ${RUN_USAGE}`);
@@ -120,6 +124,7 @@ export async function parseRunArgs(argv: string[], env: NodeJS.ProcessEnv = proc
       env: keyValues('env', values.env),
       defaultFS,
       via: route,
+      archive: values.archive ? { uri: values.archive, projectDir: values.project ?? '.', bundledNode: values['bundled-node'] } : undefined,
     },
   };
 }

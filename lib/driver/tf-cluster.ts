@@ -15,6 +15,7 @@ import { silentLogger } from '../stack/log';
 import { tfosPaths } from '../stack/paths';
 import { provisionSpark } from '../stack/spark';
 import { TFClusterHandle } from './cluster';
+import { archiveLaunch, ArchiveOption } from './pack';
 import { ControlServer } from './control-server';
 import { assignRoles, Reservation } from './reservation';
 import { LivyRoute, LivyRouteOptions } from './routes/livy';
@@ -59,6 +60,8 @@ export interface TFClusterRunOptions {
   controlAdvertiseHost?: string;
   /** argv that starts a trainer on an executor (default: this Node binary + our trainer entry). */
   trainerCommand?: string[];
+  /** A project packed with `tfos pack`, for executors that have no copy of it (see lib/driver/pack.ts). */
+  archive?: ArchiveOption;
   /** Called with the handle as soon as it exists, before run() resolves: attach progress/log listeners. */
   onHandle?: (handle: TFClusterHandle) => void;
 }
@@ -113,13 +116,14 @@ export async function run(opts: TFClusterRunOptions): Promise<TFClusterHandle> {
   const secretFile = path.join(secretDir, 'cluster.secret');
   fs.writeFileSync(secretFile, secret, { mode: 0o600 });
 
+  const shipped = opts.archive ? archiveLaunch(opts.archive, opts.module) : undefined;
   const job: JobSpec = {
     protocol: PROTOCOL_VERSION,
     clusterId,
     appName,
     clusterSize: roles.length,
     roles,
-    trainerCommand: opts.trainerCommand ?? [process.execPath, TRAINER_ENTRY],
+    trainerCommand: opts.trainerCommand ?? shipped?.trainerCommand ?? [process.execPath, TRAINER_ENTRY],
     trainerEnv: { ...opts.env, TFOS_CLUSTER_ID: clusterId },
     gpusPerNode: opts.gpusPerNode ?? 0,
     reservationTimeoutSec: Math.ceil(reservationTimeoutMs / 1000),
@@ -146,7 +150,7 @@ export async function run(opts: TFClusterRunOptions): Promise<TFClusterHandle> {
       workingDir: path.resolve(opts.workingDir ?? process.cwd()),
       inputMode: opts.inputMode ?? InputMode.TENSORFLOW,
       logDir: opts.logDir,
-      module: path.resolve(opts.module),
+      module: shipped?.module ?? path.resolve(opts.module),
       fn: opts.fn ?? 'default',
       args: opts.args ?? [],
     },
@@ -155,7 +159,7 @@ export async function run(opts: TFClusterRunOptions): Promise<TFClusterHandle> {
   opts.onHandle?.(handle);
   try {
     const route = await makeRoute(opts, roles.length);
-    const conf: Record<string, string> = {};
+    const conf: Record<string, string> = { ...shipped?.conf };
     if (job.gpusPerNode > 0) {
       conf['spark.task.resource.gpu.amount'] = String(job.gpusPerNode);
       conf['spark.executor.resource.gpu.amount'] = String(job.gpusPerNode);

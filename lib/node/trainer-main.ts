@@ -138,13 +138,15 @@ async function main(): Promise<number> {
     absolutePath: (p: string) => absolutePath(nodeCtx, p),
     [RUNTIME]: runtime,
   };
+  // A relative module path (e.g. inside a shipped archive) is relative to the executor's directory.
+  const modulePath = path.resolve(nodeCtx.module);
   try {
     if (nodeCtx.workingDir) process.chdir(nodeCtx.workingDir);
   } catch {
     /* the executor's own directory is fine too */
   }
   try {
-    const fn = await loadUserFunction(nodeCtx.module, nodeCtx.fn);
+    const fn = await loadUserFunction(modulePath, nodeCtx.fn);
     const value = await fn(nodeCtx.args, ctx);
     await control.send({ type: 'result', value: value === undefined ? null : toJsonSafe(value) });
     finished = true;

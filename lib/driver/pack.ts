@@ -1,0 +1,83 @@
+/**
+ * `tfos pack`: ships a user's project to a real cluster, where executors have no copy of it.
+ *
+ * The archive holds the project (its package.json, code and node_modules, including
+ * tfjs-on-spark itself) and optionally this machine's Node binary. Spark unpacks it into every
+ * executor's working directory (spark.archives with an alias), and trainers start from there.
+ * On one machine none of this is needed: the module path is used directly.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { run } from '../stack/exec';
+
+export const BUNDLED_NODE = '.tfos-node/bin/node';
+const TRAINER_IN_PACKAGE = 'node_modules/tfjs-on-spark/dist/lib/node/trainer-main.js';
+
+export interface PackOptions {
+  projectDir: string;
+  out: string;
+  /** Include this machine's Node binary (executors without Node, same OS and architecture). */
+  withNode?: boolean;
+  /** Extra tar --exclude patterns. */
+  exclude?: string[];
+}
+
+export interface PackResult {
+  archive: string;
+  bytes: number;
+  withNode: boolean;
+}
+
+export async function packProject(opts: PackOptions): Promise<PackResult> {
+  const project = path.resolve(opts.projectDir);
+  if (!fs.existsSync(path.join(project, 'package.json'))) {
+    throw new Error(`tfos pack: ${project} is not a Node project (no package.json)`);
+  }
+  if (!fs.existsSync(path.join(project, TRAINER_IN_PACKAGE))) {
+    throw new Error(`tfos pack: ${path.join(project, TRAINER_IN_PACKAGE)} is missing; install tfjs-on-spark in the project (npm install tfjs-on-spark) first`);
+  }
+  const out = path.resolve(opts.out);
+  const tmp = `${out}.tmp-${process.pid}`;
+  const excludes = ['./.git', './.tfos-local', '*.log', './node_modules/.cache', ...(opts.exclude ?? [])];
+  // A path inside the project would be packed into itself.
+  if (out.startsWith(project + path.sep)) excludes.push(`./${path.relative(project, out)}*`);
+  const args = ['-czf', tmp, '--dereference', ...excludes.map((e) => `--exclude=${e}`), '-C', project, '.'];
+  if (opts.withNode) {
+    args.push('-C', path.dirname(process.execPath), `--transform=s,^${path.basename(process.execPath)}$,${BUNDLED_NODE},`, path.basename(process.execPath));
+  }
+  try {
+    await run('tar', args, { timeoutMs: 30 * 60_000 });
+    fs.renameSync(tmp, out);
+  } catch (err) {
+    fs.rmSync(tmp, { force: true });
+    throw err;
+  }
+  return { archive: out, bytes: fs.statSync(out).size, withNode: Boolean(opts.withNode) };
+}
+
+/** Where a packed project is used from: TFCluster.run's `archive` option. */
+export interface ArchiveOption {
+  /** URI Spark can fetch: hdfs://..., or a local path on the driver machine (client mode). */
+  uri: string;
+  /** The project directory the archive was made from (module paths are taken relative to it). */
+  projectDir: string;
+  /** Directory name in the executor's working directory (default 'tfos-app'). */
+  alias?: string;
+  /** The archive carries a Node binary (`tfos pack --with-node`). */
+  bundledNode?: boolean;
+}
+
+/** How trainers start from an unpacked archive: the Spark conf, the trainer argv and the module path. */
+export function archiveLaunch(archive: ArchiveOption, modulePath: string): { conf: Record<string, string>; trainerCommand: string[]; module: string } {
+  const alias = archive.alias ?? 'tfos-app';
+  if (!/^[A-Za-z0-9_.-]+$/.test(alias)) throw new Error(`archive alias '${alias}' must be a plain directory name`);
+  const rel = path.relative(path.resolve(archive.projectDir), path.resolve(modulePath));
+  if (rel.startsWith('..') || path.isAbsolute(rel)) {
+    throw new Error(`module ${modulePath} is not inside the packed project ${archive.projectDir}`);
+  }
+  return {
+    conf: { 'spark.archives': `${archive.uri}#${alias}` },
+    trainerCommand: [archive.bundledNode ? `${alias}/${BUNDLED_NODE}` : 'node', `${alias}/${TRAINER_IN_PACKAGE}`],
+    module: `${alias}/${rel.split(path.sep).join('/')}`,
+  };
+}
