@@ -27,7 +27,7 @@ export async function benchStartup(repeats = 2): Promise<Row[]> {
   }
   const rows: Row[] = [];
   for (const [name, via] of routes) {
-    const runs = [];
+    const runs: Array<{ reserved: number; total: number }> = [];
     for (let i = 0; i < repeats; i++) runs.push(await once(via));
     const best = (k: 'reserved' | 'total') => Math.min(...runs.map((r) => r[k]));
     const median = (k: 'reserved' | 'total') => runs.map((r) => r[k]).sort((a, b) => a - b)[Math.floor(runs.length / 2)];
