@@ -1,0 +1,69 @@
+/**
+ * Native TensorFlow for @tensorflow/tfjs-node: after provisioning (which builds the addon against
+ * PyPI's libtensorflow when the official host is unreachable), a plain `require` gets the
+ * 'tensorflow' backend and computes correctly; once built, provisioning is a quick no-op.
+ */
+import { expect } from 'chai';
+import { execFileSync } from 'node:child_process';
+import * as path from 'node:path';
+import { Logger } from '../../lib/stack/log';
+import { tfosPaths } from '../../lib/stack/paths';
+import { provisionTensorflow, TensorflowInfo } from '../../lib/stack/tensorflow';
+
+const repo = path.resolve(__dirname, '../../..');
+const log: Logger = (line) => process.stderr.write(`    [tensorflow] ${line}\n`);
+
+/** conv2d of ones [1,8,8,3] with a ones [3,3,3,1] kernel, 'same' padding, in a fresh process. */
+const CHILD = `
+const tf = require('@tensorflow/tfjs-node');
+const y = tf.conv2d(tf.ones([1, 8, 8, 3]), tf.ones([3, 3, 3, 1]), 1, 'same');
+console.log(JSON.stringify({ backend: tf.getBackend(), shape: y.shape, data: Array.from(y.dataSync()) }));
+`;
+
+describe('native TensorFlow (tfjs-node)', function () {
+  this.timeout(30 * 60_000);
+  let info: TensorflowInfo;
+
+  before(async () => {
+    const prev = process.cwd();
+    process.chdir(repo);
+    try {
+      info = await provisionTensorflow(tfosPaths(), log);
+    } finally {
+      process.chdir(prev);
+    }
+  });
+
+  it("require('@tensorflow/tfjs-node') reports the tensorflow backend and computes conv2d", () => {
+    expect(info.backend).to.equal('tensorflow');
+    expect(['existing', 'official', 'wheel', 'local']).to.include(info.source);
+    const out = execFileSync(process.execPath, ['-e', CHILD], {
+      cwd: repo,
+      env: { ...process.env, TF_CPP_MIN_LOG_LEVEL: '2' },
+      encoding: 'utf8',
+      timeout: 120_000,
+    });
+    const r = JSON.parse(out.trim().split('\n').pop()!) as { backend: string; shape: number[]; data: number[] };
+    expect(r.backend).to.equal('tensorflow');
+    expect(r.shape).to.deep.equal([1, 8, 8, 1]);
+    // Each output sums a 3x3 window (clipped at the border) over 3 channels of ones.
+    const span = (i: number) => (i === 0 || i === 7 ? 2 : 3);
+    const expected = Array.from({ length: 64 }, (_, k) => 3 * span(Math.floor(k / 8)) * span(k % 8));
+    expect(r.data).to.deep.equal(expected);
+    expect(r.data[9]).to.equal(27);
+  });
+
+  it("returns source 'existing' in under 2 s once the addon is built", async () => {
+    const prev = process.cwd();
+    process.chdir(repo);
+    try {
+      const started = Date.now();
+      const again = await provisionTensorflow(tfosPaths(), log);
+      const ms = Date.now() - started;
+      expect(again).to.deep.equal({ backend: 'tensorflow', source: 'existing', packageDir: info.packageDir });
+      expect(ms).to.be.below(2000);
+    } finally {
+      process.chdir(prev);
+    }
+  });
+});
