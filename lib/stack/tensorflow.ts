@@ -36,6 +36,8 @@ export const CPU_PACKAGE = '@tensorflow/tfjs-node';
 export const GPU_PACKAGE = '@tensorflow/tfjs-node-gpu';
 const OFFICIAL_INSTALLER_TIMEOUT_MS = 60_000;
 const COMPLETE_MARKER = '.tfos-complete';
+/** Written into <package>/deps when we filled it: which libtensorflow it holds. */
+const DEPS_MARKER = '.tfos-libtensorflow.json';
 /** Headers tfjs-node's binding includes, if its sources cannot be read. */
 const DEFAULT_HEADER_SEEDS = ['tensorflow/c/c_api.h', 'tensorflow/c/eager/c_api.h'];
 
@@ -61,8 +63,9 @@ export async function provisionTensorflow(paths: TfosPaths, log: Logger, opts: P
   }
 
   const cacheDir = gpu ? `${paths.tensorflow}-cuda` : paths.tensorflow;
-  // Once the wheel was needed here, the official host was unreachable; don't wait on it again.
-  if (!fs.existsSync(path.join(cacheDir, COMPLETE_MARKER))) {
+  // Once the wheel was needed here, the official host was unreachable; don't wait on it again. And
+  // with our libraries in deps/, the installer would only build against them and claim them as its own.
+  if (!fs.existsSync(path.join(cacheDir, COMPLETE_MARKER)) && !fs.existsSync(path.join(packageDir, 'deps', DEPS_MARKER))) {
     if (await tryOfficialInstaller(packageDir, env, log)) {
       const probe = await probeBackend(packageDir, env);
       if (probe.ok) return { backend: probe.backend!, source: 'official', packageDir };
@@ -300,6 +303,7 @@ function populateDeps(packageDir: string, libDir: string, includeDir: string): v
     fs.mkdirSync(path.dirname(to), { recursive: true });
     fs.copyFileSync(path.join(includeDir, rel), to);
   }
+  fs.writeFileSync(path.join(deps, DEPS_MARKER), JSON.stringify({ lib: fs.realpathSync(main), framework: fs.realpathSync(framework), headers: headers.length }) + '\n');
 }
 
 function linkOrCopy(from: string, to: string): void {
