@@ -226,6 +226,208 @@ def make_node_task(control_url, secret, job):
     return run_node
 
 
+
+# ---------------------------------------------------------------------------------------------
+# Executor side: feeding tasks (InputMode.SPARK). One barrier task per worker per epoch; each
+# streams its share of the data to one trainer as Arrow IPC, and for inference reads the
+# trainer's predictions back. docs/data.md describes the wire format.
+# ---------------------------------------------------------------------------------------------
+
+
+def make_feed_task(secret, feed, epoch, result_schema=None):
+    targets = feed["targets"]
+    kind = feed["kind"]
+    stall = float(feed.get("stallTimeoutSec", 600))
+    key_column = feed.get("keyColumn", "id")
+    feed_id = feed["feedId"]
+
+    def recv_exact(sock, n):
+        buf = b""
+        while len(buf) < n:
+            chunk = sock.recv(n - len(buf))
+            if not chunk:
+                raise ConnectionError("trainer closed the connection")
+            buf += chunk
+        return buf
+
+    def feed_partition(batches):
+        import hashlib
+        import hmac
+        import socket
+        import struct
+        from collections import deque
+
+        import pyarrow as pa
+        from pyspark import TaskContext
+
+        tctx = TaskContext.get()
+        worker = tctx.partitionId()
+        host, port = targets[worker]
+        where = "feed %s epoch %d, worker %d (%s:%d), Spark partition %d of stage %d" % (
+            feed_id, epoch, worker, host, port, worker, tctx.stageId())
+        sock = socket.create_connection((host, port), timeout=stall)
+        try:
+            nonce = recv_exact(sock, 16)
+            sock.sendall(hmac.new(secret.encode("utf-8"), nonce, hashlib.sha256).digest())
+            header = json.dumps({"feedId": feed_id, "kind": kind, "epoch": epoch, "worker": worker}).encode("utf-8")
+            sock.sendall(struct.pack(">I", len(header)) + header)
+            sink = sock.makefile("wb")
+            writer = None
+            rows_sent = 0
+            keys = deque()
+            terminated = False
+            try:
+                for batch in batches:
+                    if writer is None:
+                        writer = pa.ipc.new_stream(sink, batch.schema)
+                    if kind == "infer":
+                        if key_column not in batch.schema.names:
+                            raise ValueError("inference input has no key column '%s' (columns: %s)" % (key_column, ", ".join(batch.schema.names)))
+                        keys.append(batch.column(key_column))
+                    writer.write_batch(batch)
+                    rows_sent += batch.num_rows
+                if writer is not None:
+                    writer.close()
+                sink.flush()
+                sock.shutdown(socket.SHUT_WR)
+            except (BrokenPipeError, ConnectionResetError):
+                terminated = True
+            except socket.timeout:
+                raise RuntimeError("%s: the trainer took no data for %d s (stalled feed)" % (where, stall))
+            if kind == "train":
+                # The trainer answers once it has taken every row: 'D' + rows, or 'T' when it terminated early.
+                try:
+                    status = recv_exact(sock, 9)
+                except socket.timeout:
+                    raise RuntimeError("%s: no acknowledgement from the trainer within %d s (stalled feed)" % (where, stall))
+                except ConnectionError:
+                    status = b"T" + struct.pack(">Q", 0) if terminated else None
+                    if status is None:
+                        raise RuntimeError("%s: the trainer closed the feed without acknowledging it" % where)
+                code, rows = status[:1], struct.unpack(">Q", status[1:])[0]
+                yield pa.RecordBatch.from_pydict(
+                    {"worker": [worker], "rows": [rows_sent], "taken": [rows], "terminated": [code == b"T"]},
+                    schema=pa.schema([("worker", pa.int32()), ("rows", pa.int64()), ("taken", pa.int64()), ("terminated", pa.bool_())]),
+                )
+                return
+            # Inference: frames of [u32 length][Arrow IPC stream], length 0 ends; one result row per input row, in order.
+            if terminated:
+                raise RuntimeError("%s: the trainer stopped reading inference input" % where)
+            target = result_schema
+            returned = 0
+            pending = None
+            while True:
+                try:
+                    (length,) = struct.unpack(">I", recv_exact(sock, 4))
+                except socket.timeout:
+                    raise RuntimeError("%s: no inference results for %d s (stalled)" % (where, stall))
+                if length == 0:
+                    break
+                table = pa.ipc.open_stream(recv_exact(sock, length)).read_all()
+                for rb in table.to_batches():
+                    n = rb.num_rows
+                    ids = []
+                    while n > 0:
+                        if pending is None:
+                            if not keys:
+                                raise RuntimeError("%s: the trainer returned more results than the %d input rows" % (where, rows_sent))
+                            pending = keys.popleft()
+                        take = min(n, len(pending))
+                        ids.append(pending.slice(0, take))
+                        pending = pending.slice(take) if take < len(pending) else None
+                        n -= take
+                    cols = {key_column: pa.concat_arrays(ids) if ids else pa.array([], pa.int64())}
+                    for name in rb.schema.names:
+                        if name != key_column:
+                            cols[name] = rb.column(name)
+                    out = pa.Table.from_pydict(cols)
+                    out = out.select([f.name for f in target]).cast(target)
+                    returned += out.num_rows
+                    for ob in out.to_batches():
+                        yield ob
+            if returned != rows_sent:
+                raise RuntimeError("%s: %d input rows but %d inference results" % (where, rows_sent, returned))
+        finally:
+            try:
+                sock.close()
+            except Exception:
+                pass
+
+    return feed_partition
+
+
+def _ddl_to_arrow(ddl):
+    """'id long, prediction int, probs array<float>' -> pyarrow schema, via Spark's own parser."""
+    from pyspark.sql.pandas.types import to_arrow_schema
+    from pyspark.sql.types import _parse_datatype_string
+
+    return to_arrow_schema(_parse_datatype_string(ddl))
+
+
+TRAIN_ACK_SCHEMA = "worker int, rows long, taken long, terminated boolean"
+
+
+def run_feed(spark, secret, feed, ctl):
+    """One feed: every epoch, each worker's share of the data streams to it from one barrier task."""
+    try:
+        workers = len(feed["targets"])
+        reader = spark.read.format(feed.get("format", "parquet"))
+        df = reader.load(feed["path"])
+        if feed.get("columns"):
+            df = df.select(*feed["columns"])
+        group = "tfos-feed-" + feed["feedId"]
+        spark.sparkContext.setJobGroup(group, "tfjs-on-spark feed %s" % feed["feedId"], interruptOnCancel=True)
+        if feed["kind"] == "train":
+            for epoch in range(int(feed.get("epochs", 1))):
+                rows = _split(df, workers).mapInArrow(make_feed_task(secret, feed, epoch), TRAIN_ACK_SCHEMA).collect()
+                stats = [r.asDict() for r in rows]
+                ctl.event({"type": "feed-epoch", "feedId": feed["feedId"], "epoch": epoch, "workers": stats})
+                if any(s["terminated"] for s in stats):
+                    break
+        else:
+            # The DDL is parsed here, where a SparkContext exists; tasks get the Arrow schema.
+            target = _ddl_to_arrow(feed["resultSchema"])
+            out = _split(df, workers).mapInArrow(make_feed_task(secret, feed, 0, target), feed["resultSchema"])
+            _write_atomically(spark, out, feed["output"])
+        ctl.event({"type": "feed-done", "feedId": feed["feedId"]})
+    except BaseException as err:  # noqa: B902 - the driver decides what a failed feed means
+        ctl.event({"type": "feed-failed", "feedId": feed["feedId"], "error": short_error(err)})
+
+
+def short_error(err):
+    """The message that matters from a Py4J/Spark error: our own, else the first exception line."""
+    text = str(err)
+    for marker in ("RuntimeError: ", "ValueError: "):
+        if marker in text:
+            return text[text.index(marker) + len(marker):].split("\n\tat ")[0].strip()[:4000]
+    lines = [l.strip() for l in text.splitlines() if l.strip() and not l.strip().startswith("at ")]
+    lines = [l for l in lines if not l.startswith("An error occurred while calling")]
+    return (": ".join(lines[:2]) or type(err).__name__)[:4000]
+
+
+def _split(df, workers):
+    """Exactly `workers` partitions, one per worker; coalesce avoids a shuffle when it can."""
+    n = df.rdd.getNumPartitions()
+    return df.coalesce(workers) if n >= workers else df.repartition(workers)
+
+
+def _write_atomically(spark, df, output):
+    """Writes Parquet to a hidden sibling and renames it into place: no half-written output."""
+    jvm = spark.sparkContext._jvm
+    conf = spark.sparkContext._jsc.hadoopConfiguration()
+    target = jvm.org.apache.hadoop.fs.Path(output)
+    fs = target.getFileSystem(conf)
+    if fs.exists(target):
+        raise ValueError("output %s already exists" % output)
+    tmp = jvm.org.apache.hadoop.fs.Path(target.getParent(), "._tfos_tmp_" + target.getName())
+    fs.delete(tmp, True)
+    try:
+        df.write.parquet(tmp.toString())
+        if not fs.rename(tmp, target):
+            raise RuntimeError("could not rename %s to %s" % (tmp.toString(), output))
+    finally:
+        fs.delete(tmp, True)
+
 # ---------------------------------------------------------------------------------------------
 # Driver side
 # ---------------------------------------------------------------------------------------------
@@ -307,7 +509,8 @@ def run_cluster(sc, control_url, secret, owns_context=False):
 
     def node_stage():
         try:
-            wait_for_slots(sc, n, job["reservationTimeoutSec"], ctl)
+            # InputMode.SPARK feeds run beside the nodes: one more slot per worker.
+            wait_for_slots(sc, n + int(job.get("feedSlots", 0)), job["reservationTimeoutSec"], ctl)
             sc.setJobGroup(group, "tfjs-on-spark: %d TF nodes" % n, interruptOnCancel=True)
             rdd = sc.parallelize(range(n), n).barrier().mapPartitions(make_node_task(ctl.url, ctl.secret, job))
             outcome["results"] = rdd.collect()
@@ -335,6 +538,16 @@ def run_cluster(sc, control_url, secret, owns_context=False):
         if cmd and cmd.get("type") == "shutdown":
             stop_reason = cmd.get("reason", "shutdown requested")
             break
+        if cmd and cmd.get("type") == "feed":
+            # Feeds run beside the node stage; the poll loop must stay free for shutdown.
+            from pyspark.sql import SparkSession
+
+            spark = SparkSession.builder.getOrCreate()
+            t = threading.Thread(target=run_feed, args=(spark, ctl.secret, cmd["feed"], ctl), name="tfos-feed")
+            t.daemon = True
+            t.start()
+        elif cmd and cmd.get("type") == "cancel-feed":
+            sc.cancelJobGroup("tfos-feed-" + cmd["feedId"])
 
     if stop_reason:
         log("stopping: %s" % stop_reason)

@@ -3,8 +3,10 @@
  * and the one place where any failure (a node's error, a lost node, the Spark application ending,
  * a timeout) turns into stopping everything and rejecting with a message that names the node.
  */
+import * as crypto from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import * as fs from 'node:fs';
+import * as path from 'node:path';
 import type { WebSocket } from 'ws';
 import { DriverToNode, JobSpec, LauncherEvent, NodeContext, NodeToDriver, RegisterMessage } from '../protocol/control';
 import { ControlServer } from './control-server';
@@ -20,6 +22,7 @@ export interface NodeInfo {
   executorId: string;
   host: string;
   port: number;
+  dataPort: number;
   pid: number;
   attempt: number;
   state: 'running' | 'done' | 'failed';
@@ -34,8 +37,35 @@ export interface LogLine {
   line: string;
 }
 
+export interface TrainOptions {
+  epochs?: number;
+  /** Spark data source format of `data` (default 'parquet'). */
+  format?: string;
+  /** Columns to feed (default: all). */
+  columns?: string[];
+  /** Seconds a feeding task waits for a trainer to take data before failing (default 600). */
+  stallTimeout?: number;
+}
+
+export interface InferenceOptions {
+  /** Where Spark writes the results (Parquet); must not exist. */
+  output: string;
+  /** Spark DDL of the result columns the trainers return, e.g. 'prediction int' (default). */
+  resultSchema?: string;
+  /** Input column that keys each result row (default 'id'); copied into the output. */
+  keyColumn?: string;
+  format?: string;
+  columns?: string[];
+  stallTimeout?: number;
+}
+
+export interface FeedEpochReport {
+  epoch: number;
+  workers: Array<{ worker: number; rows: number; taken: number; terminated: boolean }>;
+}
+
 export interface ProgressEvent {
-  phase: 'submitted' | 'spark-started' | 'registering' | 'reserved' | 'node-finished' | 'stopping' | 'finished';
+  phase: 'submitted' | 'spark-started' | 'registering' | 'reserved' | 'feed' | 'node-finished' | 'stopping' | 'finished';
   message: string;
   registered?: number;
   total?: number;
@@ -56,6 +86,8 @@ export interface ClusterConfig {
   /** Fields of each node's ctx that come from the driver's options. */
   ctxBase: Omit<NodeContext, 'jobName' | 'taskIndex' | 'clusterSpec' | 'numWorkers' | 'executorId' | 'workerNum' | 'nodeIndex'>;
   reservationTimeoutMs: number;
+  /** 'spark' when train()/inference() feed data through Spark. */
+  inputMode: string;
   /** How long a node may be gone without a word before the cluster fails (launcher's report wins if sooner). */
   lostNodeGraceMs?: number;
 }
@@ -65,6 +97,8 @@ export class TFClusterHandle extends EventEmitter {
   readonly nodes = new Map<number, NodeInfo>();
   sparkAppId?: string;
   sparkUiUrl?: string;
+  sparkDefaultFS?: string;
+  private readonly feeds = new EventEmitter();
   private app?: SubmittedApp;
   private readonly sockets = new Map<number, WebSocket>();
   private failure?: ClusterFailedError;
@@ -123,6 +157,89 @@ export class TFClusterHandle extends EventEmitter {
   shutdown(opts: { timeout?: number } = {}): Promise<Map<number, unknown>> {
     this.shutdownPromise ??= this.doShutdown(opts.timeout ?? 3 * 24 * 3600);
     return this.shutdownPromise;
+  }
+
+  /**
+   * InputMode.SPARK: Spark reads `data` and streams each worker its share, `epochs` times (every
+   * row exactly once per epoch across workers). Resolves with per-epoch row counts when the feed
+   * is done; the trainers read it with TFNode.dataFeed(ctx).
+   */
+  async train(data: string, opts: TrainOptions = {}): Promise<FeedEpochReport[]> {
+    const epochs = opts.epochs ?? 1;
+    if (!Number.isInteger(epochs) || epochs < 1) throw new Error(`train(): epochs must be a positive integer, got ${opts.epochs}`);
+    const reports: FeedEpochReport[] = [];
+    await this.runFeed('train', data, { epochs, format: opts.format, columns: opts.columns, stallTimeoutSec: opts.stallTimeout }, (r) => reports.push(r));
+    return reports;
+  }
+
+  /**
+   * InputMode.SPARK inference: rows of `data` stream to the workers, their results stream back and
+   * Spark writes `output` with exactly one row per input row, keyed by `keyColumn`.
+   */
+  async inference(data: string, opts: InferenceOptions): Promise<{ output: string }> {
+    if (!opts?.output) throw new Error('inference(): options.output (where to write the results) is required');
+    const key = opts.keyColumn ?? 'id';
+    const output = this.resolveDataPath(opts.output);
+    await this.runFeed('infer', data, {
+      epochs: 1,
+      output,
+      keyColumn: key,
+      resultSchema: `${key} long, ${opts.resultSchema ?? 'prediction int'}`,
+      format: opts.format,
+      columns: opts.columns,
+      stallTimeoutSec: opts.stallTimeout,
+    });
+    return { output };
+  }
+
+  private resolveDataPath(p: string): string {
+    if (/^[a-z][a-z0-9+.-]*:/i.test(p)) return p;
+    const fsUri = this.sparkDefaultFS ?? 'file:///';
+    if (fsUri.startsWith('file:')) return `file://${path.resolve(p)}`;
+    return p; // relative to the user's home on the cluster's filesystem, as Spark resolves it
+  }
+
+  private async runFeed(kind: 'train' | 'infer', data: string, extra: Record<string, unknown>, onEpoch?: (r: FeedEpochReport) => void): Promise<void> {
+    if (this.cfg.inputMode !== 'spark') {
+      throw new Error(`${kind === 'train' ? 'train' : 'inference'}() feeds data through Spark, which needs inputMode SPARK; with InputMode.TENSORFLOW the nodes read their data themselves`);
+    }
+    if (this.state !== 'running') throw new Error(`cannot feed data: the cluster is ${this.state}`);
+    const workers = [...this.nodes.values()]
+      .filter((n) => n.job === 'chief' || n.job === 'worker')
+      .sort((a, b) => (a.job === b.job ? a.taskIndex - b.taskIndex : a.job === 'chief' ? -1 : 1));
+    const feedId = crypto.randomBytes(4).toString('hex');
+    const epochs = Number(extra.epochs ?? 1);
+    for (const w of workers) {
+      const ws = this.sockets.get(w.nodeIndex);
+      if (ws) send(ws, { type: 'feed', feedId, kind, epochs });
+    }
+    const done = new Promise<void>((resolve, reject) => {
+      const onEvent = (ev: LauncherEvent) => {
+        if (!('feedId' in ev) || ev.feedId !== feedId) return;
+        if (ev.type === 'feed-epoch') {
+          const r = { epoch: ev.epoch, workers: ev.workers };
+          onEpoch?.(r);
+          const rows = ev.workers.reduce((a, w) => a + w.rows, 0);
+          this.progress({ phase: 'feed', message: `feed ${feedId} epoch ${ev.epoch + 1}/${epochs}: ${rows} rows to ${ev.workers.length} workers` });
+        } else if (ev.type === 'feed-done') {
+          this.feeds.off('event', onEvent);
+          resolve();
+        } else if (ev.type === 'feed-failed') {
+          this.feeds.off('event', onEvent);
+          for (const w of workers) {
+            const ws = this.sockets.get(w.nodeIndex);
+            if (ws) send(ws, { type: 'feed-failed', feedId, error: ev.error });
+          }
+          reject(new Error(`feeding ${data} failed: ${ev.error}`));
+        }
+      };
+      this.feeds.on('event', onEvent);
+    });
+    this.cfg.server.sendLauncherCommand({
+      type: 'feed',
+      feed: { feedId, kind, path: this.resolveDataPath(data), targets: workers.map((w) => [w.host, w.dataPort]), ...extra },
+    });
+    await Promise.race([done, this.until(() => false)]);
   }
 
   /** Stops everything now, without waiting for training to finish. */
@@ -267,10 +384,16 @@ export class TFClusterHandle extends EventEmitter {
       case 'spark-started':
         this.sparkAppId = ev.appId;
         this.sparkUiUrl = ev.uiUrl;
+        this.sparkDefaultFS = ev.defaultFS ?? undefined;
         this.progress({ phase: 'spark-started', message: `Spark application ${ev.appId} started on ${ev.master}${ev.uiUrl ? ` (UI ${ev.uiUrl})` : ''}` });
         break;
       case 'failed':
         this.fail(ev.error);
+        break;
+      case 'feed-epoch':
+      case 'feed-done':
+      case 'feed-failed':
+        this.feeds.emit('event', ev);
         break;
       case 'nodes-finished':
       case 'stopped':
@@ -347,6 +470,7 @@ function toNodeInfo(reg: Registration): NodeInfo {
     executorId: reg.executorId,
     host: reg.host,
     port: reg.port,
+    dataPort: reg.dataPort,
     pid: reg.pid,
     attempt: reg.attempt,
     state: 'running',

@@ -127,6 +127,8 @@ export async function run(opts: TFClusterRunOptions): Promise<TFClusterHandle> {
     trainerEnv: { ...opts.env, TFOS_CLUSTER_ID: clusterId },
     gpusPerNode: opts.gpusPerNode ?? 0,
     reservationTimeoutSec: Math.ceil(reservationTimeoutMs / 1000),
+    // InputMode.SPARK: each worker's feeding task needs a slot beside the node stage.
+    feedSlots: opts.inputMode === InputMode.SPARK ? roles.filter((r) => r.job === 'chief' || r.job === 'worker').length : 0,
   };
   const loopback = isLoopbackRoute(opts.via);
   const bindHost = opts.controlBindHost ?? (loopback ? '127.0.0.1' : '0.0.0.0');
@@ -144,6 +146,7 @@ export async function run(opts: TFClusterRunOptions): Promise<TFClusterHandle> {
     server,
     secretFile,
     reservationTimeoutMs,
+    inputMode: opts.inputMode ?? InputMode.TENSORFLOW,
     ctxBase: {
       clusterId,
       defaultFS: opts.defaultFS ?? 'file://',
@@ -158,13 +161,14 @@ export async function run(opts: TFClusterRunOptions): Promise<TFClusterHandle> {
   handle.once('failed', () => fs.rmSync(secretDir, { recursive: true, force: true }));
   opts.onHandle?.(handle);
   try {
-    const route = await makeRoute(opts, roles.length);
+    const route = await makeRoute(opts, roles.length + (job.feedSlots ?? 0));
     const conf: Record<string, string> = { ...shipped?.conf };
     if (job.gpusPerNode > 0) {
       conf['spark.task.resource.gpu.amount'] = String(job.gpusPerNode);
       conf['spark.executor.resource.gpu.amount'] = String(job.gpusPerNode);
     }
-    const app = await route.submit({ appName, clusterSize: roles.length, controlUrl, secretFile, conf });
+    const logFile = path.join(tfosPaths().logs, 'clusters', `${clusterId}.log`);
+    const app = await route.submit({ appName, clusterSize: roles.length, controlUrl, secretFile, conf, logFile });
     handle.attachApp(app);
     await handle.waitReserved();
   } catch (err) {

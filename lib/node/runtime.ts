@@ -6,6 +6,8 @@
 import type * as net from 'node:net';
 import type { NodeContext } from '../protocol/control';
 import type { NodeControl } from './control-client';
+import type { FeedServer } from './feed-server';
+import type { FeedAnnouncement } from './spark-feed';
 
 export const RUNTIME = Symbol.for('tfjs-on-spark.runtime');
 
@@ -18,6 +20,12 @@ export interface NodeRuntime {
   /** Resolves when the driver tells this node to stop (ps nodes wait on it in server.join()). */
   shutdown: Promise<string>;
   secret: string;
+  /** Where Spark's feeding tasks connect (InputMode.SPARK). */
+  feedServer: FeedServer;
+  /** Feeds the driver announced, in order; TFNode.dataFeed takes the next one. */
+  nextFeed(): Promise<FeedAnnouncement>;
+  /** Errors of feeds that failed on the Spark side, by feed id. */
+  feedErrors: Map<string, string>;
 }
 
 /** The ctx handed to the user's function: TFoS's fields plus absolutePath(). */

@@ -13,6 +13,8 @@ import * as path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { DriverToNode, NodeContext, PROTOCOL_VERSION } from '../protocol/control';
 import { NodeControl } from './control-client';
+import { FeedServer } from './feed-server';
+import { FeedAnnouncement } from './spark-feed';
 import { absolutePath, NodeRuntime, RUNTIME, TFNodeContext } from './runtime';
 
 function env(name: string): string {
@@ -101,7 +103,13 @@ async function main(): Promise<number> {
   const host = await localAddressTowards(controlUrl);
   const listener = await listen(host);
   const port = (listener.address() as net.AddressInfo).port;
+  const feedServer = new FeedServer(secret, (err) => console.error(`tfos: ${err.message}`));
+  const dataPort = await feedServer.listen(host);
   const control = await NodeControl.connect(controlUrl, secret);
+  // Feeds announced by the driver, handed out in order by TFNode.dataFeed(ctx).
+  const announced: FeedAnnouncement[] = [];
+  const feedWaiters: Array<(f: FeedAnnouncement) => void> = [];
+  const feedErrors = new Map<string, string>();
 
   let finished = false;
   let resolveShutdown!: (reason: string) => void;
@@ -116,6 +124,15 @@ async function main(): Promise<number> {
   const ctxPromise = new Promise<NodeContext>((resolve) => {
     control.on('message', (msg: DriverToNode) => {
       if (msg.type === 'cluster') resolve(msg.ctx);
+      else if (msg.type === 'feed') {
+        const f = { feedId: msg.feedId, kind: msg.kind, epochs: msg.epochs };
+        const waiter = feedWaiters.shift();
+        if (waiter) waiter(f);
+        else announced.push(f);
+      } else if (msg.type === 'feed-failed') {
+        feedErrors.set(msg.feedId, msg.error);
+        feedServer.fail(msg.feedId, msg.error);
+      }
       else if (msg.type === 'shutdown') {
         resolveShutdown(msg.reason);
         // ps/evaluator nodes return from server.join(); a worker still training when the cluster
@@ -129,10 +146,23 @@ async function main(): Promise<number> {
       }
     });
   });
-  await control.send({ type: 'register', protocol: PROTOCOL_VERSION, nodeIndex, attempt, executorId, host, port, pid: process.pid });
+  await control.send({ type: 'register', protocol: PROTOCOL_VERSION, nodeIndex, attempt, executorId, host, port, dataPort, pid: process.pid });
   const nodeCtx = await ctxPromise;
 
-  const runtime: NodeRuntime = { control, listener, host, port, shutdown, secret };
+  const runtime: NodeRuntime = {
+    control,
+    listener,
+    host,
+    port,
+    shutdown,
+    secret,
+    feedServer,
+    feedErrors,
+    nextFeed: () => {
+      const f = announced.shift();
+      return f ? Promise.resolve(f) : new Promise((r) => feedWaiters.push(r));
+    },
+  };
   const ctx: TFNodeContext = {
     ...nodeCtx,
     absolutePath: (p: string) => absolutePath(nodeCtx, p),
@@ -161,6 +191,7 @@ async function main(): Promise<number> {
     return 1;
   } finally {
     listener.close();
+    feedServer.close();
   }
 }
 

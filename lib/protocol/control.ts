@@ -36,6 +36,8 @@ export interface JobSpec {
   gpusPerNode: number;
   /** Seconds the node stage may take to start all trainers before the driver gives up. */
   reservationTimeoutSec: number;
+  /** Extra task slots to hold free for InputMode.SPARK feeding tasks (one per worker). */
+  feedSlots?: number;
 }
 
 /** Trainer → driver, first message on the WebSocket. */
@@ -49,6 +51,8 @@ export interface RegisterMessage {
   host: string;
   /** Port of the trainer's cluster server (collectives / parameter server). */
   port: number;
+  /** Port where Spark's feeding tasks stream data to this trainer (InputMode.SPARK). */
+  dataPort: number;
   pid: number;
 }
 
@@ -75,6 +79,8 @@ export interface NodeContext {
 export type DriverToNode =
   | { type: 'cluster'; ctx: NodeContext }
   | { type: 'shutdown'; reason: string }
+  | { type: 'feed'; feedId: string; kind: 'train' | 'infer'; epochs: number }
+  | { type: 'feed-failed'; feedId: string; error: string }
   | { type: 'command'; id: string; name: string; payload: unknown };
 
 export type NodeToDriver =
@@ -89,6 +95,9 @@ export type LauncherEvent =
   | { type: 'spark-started'; appId: string; master: string; uiUrl?: string; defaultFS?: string }
   | { type: 'nodes-finished'; results: Array<{ nodeIndex: number; exitCode: number }> }
   | { type: 'failed'; error: string }
+  | { type: 'feed-epoch'; feedId: string; epoch: number; workers: Array<{ worker: number; rows: number; taken: number; terminated: boolean }> }
+  | { type: 'feed-done'; feedId: string }
+  | { type: 'feed-failed'; feedId: string; error: string }
   | { type: 'stopped' };
 
 export const AUTH_HEADER = 'authorization';

@@ -10,6 +10,8 @@ export interface LaunchPlan {
   controlUrl: string;
   /** File with the cluster secret, readable only by this user. */
   secretFile: string;
+  /** Where the route keeps the Spark application's own output (spark-submit's stdout/stderr). */
+  logFile: string;
   /** Spark properties this job needs (on top of the user's). */
   conf: Record<string, string>;
 }

@@ -3,6 +3,7 @@
  * nothing to start beforehand) and for any master the user names (standalone, YARN, k8s).
  */
 import { spawn } from 'node:child_process';
+import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { killGroup } from '../../stack/exec';
 import { groupMembers } from '../../stack/supervisor';
@@ -43,7 +44,10 @@ export class SparkSubmitRoute implements SparkRoute {
       child.once('error', (err) => reject(new Error(`cannot run ${submit}: ${err.message}`)));
     });
     let tail: string[] = [];
+    fs.mkdirSync(path.dirname(plan.logFile), { recursive: true });
+    const logStream = fs.createWriteStream(plan.logFile);
     const keep = (chunk: Buffer) => {
+      logStream.write(chunk);
       tail.push(...chunk.toString('utf8').split('\n'));
       if (tail.length > 400) tail = tail.slice(-200);
     };
@@ -55,10 +59,11 @@ export class SparkSubmitRoute implements SparkRoute {
     const exited = new Promise<AppExit>((resolve) => {
       child.once('close', (code, signal) => {
         process.removeListener('exit', onExit);
+        logStream.end();
         resolve({
           ok: code === 0,
           detail: signal ? `spark-submit killed by ${signal}` : `spark-submit exited with code ${code}`,
-          logTail: tail.slice(-60).join('\n'),
+          logTail: `${tail.slice(-60).join('\n')}\n(whole output: ${plan.logFile})`,
         });
       });
     });

@@ -1,0 +1,17 @@
+/**
+ * TFNode.dataFeed(ctx): one training function for both input modes.
+ * InputMode.SPARK — the next feed the driver started with cluster.train()/inference(), streamed
+ * by Spark into this trainer. InputMode.TENSORFLOW — this worker's shard of a dataset, read by
+ * the trainer itself (see data-feed.ts).
+ */
+import { runtimeOf, TFNodeContext } from './runtime';
+import { SparkFeed } from './spark-feed';
+
+export async function sparkDataFeed(ctx: TFNodeContext): Promise<SparkFeed> {
+  if (ctx.jobName === 'ps' || ctx.jobName === 'evaluator') {
+    throw new Error(`TFNode.dataFeed: ${ctx.jobName} nodes get no data in InputMode.SPARK (only chief and workers are fed)`);
+  }
+  const rt = runtimeOf(ctx);
+  const announced = await Promise.race([rt.nextFeed(), rt.shutdown.then((reason) => Promise.reject(new Error(`cluster stopped before a feed started (${reason})`)))]);
+  return new SparkFeed(rt.feedServer, announced);
+}

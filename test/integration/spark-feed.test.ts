@@ -1,0 +1,101 @@
+/**
+ * InputMode.SPARK on a real Spark: cluster.train() streams every row exactly once per epoch to the
+ * workers as Arrow batches; cluster.inference() writes one keyed result row per input row.
+ */
+import { expect } from 'chai';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { InputMode } from '../../lib/protocol/input-mode';
+import { RouteOption, TFCluster } from '../../lib/driver/tf-cluster';
+import { readParquet, writeParquetDataset } from '../support/parquet-fixture';
+
+const consumer = path.resolve(__dirname, '../../../test/fixtures/modules/feed-consumer.js');
+const ROWS = 1000;
+
+interface Stats {
+  rows: number;
+  idSum: number;
+  labelSum: number;
+  byteSum: number;
+  maxBatch: number;
+}
+
+function feedSuite(name: string, via: () => RouteOption | undefined) {
+  describe(`InputMode.SPARK feeding via ${name}`, function () {
+    let dir: string;
+    before(async function () {
+      if (!via()) return this.skip();
+      dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tfos-feed-'));
+      await writeParquetDataset(path.join(dir, 'data'), ROWS, 5);
+    });
+    after(() => dir && fs.rmSync(dir, { recursive: true, force: true }));
+
+    it('feeds every row exactly once per epoch (2 epochs, 2 workers) and writes keyed inference results', async () => {
+      const handle = await TFCluster.run({
+        module: consumer,
+        numExecutors: 3,
+        numPs: 1,
+        inputMode: InputMode.SPARK,
+        args: ['infer'],
+        via: via(),
+        reservationTimeout: 180,
+      });
+      try {
+        const epochs = await handle.train(path.join(dir, 'data'), { epochs: 2 });
+        expect(epochs).to.have.length(2);
+        for (const e of epochs) expect(e.workers.reduce((a, w) => a + w.rows, 0)).to.equal(ROWS);
+        const output = path.join(dir, 'predictions');
+        await handle.inference(path.join(dir, 'data'), { output, resultSchema: 'prediction int' });
+        const stats = [...(await handle.shutdown({ timeout: 120 })).values()].filter(Boolean) as Stats[];
+        expect(stats).to.have.length(2);
+        const total = (k: keyof Stats) => stats.reduce((a, s) => a + s[k], 0);
+        const idSum = (ROWS * (ROWS - 1)) / 2;
+        expect(total('rows')).to.equal(2 * ROWS);
+        expect(total('idSum')).to.equal(2 * idSum);
+        let labelSum = 0;
+        let byteSum = 0;
+        for (let i = 0; i < ROWS; i++) {
+          labelSum += i % 10;
+          byteSum += i % 251;
+        }
+        expect(total('labelSum')).to.equal(2 * labelSum);
+        expect(total('byteSum')).to.equal(2 * byteSum);
+        for (const s of stats) {
+          expect(s.rows).to.be.above(0);
+          expect(s.maxBatch).to.be.at.most(64);
+        }
+        const rows = await readParquet(output, ['id', 'prediction']);
+        expect(rows).to.have.length(ROWS);
+        const seen = new Set<number>();
+        for (const r of rows) {
+          expect(r.prediction).to.equal(((r.id % 10) + 1) % 10);
+          seen.add(r.id);
+        }
+        expect(seen.size).to.equal(ROWS);
+      } finally {
+        await handle.kill().catch(() => undefined);
+      }
+    });
+
+    it('a missing input path fails train() with the path in the message, and the trainers with it', async () => {
+      const handle = await TFCluster.run({ module: consumer, numExecutors: 2, inputMode: InputMode.SPARK, via: via(), reservationTimeout: 180 });
+      const missing = path.join(dir, 'no-such-data');
+      const err = await handle.train(missing).catch((e: Error) => e);
+      expect((err as Error).message).to.contain('no-such-data');
+      const failed = await handle.shutdown({ timeout: 60 }).catch((e: Error) => e);
+      expect((failed as Error).message).to.contain('no-such-data');
+    });
+
+    it('train() in InputMode.TENSORFLOW is refused with a clear message', async () => {
+      const handle = await TFCluster.run({ module: consumer, numExecutors: 1, via: via(), reservationTimeout: 180 });
+      const err = await handle.train(path.join(dir, 'data')).catch((e: Error) => e);
+      expect((err as Error).message).to.match(/needs inputMode SPARK/);
+      await handle.kill();
+    });
+  });
+}
+
+feedSuite('the embedded local Spark', () => ({ local: {} }));
+const master = process.env.TFOS_TEST_SPARK_MASTER;
+feedSuite('spark-submit to the standalone master', () => (master ? { sparkSubmit: { master, conf: { 'spark.executor.memory': '512m' } } } : undefined));
