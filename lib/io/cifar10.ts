@@ -273,6 +273,60 @@ export async function* readCifarRecords(src: CifarSource, opts: ReadRecordsOptio
   }
 }
 
+/**
+ * Sources whose bytes are fetched one file ahead: opening source i starts reading source i+1 into
+ * memory (at most one file, 30 MB for CIFAR-10), so two `xz` processes decompress at once on a
+ * multi-core machine and decompression does not stall while the consumer is busy.
+ */
+export function withReadAhead(sources: CifarSource[], signal?: AbortSignal): CifarSource[] {
+  const eager = new Map<number, EagerRead>();
+  const start = (i: number) => {
+    if (i < sources.length && !eager.has(i)) eager.set(i, new EagerRead(sources[i].open(signal)));
+  };
+  return sources.map((src, i) => ({
+    ...src,
+    open: () => {
+      start(i);
+      start(i + 1);
+      const e = eager.get(i) as EagerRead;
+      eager.delete(i);
+      return e.drain();
+    },
+  }));
+}
+
+class EagerRead {
+  private chunks: Buffer[] = [];
+  private done = false;
+  private error: unknown;
+  private wake?: () => void;
+  constructor(source: AsyncIterable<Buffer>) {
+    void (async () => {
+      try {
+        for await (const c of source) {
+          this.chunks.push(c);
+          this.wake?.();
+        }
+      } catch (err) {
+        this.error = err ?? new Error('read failed');
+      }
+      this.done = true;
+      this.wake?.();
+    })();
+  }
+  async *drain(): AsyncGenerator<Buffer> {
+    for (;;) {
+      if (this.chunks.length) {
+        yield this.chunks.shift() as Buffer;
+        continue;
+      }
+      if (this.error !== undefined) throw this.error;
+      if (this.done) return;
+      await new Promise<void>((r) => (this.wake = r));
+    }
+  }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Generated CIFAR-format data
 // ---------------------------------------------------------------------------------------------

@@ -33,7 +33,7 @@ import {
   Schema,
   Struct,
 } from 'apache-arrow';
-import { CIFAR, CifarSource, CifarSourceSet, checkSourceSize, readCifarRecords, Split } from './cifar10';
+import { CIFAR, CifarSource, CifarSourceSet, checkSourceSize, readCifarRecords, Split, withReadAhead } from './cifar10';
 import { DatasetFs, Location, posixJoin } from './dataset-fs';
 import { ParquetConverter } from './dataset-parquet';
 
@@ -363,6 +363,8 @@ export interface WriteDatasetOptions {
   overwrite?: boolean;
   /** Records each source file must hold (10,000 for CIFAR-10 files); undefined accepts any count. */
   expectedRecordsPerFile?: number;
+  /** Decompress the next source file while the current one is processed (default true). */
+  readAhead?: boolean;
   log?: (line: string) => void;
   signal?: AbortSignal;
   /** Test hook: called after each partition is written (e.g. to fail mid-ingest). */
@@ -393,8 +395,8 @@ export async function writeCifarDataset(set: CifarSourceSet, dest: Location, opt
   if (destPath === '/') throw new Error('refusing to write a dataset at the root of a file system');
 
   // Fail fast on sizes (truncated files are found before any work).
-  const sizes = new Map<CifarSource, number>();
-  for (const src of [...set.train, ...set.test]) sizes.set(src, checkSourceSize(src, opts.expectedRecordsPerFile));
+  const sizes = new Map<string, number>();
+  for (const src of [...set.train, ...set.test]) sizes.set(src.name, checkSourceSize(src, opts.expectedRecordsPerFile));
 
   const existing = await fs.stat(destPath);
   if (existing && !opts.overwrite) throw new Error(`${fs.uri(destPath)} already exists (use --overwrite to replace it)`);
@@ -411,9 +413,11 @@ export async function writeCifarDataset(set: CifarSourceSet, dest: Location, opt
 
   try {
     await fs.mkdirs(staging);
+    const all = [...set.train, ...set.test];
+    const ahead = opts.readAhead === false ? all : withReadAhead(all, abort.signal);
     for (const split of ['train', 'test'] as const) {
-      const sources = set[split];
-      const total = sources.reduce((a, s) => a + (sizes.get(s) ?? 0), 0);
+      const sources = ahead.slice(split === 'train' ? 0 : set.train.length, split === 'train' ? set.train.length : undefined);
+      const total = sources.reduce((a, s) => a + (sizes.get(s.name) ?? 0), 0);
       const P = Math.max(1, Math.min(partitionsWanted, total));
       const splitDir = posixJoin(staging, split);
       await fs.mkdirs(posixJoin(splitDir, '_arrow'));
@@ -454,7 +458,7 @@ export async function writeCifarDataset(set: CifarSourceSet, dest: Location, opt
       let builder = P > 0 && total > 0 ? new PartitionBuilder(0, 0, bounds[1] - bounds[0]) : undefined;
       for (const src of sources) {
         const fileHash = src.expectedSha256;
-        fileList.push({ split, name: src.name, origin: src.origin, records: sizes.get(src) ?? 0, sha256: fileHash });
+        fileList.push({ split, name: src.name, origin: src.origin, records: sizes.get(src.name) ?? 0, sha256: fileHash });
         for await (const chunk of readCifarRecords(src, { expectedRecords: opts.expectedRecordsPerFile, signal: abort.signal })) {
           let at = 0;
           while (at < chunk.count) {
@@ -472,7 +476,7 @@ export async function writeCifarDataset(set: CifarSourceSet, dest: Location, opt
             }
           }
         }
-        log(`${split}: read ${src.name} (${sizes.get(src)} records) from ${src.origin}`);
+        log(`${split}: read ${src.name} (${sizes.get(src.name)} records) from ${src.origin}`);
       }
       await Promise.all(inflight);
       if (total === 0) parts.length = 0;

@@ -1,0 +1,178 @@
+import { expect } from 'chai';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { CIFAR, CifarFormatError, fileSource, findCifarFiles, generatedCifarSet, readCifarRecords, readSha256Sums, withReadAhead } from '../../lib/io/cifar10';
+import { generatedRecord, setLabel, sharedCifarDir, tempDir, truncateFile, writeCifarFixture } from '../support/cifar-fixture';
+
+async function readAll(src: Parameters<typeof readCifarRecords>[0], expectedRecords?: number): Promise<Buffer> {
+  const parts: Buffer[] = [];
+  for await (const c of readCifarRecords(src, { expectedRecords })) parts.push(Buffer.from(c.bytes));
+  return Buffer.concat(parts);
+}
+
+async function rejection(p: Promise<unknown>): Promise<Error> {
+  try {
+    await p;
+  } catch (err) {
+    return err as Error;
+  }
+  throw new Error('expected a rejection');
+}
+
+describe('CIFAR-10 files', () => {
+  let dir: string;
+  before(async () => {
+    dir = tempDir();
+    await writeCifarFixture(dir, 50, { test: 10, seed: 3 });
+  });
+  after(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+  it('generates deterministic CIFAR-format records with labels 0–9', async () => {
+    const a = generatedCifarSet(50, { seed: 3 });
+    const b = generatedCifarSet(50, { seed: 3 });
+    const c = generatedCifarSet(50, { seed: 4 });
+    const bytesA = await readAll(a.train[2]);
+    expect(bytesA.length).to.equal(10 * CIFAR.recordBytes);
+    expect(bytesA.equals(await readAll(b.train[2]))).to.equal(true);
+    expect(bytesA.equals(await readAll(c.train[2]))).to.equal(false);
+    // Record i of the split is a pure function of (seed, i): file 3 starts at record 20.
+    expect(bytesA.subarray(0, CIFAR.recordBytes).equals(generatedRecord(3, 20))).to.equal(true);
+    const all = Buffer.concat(await Promise.all(a.train.map((s) => readAll(s))));
+    const labels = new Set<number>();
+    for (let i = 0; i < 50; i++) labels.add(all[i * CIFAR.recordBytes]);
+    expect([...labels].every((l) => l >= 0 && l <= 9)).to.equal(true);
+    expect(labels.size).to.be.greaterThan(5);
+    expect(a.test[0].bytes).to.equal(10 * CIFAR.recordBytes);
+  });
+
+  it('finds the batch files, SHA256SUMS and class names of a directory', async () => {
+    const found = findCifarFiles(dir);
+    expect(found.missing).to.deep.equal([]);
+    expect(found.set?.train.map((s) => s.name)).to.deep.equal(CIFAR.trainFiles);
+    expect(found.set?.test[0].expectedSha256).to.match(/^[0-9a-f]{64}$/);
+    expect(found.set?.classes[0]).to.equal('airplane');
+    expect(findCifarFiles(path.join(dir, 'nope')).missing).to.have.length(6);
+  });
+
+  it('reads .bin.xz through xz, and reads ahead one file without changing the bytes', async () => {
+    const xzDir = tempDir();
+    try {
+      const set = await writeCifarFixture(xzDir, 50, { test: 10, seed: 3, xz: true });
+      expect(fs.existsSync(path.join(xzDir, 'data_batch_1.bin.xz'))).to.equal(true);
+      const src = fileSource(xzDir, 'data_batch_1.bin', readSha256Sums(xzDir));
+      expect(src?.bytes).to.equal(10 * CIFAR.recordBytes);
+      const viaXz = await readAll(src!);
+      expect(viaXz.equals(await readAll(set.train[0]))).to.equal(true);
+      const found = findCifarFiles(xzDir).set!;
+      const ahead = withReadAhead([...found.train, ...found.test]);
+      const direct = await Promise.all([...set.train, ...set.test].map((s) => readAll(s)));
+      for (let i = 0; i < ahead.length; i++) expect((await readAll(ahead[i])).equals(direct[i]), ahead[i].name).to.equal(true);
+    } finally {
+      fs.rmSync(xzDir, { recursive: true, force: true });
+    }
+  });
+
+  it('names the file, record and byte offset of a truncated record', async () => {
+    const bad = tempDir();
+    try {
+      await writeCifarFixture(bad, 50, { test: 10, seed: 3 });
+      const file = path.join(bad, 'data_batch_3.bin');
+      truncateFile(file, 9 * CIFAR.recordBytes + 1021);
+      const src = fileSource(bad, 'data_batch_3.bin')!;
+      const err = await rejection(readAll(src));
+      expect(err).to.be.instanceOf(CifarFormatError);
+      expect(err.message).to.equal(`data_batch_3.bin: record 9 at byte ${9 * 3073} is truncated (1021 of 3073 bytes)`);
+      // The real-file check (10,000 records) names the shortfall too.
+      truncateFile(file, 9 * CIFAR.recordBytes);
+      const short = await rejection(readAll(fileSource(bad, 'data_batch_3.bin')!, 10_000));
+      expect(short.message).to.match(/^data_batch_3\.bin: holds 9 records \(27657 bytes\); a CIFAR-10 batch file holds 10000 records/);
+    } finally {
+      fs.rmSync(bad, { recursive: true, force: true });
+    }
+  });
+
+  it('names the record and byte offset of a label outside 0–9', async () => {
+    const bad = tempDir();
+    try {
+      await writeCifarFixture(bad, 50, { test: 10, seed: 3 });
+      setLabel(path.join(bad, 'data_batch_2.bin'), 7, 12);
+      const err = await rejection(readAll(fileSource(bad, 'data_batch_2.bin')!));
+      expect(err.message).to.equal(`data_batch_2.bin: record 7 at byte ${7 * 3073} has label 12 (labels are 0–9)`);
+    } finally {
+      fs.rmSync(bad, { recursive: true, force: true });
+    }
+  });
+
+  it('rejects bytes that do not match SHA256SUMS', async () => {
+    const bad = tempDir();
+    try {
+      await writeCifarFixture(bad, 50, { test: 10, seed: 3 });
+      const file = path.join(bad, 'test_batch.bin');
+      const bytes = fs.readFileSync(file);
+      bytes[100] ^= 0xff; // a pixel: label checks cannot see it
+      fs.writeFileSync(file, bytes);
+      const err = await rejection(readAll(fileSource(bad, 'test_batch.bin', readSha256Sums(bad))!));
+      expect(err.message).to.match(/^test_batch\.bin: SHA-256 [0-9a-f]{64} does not match SHA256SUMS \([0-9a-f]{64}\); the file is corrupt$/);
+    } finally {
+      fs.rmSync(bad, { recursive: true, force: true });
+    }
+  });
+
+  it('reports a corrupt .xz file by name', async () => {
+    const bad = tempDir();
+    try {
+      await writeCifarFixture(bad, 50, { test: 10, seed: 3, xz: true });
+      const file = path.join(bad, 'data_batch_1.bin.xz');
+      const bytes = fs.readFileSync(file);
+      bytes[Math.floor(bytes.length / 2)] ^= 0x55;
+      fs.writeFileSync(file, bytes);
+      const err = await rejection(readAll(fileSource(bad, 'data_batch_1.bin')!));
+      expect(err.message).to.match(/^data_batch_1\.bin(\.xz)?: /);
+    } finally {
+      fs.rmSync(bad, { recursive: true, force: true });
+    }
+  });
+
+  describe('the shared CIFAR-10 set (when present)', function () {
+    const shared = sharedCifarDir();
+    before(function () {
+      if (!shared) this.skip();
+    });
+
+    it('announces 50,000 training and 10,000 test records', () => {
+      const set = findCifarFiles(shared!).set!;
+      const count = (xs: { bytes: number }[]) => xs.reduce((a, s) => a + s.bytes / CIFAR.recordBytes, 0);
+      expect(count(set.train)).to.equal(50_000);
+      expect(count(set.test)).to.equal(10_000);
+      expect(set.classes).to.deep.equal([...CIFAR.classes]);
+    });
+
+    it('streams data_batch_1 with the known first labels 6 9 9 4 1 1 2 7 8 3 (stopping early)', async () => {
+      const src = findCifarFiles(shared!).set!.train[0];
+      const abort = new AbortController();
+      const labels: number[] = [];
+      for await (const chunk of readCifarRecords(src, { expectedRecords: 10_000, signal: abort.signal })) {
+        for (let i = 0; i < chunk.count && labels.length < 10; i++) labels.push(chunk.bytes[i * CIFAR.recordBytes]);
+        if (labels.length < 10) continue;
+        abort.abort(); // kills xz: no need to decompress the rest
+        break;
+      }
+      expect(labels.join(' ')).to.equal('6 9 9 4 1 1 2 7 8 3');
+    });
+
+    it('reads and verifies test_batch in full (10,000 records, SHA256SUMS)', async () => {
+      const src = findCifarFiles(shared!).set!.test[0];
+      expect(src.expectedSha256).to.match(/^[0-9a-f]{64}$/);
+      const started = Date.now();
+      let n = 0;
+      const perClass = new Array<number>(10).fill(0);
+      for await (const chunk of readCifarRecords(src, { expectedRecords: 10_000 })) {
+        for (let i = 0; i < chunk.count; i++) perClass[chunk.bytes[i * CIFAR.recordBytes]]++;
+        n += chunk.count;
+      }
+      expect(n).to.equal(10_000);
+      expect(perClass).to.deep.equal(new Array(10).fill(1000));
+      console.log(`      test_batch: read, validated and hashed in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+    });
+  });
+});
