@@ -497,7 +497,7 @@ export async function writeCifarDataset(set: CifarSourceSet, dest: Location, opt
       await fs.writeFile(posixJoin(splitDir, MANIFEST_NAME), Buffer.from(JSON.stringify(manifest, null, 1) + '\n'));
       await fs.writeFile(posixJoin(splitDir, '_SUCCESS'), new Uint8Array(0));
       result[split] = { rows: total, partitions: parts.length, arrowBytes, parquetBytes };
-      log(`${split}: ${total} rows in ${parts.length} partitions (${(arrowBytes / 1e6).toFixed(1)} MB Arrow, ${(parquetBytes / 1e6).toFixed(1)} MB Parquet)`);
+      log(`${split}: ${total} rows in ${parts.length} partitions (${(arrowBytes / 1e6).toFixed(1)} MB Arrow${converter ? `, ${(parquetBytes / 1e6).toFixed(1)} MB Parquet` : ''})`);
     }
     const info: DatasetInfo = {
       format: DATASET_FORMAT,
