@@ -1,0 +1,366 @@
+/**
+ * Collectives between the workers (chief + workers, ordered by workerNum) over a full mesh of
+ * direct TCP links: ring all-reduce (reduce-scatter then all-gather, chunked and pipelined),
+ * chain broadcast (pipelined), barrier.
+ *
+ * Every worker must call the collectives in the same order; each call gets the next sequence
+ * number, carried in every frame and checked on receipt. Calls made concurrently run one after
+ * another in call order. A failure (peer gone, stalled, mismatched call) breaks the group: the
+ * failing call and every later one reject with an error naming the peer.
+ */
+import type { Established } from './auth';
+import { dialWithRetry } from './dial';
+import { Link } from './link';
+import type { DistributedNode } from './node';
+import { DistributedError, peerName, PeerId } from './peers';
+import { Channel, floatBytes, Frame, FrameType, payloadFloats } from './wire';
+
+export type ReduceOp = 'sum' | 'mean';
+
+const OP = { allReduce: 1, broadcast: 2, barrier: 3 } as const;
+const OP_NAMES: Record<number, string> = { 1: 'allReduce', 2: 'broadcast', 3: 'barrier' };
+
+class Op {
+  readonly started = Date.now();
+  lastProgress = Date.now();
+  waitingOn?: Link;
+  readonly failed: Promise<never>;
+  reject!: (e: Error) => void;
+
+  constructor(
+    readonly seq: number,
+    readonly name: string,
+  ) {
+    this.failed = new Promise<never>((_, rej) => (this.reject = rej));
+    this.failed.catch(() => undefined);
+  }
+}
+
+interface Waiter {
+  resolve: () => void;
+  reject: (e: Error) => void;
+}
+
+export class Collectives {
+  readonly rank: number;
+  readonly size: number;
+  private readonly peers: PeerId[];
+  private readonly links = new Map<number, Link>();
+  private readonly arrivals = new Map<number, Waiter>();
+  private readonly authFailures = new Map<number, string>();
+  private seq = 0;
+  /** Sequence number of the last collective this worker entered (sent in heartbeats). */
+  private position = 0;
+  private chain: Promise<unknown> = Promise.resolve();
+  private broken?: DistributedError;
+  private mesh?: Promise<void>;
+  private current?: Op;
+
+  constructor(private readonly node: DistributedNode) {
+    this.peers = node.workers;
+    this.rank = node.self.rank;
+    this.size = node.workers.length;
+  }
+
+  private get chunkElems(): number {
+    return Math.max(1, Math.floor(this.node.opts.chunkBytes / 4));
+  }
+
+  // ---- mesh -------------------------------------------------------------------------------
+
+  /** A peer's connection passed the handshake on our listener. */
+  adoptIncoming(peer: PeerId, est: Established): void {
+    this.adopt(peer, est);
+  }
+
+  /** Someone claiming to be `peer` failed authentication on our listener. */
+  authFailed(peer: PeerId, why: string): void {
+    const msg = `a connection claiming to be ${peerName(peer)} failed authentication: ${why} (different cluster secret?)`;
+    this.authFailures.set(peer.rank, msg);
+    const w = this.arrivals.get(peer.rank);
+    if (w) {
+      this.arrivals.delete(peer.rank);
+      w.reject(new DistributedError(msg, peerName(peer)));
+    }
+  }
+
+  private adopt(peer: PeerId, est: Established): Link {
+    const link = new Link(peer, est, {
+      pingMs: this.node.opts.pingMs,
+      position: () => this.position,
+      onClose: (err, l) => this.onLinkClose(err, l),
+    });
+    const old = this.links.get(peer.rank);
+    this.links.set(peer.rank, link);
+    if (old && !old.closed) old.destroy(new DistributedError(`replaced by a newer connection from ${link.name}`, link.name));
+    const w = this.arrivals.get(peer.rank);
+    if (w) {
+      this.arrivals.delete(peer.rank);
+      w.resolve();
+    }
+    return link;
+  }
+
+  private onLinkClose(err: DistributedError, link: Link): void {
+    if (this.links.get(link.peer.rank) !== link) return;
+    if (this.current) this.breakWith(err, this.current);
+    else if (!this.broken) this.broken = err;
+  }
+
+  private ensureMesh(): Promise<void> {
+    this.mesh ??= this.connectAll();
+    return this.mesh;
+  }
+
+  private async connectAll(): Promise<void> {
+    const deadline = Date.now() + this.node.opts.connectTimeoutMs;
+    const tasks = this.peers
+      .filter((p) => p.rank !== this.rank)
+      .map((p) => (p.rank < this.rank ? this.dial(p, deadline) : this.awaitPeer(p, deadline)));
+    const results = await Promise.allSettled(tasks);
+    const errors = results.flatMap((r) => (r.status === 'rejected' ? [r.reason as Error] : []));
+    if (errors.length) {
+      const peer = errors.map((e) => (e as DistributedError).peer).find(Boolean);
+      throw new DistributedError(`${this.node.selfName} could not connect to every worker: ${errors.map((e) => e.message).join('; ')}`, peer);
+    }
+  }
+
+  private async dial(p: PeerId, deadline: number): Promise<void> {
+    await dialWithRetry(this.node.dialOptions(Channel.COLLECTIVE, p), deadline, (est) => this.adopt(p, est), () => this.broken ?? this.node.closedError);
+  }
+
+  private awaitPeer(p: PeerId, deadline: number): Promise<void> {
+    const link = this.links.get(p.rank);
+    if (link && !link.closed) return Promise.resolve();
+    const failure = this.authFailures.get(p.rank);
+    if (failure) return Promise.reject(new DistributedError(failure, peerName(p)));
+    return new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(
+        () => {
+          this.arrivals.delete(p.rank);
+          reject(new DistributedError(`${peerName(p)} did not connect within ${(this.node.opts.connectTimeoutMs / 1000).toFixed(1)} s (not running, or it never called startClusterServer / a collective?)`, peerName(p)));
+        },
+        Math.max(0, deadline - Date.now()),
+      );
+      timer.unref();
+      this.arrivals.set(p.rank, {
+        resolve: () => {
+          clearTimeout(timer);
+          resolve();
+        },
+        reject: (e) => {
+          clearTimeout(timer);
+          reject(e);
+        },
+      });
+    });
+  }
+
+  // ---- running one collective -------------------------------------------------------------
+
+  private run<T>(name: string, body: (op: Op) => Promise<T>): Promise<T> {
+    const seq = ++this.seq;
+    const p = this.chain.then(() => this.exec(seq, name, body));
+    this.chain = p.catch(() => undefined);
+    return p;
+  }
+
+  private async exec<T>(seq: number, name: string, body: (op: Op) => Promise<T>): Promise<T> {
+    const closed = this.node.closedError;
+    if (closed) throw closed;
+    if (this.broken) throw this.broken;
+    const op = new Op(seq, name);
+    if (this.size === 1) return body(op);
+    try {
+      await this.ensureMesh();
+    } catch (err) {
+      throw this.breakWith(err as Error, op);
+    }
+    this.current = op;
+    this.position = seq;
+    const watchMs = Math.max(10, Math.min(1000, this.node.opts.timeoutMs / 4));
+    const timer = setInterval(() => this.watch(op), watchMs);
+    timer.unref();
+    try {
+      return await Promise.race([body(op), op.failed]);
+    } catch (err) {
+      throw this.breakWith(err as Error, op);
+    } finally {
+      clearInterval(timer);
+      this.current = undefined;
+    }
+  }
+
+  private breakWith(err: Error, op: Op): DistributedError {
+    if (!this.broken) {
+      const peer = (err as DistributedError).peer;
+      const prefix = `${op.name} #${op.seq} on ${this.node.selfName} failed: `;
+      this.broken = new DistributedError(err.message.startsWith(prefix) ? err.message : prefix + err.message, peer);
+      for (const l of this.links.values()) l.failWaiters(this.broken);
+    }
+    op.reject(this.broken);
+    return this.broken;
+  }
+
+  /** Fails the running collective when a peer shows no sign of life or nothing moves. */
+  private watch(op: Op): void {
+    const now = Date.now();
+    const limit = this.node.opts.timeoutMs;
+    const secs = (limit / 1000).toFixed(1);
+    for (const l of this.links.values()) {
+      if (now - Math.max(l.lastHeard, op.started) > limit) {
+        this.breakWith(new DistributedError(`no sign of life from ${l.name} for ${secs} s: it is stalled, hung or cut off`, l.name), op);
+        return;
+      }
+    }
+    if (now - op.lastProgress > limit) {
+      const behind = [...this.links.values()].filter((l) => l.peerPosition < op.seq);
+      const msg = behind.length
+        ? `${behind.map((l) => `${l.name} (at collective #${l.peerPosition})`).join(', ')} did not enter ${op.name} #${op.seq} within ${secs} s`
+        : `no data from ${op.waitingOn?.name ?? 'the other workers'} for ${secs} s`;
+      this.breakWith(new DistributedError(msg, behind[0]?.name ?? op.waitingOn?.name), op);
+    }
+  }
+
+  /** Checks that a received frame belongs to this collective; returns its float count. */
+  private check(op: Op, f: Frame, from: Link, type: number, code: number, total: number, at: number, end: number): number {
+    if (f.type !== type || f.aux !== code || f.seq !== op.seq) {
+      const theirs = f.type === FrameType.BARRIER || f.type === FrameType.DATA ? `${OP_NAMES[f.aux & 0xff] ?? 'unknown'} #${f.seq}` : `frame type ${f.type}`;
+      const root = code >> 8 !== f.aux >> 8 && (code & 0xff) === OP.broadcast && (f.aux & 0xff) === OP.broadcast ? ` with root ${f.aux >> 8} (this worker: root ${code >> 8})` : '';
+      throw new DistributedError(`${from.name} is running ${theirs}${root} while this worker runs ${op.name} #${op.seq}: every worker must call the same collectives in the same order`, from.name);
+    }
+    if (f.total !== total) {
+      throw new DistributedError(`${from.name} passed ${f.total} floats to ${op.name} #${op.seq}, this worker ${total}: buffers must have the same length on every worker`, from.name);
+    }
+    const n = f.payload.length / 4;
+    if (f.offset !== at || at + n > end || n === 0 || !Number.isInteger(n)) {
+      throw new DistributedError(`${from.name} sent floats [${f.offset}, ${f.offset + n}) where [${at}, ${end}) was due in ${op.name} #${op.seq}`, from.name);
+    }
+    op.lastProgress = Date.now();
+    return n;
+  }
+
+  private linkTo(rank: number): Link {
+    const l = this.links.get(rank);
+    if (!l) throw new DistributedError(`no connection to ${peerName(this.peers[rank])}`, peerName(this.peers[rank]));
+    return l;
+  }
+
+  private sendRange(to: Link, op: Op, code: number, buf: Float32Array, from: number, to_: number): void {
+    const step = this.chunkElems;
+    for (let a = from; a < to_; a += step) {
+      const b = Math.min(to_, a + step);
+      to.send(FrameType.DATA, { seq: op.seq, total: buf.length, offset: a, aux: code }, floatBytes(buf.subarray(a, b)));
+    }
+  }
+
+  // ---- the collectives --------------------------------------------------------------------
+
+  /**
+   * Sums (or averages) `buf` element-wise across all workers, in place; resolves to `buf` once
+   * it holds the result (identical on every worker). Do not touch `buf` until then.
+   */
+  allReduce(buf: Float32Array, op: ReduceOp = 'sum'): Promise<Float32Array> {
+    if (!(buf instanceof Float32Array)) return Promise.reject(new TypeError('allReduce takes a Float32Array'));
+    if (op !== 'sum' && op !== 'mean') return Promise.reject(new TypeError(`allReduce op must be 'sum' or 'mean', not '${String(op)}'`));
+    if (buf.length > 0xffffffff) return Promise.reject(new RangeError('allReduce buffers are limited to 2^32-1 floats'));
+    return this.run('allReduce', async (o) => {
+      if (this.size > 1) await this.ring(o, buf);
+      if (op === 'mean' && this.size > 1) {
+        const n = this.size;
+        for (let i = 0; i < buf.length; i++) buf[i] /= n;
+      }
+      return buf;
+    });
+  }
+
+  private async ring(op: Op, buf: Float32Array): Promise<void> {
+    const N = this.size;
+    const r = this.rank;
+    const L = buf.length;
+    const next = this.linkTo((r + 1) % N);
+    const prev = this.linkTo((r - 1 + N) % N);
+    const code = OP.allReduce;
+    const seg = (k: number): [number, number] => {
+      const m = ((k % N) + N) % N;
+      return [Math.floor((m * L) / N), Math.floor(((m + 1) * L) / N)];
+    };
+    // Step 0 sends this worker's own segment; every later send forwards what was just received
+    // (reduced into buf during reduce-scatter, copied during all-gather), chunk by chunk.
+    const [s0, e0] = seg(r);
+    this.sendRange(next, op, code, buf, s0, e0);
+    const steps = 2 * N - 2;
+    for (let k = 0; k < steps; k++) {
+      const [s, e] = seg(r - 1 - k);
+      const reduce = k < N - 1;
+      const forward = k < steps - 1;
+      for (let a = s; a < e; ) {
+        op.waitingOn = prev;
+        const f = await prev.recv();
+        const n = this.check(op, f, prev, FrameType.DATA, code, L, a, e);
+        const src = payloadFloats(f.payload);
+        if (reduce) {
+          const d = buf.subarray(a, a + n);
+          for (let i = 0; i < n; i++) d[i] += src[i];
+        } else buf.set(src, a);
+        if (forward) next.send(FrameType.DATA, { seq: op.seq, total: L, offset: a, aux: code }, floatBytes(buf.subarray(a, a + n)));
+        a += n;
+      }
+    }
+    // Frames reference buf: resolve only once the kernel has them all.
+    await next.flushed();
+  }
+
+  /** Copies `root`'s `buf` into every worker's `buf` (same length everywhere); resolves to `buf`. */
+  broadcast(buf: Float32Array, root = 0): Promise<Float32Array> {
+    if (!(buf instanceof Float32Array)) return Promise.reject(new TypeError('broadcast takes a Float32Array'));
+    if (!Number.isInteger(root) || root < 0 || root >= this.size) return Promise.reject(new RangeError(`broadcast root ${root} is not a worker rank (0..${this.size - 1})`));
+    return this.run('broadcast', async (op) => {
+      if (this.size === 1) return buf;
+      const N = this.size;
+      const r = this.rank;
+      const pos = (r - root + N) % N;
+      const code = OP.broadcast | (root << 8);
+      const next = this.linkTo((r + 1) % N);
+      if (pos === 0) {
+        this.sendRange(next, op, code, buf, 0, buf.length);
+      } else {
+        const prev = this.linkTo((r - 1 + N) % N);
+        const forward = pos < N - 1;
+        for (let a = 0; a < buf.length; ) {
+          op.waitingOn = prev;
+          const f = await prev.recv();
+          const n = this.check(op, f, prev, FrameType.DATA, code, buf.length, a, buf.length);
+          buf.set(payloadFloats(f.payload), a);
+          if (forward) next.send(FrameType.DATA, { seq: op.seq, total: buf.length, offset: a, aux: code }, floatBytes(buf.subarray(a, a + n)));
+          a += n;
+        }
+      }
+      if (pos < N - 1) await next.flushed();
+      return buf;
+    });
+  }
+
+  /** Resolves once every worker has called barrier() (the same number of collectives earlier). */
+  barrier(): Promise<void> {
+    return this.run('barrier', async (op) => {
+      const links = [...this.links.values()];
+      for (const l of links) l.send(FrameType.BARRIER, { seq: op.seq, aux: OP.barrier });
+      for (const l of links) {
+        op.waitingOn = l;
+        const f = await l.recv();
+        if (f.type !== FrameType.BARRIER || f.seq !== op.seq || f.aux !== OP.barrier) this.check(op, f, l, FrameType.BARRIER, OP.barrier, 0, 0, 0);
+        op.lastProgress = Date.now();
+      }
+    });
+  }
+
+  /** Closes every link (peers see a clean goodbye); later calls reject with `reason`. */
+  close(reason: DistributedError): void {
+    if (!this.broken) this.broken = reason;
+    this.current?.reject(reason);
+    for (const w of this.arrivals.values()) w.reject(reason);
+    this.arrivals.clear();
+    for (const l of this.links.values()) l.close(reason.message);
+  }
+}
