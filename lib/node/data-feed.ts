@@ -219,8 +219,13 @@ export class DataFeed {
   /** SPARK mode: Arrow IPC stream bytes (one or more streams back to back) from a socket or pipe. */
   static fromArrowStream(stream: NodeJS.ReadableStream | AsyncIterable<Uint8Array>, opts: DataFeedOptions = {}): DataFeed {
     const drain = opts.drainOnTerminate ?? true;
+    // apache-arrow's own Node-stream adapter loses its place between back-to-back streams when
+    // chunks are small; a plain async iterable of the chunks does not.
+    async function* bytes(): AsyncGenerator<Uint8Array> {
+      for await (const chunk of stream as AsyncIterable<Uint8Array>) yield chunk;
+    }
     async function* batches(): AsyncGenerator<RecordBatch> {
-      for await (const reader of RecordBatchReader.readAll(stream as NodeJS.ReadableStream)) {
+      for await (const reader of RecordBatchReader.readAll(bytes())) {
         for await (const batch of reader) yield batch;
       }
     }
