@@ -21,7 +21,8 @@ interface Stats {
   maxBatch: number;
 }
 
-function feedSuite(name: string, via: () => RouteOption | undefined) {
+/** layout: nodes and ps; a feed also needs one free task slot per worker beside the nodes. */
+function feedSuite(name: string, via: () => RouteOption | undefined, layout = { nodes: 3, ps: 1 }) {
   describe(`InputMode.SPARK feeding via ${name}`, function () {
     let dir: string;
     before(async function () {
@@ -34,8 +35,8 @@ function feedSuite(name: string, via: () => RouteOption | undefined) {
     it('feeds every row exactly once per epoch (2 epochs, 2 workers) and writes keyed inference results', async () => {
       const handle = await TFCluster.run({
         module: consumer,
-        numExecutors: 3,
-        numPs: 1,
+        numExecutors: layout.nodes,
+        numPs: layout.ps,
         inputMode: InputMode.SPARK,
         args: ['infer'],
         via: via(),
@@ -98,4 +99,5 @@ function feedSuite(name: string, via: () => RouteOption | undefined) {
 
 feedSuite('the embedded local Spark', () => ({ local: {} }));
 const master = process.env.TFOS_TEST_SPARK_MASTER;
-feedSuite('spark-submit to the standalone master', () => (master ? { sparkSubmit: { master, conf: { 'spark.executor.memory': '512m' } } } : undefined));
+// The stack's 4 task slots hold 2 nodes and their 2 feeding tasks.
+feedSuite('spark-submit to the standalone master', () => (master ? { sparkSubmit: { master, conf: { 'spark.executor.memory': '512m' } } } : undefined), { nodes: 2, ps: 0 });
