@@ -76,13 +76,17 @@ export async function parseRunArgs(argv: string[], env: NodeJS.ProcessEnv = proc
   let master = values.master;
   let livy = values.livy;
   let defaultFS: string | undefined;
+  let webhdfs: string | undefined = env.TFOS_WEBHDFS;
   if (!via) {
     // Default: the local stack when it is up, else an embedded local Spark.
     const stack = await stackStatus().catch(() => undefined);
     if (stack?.spark.healthy) {
       via = 'spark-submit';
       master = stack.spark.master;
-      if (stack.hdfs.healthy) defaultFS = stack.hdfs.defaultFS;
+      if (stack.hdfs.healthy) {
+        defaultFS = stack.hdfs.defaultFS;
+        webhdfs ??= stack.hdfs.webhdfs;
+      }
     } else {
       via = 'local';
     }
@@ -123,6 +127,7 @@ export async function parseRunArgs(argv: string[], env: NodeJS.ProcessEnv = proc
       gpusPerNode: positiveInt('gpus', values.gpus, 0, 0),
       env: keyValues('env', values.env),
       defaultFS,
+      webhdfs,
       via: route,
       archive: values.archive ? { uri: values.archive, projectDir: values.project ?? '.', bundledNode: values['bundled-node'] } : undefined,
     },

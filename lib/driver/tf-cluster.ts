@@ -49,6 +49,8 @@ export interface TFClusterRunOptions {
   /** How to reach Spark; default: an embedded local Spark (no services needed). */
   via?: RouteOption;
   appName?: string;
+  /** WebHDFS endpoint trainers use for hdfs:// paths (InputMode.TENSORFLOW); sets TFOS_WEBHDFS. */
+  webhdfs?: string;
   /** Filesystem for ctx.absolutePath (default: Spark's fs.defaultFS, else file://). */
   defaultFS?: string;
   workingDir?: string;
@@ -124,7 +126,7 @@ export async function run(opts: TFClusterRunOptions): Promise<TFClusterHandle> {
     clusterSize: roles.length,
     roles,
     trainerCommand: opts.trainerCommand ?? shipped?.trainerCommand ?? [process.execPath, TRAINER_ENTRY],
-    trainerEnv: { ...opts.env, TFOS_CLUSTER_ID: clusterId },
+    trainerEnv: { ...(opts.webhdfs ? { TFOS_WEBHDFS: opts.webhdfs } : {}), ...opts.env, TFOS_CLUSTER_ID: clusterId },
     gpusPerNode: opts.gpusPerNode ?? 0,
     reservationTimeoutSec: Math.ceil(reservationTimeoutMs / 1000),
     // InputMode.SPARK: each worker's feeding task needs a slot beside the node stage.

@@ -11,7 +11,10 @@
 import type { Optimizer } from '@tensorflow/tfjs';
 import { ClusterServer, ClusterServerOptions, StartedCluster } from './cluster-server';
 import { DistributedOptimizer, DistributedOptimizerOptions } from './distributed/optimizer';
+import { DataFeed, DatasetFeedOptions } from './data-feed';
+import { sparkDataFeed } from './feeds';
 import { TFNodeContext } from './runtime';
+import { SparkFeed } from './spark-feed';
 
 const servers = new WeakMap<TFNodeContext, ClusterServer>();
 
@@ -33,6 +36,20 @@ export const TFNode = {
   /** Wraps a tfjs optimizer for data-parallel training over the cluster (docs/distributed.md). */
   distributedOptimizer(server: ClusterServer, optimizer: Optimizer, opts: DistributedOptimizerOptions = {}): DistributedOptimizer {
     return new DistributedOptimizer(server, optimizer, opts);
+  },
+
+  /**
+   * This worker's data, with TFoS's DataFeed calls (nextBatch, shouldStop, batchResults, terminate)
+   * in both input modes, so one training function serves both:
+   *  - InputMode.SPARK: the next feed the driver starts with cluster.train() / inference();
+   *  - InputMode.TENSORFLOW: shard ctx.workerNum of ctx.numWorkers of the dataset split at
+   *    `opts.path` (relative paths resolve with ctx.absolutePath), read straight from HDFS or disk.
+   */
+  async dataFeed(ctx: TFNodeContext, opts: DatasetFeedOptions & { path?: string } = {}): Promise<SparkFeed | DataFeed> {
+    if (ctx.inputMode === 'spark') return sparkDataFeed(ctx);
+    if (!opts.path) throw new Error('TFNode.dataFeed: InputMode.TENSORFLOW needs opts.path (the dataset split to read, e.g. hdfs:///data/cifar10/train)');
+    if (ctx.workerNum < 0) throw new Error(`TFNode.dataFeed: ${ctx.jobName} nodes do not read training data`);
+    return DataFeed.fromDataset(ctx.absolutePath(opts.path), { shard: ctx.workerNum, numShards: ctx.numWorkers, ...opts });
   },
 
   /** TFoS's hdfs_path: resolves a path against the cluster's defaultFS and working directory. */
