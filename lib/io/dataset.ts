@@ -191,7 +191,7 @@ export async function readManifest(fs: DatasetFs, splitPath: string): Promise<Sp
   try {
     text = (await fs.readFile(file)).toString('utf8');
   } catch (err) {
-    throw new Error(`${fs.uri(splitPath)} is not a tfos dataset split (cannot read ${MANIFEST_NAME}: ${(err as Error).message})`);
+    throw new Error(`${fs.uri(splitPath)} is not a tfos dataset split (cannot read ${MANIFEST_NAME}: ${(err as Error).message}); give a split directory such as DEST/train or DEST/test`);
   }
   const m = JSON.parse(text) as SplitManifest;
   if (m.format !== DATASET_FORMAT || typeof m.rows !== 'number' || !Array.isArray(m.partitions)) {
