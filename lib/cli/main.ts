@@ -5,6 +5,7 @@
 import { parseArgs } from 'node:util';
 import { stderrLogger } from '../stack/log';
 import { setup } from '../stack/setup';
+import { dataCommand, DATA_USAGE } from './data-command';
 import { packCommand, PACK_USAGE } from './pack-command';
 import { runCommand, RUN_USAGE } from './run-command';
 import { allHealthy, stackDown, stackStatus, stackUp } from '../stack/stack';
@@ -16,6 +17,7 @@ const USAGE = `usage:
   tfos stack down                         stop every process of the local stack
   ${RUN_USAGE}
   ${PACK_USAGE}
+  ${DATA_USAGE}
 environment: TFOS_HOME (cache, default ~/.cache/tfjs-on-spark), SPARK_HOME, HADOOP_CONF_DIR, TFOS_LIVY_URL`;
 
 export async function main(argv: string[]): Promise<number> {
@@ -29,6 +31,8 @@ export async function main(argv: string[]): Promise<number> {
       return runCommand(rest);
     case 'pack':
       return packCommand(rest);
+    case 'data':
+      return dataCommand(rest);
     case undefined:
     case '-h':
     case '--help':
