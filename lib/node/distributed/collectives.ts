@@ -356,11 +356,11 @@ export class Collectives {
   }
 
   /** Closes every link (peers see a clean goodbye); later calls reject with `reason`. */
-  close(reason: DistributedError): void {
+  async close(reason: DistributedError): Promise<void> {
     if (!this.broken) this.broken = reason;
     this.current?.reject(reason);
     for (const w of this.arrivals.values()) w.reject(reason);
     this.arrivals.clear();
-    for (const l of this.links.values()) l.close(reason.message);
+    await Promise.all([...this.links.values()].map((l) => l.close(reason.message)));
   }
 }

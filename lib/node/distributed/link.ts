@@ -39,6 +39,7 @@ export class Link {
   private pendingWrites = 0;
   private readonly drainWaiters: Array<Waiter<void>> = [];
   private readonly pingTimer: NodeJS.Timeout;
+  private readonly socketClosed: Promise<void>;
 
   constructor(
     readonly peer: PeerId,
@@ -47,6 +48,7 @@ export class Link {
   ) {
     this.name = peerName(peer);
     this.socket = est.socket;
+    this.socketClosed = new Promise<void>((r) => this.socket.once('close', () => r()));
     const reader = est.reader;
     reader.onFrame = (f) => this.onFrame(f);
     this.socket.on('data', (chunk: Buffer) => {
@@ -152,13 +154,26 @@ export class Link {
     return new Promise((resolve, reject) => this.drainWaiters.push({ resolve, reject }));
   }
 
-  /** Says goodbye and closes; pending receivers fail with `reason`. */
-  close(reason: string): void {
-    if (this.closed) return;
-    this.trySend(FrameType.BYE, {});
-    this.socket.end();
-    setTimeout(() => this.socket.destroy(), 2000).unref();
-    this.finish(new DistributedError(reason));
+  /**
+   * Says goodbye and closes after everything queued is sent; pending receivers fail with
+   * `reason`. Resolves when the peer has closed its side too (at most 2 s).
+   */
+  close(reason: string): Promise<void> {
+    if (!this.closed) {
+      this.trySend(FrameType.BYE, {});
+      this.socket.end();
+      this.finish(new DistributedError(reason));
+    }
+    if (this.socket.destroyed) return Promise.resolve();
+    return Promise.race([
+      this.socketClosed,
+      new Promise<void>((r) =>
+        setTimeout(() => {
+          this.socket.destroy();
+          r();
+        }, 2000).unref(),
+      ),
+    ]);
   }
 
   /** Drops the connection at once. */

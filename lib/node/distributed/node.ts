@@ -65,6 +65,7 @@ export class DistributedNode {
   private psServiceImpl?: PsService;
   private psClientImpl?: PsClient;
   closedError?: DistributedError;
+  private closing?: Promise<void>;
   private readonly onConnection = (sock: net.Socket) => this.accept(sock);
 
   constructor(
@@ -179,13 +180,16 @@ export class DistributedNode {
     });
   }
 
-  /** Closes every connection (peers see a goodbye) and stops serving; idempotent. */
-  close(reason = 'the cluster server was closed'): void {
-    if (this.closedError) return;
-    this.closedError = new DistributedError(`${this.selfName}: ${reason}`);
-    this.transport.listener.off('connection', this.onConnection);
-    this.collectivesImpl?.close(this.closedError);
-    this.psClientImpl?.close(this.closedError);
-    this.psServiceImpl?.close(this.closedError);
+  /**
+   * Closes every connection (peers see a goodbye, after all queued data) and stops serving;
+   * idempotent. Resolves once the peers closed their side too (at most ~2 s).
+   */
+  close(reason = 'the cluster server was closed'): Promise<void> {
+    if (!this.closing) {
+      this.closedError = new DistributedError(`${this.selfName}: ${reason}`);
+      this.transport.listener.off('connection', this.onConnection);
+      this.closing = Promise.all([this.collectivesImpl?.close(this.closedError), this.psClientImpl?.close(this.closedError), this.psServiceImpl?.close(this.closedError)]).then(() => undefined);
+    }
+    return this.closing;
   }
 }

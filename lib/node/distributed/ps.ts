@@ -281,8 +281,8 @@ export class PsService {
     }
   }
 
-  close(err: DistributedError): void {
-    for (const l of this.links) l.close(err.message);
+  async close(err: DistributedError): Promise<void> {
+    const closing = [...this.links].map((l) => l.close(err.message));
     this.links.clear();
     for (const m of this.models.values()) {
       clearTimeout(m.stepTimer);
@@ -291,6 +291,7 @@ export class PsService {
       m.optimizer?.dispose();
     }
     this.models.clear();
+    await Promise.all(closing);
   }
 }
 
@@ -436,12 +437,19 @@ export class PsClient {
     return this.weights(await this.request(i, FrameType.PS_PULL, { aux: id, total: minVersion }, undefined, `pulling weights from ps:${i}`, limitMs));
   }
 
-  close(err: DistributedError): void {
+  async close(err: DistributedError): Promise<void> {
     this.closedError = err;
-    for (const p of this.links.values()) p.then((l) => l.close(err.message), () => undefined);
     for (const p of this.pending.values()) p.reject(err);
     this.pending.clear();
     clearInterval(this.timer);
     this.timer = undefined;
+    await Promise.all(
+      [...this.links.values()].map((p) =>
+        p.then(
+          (l) => l.close(err.message),
+          () => undefined,
+        ),
+      ),
+    );
   }
 }

@@ -1,0 +1,279 @@
+/**
+ * allReduce throughput and training-step overhead of the distributed layer, on loopback.
+ *
+ * Every node is its own child process (fork of this file with --child), as in a real cluster:
+ * on a small machine in-process nodes would share one JS thread and measure that thread instead.
+ * Raw loopback TCP throughput between two processes is measured in the same run as the ceiling.
+ *
+ *   node dist/bench/allreduce.js            prints the markdown table
+ *   npm run bench -- allreduce              same, through bench/main.ts
+ *
+ * Columns: `algbw` = buffer bytes / time (what a caller sees); `busbw` = algbw × 2(N−1)/N, the
+ * bytes each worker actually sends per second in a ring, comparable to the raw TCP figure.
+ */
+import { ChildProcess, fork } from 'node:child_process';
+import * as net from 'node:net';
+import * as os from 'node:os';
+import type * as tfTypes from '@tensorflow/tfjs';
+import type { ClusterSpec, JobName } from '../lib/protocol/control';
+import type { ClusterServer } from '../lib/node/cluster-server';
+import { localContext } from '../lib/node/distributed/local';
+import { DistributedOptimizer } from '../lib/node/distributed/optimizer';
+import { tf, tfSource } from '../lib/node/distributed/tf';
+import { TFNode } from '../lib/node/tf-node';
+import type { Row } from './table';
+
+export interface AllreduceBenchOptions {
+  /** Float counts to reduce. */
+  sizes?: number[];
+  /** Worker counts. */
+  workers?: number[];
+  /** Bytes for the raw TCP measurement. */
+  tcpBytes?: number;
+  /** Run the training-step measurement. */
+  training?: boolean;
+  /** Timed repetitions per size (default: by size). */
+  reps?: number;
+  trainSteps?: number;
+}
+
+type Task =
+  | { kind: 'allreduce'; floats: number; reps: number; warmup: number }
+  | { kind: 'train'; mode: 'local' | 'allreduce' | 'ps'; steps: number; warmup: number; batch: number };
+
+interface ChildSetup {
+  spec: ClusterSpec;
+  job: JobName;
+  index: number;
+  secret: string;
+  tasks: Task[];
+}
+
+type TaskResult = { times?: number[]; msPerStep?: number; params?: number; backend?: string };
+
+const MB = 1e6;
+const median = (a: number[]) => [...a].sort((x, y) => x - y)[Math.floor(a.length / 2)];
+
+// ---- child side -----------------------------------------------------------------------------
+
+function listen(): Promise<net.Server> {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.once('error', reject);
+    s.listen({ host: '127.0.0.1', port: 0 }, () => resolve(s));
+  });
+}
+
+function nextMessage<T>(): Promise<T> {
+  return new Promise((resolve) => process.once('message', (m) => resolve(m as T)));
+}
+
+/** MLP 784-128-10 (101 770 parameters), the "small model" of the overhead measurement. */
+function smallModel(t: typeof tfTypes): tfTypes.Sequential {
+  const m = t.sequential();
+  m.add(t.layers.dense({ inputShape: [784], units: 128, activation: 'relu', kernelInitializer: t.initializers.glorotUniform({ seed: 1 }) }));
+  m.add(t.layers.dense({ units: 10, activation: 'softmax', kernelInitializer: t.initializers.glorotUniform({ seed: 2 }) }));
+  return m;
+}
+
+async function runTask(server: ClusterServer, task: Task): Promise<TaskResult> {
+  if (task.kind === 'allreduce') {
+    const buf = new Float32Array(task.floats).fill(1);
+    const times: number[] = [];
+    for (let i = 0; i < task.warmup + task.reps; i++) {
+      await server.barrier();
+      const t0 = process.hrtime.bigint();
+      await server.allReduce(buf, 'sum');
+      const ms = Number(process.hrtime.bigint() - t0) / 1e6;
+      if (i >= task.warmup) times.push(ms);
+    }
+    return { times };
+  }
+  const t = tf();
+  const model = smallModel(t);
+  const vars = model.trainableWeights.map((w) => w.read() as tfTypes.Variable);
+  const x = t.randomUniform([task.batch, 784]);
+  const y = t.oneHot(t.randomUniform([task.batch], 0, 10, 'int32') as tfTypes.Tensor1D, 10);
+  const loss = () => t.losses.softmaxCrossEntropy(y, model.apply(x) as tfTypes.Tensor) as tfTypes.Scalar;
+  const local = t.train.adam(1e-3);
+  const dist = task.mode === 'local' ? undefined : new DistributedOptimizer(server, t.train.adam(1e-3), { mode: task.mode });
+  if (dist) await dist.init(vars);
+  const step = async () => {
+    if (dist) await dist.minimize(loss, false, vars);
+    else local.minimize(loss, false, vars);
+  };
+  for (let i = 0; i < task.warmup; i++) await step();
+  await server.barrier();
+  const t0 = process.hrtime.bigint();
+  for (let i = 0; i < task.steps; i++) await step();
+  const msPerStep = Number(process.hrtime.bigint() - t0) / 1e6 / task.steps;
+  await server.barrier();
+  return { msPerStep, params: vars.reduce((n, v) => n + v.size, 0), backend: `${tfSource()} (${t.getBackend()})` };
+}
+
+async function childMain(): Promise<void> {
+  const listener = await listen();
+  process.send!({ port: (listener.address() as net.AddressInfo).port });
+  const setup = await nextMessage<ChildSetup>();
+  const ctx = localContext({ clusterSpec: setup.spec, jobName: setup.job, taskIndex: setup.index, listener, secret: setup.secret });
+  const { server } = await TFNode.startClusterServer(ctx, { timeoutMs: 120_000 });
+  if (setup.job !== 'ps') {
+    const results: TaskResult[] = [];
+    for (const task of setup.tasks) results.push(await runTask(server, task));
+    // Everyone is done before anyone may exit (no peer left with unread data).
+    await server.barrier();
+    process.send!({ results });
+  }
+  // Serve (ps) / stay connected until the parent lets go.
+  await new Promise((r) => process.once('disconnect', r));
+  await server.close();
+  process.exit(0);
+}
+
+async function sinkMain(): Promise<void> {
+  const server = net.createServer((sock) => {
+    let want = 0;
+    let got = 0;
+    sock.once('data', function first(chunk: Buffer) {
+      want = Number(chunk.readBigUInt64LE(0));
+      got = chunk.length - 8;
+      sock.on('data', (c: Buffer) => {
+        got += c.length;
+        if (got >= want) sock.write(Buffer.of(1));
+      });
+      if (got >= want) sock.write(Buffer.of(1));
+    });
+  });
+  server.listen({ host: '127.0.0.1', port: 0 }, () => process.send!({ port: (server.address() as net.AddressInfo).port }));
+  await new Promise((r) => process.once('disconnect', r));
+  process.exit(0);
+}
+
+// ---- parent side ----------------------------------------------------------------------------
+
+function spawnChild(mode: '--child' | '--sink'): Promise<{ child: ChildProcess; port: number }> {
+  const child = fork(__filename, [mode], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  return new Promise((resolve, reject) => {
+    child.once('error', reject);
+    child.once('exit', (code) => reject(new Error(`bench child exited early (code ${code})`)));
+    child.once('message', (m: { port: number }) => resolve({ child, port: m.port }));
+  });
+}
+
+/** One-way loopback TCP throughput between this process and a child, best of 3, in MB/s. */
+async function rawTcp(bytes: number): Promise<number> {
+  const { child, port } = await spawnChild('--sink');
+  const chunk = Buffer.alloc(4 << 20, 1);
+  const rates: number[] = [];
+  try {
+    for (let rep = 0; rep < 3; rep++) {
+      const sock = net.connect(port, '127.0.0.1');
+      sock.setNoDelay(true);
+      await new Promise<void>((r) => sock.once('connect', () => r()));
+      const done = new Promise<void>((r) => sock.once('data', () => r()));
+      const t0 = process.hrtime.bigint();
+      const head = Buffer.alloc(8);
+      head.writeBigUInt64LE(BigInt(bytes));
+      sock.write(head);
+      for (let sent = 0; sent < bytes; sent += chunk.length) {
+        if (!sock.write(chunk.subarray(0, Math.min(chunk.length, bytes - sent)))) await new Promise((r) => sock.once('drain', r));
+      }
+      await done;
+      const s = Number(process.hrtime.bigint() - t0) / 1e9;
+      rates.push(bytes / MB / s);
+      sock.destroy();
+    }
+  } finally {
+    child.disconnect();
+  }
+  return Math.max(...rates);
+}
+
+/** Runs `tasks` on a cluster of child processes; resolves to the results of every worker. */
+async function onCluster(numWorkers: number, numPs: number, tasks: Task[]): Promise<TaskResult[][]> {
+  const roles: Array<{ job: JobName; index: number }> = [];
+  for (let i = 0; i < numPs; i++) roles.push({ job: 'ps', index: i });
+  roles.push({ job: 'chief', index: 0 });
+  for (let i = 1; i < numWorkers; i++) roles.push({ job: 'worker', index: i - 1 });
+  const kids = await Promise.all(roles.map(() => spawnChild('--child')));
+  try {
+    const spec: ClusterSpec = { ps: [], chief: [], worker: [] };
+    roles.forEach((r, i) => ((spec[r.job] ??= [])[r.index] = `127.0.0.1:${kids[i].port}`));
+    const secret = Math.random().toString(36).slice(2);
+    const results = roles.map((r, i) =>
+      r.job === 'ps'
+        ? undefined
+        : new Promise<TaskResult[]>((resolve, reject) => {
+            kids[i].child.removeAllListeners('exit');
+            kids[i].child.once('exit', (code) => reject(new Error(`${r.job}:${r.index} exited (code ${code}) before reporting`)));
+            kids[i].child.once('message', (m: { results: TaskResult[] }) => resolve(m.results));
+          }),
+    );
+    roles.forEach((r, i) => kids[i].child.send({ spec, job: r.job, index: r.index, secret, tasks } satisfies ChildSetup));
+    return (await Promise.all(results.filter(Boolean))) as TaskResult[][];
+  } finally {
+    for (const k of kids) {
+      k.child.removeAllListeners('exit');
+      if (k.child.connected) k.child.disconnect();
+    }
+  }
+}
+
+function repsFor(floats: number): number {
+  return floats <= 2_000_000 ? 10 : floats <= 8_000_000 ? 5 : floats <= 20_000_000 ? 3 : 2;
+}
+
+export async function benchAllreduce(o: AllreduceBenchOptions = {}): Promise<Row[]> {
+  const sizes = o.sizes ?? [1_070_000, 1 << 20, 4 << 20, 16 << 20, 64 << 20];
+  const workerCounts = o.workers ?? [2, 3, 4];
+  const rows: Row[] = [];
+  const procs = 'child processes';
+
+  const tcp = await rawTcp(o.tcpBytes ?? 1 << 30);
+  rows.push({ measure: 'raw loopback TCP, 1 stream', workers: '-', floats: '-', MB: ((o.tcpBytes ?? 1 << 30) / MB).toFixed(0), 'median ms': '-', 'algbw MB/s': '-', 'busbw MB/s': Math.round(tcp), nodes: '2 processes' });
+
+  for (const n of workerCounts) {
+    const tasks: Task[] = sizes.map((floats) => ({ kind: 'allreduce', floats, reps: o.reps ?? repsFor(floats), warmup: 1 }));
+    const results = await onCluster(n, 0, tasks);
+    sizes.forEach((floats, i) => {
+      // The slowest worker's median: a collective is done when every worker has its result.
+      const ms = Math.max(...results.map((r) => median(r[i].times!)));
+      const alg = (floats * 4) / MB / (ms / 1000);
+      rows.push({ measure: 'allReduce sum', workers: n, floats, MB: ((floats * 4) / MB).toFixed(1), 'median ms': +ms.toFixed(1), 'algbw MB/s': Math.round(alg), 'busbw MB/s': Math.round((alg * 2 * (n - 1)) / n), nodes: procs });
+    });
+  }
+
+  if (o.training ?? true) {
+    const steps = o.trainSteps ?? 30;
+    const train = (mode: 'local' | 'allreduce' | 'ps'): Task => ({ kind: 'train', mode, steps, warmup: 3, batch: 64 });
+    const [ar] = await onCluster(2, 0, [train('local'), train('allreduce'), { kind: 'allreduce', floats: 101_770, reps: 20, warmup: 2 }]);
+    const [ps] = await onCluster(2, 1, [train('ps')]);
+    const local = ar[0].msPerStep!;
+    const note = `MLP 784-128-10, ${ar[0].params} params, batch 64/worker, Adam, ${ar[0].backend}`;
+    rows.push({ measure: 'training step, local only (both workers busy)', workers: 2, floats: ar[0].params!, MB: '-', 'median ms': +local.toFixed(2), 'algbw MB/s': '-', 'busbw MB/s': '-', nodes: note });
+    rows.push({ measure: 'training step, allreduce mode', workers: 2, floats: ar[1].params!, MB: '-', 'median ms': +ar[1].msPerStep!.toFixed(2), 'algbw MB/s': '-', 'busbw MB/s': '-', nodes: `+${(ar[1].msPerStep! - local).toFixed(2)} ms/step over local` });
+    rows.push({ measure: 'training step, ps mode (sync)', workers: '2 + 1 ps', floats: ps[0].params!, MB: '-', 'median ms': +ps[0].msPerStep!.toFixed(2), 'algbw MB/s': '-', 'busbw MB/s': '-', nodes: `+${(ps[0].msPerStep! - local).toFixed(2)} ms/step over local` });
+    rows.push({ measure: 'allReduce of that gradient alone', workers: 2, floats: 101_770, MB: '0.4', 'median ms': +median(ar[2].times!).toFixed(2), 'algbw MB/s': '-', 'busbw MB/s': '-', nodes: procs });
+  }
+  return rows;
+}
+
+if (require.main === module) {
+  const mode = process.argv[2];
+  if (mode === '--child') void childMain();
+  else if (mode === '--sink') void sinkMain();
+  else {
+    benchAllreduce().then(
+      async (rows) => {
+        const { markdownTable } = await import('./table');
+        console.log(`allReduce on loopback, ${os.cpus().length} × ${os.cpus()[0]?.model ?? 'cpu'}, load ${os.loadavg()[0].toFixed(1)}\n`);
+        console.log(markdownTable(rows));
+        process.exit(0);
+      },
+      (err: Error) => {
+        console.error(err.stack ?? err.message);
+        process.exit(1);
+      },
+    );
+  }
+}
