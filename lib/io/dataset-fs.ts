@@ -240,7 +240,7 @@ export function resolveLocation(uri: string, opts: LocationOptions = {}): Locati
   const [, scheme, authority, rest = '/'] = m;
   const p = path.posix.normalize(decodeURIComponent(rest));
   if (scheme === 'hdfs') {
-    const endpoint = opts.webhdfs ?? env.TFOS_WEBHDFS?.trim() ?? (authority ? `http://${authority.replace(/:\d+$/, '')}:9870` : undefined);
+    const endpoint = opts.webhdfs || env.TFOS_WEBHDFS?.trim() || (authority ? `http://${authority.replace(/:\d+$/, '')}:9870` : undefined);
     if (!endpoint) throw new Error(`${uri}: no namenode host; give a WebHDFS endpoint (--webhdfs or TFOS_WEBHDFS)`);
     return { fs: new WebHdfsFs(endpoint, { defaultFS: `hdfs://${authority}` }), path: p };
   }
