@@ -443,6 +443,7 @@ export async function writeCifarDataset(set: CifarSourceSet, dest: Location, opt
         arrowBytes += enc.bytes.byteLength;
         return (async () => {
           const parquet = converter?.convert(enc.bytes, `${split}/${name}`);
+          parquet?.catch(() => {}); // awaited below; no unhandled rejection while the Arrow file is written
           await fs.writeFile(posixJoin(splitDir, info.arrow.path), enc.bytes);
           if (parquet) {
             const pq = await parquet;
