@@ -9,3 +9,11 @@
 export { InputMode } from './protocol/input-mode';
 export { TFCluster } from './driver/tf-cluster';
 export { TFNode } from './node/tf-node';
+
+// Data helpers for training functions: the feed types and Arrow → tfjs tensors.
+export { DataFeed, stepsPerEpoch } from './node/data-feed';
+export { SparkFeed } from './node/spark-feed';
+export { tableToTensors, imagesToTensor, labelsToInt32 } from './io/arrow-tensors';
+export type { TFNodeContext } from './node/runtime';
+export type { TFClusterRunOptions } from './driver/tf-cluster';
+export type { TFClusterHandle, TrainOptions, InferenceOptions } from './driver/cluster';
