@@ -35,6 +35,8 @@ export interface AllreduceBenchOptions {
   /** Timed repetitions per size (default: by size). */
   reps?: number;
   trainSteps?: number;
+  /** Collective chunk size (default: the library's, 1 MiB). */
+  chunkBytes?: number;
 }
 
 type Task =
@@ -47,6 +49,7 @@ interface ChildSetup {
   index: number;
   secret: string;
   tasks: Task[];
+  chunkBytes?: number;
 }
 
 type TaskResult = { times?: number[]; msPerStep?: number; params?: number; backend?: string };
@@ -116,7 +119,7 @@ async function childMain(): Promise<void> {
   process.send!({ port: (listener.address() as net.AddressInfo).port });
   const setup = await nextMessage<ChildSetup>();
   const ctx = localContext({ clusterSpec: setup.spec, jobName: setup.job, taskIndex: setup.index, listener, secret: setup.secret });
-  const { server } = await TFNode.startClusterServer(ctx, { timeoutMs: 120_000 });
+  const { server } = await TFNode.startClusterServer(ctx, { timeoutMs: 120_000, chunkBytes: setup.chunkBytes });
   if (setup.job !== 'ps') {
     const results: TaskResult[] = [];
     for (const task of setup.tasks) results.push(await runTask(server, task));
@@ -190,7 +193,7 @@ async function rawTcp(bytes: number): Promise<number> {
 }
 
 /** Runs `tasks` on a cluster of child processes; resolves to the results of every worker. */
-async function onCluster(numWorkers: number, numPs: number, tasks: Task[]): Promise<TaskResult[][]> {
+async function onCluster(numWorkers: number, numPs: number, tasks: Task[], chunkBytes?: number): Promise<TaskResult[][]> {
   const roles: Array<{ job: JobName; index: number }> = [];
   for (let i = 0; i < numPs; i++) roles.push({ job: 'ps', index: i });
   roles.push({ job: 'chief', index: 0 });
@@ -209,7 +212,7 @@ async function onCluster(numWorkers: number, numPs: number, tasks: Task[]): Prom
             kids[i].child.once('message', (m: { results: TaskResult[] }) => resolve(m.results));
           }),
     );
-    roles.forEach((r, i) => kids[i].child.send({ spec, job: r.job, index: r.index, secret, tasks } satisfies ChildSetup));
+    roles.forEach((r, i) => kids[i].child.send({ spec, job: r.job, index: r.index, secret, tasks, chunkBytes } satisfies ChildSetup));
     return (await Promise.all(results.filter(Boolean))) as TaskResult[][];
   } finally {
     for (const k of kids) {
@@ -234,7 +237,7 @@ export async function benchAllreduce(o: AllreduceBenchOptions = {}): Promise<Row
 
   for (const n of workerCounts) {
     const tasks: Task[] = sizes.map((floats) => ({ kind: 'allreduce', floats, reps: o.reps ?? repsFor(floats), warmup: 1 }));
-    const results = await onCluster(n, 0, tasks);
+    const results = await onCluster(n, 0, tasks, o.chunkBytes);
     sizes.forEach((floats, i) => {
       // The slowest worker's median: a collective is done when every worker has its result.
       const ms = Math.max(...results.map((r) => median(r[i].times!)));
