@@ -130,6 +130,26 @@ describe('DistributedOptimizer (in-process workers)', function () {
     expectClose(results[0], expected, 1e-5, 'fit vs reference');
   });
 
+  it('model.fitDataset through wrapModel gives the same weights', async () => {
+    cluster = await fakeCluster({ numWorkers: 2 });
+    const { workers } = await cluster.start({ timeoutMs: 20_000 });
+    const results = await Promise.all(
+      workers.map(async (server, r) => {
+        const model = makeModel(t, r === 0 ? 1 : 321);
+        const dist = new DistributedOptimizer(server, t.train.adam(LR));
+        model.compile({ optimizer: dist.asOptimizer(), loss: 'meanSquaredError' });
+        dist.wrapModel(model);
+        const batches = Array.from({ length: K }, (_, k) => shard(t, r, k, 2));
+        const ds = t.data.array(batches.map((b) => ({ xs: b.x, ys: b.y })));
+        await model.fitDataset(ds, { epochs: 1, verbose: 0 });
+        expect(dist.steps).to.equal(K);
+        return weightsOf(model);
+      }),
+    );
+    expect(results[1]).to.deep.equal(results[0]);
+    expectClose(results[0], expected, 1e-5, 'fitDataset vs reference');
+  });
+
   it('trainOnBatch helper; fit without the callback fails clearly', async () => {
     cluster = await fakeCluster({ numWorkers: 2 });
     const { workers } = await cluster.start({ timeoutMs: 20_000 });
