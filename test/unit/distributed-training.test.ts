@@ -103,6 +103,25 @@ describe('DistributedOptimizer (in-process workers)', function () {
     expectClose(results[0], expected, 1e-5, 'minimize vs reference');
   });
 
+  it('minimize without init or varList finds the variables f trains (Adam state excluded)', async () => {
+    cluster = await fakeCluster({ numWorkers: 2 });
+    const { workers } = await cluster.start({ timeoutMs: 20_000 });
+    const results = await Promise.all(
+      workers.map(async (server, r) => {
+        const model = makeModel(t, r === 0 ? 1 : 42);
+        const dist = new DistributedOptimizer(server, t.train.adam(LR));
+        for (let k = 0; k < K; k++) {
+          const { x, y } = shard(t, r, k, 2);
+          await dist.minimize(() => t.losses.meanSquaredError(y, model.apply(x) as tfTypes.Tensor) as tfTypes.Scalar);
+        }
+        expect(dist.variables.map((v) => v.shape)).to.deep.equal([[4, 8], [8], [8, 2], [2]]);
+        return weightsOf(model);
+      }),
+    );
+    expect(results[1]).to.deep.equal(results[0]);
+    expectClose(results[0], expected, 1e-5, 'minimize (no varList) vs reference');
+  });
+
   it('model.fit through wrapModel gives the same weights (gradients applied after each batch)', async () => {
     cluster = await fakeCluster({ numWorkers: 2 });
     const { workers } = await cluster.start({ timeoutMs: 20_000 });

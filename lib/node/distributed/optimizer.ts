@@ -120,29 +120,25 @@ export class DistributedOptimizer {
 
   /**
    * Fixes the variables to train and starts every worker from the root's values: a model
-   * (its trainable weights; all its weights are broadcast), a list of variables, or by default
-   * every trainable variable registered with tfjs. Runs once; later calls wait for the first.
-   * Every worker must call it (minimize / applyGradients / fit call it for you).
+   * (its trainable weights; all its weights are broadcast) or a list of variables. Runs once;
+   * later calls wait for the first. Every worker must call it (minimize / applyGradients / fit
+   * call it for you).
    */
-  init(source?: LayersModel | VariableLike[]): Promise<void> {
+  init(source: LayersModel | VariableLike[]): Promise<void> {
     this.initPromise ??= this.doInit(source);
     return this.initPromise;
   }
 
-  private async doInit(source?: LayersModel | VariableLike[]): Promise<void> {
-    const t = tf();
+  private async doInit(source: LayersModel | VariableLike[]): Promise<void> {
     let trainable: Variable[];
     let all: Variable[];
     if (isModel(source)) {
       trainable = source.trainableWeights.map((w) => toVariable(w as unknown as VariableLike));
       all = source.weights.map((w) => toVariable(w as unknown as VariableLike));
-    } else if (source) {
+    } else if (Array.isArray(source)) {
       trainable = source.map(toVariable);
       all = trainable;
-    } else {
-      trainable = Object.values(t.engine().registeredVariables).filter((v) => v.trainable);
-      all = trainable;
-    }
+    } else throw new TypeError('DistributedOptimizer.init takes a model or a list of variables');
     if (!trainable.length) throw new Error('DistributedOptimizer: no trainable variables');
     this.layout(trainable);
     if (this.mode === 'allreduce') {
@@ -328,8 +324,16 @@ export class DistributedOptimizer {
    */
   async minimize(f: () => Scalar, returnCost = false, varList?: Variable[]): Promise<Scalar | null> {
     if (this.stashed) throw new Error(NOT_FLUSHED);
-    await this.init(varList);
     const t = tf();
+    if (varList) await this.init(varList);
+    else if (!this.initPromise) {
+      // Which variables f trains: probe once (gradients from weights not yet synchronized are
+      // discarded), then start everyone from the root's values.
+      const probe = this.inner.computeGradients(f);
+      const vars = Object.keys(probe.grads).map((n) => t.engine().registeredVariables[n]);
+      t.dispose([probe.value, ...Object.values(probe.grads)]);
+      await this.init(vars);
+    } else await this.initPromise;
     const { value, grads } = this.inner.computeGradients(f, varList ?? this.variables);
     try {
       this.fill(grads);
