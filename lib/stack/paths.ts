@@ -14,7 +14,8 @@ export const VERSIONS = {
   spark: '3.5.8',
   scala: '2.12',
   hadoop: '3.4.2',
-  livy: '0.9.0-incubating',
+  // The newest Livy on Maven Central (0.8/0.9 are not published there); its batches run Spark 3.5.
+  livy: '0.7.1-incubating',
   tensorflowWheel: '2.15.1',
   libtensorflowExpectedByTfjs: '2.9.1',
   pyarrow: '17.0.0',

@@ -1,0 +1,223 @@
+/**
+ * HDFS for the local stack: Hadoop 3.4 jars resolved from Maven Central (there is no binary
+ * distribution there), run as a real NameNode and DataNode with WebHDFS on loopback.
+ *
+ * The published hadoop-hdfs jar carries no `webapps/` resources, which the daemons' HTTP servers
+ * look up on the classpath; empty stand-ins in the config directory are enough, since WebHDFS is
+ * served by servlets the daemons register themselves.
+ */
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { run } from './exec';
+import { Logger } from './log';
+import { java17Home, TfosPaths, VERSIONS } from './paths';
+import { ServiceSpec } from './service';
+
+export interface HadoopInstall {
+  home: string;
+  /** Jar paths (the daemons' classpath, besides the config directory). */
+  classpath: string[];
+  javaHome: string;
+}
+
+export interface HdfsStack {
+  configDir: string;
+  defaultFS: string;
+  webhdfs: string;
+  services: ServiceSpec[];
+}
+
+const MARKER = '.tfos-complete';
+
+/** Java 17 closes JDK internals that Hadoop's RPC and Jetty still reach into. */
+export const JAVA17_OPENS = [
+  'java.base/java.lang',
+  'java.base/java.lang.reflect',
+  'java.base/java.io',
+  'java.base/java.net',
+  'java.base/java.nio',
+  'java.base/java.util',
+  'java.base/java.util.concurrent',
+  'java.base/java.util.concurrent.atomic',
+  'java.base/sun.nio.ch',
+  'java.base/sun.nio.cs',
+  'java.base/sun.security.action',
+  'java.base/sun.util.calendar',
+].flatMap((p) => ['--add-opens', `${p}=ALL-UNNAMED`]);
+
+function pom(): string {
+  const dep = (a: string) => `<dependency><groupId>org.apache.hadoop</groupId><artifactId>${a}</artifactId><version>${VERSIONS.hadoop}</version></dependency>`;
+  return `<project xmlns="http://maven.apache.org/POM/4.0.0">
+  <modelVersion>4.0.0</modelVersion>
+  <groupId>tfjs-on-spark</groupId><artifactId>hadoop-runtime</artifactId><version>1</version><packaging>pom</packaging>
+  <dependencies>${['hadoop-hdfs', 'hadoop-hdfs-client', 'hadoop-common'].map(dep).join('')}</dependencies>
+</project>
+`;
+}
+
+function jarsIn(dir: string): string[] {
+  return fs
+    .readdirSync(dir)
+    .filter((f) => f.endsWith('.jar'))
+    .sort()
+    .map((f) => path.join(dir, f));
+}
+
+/** Resolves the Hadoop jars into paths.hadoop once (Maven's local repository is cached too). */
+export async function provisionHadoop(paths: TfosPaths, log: Logger): Promise<HadoopInstall> {
+  const home = paths.hadoop;
+  const lib = path.join(home, 'lib');
+  const javaHome = java17Home();
+  if (fs.existsSync(path.join(home, MARKER))) return { home, classpath: jarsIn(lib), javaHome };
+  log(`resolving Hadoop ${VERSIONS.hadoop} (HDFS) from Maven Central into ${home}`);
+  const started = Date.now();
+  const work = fs.mkdtempSync(path.join(os.tmpdir(), 'tfos-hadoop-'));
+  const staging = `${home}.tmp-${process.pid}`;
+  try {
+    fs.writeFileSync(path.join(work, 'pom.xml'), pom());
+    fs.rmSync(staging, { recursive: true, force: true });
+    await run(
+      'mvn',
+      ['-q', '-B', `-Dmaven.repo.local=${path.join(paths.downloads, 'm2')}`, 'dependency:copy-dependencies', `-DoutputDirectory=${path.join(staging, 'lib')}`, '-DincludeScope=runtime'],
+      { cwd: work, timeoutMs: 20 * 60_000, env: { ...process.env, JAVA_HOME: javaHome } },
+    );
+    fs.writeFileSync(path.join(staging, MARKER), new Date().toISOString());
+    fs.rmSync(home, { recursive: true, force: true });
+    fs.renameSync(staging, home);
+  } catch (err) {
+    fs.rmSync(staging, { recursive: true, force: true });
+    throw new Error(`could not resolve Hadoop ${VERSIONS.hadoop} from Maven Central: ${err instanceof Error ? err.message : String(err)}`);
+  } finally {
+    fs.rmSync(work, { recursive: true, force: true });
+  }
+  log(`Hadoop jars ready in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+  return { home, classpath: jarsIn(lib), javaHome };
+}
+
+function xml(props: Record<string, string>): string {
+  const body = Object.entries(props)
+    .map(([k, v]) => `  <property><name>${k}</name><value>${v}</value></property>`)
+    .join('\n');
+  return `<?xml version="1.0"?>\n<configuration>\n${body}\n</configuration>\n`;
+}
+
+export interface HdfsPorts {
+  nameNodeRpcPort: number;
+  nameNodeHttpPort: number;
+  /** DataNode ports: data transfer, HTTP (WebHDFS), IPC. Default: NameNode HTTP port + 1..3. */
+  dataNodePorts?: [number, number, number];
+}
+
+/** Writes the config and describes the NameNode (formatted on first start) and one DataNode. */
+export function hdfsServices(install: HadoopInstall, opts: HdfsPorts & { stackDir: string }): HdfsStack {
+  const confDir = path.join(opts.stackDir, 'hadoop-conf');
+  const dataDir = path.join(opts.stackDir, 'hdfs');
+  const [dnData, dnHttp, dnIpc] = opts.dataNodePorts ?? [opts.nameNodeHttpPort + 1, opts.nameNodeHttpPort + 2, opts.nameNodeHttpPort + 3];
+  const defaultFS = `hdfs://127.0.0.1:${opts.nameNodeRpcPort}`;
+  const webhdfs = `http://127.0.0.1:${opts.nameNodeHttpPort}`;
+  for (const d of ['webapps/hdfs', 'webapps/datanode', 'webapps/static']) fs.mkdirSync(path.join(confDir, d), { recursive: true });
+  fs.writeFileSync(path.join(confDir, 'webapps/hdfs/index.html'), 'tfjs-on-spark local HDFS\n');
+  fs.writeFileSync(path.join(confDir, 'webapps/datanode/index.html'), 'tfjs-on-spark local DataNode\n');
+  fs.writeFileSync(path.join(confDir, 'core-site.xml'), xml({ 'fs.defaultFS': defaultFS, 'hadoop.tmp.dir': path.join(dataDir, 'tmp') }));
+  fs.writeFileSync(
+    path.join(confDir, 'hdfs-site.xml'),
+    xml({
+      'dfs.namenode.name.dir': `file://${path.join(dataDir, 'name')}`,
+      'dfs.datanode.data.dir': `file://${path.join(dataDir, 'data')}`,
+      'dfs.replication': '1',
+      // A single-user development cluster on loopback.
+      'dfs.permissions.enabled': 'false',
+      'dfs.namenode.rpc-bind-host': '127.0.0.1',
+      'dfs.namenode.http-address': `127.0.0.1:${opts.nameNodeHttpPort}`,
+      'dfs.datanode.address': `127.0.0.1:${dnData}`,
+      'dfs.datanode.http.address': `127.0.0.1:${dnHttp}`,
+      'dfs.datanode.ipc.address': `127.0.0.1:${dnIpc}`,
+      'dfs.datanode.hostname': '127.0.0.1',
+      'dfs.client.use.datanode.hostname': 'true',
+      'dfs.namenode.safemode.threshold-pct': '0',
+      'dfs.namenode.datanode.registration.ip-hostname-check': 'false',
+      'dfs.heartbeat.interval': '1',
+    }),
+  );
+  fs.writeFileSync(
+    path.join(confDir, 'log4j.properties'),
+    ['log4j.rootLogger=INFO,console', 'log4j.appender.console=org.apache.log4j.ConsoleAppender', 'log4j.appender.console.layout=org.apache.log4j.PatternLayout', 'log4j.appender.console.layout.ConversionPattern=%d{ISO8601} %p %c{2}: %m%n', ''].join('\n'),
+  );
+  const java = path.join(install.javaHome, 'bin', 'java');
+  const cp = [confDir, ...install.classpath].join(':');
+  const jvm = [...JAVA17_OPENS, '-Xmx512m', `-Dhadoop.log.dir=${path.join(opts.stackDir, 'logs')}`, '-cp', cp];
+  const env = { ...process.env, JAVA_HOME: install.javaHome, HADOOP_CONF_DIR: confDir };
+  const nameDir = path.join(dataDir, 'name');
+  // Format once: the name directory has no `current/` until the first format.
+  const nameNodeScript = `if [ ! -d "${nameDir}/current" ]; then "${java}" ${jvm.map(q).join(' ')} org.apache.hadoop.hdfs.server.namenode.NameNode -format -force -nonInteractive || exit 1; fi; exec "${java}" ${jvm.map(q).join(' ')} org.apache.hadoop.hdfs.server.namenode.NameNode`;
+  const services: ServiceSpec[] = [
+    {
+      name: 'hdfs-namenode',
+      command: 'sh',
+      args: ['-c', nameNodeScript],
+      env,
+      cwd: opts.stackDir,
+      ports: [opts.nameNodeRpcPort, opts.nameNodeHttpPort],
+      healthy: async () => (await webhdfsAnswers(webhdfs)) === true,
+      startTimeoutMs: 120_000,
+    },
+    {
+      name: 'hdfs-datanode',
+      command: java,
+      args: [...jvm, 'org.apache.hadoop.hdfs.server.datanode.DataNode'],
+      env,
+      cwd: opts.stackDir,
+      ports: [dnData, dnHttp, dnIpc],
+      healthy: () => hdfsHealthy(webhdfs),
+      startTimeoutMs: 120_000,
+    },
+  ];
+  return { configDir: confDir, defaultFS, webhdfs, services };
+}
+
+function q(s: string): string {
+  return `'${s.replace(/'/g, `'\\''`)}'`;
+}
+
+function readXmlProps(file: string): Record<string, string> {
+  if (!fs.existsSync(file)) return {};
+  const out: Record<string, string> = {};
+  const text = fs.readFileSync(file, 'utf8');
+  for (const m of text.matchAll(/<property>\s*<name>([^<]+)<\/name>\s*<value>([^<]*)<\/value>/g)) out[m[1].trim()] = m[2].trim();
+  return out;
+}
+
+/** A user's HDFS, from the core-site.xml and hdfs-site.xml in HADOOP_CONF_DIR; nothing to start. */
+export function externalHdfs(hadoopConfDir: string): HdfsStack {
+  const core = readXmlProps(path.join(hadoopConfDir, 'core-site.xml'));
+  const hdfs = readXmlProps(path.join(hadoopConfDir, 'hdfs-site.xml'));
+  const defaultFS = core['fs.defaultFS'];
+  if (!defaultFS) throw new Error(`HADOOP_CONF_DIR=${hadoopConfDir}: core-site.xml has no fs.defaultFS`);
+  const nnHost = new URL(defaultFS.replace(/^hdfs:/, 'http:')).hostname;
+  const http = hdfs['dfs.namenode.http-address'] ?? `${nnHost}:9870`;
+  const webhdfs = `http://${http.replace(/^0\.0\.0\.0/, nnHost)}`;
+  return { configDir: hadoopConfDir, defaultFS, webhdfs, services: [] };
+}
+
+async function webhdfsAnswers(webhdfs: string): Promise<boolean> {
+  try {
+    const res = await fetch(`${webhdfs}/webhdfs/v1/?op=GETFILESTATUS&user.name=tfos`, { signal: AbortSignal.timeout(3000) });
+    return res.ok;
+  } catch {
+    return false;
+  }
+}
+
+/** Healthy = WebHDFS answers and the NameNode counts at least one live DataNode. */
+export async function hdfsHealthy(webhdfs: string): Promise<boolean> {
+  if (!(await webhdfsAnswers(webhdfs))) return false;
+  try {
+    const res = await fetch(`${webhdfs}/jmx?qry=Hadoop:service=NameNode,name=FSNamesystemState`, { signal: AbortSignal.timeout(3000) });
+    if (!res.ok) return false;
+    const body = (await res.json()) as { beans?: Array<{ NumLiveDataNodes?: number }> };
+    return (body.beans?.[0]?.NumLiveDataNodes ?? 0) >= 1;
+  } catch {
+    return false;
+  }
+}
