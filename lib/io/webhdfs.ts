@@ -6,6 +6,8 @@
  * body, which cannot be replayed, so redirects are followed by hand. Every error names the
  * operation, the path and the server, with HDFS's RemoteException class and message.
  */
+import * as http from 'node:http';
+import * as https from 'node:https';
 import { Readable } from 'node:stream';
 
 export interface FileStatus {
@@ -74,8 +76,10 @@ export class WebHdfsClient {
     } catch (err) {
       const e = err as Error & { cause?: { code?: string; message?: string } };
       const host = new URL(url).host;
-      const why = e.name === 'TimeoutError' ? `no answer within ${this.timeoutMs} ms` : (e.cause?.code ?? e.cause?.message ?? e.message);
-      throw new Error(`WebHDFS ${op} ${p}: cannot reach ${host} (${why})`);
+      const code = e.name === 'TimeoutError' ? 'ETIMEDOUT' : (e.cause?.code ?? 'ECONNERROR');
+      const why = e.name === 'TimeoutError' ? `no answer within ${this.timeoutMs} ms` : (e.cause?.message ?? e.message);
+      // status 0: no HTTP answer at all; `exception` carries the network error code.
+      throw new WebHdfsError(op, p, 0, code, '', `cannot reach ${host}: ${why}`, host);
     }
     if (res.status >= 400) throw await this.error(op, p, res, url);
     return res;
@@ -130,10 +134,13 @@ export class WebHdfsClient {
     return (await this.json<{ boolean: boolean }>('DELETE', p, 'DELETE', { recursive: opts.recursive ?? false })).boolean;
   }
 
-  /** Renames; fails (WebHdfsError) when HDFS refuses, instead of returning false silently. */
-  async rename(from: string, to: string): Promise<void> {
-    const ok = (await this.json<{ boolean: boolean }>('RENAME', from, 'PUT', { destination: to })).boolean;
-    if (!ok) throw new WebHdfsError('RENAME', from, 200, '', '', `HDFS refused to rename to ${to} (missing parent or target exists?)`, new URL(this.url).host);
+  /** Renames; false when HDFS refuses (e.g. the target exists), as HDFS itself reports it. */
+  async rename(from: string, to: string): Promise<boolean> {
+    return (await this.json<{ boolean: boolean }>('RENAME', from, 'PUT', { destination: to })).boolean;
+  }
+
+  async contentSummary(p: string): Promise<{ length: number; fileCount: number; directoryCount: number; spaceConsumed: number }> {
+    return (await this.json<{ ContentSummary: { length: number; fileCount: number; directoryCount: number; spaceConsumed: number } }>('GETCONTENTSUMMARY', p, 'GET')).ContentSummary;
   }
 
   async create(p: string, body: Body, opts: { overwrite?: boolean; replication?: number; blockSize?: number; permission?: string } = {}): Promise<void> {
@@ -150,22 +157,45 @@ export class WebHdfsClient {
     const location = first.headers.get('location');
     await first.body?.cancel();
     if (!location) throw new WebHdfsError(op, p, first.status, '', '', 'the NameNode sent no DataNode location', new URL(this.url).host);
-    // Step 2: stream the body to the DataNode, exactly once.
+    // Step 2: stream the body to the DataNode, exactly once. node:http rather than fetch: the
+    // DataNode answers with an unsolicited "100 Continue", which fetch (undici) rejects.
     const data = typeof body === 'string' ? Buffer.from(body) : body;
-    const streamed = !(data instanceof Uint8Array);
-    const res = await this.send(
-      op,
-      p,
-      location,
-      {
-        method,
-        body: streamed ? (Readable.from(data as AsyncIterable<Uint8Array>) as unknown as BodyInit) : (data as Uint8Array),
-        headers: { 'content-type': 'application/octet-stream' },
-        ...(streamed ? { duplex: 'half' as const } : {}),
-      },
-      !streamed,
-    );
-    await res.body?.cancel();
+    await this.putToDataNode(op, p, location, method, data);
+  }
+
+  private putToDataNode(op: string, p: string, location: string, method: string, data: Uint8Array | AsyncIterable<Uint8Array> | Readable): Promise<void> {
+    const target = new URL(location);
+    const mod = target.protocol === 'https:' ? https : http;
+    return new Promise((resolve, reject) => {
+      const req = mod.request(target, { method, headers: { 'content-type': 'application/octet-stream', ...(data instanceof Uint8Array ? { 'content-length': data.byteLength } : { 'transfer-encoding': 'chunked' }) } }, (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => {
+          const status = res.statusCode ?? 0;
+          if (status < 400) return resolve();
+          const text = Buffer.concat(chunks).toString('utf8');
+          let exception = '';
+          let javaClassName = '';
+          let message = text.slice(0, 500);
+          try {
+            const r = (JSON.parse(text) as { RemoteException?: { exception?: string; javaClassName?: string; message?: string } }).RemoteException;
+            if (r) [exception, javaClassName, message] = [r.exception ?? '', r.javaClassName ?? '', r.message ?? ''];
+          } catch {
+            /* not JSON */
+          }
+          reject(new WebHdfsError(op, p, status, exception, javaClassName, message, target.host));
+        });
+        res.on('error', reject);
+      });
+      req.on('error', (err: NodeJS.ErrnoException) => reject(new WebHdfsError(op, p, 0, err.code ?? 'ECONNERROR', '', `cannot reach DataNode ${target.host}: ${err.message}`, target.host)));
+      if (data instanceof Uint8Array) {
+        req.end(data);
+      } else {
+        const source = data instanceof Readable ? data : Readable.from(data);
+        source.on('error', (err) => req.destroy(err));
+        source.pipe(req);
+      }
+    });
   }
 
   /** Reads a file (or `length` bytes from `offset`) as a stream. */
