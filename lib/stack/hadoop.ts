@@ -149,8 +149,18 @@ export function hdfsServices(install: HadoopInstall, opts: HdfsPorts & { stackDi
   const jvm = [...JAVA17_OPENS, '-Xmx512m', `-Dhadoop.log.dir=${path.join(opts.stackDir, 'logs')}`, '-cp', cp];
   const env = { ...process.env, JAVA_HOME: install.javaHome, HADOOP_CONF_DIR: confDir };
   const nameDir = path.join(dataDir, 'name');
+  const dataNodeDir = path.join(dataDir, 'data');
   // Format once: the name directory has no `current/` until the first format.
-  const nameNodeScript = `if [ ! -d "${nameDir}/current" ]; then "${java}" ${jvm.map(q).join(' ')} org.apache.hadoop.hdfs.server.namenode.NameNode -format -force -nonInteractive || exit 1; fi; exec "${java}" ${jvm.map(q).join(' ')} org.apache.hadoop.hdfs.server.namenode.NameNode`;
+  // A fresh namespace gets a new cluster id, which DataNode storage of an older namespace would
+  // refuse to join ("Incompatible clusterIDs"), so formatting also clears the DataNode's blocks.
+  // `exec` makes the NameNode JVM itself the process-group leader the supervisor signals.
+  const nameNodeScript = [
+    `if [ ! -d ${q(nameDir + '/current')} ]; then`,
+    `  rm -rf ${q(dataNodeDir)} &&`,
+    `  ${q(java)} ${jvm.map(q).join(' ')} org.apache.hadoop.hdfs.server.namenode.NameNode -format -force -nonInteractive || exit 1;`,
+    'fi;',
+    `exec ${q(java)} ${jvm.map(q).join(' ')} org.apache.hadoop.hdfs.server.namenode.NameNode`,
+  ].join(' ');
   const services: ServiceSpec[] = [
     {
       name: 'hdfs-namenode',
@@ -180,24 +190,47 @@ function q(s: string): string {
   return `'${s.replace(/'/g, `'\\''`)}'`;
 }
 
+/** name → value of a Hadoop *-site.xml (tolerates <description>/<final> and any element order). */
 function readXmlProps(file: string): Record<string, string> {
   if (!fs.existsSync(file)) return {};
   const out: Record<string, string> = {};
-  const text = fs.readFileSync(file, 'utf8');
-  for (const m of text.matchAll(/<property>\s*<name>([^<]+)<\/name>\s*<value>([^<]*)<\/value>/g)) out[m[1].trim()] = m[2].trim();
+  const text = fs.readFileSync(file, 'utf8').replace(/<!--[\s\S]*?-->/g, '');
+  for (const m of text.matchAll(/<property>([\s\S]*?)<\/property>/g)) {
+    const name = /<name>([\s\S]*?)<\/name>/.exec(m[1])?.[1].trim();
+    const value = /<value>([\s\S]*?)<\/value>/.exec(m[1])?.[1].trim();
+    if (name && value !== undefined) out[name] = value;
+  }
   return out;
 }
 
-/** A user's HDFS, from the core-site.xml and hdfs-site.xml in HADOOP_CONF_DIR; nothing to start. */
+/**
+ * A user's HDFS, from the core-site.xml and hdfs-site.xml in HADOOP_CONF_DIR; nothing to start.
+ * The WebHDFS endpoint is the NameNode's HTTP(S) address (with HA: the first NameNode listed for
+ * the nameservice of fs.defaultFS); a wildcard bind address is replaced by the NameNode's host.
+ */
 export function externalHdfs(hadoopConfDir: string): HdfsStack {
   const core = readXmlProps(path.join(hadoopConfDir, 'core-site.xml'));
   const hdfs = readXmlProps(path.join(hadoopConfDir, 'hdfs-site.xml'));
-  const defaultFS = core['fs.defaultFS'];
+  const defaultFS = core['fs.defaultFS'] ?? core['fs.default.name'];
   if (!defaultFS) throw new Error(`HADOOP_CONF_DIR=${hadoopConfDir}: core-site.xml has no fs.defaultFS`);
-  const nnHost = new URL(defaultFS.replace(/^hdfs:/, 'http:')).hostname;
-  const http = hdfs['dfs.namenode.http-address'] ?? `${nnHost}:9870`;
-  const webhdfs = `http://${http.replace(/^0\.0\.0\.0/, nnHost)}`;
-  return { configDir: hadoopConfDir, defaultFS, webhdfs, services: [] };
+  if (!/^hdfs:\/\//.test(defaultFS)) throw new Error(`HADOOP_CONF_DIR=${hadoopConfDir}: fs.defaultFS=${defaultFS} is not an hdfs:// file system`);
+  const authority = new URL(defaultFS.replace(/^hdfs:/, 'http:')).hostname;
+  const https = (hdfs['dfs.http.policy'] ?? 'HTTP_ONLY').toUpperCase() === 'HTTPS_ONLY';
+  const key = https ? 'dfs.namenode.https-address' : 'dfs.namenode.http-address';
+  // HA: fs.defaultFS names a nameservice, whose NameNodes are listed in dfs.ha.namenodes.<ns>.
+  const haIds = hdfs[`dfs.ha.namenodes.${authority}`]?.split(',').map((s) => s.trim()).filter(Boolean) ?? [];
+  let address: string | undefined;
+  let nnHost = authority;
+  for (const id of haIds) {
+    address = hdfs[`${key}.${authority}.${id}`];
+    if (!address) continue;
+    const rpc = hdfs[`dfs.namenode.rpc-address.${authority}.${id}`];
+    if (rpc) nnHost = rpc.replace(/:\d+$/, '');
+    break;
+  }
+  address ??= hdfs[`${key}.${authority}`] ?? hdfs[key] ?? `${nnHost}:${https ? 9871 : 9870}`;
+  const webhdfs = `${https ? 'https' : 'http'}://${address.replace(/^0\.0\.0\.0(?=:)/, nnHost)}`;
+  return { configDir: path.resolve(hadoopConfDir), defaultFS, webhdfs, services: [] };
 }
 
 async function webhdfsAnswers(webhdfs: string): Promise<boolean> {
