@@ -439,6 +439,11 @@ def available_slots(sc):
     if master.startswith("local"):
         return sc.defaultParallelism
     jsc = sc._jsc.sc()
+    try:
+        # What Spark's own barrier check uses: free task slots of the default resource profile.
+        return int(jsc.maxNumConcurrentTasks(jsc.resourceProfileManager().defaultResourceProfile()))
+    except Exception:
+        pass
     executors = jsc.getExecutorMemoryStatus().size() - 1  # minus the driver
     conf = sc.getConf()
     cores = int(conf.get("spark.executor.cores", "1"))

@@ -66,7 +66,7 @@ export class LivyRoute implements SparkRoute {
       file: this.opts.launcherFile ?? LAUNCHER_PATH,
       args: ['--control', plan.controlUrl],
       name: plan.appName,
-      conf: { ...baseConf(plan), ...this.opts.conf, 'spark.tfos.secret': secret },
+      conf: { 'spark.executor.cores': '1', ...baseConf(plan), ...this.opts.conf, 'spark.tfos.secret': secret },
       ...this.resources(),
     });
     const describe = `Livy batch ${batch.id} at ${this.opts.url}`;
@@ -112,7 +112,7 @@ export class LivyRoute implements SparkRoute {
         await this.client.createSession({
           kind: 'pyspark',
           name: plan.appName,
-          conf: { ...baseConf(plan), ...this.opts.conf },
+          conf: { 'spark.executor.cores': '1', ...baseConf(plan), ...this.opts.conf },
           ...this.resources(),
         })
       ).id;
