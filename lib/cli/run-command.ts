@@ -12,11 +12,14 @@ export const RUN_USAGE = `tfos run <module> [--fn NAME] [--via local|spark-submi
          [--livy-mode batch|session] [--cluster-size N] [--num-ps K] [--input-mode spark|tensorflow]
          [--reservation-timeout SEC] [--log-dir DIR] [--eval-node] [--no-chief] [--gpus N]
          [--conf key=value ...] [--env NAME=value ...] [--archive URI --project DIR [--bundled-node]]
+         [--input-mode spark --data PATH [--epochs E] [--inference PATH --output PATH [--result-schema DDL]]]
          [--quiet] -- <args for your function>`;
 
 export interface ParsedRun {
   options: TFClusterRunOptions;
   quiet: boolean;
+  /** InputMode.SPARK: what Spark feeds once the cluster is up. */
+  feed?: { data?: string; epochs: number; inference?: string; output?: string; resultSchema?: string };
 }
 
 function positiveInt(name: string, v: string | undefined, fallback: number, min = 1): number {
@@ -64,6 +67,11 @@ export async function parseRunArgs(argv: string[], env: NodeJS.ProcessEnv = proc
       archive: { type: 'string' },
       project: { type: 'string' },
       'bundled-node': { type: 'boolean' },
+      data: { type: 'string' },
+      epochs: { type: 'string' },
+      inference: { type: 'string' },
+      output: { type: 'string' },
+      'result-schema': { type: 'string' },
     },
   });
   if (positionals.length !== 1) throw new Error(`tfos run needs exactly one module path (got ${positionals.length})\nusage: ${RUN_USAGE}`);
@@ -111,7 +119,15 @@ export async function parseRunArgs(argv: string[], env: NodeJS.ProcessEnv = proc
     default:
       throw new Error(`--via must be local, spark-submit or livy, got '${via}'`);
   }
+  const feeds = values.data !== undefined || values.inference !== undefined;
+  if (feeds && inputMode !== InputMode.SPARK) {
+    throw new Error('--data and --inference make Spark feed the trainers: add --input-mode spark (with --input-mode tensorflow pass the data path to your function after --)');
+  }
+  if (values.inference !== undefined && !values.output) throw new Error('--inference PATH needs --output PATH for the results');
   return {
+    feed: feeds
+      ? { data: values.data, epochs: positiveInt('epochs', values.epochs, 1), inference: values.inference, output: values.output, resultSchema: values['result-schema'] }
+      : undefined,
     quiet: Boolean(values.quiet),
     options: {
       module: positionals[0],
@@ -135,7 +151,7 @@ export async function parseRunArgs(argv: string[], env: NodeJS.ProcessEnv = proc
 }
 
 export async function runCommand(argv: string[]): Promise<number> {
-  const { options, quiet } = await parseRunArgs(argv);
+  const { options, quiet, feed } = await parseRunArgs(argv);
   const say = (line: string) => {
     if (!quiet) process.stderr.write(`[tfos] ${line}\n`);
   };
@@ -163,6 +179,14 @@ export async function runCommand(argv: string[]): Promise<number> {
   process.once('SIGINT', stop);
   process.once('SIGTERM', stop);
   try {
+    if (feed?.data) {
+      const epochs = await handle.train(feed.data, { epochs: feed.epochs });
+      say(`fed ${feed.data}: ${epochs.map((e) => e.workers.reduce((a, w) => a + w.rows, 0)).join(' + ')} rows over ${epochs.length} epoch(s)`);
+    }
+    if (feed?.inference) {
+      const { output } = await handle.inference(feed.inference, { output: feed.output!, resultSchema: feed.resultSchema });
+      say(`inference results written to ${output}`);
+    }
     const results = await handle.shutdown();
     for (const [i, value] of results) {
       const n = handle.nodes.get(i);
