@@ -242,14 +242,20 @@ async function webhdfsAnswers(webhdfs: string): Promise<boolean> {
   }
 }
 
-/** Healthy = WebHDFS answers and the NameNode counts at least one live DataNode. */
+/**
+ * Healthy = WebHDFS answers, and the NameNode (JMX FSNamesystemState) counts at least one live
+ * DataNode whose storage report has arrived. A DataNode counts as live as soon as it registers,
+ * but until its first storage report the NameNode sees no capacity and refuses to place blocks
+ * ("Failed to find datanode"), so CapacityRemaining must be positive too.
+ */
 export async function hdfsHealthy(webhdfs: string): Promise<boolean> {
   if (!(await webhdfsAnswers(webhdfs))) return false;
   try {
     const res = await fetch(`${webhdfs}/jmx?qry=Hadoop:service=NameNode,name=FSNamesystemState`, { signal: AbortSignal.timeout(3000) });
     if (!res.ok) return false;
-    const body = (await res.json()) as { beans?: Array<{ NumLiveDataNodes?: number }> };
-    return (body.beans?.[0]?.NumLiveDataNodes ?? 0) >= 1;
+    const body = (await res.json()) as { beans?: Array<{ NumLiveDataNodes?: number; CapacityRemaining?: number; FSState?: string }> };
+    const state = body.beans?.[0];
+    return (state?.NumLiveDataNodes ?? 0) >= 1 && (state?.CapacityRemaining ?? 0) > 0 && state?.FSState !== 'safeMode';
   } catch {
     return false;
   }
