@@ -18,6 +18,12 @@ import { SparkFeed } from './spark-feed';
 
 const servers = new WeakMap<TFNodeContext, ClusterServer>();
 
+/** Closes the cluster server a ctx started, if any (the trainer does this before it exits). */
+export async function closeClusterServerOf(ctx: TFNodeContext, reason = 'trainer finished'): Promise<void> {
+  const server = servers.get(ctx);
+  if (server) await server.close(reason).catch(() => undefined);
+}
+
 export const TFNode = {
   /**
    * Starts this node's cluster server (collectives, parameter server) on the node's listening

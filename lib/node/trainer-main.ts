@@ -14,6 +14,7 @@ import { pathToFileURL } from 'node:url';
 import { DriverToNode, NodeContext, PROTOCOL_VERSION } from '../protocol/control';
 import { NodeControl } from './control-client';
 import { FeedServer } from './feed-server';
+import { closeClusterServerOf } from './tf-node';
 import { FeedAnnouncement } from './spark-feed';
 import { absolutePath, NodeRuntime, RUNTIME, TFNodeContext } from './runtime';
 
@@ -178,6 +179,8 @@ async function main(): Promise<number> {
   try {
     const fn = await loadUserFunction(modulePath, nodeCtx.fn);
     const value = await fn(nodeCtx.args, ctx);
+    // Peers may still be reading this node's last collective: say goodbye before exiting.
+    await closeClusterServerOf(ctx);
     await control.send({ type: 'result', value: value === undefined ? null : toJsonSafe(value) });
     finished = true;
     await control.close();
