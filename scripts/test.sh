@@ -18,7 +18,7 @@ trap stop_stack EXIT
 # Point the integration suites at the shared stack instead of each starting its own services.
 eval "$(node -e '
   const s = JSON.parse(require("child_process").execFileSync("node", ["bin/tfos.js", "stack", "status", "--json"]).toString());
-  console.log(`export TFOS_TEST_WEBHDFS=${s.hdfs.webhdfs} TFOS_TEST_DEFAULT_FS=${s.hdfs.defaultFS} TFOS_TEST_LIVY=${s.livy.url} TFOS_TEST_SPARK_MASTER=${s.spark.master}`);
+  console.log(`export TFOS_TEST_WEBHDFS=${s.hdfs.webhdfs} TFOS_TEST_DEFAULT_FS=${s.hdfs.defaultFS} TFOS_TEST_LIVY=${s.livy.url} TFOS_TEST_SPARK_MASTER=${s.spark.master} TFOS_TEST_LIVY_SESSIONS=${s.livy.sessions ? 1 : 0}`);
 ')"
 
 npx --no-install mocha "$@"

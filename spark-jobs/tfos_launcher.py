@@ -530,6 +530,7 @@ def run_cluster(sc, control_url, secret, owns_context=False):
 
     last_contact = time.time()
     stop_reason = None
+    feeds = []
     while not done.is_set():
         try:
             cmd = ctl.command(2)
@@ -551,6 +552,7 @@ def run_cluster(sc, control_url, secret, owns_context=False):
             t = threading.Thread(target=run_feed, args=(spark, ctl.secret, cmd["feed"], ctl), name="tfos-feed")
             t.daemon = True
             t.start()
+            feeds.append(t)
         elif cmd and cmd.get("type") == "cancel-feed":
             sc.cancelJobGroup("tfos-feed-" + cmd["feedId"])
 
@@ -571,6 +573,9 @@ def run_cluster(sc, control_url, secret, owns_context=False):
         ctl.event({"type": "failed", "error": text.strip()[:20000]})
         return 1
 
+    # A feed may still be committing its output (inference) after the trainers are done.
+    for t in feeds:
+        t.join(600)
     ctl.event({"type": "nodes-finished", "results": outcome.get("results", [])})
     return 0
 

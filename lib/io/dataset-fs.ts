@@ -7,6 +7,7 @@
 import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
+import { WebHdfsClient } from './webhdfs';
 
 export interface FsStat {
   type: 'file' | 'dir';
@@ -162,25 +163,9 @@ export class WebHdfsFs implements DatasetFs {
   }
 
   async writeFile(p: string, data: Uint8Array): Promise<void> {
-    // Step 1: the namenode answers with the datanode to write to (307, or 200 + JSON with noredirect).
-    const res = await this.call('PUT', this.url(p, 'CREATE', { overwrite: true, noredirect: true }), { redirect: 'manual' });
-    let location = res.headers.get('location') ?? undefined;
-    if (!location && res.ok) {
-      const text = await res.text();
-      try {
-        location = (JSON.parse(text) as { Location?: string }).Location;
-      } catch {
-        /* not JSON */
-      }
-    } else if (!location) {
-      return this.fail(res, `CREATE ${p}`);
-    } else {
-      await res.body?.cancel();
-    }
-    if (!location) throw new Error(`WebHDFS CREATE ${p}: the namenode gave no datanode location`);
-    const put = await this.call('PUT', location, { body: data, headers: { 'content-type': 'application/octet-stream' } }, `CREATE ${p} (datanode)`);
-    if (!put.ok) return this.fail(put, `CREATE ${p} (datanode)`);
-    await put.body?.cancel();
+    // The WebHDFS client does the two-step CREATE (and copes with the DataNode's 100-continue).
+    const client = new WebHdfsClient({ url: this.base, user: this.opts.user ?? process.env.HADOOP_USER_NAME ?? process.env.USER });
+    await client.create(p, data, { overwrite: true });
   }
 
   async readFile(p: string): Promise<Buffer> {

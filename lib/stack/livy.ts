@@ -41,13 +41,25 @@ function pom(): string {
 `;
 }
 
-function install(home: string, javaHome: string): LivyInstall {
-  const repl = path.join(home, 'repl_2.12-jars');
+/**
+ * REPL jars for Scala 2.12 (livy-repl + livy-core), which Maven Central does not have: a user
+ * who built them (e.g. from Livy's sources) points TFOS_LIVY_REPL_JARS at their directory.
+ */
+function replJars(env: NodeJS.ProcessEnv): string | undefined {
+  const dir = env.TFOS_LIVY_REPL_JARS?.trim();
+  if (!dir) return undefined;
+  if (!fs.existsSync(dir) || !fs.readdirSync(dir).some((f) => /^livy-repl_2\.12-.*\.jar$/.test(f))) {
+    throw new Error(`TFOS_LIVY_REPL_JARS=${dir} has no livy-repl_2.12-*.jar`);
+  }
+  return path.resolve(dir);
+}
+
+function install(home: string, javaHome: string, env: NodeJS.ProcessEnv = process.env): LivyInstall {
   return {
     home,
     serverJarsDir: path.join(home, 'jars'),
     rscJarsDir: path.join(home, 'rsc-jars'),
-    replJarsDir: fs.existsSync(path.join(repl, MARKER)) ? repl : undefined,
+    replJarsDir: replJars(env),
     javaHome,
   };
 }
@@ -70,11 +82,12 @@ export async function provisionLivy(paths: TfosPaths, log: Logger): Promise<Livy
       ['-q', '-B', `-Dmaven.repo.local=${path.join(paths.downloads, 'm2')}`, 'dependency:copy-dependencies', `-DoutputDirectory=${jars}`, '-DincludeScope=runtime'],
       { cwd: work, timeoutMs: 20 * 60_000, env: { ...process.env, JAVA_HOME: javaHome } },
     );
-    // What Livy ships to a session's Spark driver: the RSC and the API it implements.
+    // What Livy ships to a session's Spark driver: the RSC and the API it implements
+    // (livy-rsc embeds its own shaded client-common; a second copy breaks the driver).
     const rsc = path.join(staging, 'rsc-jars');
     fs.mkdirSync(rsc, { recursive: true });
     for (const f of fs.readdirSync(jars)) {
-      if (/^livy-(rsc|api|client-common)-.*\.jar$/.test(f)) fs.copyFileSync(path.join(jars, f), path.join(rsc, f));
+      if (/^livy-(rsc|api)-.*\.jar$/.test(f)) fs.copyFileSync(path.join(jars, f), path.join(rsc, f));
     }
     fs.mkdirSync(path.join(staging, 'logs'), { recursive: true });
     fs.writeFileSync(path.join(staging, MARKER), new Date().toISOString());

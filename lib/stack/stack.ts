@@ -49,7 +49,8 @@ export interface StackUpOptions {
 export interface StackStatus {
   spark: { master: string; ui: string; workers: number; healthy: boolean };
   hdfs: { defaultFS: string; webhdfs: string; healthy: boolean; configDir?: string; external?: boolean };
-  livy: { url: string; healthy: boolean; external?: boolean };
+  /** sessions: interactive sessions are possible (REPL jars for Scala 2.12 configured, or the user's Livy). */
+  livy: { url: string; healthy: boolean; sessions?: boolean; external?: boolean };
 }
 
 interface StackState {
@@ -67,6 +68,7 @@ interface StackState {
     hdfsExternal: boolean;
     livy: string;
     livyExternal: boolean;
+    livySessions?: boolean;
   };
 }
 
@@ -95,7 +97,7 @@ async function probe(state: StackState): Promise<StackStatus> {
   return {
     spark: { master: e.sparkMaster, ui: e.sparkUi, workers, healthy: master?.status === 'ALIVE' && workers >= state.workers },
     hdfs: { defaultFS: e.defaultFS, webhdfs: e.webhdfs, healthy: hdfsOk, configDir: e.hadoopConfDir, external: e.hdfsExternal || undefined },
-    livy: { url: e.livy, healthy: livyOk, external: e.livyExternal || undefined },
+    livy: { url: e.livy, healthy: livyOk, sessions: e.livySessions ?? e.livyExternal, external: e.livyExternal || undefined },
   };
 }
 
@@ -201,6 +203,7 @@ export async function stackUp(opts: StackUpOptions = {}): Promise<StackStatus & 
         hdfsExternal: Boolean(userHdfs),
         livy: livyStack?.url ?? userLivy!,
         livyExternal: !livyStack,
+        livySessions: livy ? Boolean(livy.replJarsDir) : true,
       },
     };
     try {

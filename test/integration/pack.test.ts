@@ -35,7 +35,20 @@ function makeProject(): string {
   fs.copyFileSync(path.join(repo, 'package.json'), path.join(pkg, 'package.json'));
   copyDir(path.join(repo, 'dist', 'lib'), path.join(pkg, 'dist', 'lib'));
   copyDir(path.join(repo, 'esm'), path.join(pkg, 'esm'));
-  copyDir(path.join(repo, 'node_modules', 'ws'), path.join(dir, 'node_modules', 'ws'));
+  // The package's runtime dependencies, as `npm install tfjs-on-spark` would bring them (tfjs-node,
+  // loaded lazily, is left out to keep the archive small).
+  const seen = new Set<string>();
+  const copyPackage = (name: string) => {
+    if (seen.has(name) || name.startsWith('@tensorflow/')) return;
+    seen.add(name);
+    const src = path.join(repo, 'node_modules', name);
+    if (!fs.existsSync(src)) return;
+    copyDir(src, path.join(dir, 'node_modules', name));
+    const pkg = JSON.parse(fs.readFileSync(path.join(src, 'package.json'), 'utf8')) as { dependencies?: Record<string, string> };
+    for (const dep of Object.keys(pkg.dependencies ?? {})) copyPackage(dep);
+  };
+  const own = JSON.parse(fs.readFileSync(path.join(repo, 'package.json'), 'utf8')) as { dependencies: Record<string, string> };
+  for (const dep of Object.keys(own.dependencies)) copyPackage(dep);
   return dir;
 }
 
