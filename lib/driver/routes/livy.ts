@@ -125,7 +125,10 @@ export class LivyRoute implements SparkRoute {
     }
     const secret = fs.readFileSync(plan.secretFile, 'utf8').trim();
     const source = fs.readFileSync(this.opts.launcherFile ?? LAUNCHER_PATH, 'utf8');
-    const code = `TFOS_SESSION = True\n${source}\nprint(run_cluster(sc, ${JSON.stringify(plan.controlUrl)}, ${JSON.stringify(secret)}))\n`;
+    const program = `TFOS_SESSION = True\n${source}\nprint(run_cluster(sc, ${JSON.stringify(plan.controlUrl)}, ${JSON.stringify(secret)}))\n`;
+    // One expression statement: Livy 0.7's Python shell cannot compile multi-statement cells on
+    // Python >= 3.8. A JSON string literal is also a valid Python string literal.
+    const code = `exec(compile(${JSON.stringify(program)}, 'tfos_launcher.py', 'exec'), globals())`;
     const statement = await this.client.submitStatement(sessionId, code, 'pyspark');
     let stopped = false;
     const exited = (async (): Promise<AppExit> => {
