@@ -23,7 +23,7 @@ export async function benchStartup(repeats = 2): Promise<Row[]> {
   if (stack?.spark.healthy) routes.push(['spark-submit (standalone)', { sparkSubmit: { master: stack.spark.master, conf: { 'spark.executor.memory': '512m' } } }]);
   if (stack?.livy.healthy) {
     routes.push(['livy batch', { livy: { url: stack.livy.url, driverMemory: '512m', executorMemory: '512m' } }]);
-    routes.push(['livy session (new)', { livy: { url: stack.livy.url, mode: 'session', driverMemory: '512m', executorMemory: '512m' } }]);
+    if (stack.livy.sessions) routes.push(['livy session (new)', { livy: { url: stack.livy.url, mode: 'session', driverMemory: '512m', executorMemory: '512m' } }]);
   }
   const rows: Row[] = [];
   for (const [name, via] of routes) {
