@@ -371,8 +371,14 @@ def run_feed(spark, secret, feed, ctl):
     """One feed: every epoch, each worker's share of the data streams to it from one barrier task."""
     try:
         workers = len(feed["targets"])
-        reader = spark.read.format(feed.get("format", "parquet"))
-        df = reader.load(feed["path"])
+        if feed.get("dataFrame"):
+            # In a Livy session the launcher runs in the session's namespace: feed a DataFrame
+            # the notebook defined there, by name.
+            df = globals().get(feed["dataFrame"])
+            if df is None or not hasattr(df, "mapInArrow"):
+                raise ValueError("no DataFrame named '%s' in this Spark session (define it in the Livy session before TFCluster.run)" % feed["dataFrame"])
+        else:
+            df = spark.read.format(feed.get("format", "parquet")).load(feed["path"])
         if feed.get("columns"):
             df = df.select(*feed["columns"])
         group = "tfos-feed-" + feed["feedId"]

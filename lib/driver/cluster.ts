@@ -37,6 +37,9 @@ export interface LogLine {
   line: string;
 }
 
+/** A dataset path (HDFS or local), or — in a Livy session — the name of a DataFrame defined there. */
+export type FeedSource = string | { dataFrame: string };
+
 export interface TrainOptions {
   epochs?: number;
   /** Spark data source format of `data` (default 'parquet'). */
@@ -164,7 +167,7 @@ export class TFClusterHandle extends EventEmitter {
    * row exactly once per epoch across workers). Resolves with per-epoch row counts when the feed
    * is done; the trainers read it with TFNode.dataFeed(ctx).
    */
-  async train(data: string, opts: TrainOptions = {}): Promise<FeedEpochReport[]> {
+  async train(data: FeedSource, opts: TrainOptions = {}): Promise<FeedEpochReport[]> {
     const epochs = opts.epochs ?? 1;
     if (!Number.isInteger(epochs) || epochs < 1) throw new Error(`train(): epochs must be a positive integer, got ${opts.epochs}`);
     const reports: FeedEpochReport[] = [];
@@ -176,7 +179,7 @@ export class TFClusterHandle extends EventEmitter {
    * InputMode.SPARK inference: rows of `data` stream to the workers, their results stream back and
    * Spark writes `output` with exactly one row per input row, keyed by `keyColumn`.
    */
-  async inference(data: string, opts: InferenceOptions): Promise<{ output: string }> {
+  async inference(data: FeedSource, opts: InferenceOptions): Promise<{ output: string }> {
     if (!opts?.output) throw new Error('inference(): options.output (where to write the results) is required');
     const key = opts.keyColumn ?? 'id';
     const output = this.resolveDataPath(opts.output);
@@ -199,7 +202,9 @@ export class TFClusterHandle extends EventEmitter {
     return p; // relative to the user's home on the cluster's filesystem, as Spark resolves it
   }
 
-  private async runFeed(kind: 'train' | 'infer', data: string, extra: Record<string, unknown>, onEpoch?: (r: FeedEpochReport) => void): Promise<void> {
+  private async runFeed(kind: 'train' | 'infer', data: FeedSource, extra: Record<string, unknown>, onEpoch?: (r: FeedEpochReport) => void): Promise<void> {
+    const source = typeof data === 'string' ? { path: this.resolveDataPath(data) } : { dataFrame: data.dataFrame };
+    const what = typeof data === 'string' ? data : `DataFrame '${data.dataFrame}'`;
     if (this.cfg.inputMode !== 'spark') {
       throw new Error(`${kind === 'train' ? 'train' : 'inference'}() feeds data through Spark, which needs inputMode SPARK; with InputMode.TENSORFLOW the nodes read their data themselves`);
     }
@@ -230,14 +235,14 @@ export class TFClusterHandle extends EventEmitter {
             const ws = this.sockets.get(w.nodeIndex);
             if (ws) send(ws, { type: 'feed-failed', feedId, error: ev.error });
           }
-          reject(new Error(`feeding ${data} failed: ${ev.error}`));
+          reject(new Error(`feeding ${what} failed: ${ev.error}`));
         }
       };
       this.feeds.on('event', onEvent);
     });
     this.cfg.server.sendLauncherCommand({
       type: 'feed',
-      feed: { feedId, kind, path: this.resolveDataPath(data), targets: workers.map((w) => [w.host, w.dataPort]), ...extra },
+      feed: { feedId, kind, ...source, targets: workers.map((w) => [w.host, w.dataPort]), ...extra },
     });
     await Promise.race([done, this.until(() => false)]);
   }

@@ -9,6 +9,7 @@ import * as path from 'node:path';
 import { InputMode } from '../../lib/protocol/input-mode';
 import { RouteOption, TFCluster } from '../../lib/driver/tf-cluster';
 import { readParquet, writeParquetDataset } from '../support/parquet-fixture';
+import { LivyClient } from '../../lib/io/livy';
 
 const consumer = path.resolve(__dirname, '../../../test/fixtures/modules/feed-consumer.js');
 const ROWS = 1000;
@@ -101,3 +102,37 @@ feedSuite('the embedded local Spark', () => ({ local: {} }));
 const master = process.env.TFOS_TEST_SPARK_MASTER;
 // The stack's 4 task slots hold 2 nodes and their 2 feeding tasks.
 feedSuite('spark-submit to the standalone master', () => (master ? { sparkSubmit: { master, conf: { 'spark.executor.memory': '512m' } } } : undefined), { nodes: 2, ps: 0 });
+
+describe('InputMode.SPARK feeding a DataFrame of a Livy interactive session', function () {
+  const livyUrl = process.env.TFOS_TEST_LIVY;
+  let dir: string;
+  before(async function () {
+    if (!livyUrl || process.env.TFOS_TEST_LIVY_SESSIONS !== '1') return this.skip();
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tfos-feed-df-'));
+    await writeParquetDataset(path.join(dir, 'data'), ROWS, 4);
+  });
+  after(() => dir && fs.rmSync(dir, { recursive: true, force: true }));
+
+  it('feeds a DataFrame the notebook defined in the session, every row once', async () => {
+    const client = new LivyClient({ url: livyUrl! });
+    const session = await client.createSession({ kind: 'pyspark', driverMemory: '512m', executorMemory: '512m', executorCores: 1, conf: { 'spark.executor.cores': '1' } });
+    try {
+      await client.waitForSessionIdle(session.id, { timeoutMs: 300_000 });
+      await client.runStatement(session.id, `df = spark.read.parquet(${JSON.stringify(`file://${path.join(dir, 'data')}`)}).filter("id % 2 = 0")`);
+      const handle = await TFCluster.run({
+        module: consumer,
+        numExecutors: 2,
+        inputMode: InputMode.SPARK,
+        via: { livy: { url: livyUrl!, mode: 'session', sessionId: session.id } },
+        reservationTimeout: 180,
+      });
+      const epochs = await handle.train({ dataFrame: 'df' });
+      expect(epochs[0].workers.reduce((a, w) => a + w.rows, 0)).to.equal(ROWS / 2);
+      const stats = [...(await handle.shutdown({ timeout: 120 })).values()] as Stats[];
+      expect(stats.reduce((a, s) => a + s.rows, 0)).to.equal(ROWS / 2);
+      expect(stats.reduce((a, s) => a + s.idSum, 0)).to.equal((ROWS / 2) * (ROWS / 2 - 1));
+    } finally {
+      await client.closeSession(session.id).catch(() => undefined);
+    }
+  });
+});
