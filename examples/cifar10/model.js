@@ -9,7 +9,8 @@ function buildModel(tf) {
   model.add(tf.layers.maxPooling2d({ poolSize: 2 }));
   model.add(tf.layers.flatten());
   model.add(tf.layers.dense({ units: 256, activation: 'relu' }));
-  model.add(tf.layers.dense({ units: 10, activation: 'softmax' }));
+  // Logits: the training loss applies the softmax (softmaxCrossEntropy).
+  model.add(tf.layers.dense({ units: 10 }));
   return model;
 }
 
