@@ -7,7 +7,7 @@
 import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
-import { WebHdfsClient } from './webhdfs';
+import { WebHdfsClient, WebHdfsError } from './webhdfs';
 
 export interface FsStat {
   type: 'file' | 'dir';
@@ -93,106 +93,61 @@ export class LocalFs implements DatasetFs {
 // ---------------------------------------------------------------------------------------------
 
 /** Minimal WebHDFS REST client (GETFILESTATUS, LISTSTATUS, MKDIRS, CREATE, OPEN, RENAME, DELETE). */
+/** A dataset file system on HDFS, through the project's WebHDFS client (lib/io/webhdfs.ts). */
 export class WebHdfsFs implements DatasetFs {
   readonly kind = 'webhdfs' as const;
-  private readonly base: string;
+  private readonly client: WebHdfsClient;
+
   constructor(
     webhdfsUrl: string,
     private readonly opts: { user?: string; defaultFS?: string } = {},
   ) {
-    this.base = webhdfsUrl.replace(/\/+$/, '').replace(/\/webhdfs\/v1$/, '');
+    this.client = new WebHdfsClient({ url: webhdfsUrl, user: opts.user });
   }
 
   uri(p: string): string {
     const fsUri = this.opts.defaultFS?.replace(/\/+$/, '');
-    return fsUri ? `${fsUri}${p}` : `${this.base.replace(/^http/, 'webhdfs')}${p}`;
-  }
-
-  private url(p: string, op: string, params: Record<string, string | number | boolean> = {}): string {
-    const q = new URLSearchParams({ op, ...Object.fromEntries(Object.entries(params).map(([k, v]) => [k, String(v)])) });
-    const user = this.opts.user ?? process.env.HADOOP_USER_NAME ?? process.env.USER;
-    if (user) q.set('user.name', user);
-    const encoded = p.split('/').map(encodeURIComponent).join('/');
-    return `${this.base}/webhdfs/v1${encoded.startsWith('/') ? encoded : '/' + encoded}?${q}`;
-  }
-
-  private async call(method: string, url: string, init: RequestInit = {}, what = ''): Promise<Response> {
-    let res: Response;
-    try {
-      res = await fetch(url, { method, ...init });
-    } catch (err) {
-      throw new Error(`WebHDFS ${method} ${what || url} failed: ${(err as Error).message} (is HDFS up at ${this.base}?)`);
-    }
-    return res;
-  }
-
-  private async fail(res: Response, what: string): Promise<never> {
-    let detail = '';
-    try {
-      const body = await res.text();
-      const j = JSON.parse(body) as { RemoteException?: { message?: string; exception?: string } };
-      detail = j.RemoteException ? `${j.RemoteException.exception}: ${j.RemoteException.message}` : body.slice(0, 300);
-    } catch {
-      /* no body */
-    }
-    throw new Error(`WebHDFS ${what}: HTTP ${res.status}${detail ? ` ${detail}` : ''}`);
+    return fsUri ? `${fsUri}${p}` : `${this.client.url.replace(/^http/, 'webhdfs')}${p}`;
   }
 
   async stat(p: string): Promise<FsStat | undefined> {
-    const res = await this.call('GET', this.url(p, 'GETFILESTATUS'));
-    if (res.status === 404) {
-      await res.body?.cancel();
-      return undefined;
+    try {
+      const st = await this.client.status(p);
+      return { type: st.type === 'DIRECTORY' ? 'dir' : 'file', size: st.length };
+    } catch (err) {
+      if (err instanceof WebHdfsError && err.exception === 'FileNotFoundException') return undefined;
+      throw err;
     }
-    if (!res.ok) return this.fail(res, `GETFILESTATUS ${p}`);
-    const j = (await res.json()) as { FileStatus: { type: string; length: number } };
-    return { type: j.FileStatus.type === 'DIRECTORY' ? 'dir' : 'file', size: j.FileStatus.length };
   }
 
   async list(p: string): Promise<string[]> {
-    const res = await this.call('GET', this.url(p, 'LISTSTATUS'));
-    if (!res.ok) return this.fail(res, `LISTSTATUS ${p}`);
-    const j = (await res.json()) as { FileStatuses: { FileStatus: { pathSuffix: string }[] } };
-    return j.FileStatuses.FileStatus.map((s) => s.pathSuffix).sort();
+    return (await this.client.list(p)).map((s) => s.pathSuffix).sort();
   }
 
   async mkdirs(p: string): Promise<void> {
-    const res = await this.call('PUT', this.url(p, 'MKDIRS'));
-    if (!res.ok) return this.fail(res, `MKDIRS ${p}`);
-    await res.body?.cancel();
+    await this.client.mkdirs(p);
   }
 
   async writeFile(p: string, data: Uint8Array): Promise<void> {
-    // The WebHDFS client does the two-step CREATE (and copes with the DataNode's 100-continue).
-    const client = new WebHdfsClient({ url: this.base, user: this.opts.user ?? process.env.HADOOP_USER_NAME ?? process.env.USER });
-    await client.create(p, data, { overwrite: true });
+    await this.client.create(p, data, { overwrite: true });
   }
 
-  async readFile(p: string): Promise<Buffer> {
-    const res = await this.call('GET', this.url(p, 'OPEN'));
-    if (!res.ok) return this.fail(res, `OPEN ${p}`);
-    return Buffer.from(await res.arrayBuffer());
+  readFile(p: string): Promise<Buffer> {
+    return this.client.readAll(p);
   }
 
   async readRange(p: string, offset: number, length: number, signal?: AbortSignal): Promise<Buffer> {
-    const res = await this.call('GET', this.url(p, 'OPEN', { offset, length }), { signal });
-    if (!res.ok) return this.fail(res, `OPEN ${p} [${offset}, +${length})`);
-    const buf = Buffer.from(await res.arrayBuffer());
+    const buf = await this.client.readAll(p, { offset, length, signal });
     if (buf.length !== length) throw new Error(`WebHDFS OPEN ${p}: short read (wanted ${length} bytes from ${offset}, got ${buf.length})`);
     return buf;
   }
 
   async rename(from: string, to: string): Promise<void> {
-    const res = await this.call('PUT', this.url(from, 'RENAME', { destination: to }));
-    if (!res.ok) return this.fail(res, `RENAME ${from} -> ${to}`);
-    const j = (await res.json()) as { boolean?: boolean };
-    if (j.boolean === false) throw new Error(`WebHDFS RENAME ${from} -> ${to} was refused (does the destination exist?)`);
+    if (!(await this.client.rename(from, to))) throw new Error(`WebHDFS RENAME ${from} -> ${to} was refused (does the destination exist?)`);
   }
 
   async remove(p: string): Promise<void> {
-    const res = await this.call('DELETE', this.url(p, 'DELETE', { recursive: true }));
-    if (!res.ok && res.status !== 404) return this.fail(res, `DELETE ${p}`);
-    await res.body?.cancel();
+    await this.client.delete(p, { recursive: true });
   }
 }
 
