@@ -58,6 +58,16 @@ export class FeedConnection {
     msg.write(terminated ? 'T' : 'D', 0, 'latin1');
     msg.writeBigUInt64BE(BigInt(rows), 1);
     this.socket.end(msg);
+    if (terminated) {
+      // Read and drop the rest, so the feeding task is not left blocked writing into a full socket.
+      void (async () => {
+        try {
+          for (;;) if ((await this.body[Symbol.asyncIterator]().next()).done) break;
+        } catch {
+          /* the feeder went away: nothing left to drain */
+        }
+      })();
+    }
   }
 
   /** Inference: one frame of result rows (in input order). Resolves when the socket accepted it. */

@@ -89,6 +89,17 @@ function feedSuite(name: string, via: () => RouteOption | undefined, layout = { 
       expect((failed as Error).message).to.contain('no-such-data');
     });
 
+    it('a trainer that terminates its feed early ends the feed cleanly (no hang), reported per worker', async () => {
+      const handle = await TFCluster.run({ module: consumer, numExecutors: 2, inputMode: InputMode.SPARK, args: ['terminate'], via: via(), reservationTimeout: 180 });
+      const epochs = await handle.train(path.join(dir, 'data'), { epochs: 3 });
+      // Stops after the first epoch: every worker said it terminated.
+      expect(epochs).to.have.length(1);
+      expect(epochs[0].workers.every((w) => w.terminated)).to.equal(true);
+      const stats = [...(await handle.shutdown({ timeout: 60 })).values()] as Array<Stats & { terminated: boolean }>;
+      expect(stats.map((s) => s.terminated)).to.deep.equal([true, true]);
+      for (const s of stats) expect(s.rows).to.equal(64);
+    });
+
     it('train() in InputMode.TENSORFLOW is refused with a clear message', async () => {
       const handle = await TFCluster.run({ module: consumer, numExecutors: 1, via: via(), reservationTimeout: 180 });
       const err = await handle.train(path.join(dir, 'data')).catch((e: Error) => e);
