@@ -31,8 +31,6 @@ export class ControlServer extends EventEmitter {
   private readonly waiters: Array<() => void> = [];
   private readonly sockets = new Set<WebSocket>();
   private address?: AddressInfo;
-  /** Last time the launcher polled for commands; the driver uses it to notice a vanished launcher. */
-  lastLauncherContact = 0;
 
   constructor(
     private readonly secret: string,
@@ -101,10 +99,8 @@ export class ControlServer extends EventEmitter {
     const route = `${req.method} ${url.pathname}`;
     switch (route) {
       case 'GET /v1/launcher/job':
-        this.lastLauncherContact = Date.now();
         return reply(res, 200, this.jobSpec());
       case 'POST /v1/launcher/event':
-        this.lastLauncherContact = Date.now();
         return void readJson(req).then(
           (ev) => {
             reply(res, 204);
@@ -113,9 +109,7 @@ export class ControlServer extends EventEmitter {
           (err) => reply(res, 400, { error: String(err) }),
         );
       case 'GET /v1/launcher/command':
-        this.lastLauncherContact = Date.now();
         return void this.nextCommand(Math.min(Number(url.searchParams.get('wait') ?? 5), 30) * 1000).then((cmd) => {
-          this.lastLauncherContact = Date.now();
           if (cmd) reply(res, 200, cmd);
           else reply(res, 204);
         });

@@ -178,7 +178,6 @@ export async function run(opts: TFClusterRunOptions): Promise<TFClusterHandle> {
     fs.rmSync(secretDir, { recursive: true, force: true });
     throw handle.error ?? err;
   }
-  handle.once('progress', () => undefined);
   return handle;
 }
 
