@@ -1,26 +1,36 @@
 /**
- * Livy for the local stack, assembled from Maven Central: the server and its dependencies
- * (livy-server pulls Scala 2.11 for Livy's own JVM, which is independent of Spark's Scala), run
- * against the provisioned Spark 3.5. Batches run spark-submit and work as is. Interactive
- * sessions need Livy's REPL jars built for Spark's Scala 2.12, which Maven Central does not carry;
- * when they are present (`<livy>/repl_2.12-jars`), sessions are enabled too.
+ * Livy for the local stack.
+ *
+ * Maven Central publishes Livy only up to 0.7.1, with no REPL jars at all, so a Livy that runs
+ * interactive sessions on Spark 3.5 (Scala 2.12, Java 17) has to be built: `provisionLivy` builds
+ * Livy 0.9.0 from its source release with Maven (every dependency comes from Maven Central, into a
+ * local repository under the download cache) and lays the result out like Livy's binary
+ * distribution: `jars/` (the server), `rsc-jars/` (what a session's Spark driver gets) and
+ * `repl_2.12-jars/` (the interpreters). The source release is looked for in TFOS_LIVY_SRC or in
+ * the download cache. Without it, the newest server Maven Central has (0.7.1) is resolved instead:
+ * batches work with it, sessions do not, and `replJarsDir` is then empty.
  */
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { run } from './exec';
-import { JAVA17_OPENS } from './hadoop';
 import { Logger } from './log';
-import { java17Home, TfosPaths, VERSIONS } from './paths';
+import { java17Home, TfosPaths } from './paths';
 import { ServiceSpec } from './service';
-import { SparkInstall } from './spark';
+import { SparkInstall, sparkEnv } from './spark';
+
+/** The Livy built from source (sessions and batches). */
+export const LIVY_SOURCE_VERSION = '0.9.0-incubating';
+/** The newest Livy server on Maven Central (batches only on Spark 3.5: it has no Scala 2.12 REPL). */
+export const LIVY_CENTRAL_VERSION = '0.7.1-incubating';
+const SCALA = '2.12';
 
 export interface LivyInstall {
   home: string;
   serverJarsDir: string;
   rscJarsDir: string;
-  /** Livy REPL jars for Scala 2.12 (interactive sessions), when built. */
-  replJarsDir?: string;
+  /** Livy's REPL jars for Scala 2.12, needed by interactive sessions; '' when this Livy has none. */
+  replJarsDir: string;
   javaHome: string;
 }
 
@@ -32,88 +42,229 @@ export interface LivyStack {
 
 const MARKER = '.tfos-complete';
 
-function pom(): string {
-  return `<project xmlns="http://maven.apache.org/POM/4.0.0">
-  <modelVersion>4.0.0</modelVersion>
-  <groupId>tfjs-on-spark</groupId><artifactId>livy-runtime</artifactId><version>1</version><packaging>pom</packaging>
-  <dependencies><dependency><groupId>org.apache.livy</groupId><artifactId>livy-server</artifactId><version>${VERSIONS.livy}</version></dependency></dependencies>
-</project>
-`;
+/** Where a Livy version is installed: beside the other provisioned software. */
+export function livyHome(paths: TfosPaths, version: string): string {
+  return path.join(paths.home, `livy-${version}`);
 }
 
-/**
- * REPL jars for Scala 2.12 (livy-repl + livy-core), which Maven Central does not have: a user
- * who built them (e.g. from Livy's sources) points TFOS_LIVY_REPL_JARS at their directory.
- */
-function replJars(env: NodeJS.ProcessEnv): string | undefined {
-  const dir = env.TFOS_LIVY_REPL_JARS?.trim();
-  if (!dir) return undefined;
-  if (!fs.existsSync(dir) || !fs.readdirSync(dir).some((f) => /^livy-repl_2\.12-.*\.jar$/.test(f))) {
-    throw new Error(`TFOS_LIVY_REPL_JARS=${dir} has no livy-repl_2.12-*.jar`);
-  }
-  return path.resolve(dir);
-}
-
-function install(home: string, javaHome: string, env: NodeJS.ProcessEnv = process.env): LivyInstall {
+function layout(home: string, javaHome: string, withRepl: boolean): LivyInstall {
   return {
     home,
     serverJarsDir: path.join(home, 'jars'),
     rscJarsDir: path.join(home, 'rsc-jars'),
-    replJarsDir: replJars(env),
+    replJarsDir: withRepl ? path.join(home, `repl_${SCALA}-jars`) : '',
     javaHome,
   };
 }
 
-/** Resolves Livy's server jars into paths.livy once (Maven's repository is cached as well). */
-export async function provisionLivy(paths: TfosPaths, log: Logger): Promise<LivyInstall> {
-  const home = paths.livy;
-  const javaHome = java17Home();
-  if (fs.existsSync(path.join(home, MARKER))) return install(home, javaHome);
-  log(`resolving Livy ${VERSIONS.livy} from Maven Central into ${home}`);
+function isComplete(home: string): boolean {
+  return fs.existsSync(path.join(home, MARKER));
+}
+
+/**
+ * Livy's source release, if there is one to build: TFOS_LIVY_SRC (a .tgz/.tar.gz/.zip or an
+ * unpacked folder), else `apache-livy-<version>-src{.tgz,.tar.gz,.zip,/}` in the download cache.
+ */
+export function findLivySource(paths: TfosPaths, env: NodeJS.ProcessEnv = process.env): string | undefined {
+  const explicit = env.TFOS_LIVY_SRC?.trim();
+  if (explicit) {
+    if (!fs.existsSync(explicit)) throw new Error(`TFOS_LIVY_SRC=${explicit} does not exist`);
+    return path.resolve(explicit);
+  }
+  const base = path.join(paths.downloads, `apache-livy-${LIVY_SOURCE_VERSION}-src`);
+  for (const candidate of [`${base}.tgz`, `${base}.tar.gz`, `${base}.zip`]) {
+    if (fs.existsSync(candidate)) return candidate;
+  }
+  return fs.existsSync(path.join(base, 'pom.xml')) ? base : undefined;
+}
+
+/**
+ * Makes Livy available once and returns where it is. Builds Livy 0.9.0 from its source release
+ * when one is found (a few minutes, once), else resolves Livy 0.7.1's server from Maven Central.
+ * A completed install (marker file) is never rebuilt or downloaded again.
+ */
+export async function provisionLivy(paths: TfosPaths, log: Logger, env: NodeJS.ProcessEnv = process.env): Promise<LivyInstall> {
+  const javaHome = java17Home(env);
+  const built = livyHome(paths, LIVY_SOURCE_VERSION);
+  if (isComplete(built)) return layout(built, javaHome, true);
+  const source = findLivySource(paths, env);
+  if (source) {
+    await buildFromSource(source, built, paths, javaHome, log, env);
+    return layout(built, javaHome, true);
+  }
+  const central = livyHome(paths, LIVY_CENTRAL_VERSION);
+  if (!isComplete(central)) {
+    log(
+      `no Livy ${LIVY_SOURCE_VERSION} source release found (set TFOS_LIVY_SRC, or put apache-livy-${LIVY_SOURCE_VERSION}-src.tgz in ${paths.downloads}); ` +
+        `using Livy ${LIVY_CENTRAL_VERSION} from Maven Central, which runs batches but no interactive sessions`,
+    );
+    await resolveFromCentral(central, paths, javaHome, log, env);
+  }
+  return layout(central, javaHome, false);
+}
+
+function mavenRepo(paths: TfosPaths): string {
+  return path.join(paths.downloads, 'm2');
+}
+
+/** Skips what a distribution build does not need and what would reach beyond Maven Central. */
+const MAVEN_QUIET_BUILD = [
+  '-q',
+  '-B',
+  `-Pscala-${SCALA}`,
+  '-Pspark3',
+  '-Dremoteresources.skip=true',
+  '-Dcheckstyle.skip=true',
+  '-Dscalastyle.skip=true',
+  '-Drat.skip=true',
+  '-Djacoco.skip=true',
+  '-Dmaven.javadoc.skip=true',
+  '-Dmaven.source.skip=true',
+];
+
+async function buildFromSource(source: string, home: string, paths: TfosPaths, javaHome: string, log: Logger, env: NodeJS.ProcessEnv): Promise<void> {
+  log(`building Livy ${LIVY_SOURCE_VERSION} (Scala ${SCALA}) from ${source}; dependencies from Maven Central (once, a few minutes)`);
+  const started = Date.now();
+  const work = fs.mkdtempSync(path.join(os.tmpdir(), 'tfos-livy-build-'));
+  const staging = `${home}.tmp-${process.pid}`;
+  const mvnEnv = { ...env, JAVA_HOME: javaHome, MAVEN_OPTS: env.MAVEN_OPTS ?? '-Xmx1g' };
+  try {
+    const root = await unpackSource(source, work);
+    const mvn = (args: string[]) =>
+      run('mvn', [`-Dmaven.repo.local=${mavenRepo(paths)}`, ...MAVEN_QUIET_BUILD, ...args], { cwd: root, env: mvnEnv, timeoutMs: 45 * 60_000 });
+    // 1. The modules others depend on, installed into the cache's Maven repository. Tests are
+    //    skipped but compiled: later modules depend on livy-core's test jar.
+    await mvn(['-DskipTests', '-pl', `core/scala-${SCALA},rsc`, '-am', 'install']);
+    // 2. The REPL and the server, test sources not even compiled (the server's are large).
+    //    `package` runs each module's own copy-dependencies into target/jars.
+    await mvn(['-Dmaven.test.skip=true', '-pl', `repl,repl/scala-${SCALA},server`, 'package']);
+    fs.rmSync(staging, { recursive: true, force: true });
+    fs.mkdirSync(staging, { recursive: true });
+    const copy = (from: string, to: string) => {
+      const dir = path.join(root, from);
+      const jars = fs.readdirSync(dir).filter((f) => f.endsWith('.jar'));
+      if (jars.length === 0) throw new Error(`the build left no jars in ${from}`);
+      fs.mkdirSync(path.join(staging, to));
+      for (const f of jars) fs.copyFileSync(path.join(dir, f), path.join(staging, to, f));
+    };
+    copy('server/target/jars', 'jars');
+    copy('rsc/target/jars', 'rsc-jars');
+    copy(`repl/scala-${SCALA}/target/jars`, `repl_${SCALA}-jars`);
+    fs.mkdirSync(path.join(staging, 'logs'));
+    fs.writeFileSync(path.join(staging, MARKER), `livy ${LIVY_SOURCE_VERSION} scala ${SCALA} built ${new Date().toISOString()}\n`);
+    fs.rmSync(home, { recursive: true, force: true });
+    fs.renameSync(staging, home);
+  } catch (err) {
+    fs.rmSync(staging, { recursive: true, force: true });
+    throw new Error(`could not build Livy ${LIVY_SOURCE_VERSION} from ${source}: ${err instanceof Error ? err.message : String(err)}`);
+  } finally {
+    fs.rmSync(work, { recursive: true, force: true });
+  }
+  log(`Livy ${LIVY_SOURCE_VERSION} ready in ${home} (${((Date.now() - started) / 1000).toFixed(0)} s)`);
+}
+
+/** Unpacks (or copies, leaving out old build output) the source into `work`; returns its root. */
+async function unpackSource(source: string, work: string): Promise<string> {
+  if (fs.statSync(source).isDirectory()) {
+    const dest = path.join(work, 'src');
+    fs.cpSync(source, dest, { recursive: true, filter: (p) => path.basename(p) !== 'target' });
+    return dest;
+  }
+  if (/\.zip$/i.test(source)) await run('unzip', ['-q', source, '-d', work], { timeoutMs: 300_000 });
+  else await run('tar', ['-xzf', source, '-C', work], { timeoutMs: 300_000 });
+  if (fs.existsSync(path.join(work, 'pom.xml'))) return work;
+  const dirs = fs.readdirSync(work).filter((d) => fs.existsSync(path.join(work, d, 'pom.xml')));
+  if (dirs.length !== 1) throw new Error(`${source} does not look like Livy's source release (no single folder with a pom.xml)`);
+  return path.join(work, dirs[0]);
+}
+
+/** The fallback: Livy 0.7.1's server and its dependencies from Maven Central (batches only). */
+async function resolveFromCentral(home: string, paths: TfosPaths, javaHome: string, log: Logger, env: NodeJS.ProcessEnv): Promise<void> {
   const started = Date.now();
   const work = fs.mkdtempSync(path.join(os.tmpdir(), 'tfos-livy-'));
   const staging = `${home}.tmp-${process.pid}`;
+  const pom = `<project xmlns="http://maven.apache.org/POM/4.0.0">
+  <modelVersion>4.0.0</modelVersion>
+  <groupId>tfjs-on-spark</groupId><artifactId>livy-runtime</artifactId><version>1</version><packaging>pom</packaging>
+  <dependencies><dependency><groupId>org.apache.livy</groupId><artifactId>livy-server</artifactId><version>${LIVY_CENTRAL_VERSION}</version></dependency></dependencies>
+</project>
+`;
   try {
-    fs.writeFileSync(path.join(work, 'pom.xml'), pom());
+    fs.writeFileSync(path.join(work, 'pom.xml'), pom);
     fs.rmSync(staging, { recursive: true, force: true });
     const jars = path.join(staging, 'jars');
-    await run(
-      'mvn',
-      ['-q', '-B', `-Dmaven.repo.local=${path.join(paths.downloads, 'm2')}`, 'dependency:copy-dependencies', `-DoutputDirectory=${jars}`, '-DincludeScope=runtime'],
-      { cwd: work, timeoutMs: 20 * 60_000, env: { ...process.env, JAVA_HOME: javaHome } },
-    );
-    // What Livy ships to a session's Spark driver: the RSC and the API it implements
-    // (livy-rsc embeds its own shaded client-common; a second copy breaks the driver).
+    await run('mvn', ['-q', '-B', `-Dmaven.repo.local=${mavenRepo(paths)}`, 'dependency:copy-dependencies', `-DoutputDirectory=${jars}`, '-DincludeScope=runtime'], {
+      cwd: work,
+      timeoutMs: 20 * 60_000,
+      env: { ...env, JAVA_HOME: javaHome },
+    });
+    // livy-rsc embeds a shaded client-common: a session driver gets livy-rsc and livy-api only.
     const rsc = path.join(staging, 'rsc-jars');
     fs.mkdirSync(rsc, { recursive: true });
     for (const f of fs.readdirSync(jars)) {
       if (/^livy-(rsc|api)-.*\.jar$/.test(f)) fs.copyFileSync(path.join(jars, f), path.join(rsc, f));
     }
     fs.mkdirSync(path.join(staging, 'logs'), { recursive: true });
-    fs.writeFileSync(path.join(staging, MARKER), new Date().toISOString());
+    fs.writeFileSync(path.join(staging, MARKER), `livy ${LIVY_CENTRAL_VERSION} from Maven Central ${new Date().toISOString()}\n`);
     fs.rmSync(home, { recursive: true, force: true });
     fs.renameSync(staging, home);
   } catch (err) {
     fs.rmSync(staging, { recursive: true, force: true });
-    throw new Error(`could not resolve Livy ${VERSIONS.livy} from Maven Central: ${err instanceof Error ? err.message : String(err)}`);
+    throw new Error(`could not resolve Livy ${LIVY_CENTRAL_VERSION} from Maven Central: ${err instanceof Error ? err.message : String(err)}`);
   } finally {
     fs.rmSync(work, { recursive: true, force: true });
   }
-  log(`Livy jars ready in ${((Date.now() - started) / 1000).toFixed(1)} s`);
-  return install(home, javaHome);
+  log(`Livy ${LIVY_CENTRAL_VERSION} jars ready in ${((Date.now() - started) / 1000).toFixed(0)} s`);
 }
+
+/** Java 17 closes the JDK internals Livy's RPC (netty, kryo) and Hadoop's libraries reach into. */
+const LIVY_JAVA17_OPTS = [
+  'java.base/java.lang',
+  'java.base/java.lang.invoke',
+  'java.base/java.lang.reflect',
+  'java.base/java.io',
+  'java.base/java.net',
+  'java.base/java.nio',
+  'java.base/java.util',
+  'java.base/java.util.concurrent',
+  'java.base/java.util.concurrent.atomic',
+  'java.base/sun.nio.ch',
+  'java.base/sun.nio.cs',
+  'java.base/sun.security.action',
+  'java.base/sun.util.calendar',
+].flatMap((p) => ['--add-opens', `${p}=ALL-UNNAMED`]);
 
 function jarList(dir: string): string {
   return fs
     .readdirSync(dir)
     .filter((f) => f.endsWith('.jar'))
     .sort()
-    .map((f) => `file://${path.join(dir, f)}`)
+    .map((f) => path.join(dir, f))
     .join(',');
 }
 
-/** Writes livy.conf for the given Spark master and describes the server process. */
-export function livyService(inst: LivyInstall, opts: { stackDir: string; port: number; sparkMaster: string; spark: SparkInstall; hadoopConfDir?: string }): LivyStack {
+/** PySpark's own archives, which a pyspark session's driver needs on its Python path. */
+function pysparkArchives(sparkHome: string): string | undefined {
+  const lib = path.join(sparkHome, 'python', 'lib');
+  let files: string[];
+  try {
+    files = fs.readdirSync(lib);
+  } catch {
+    return undefined;
+  }
+  const py4j = files.find((f) => /^py4j-.*-src\.zip$/.test(f));
+  if (!files.includes('pyspark.zip') || !py4j) return undefined;
+  return [path.join(lib, 'pyspark.zip'), path.join(lib, py4j)].join(',');
+}
+
+/**
+ * Writes Livy's configuration into `<stackDir>/livy-conf` and describes the server process:
+ * loopback only, the given Spark master in client deploy mode, local files allowed.
+ */
+export function livyService(
+  install: LivyInstall,
+  opts: { stackDir: string; port: number; sparkMaster: string; spark: SparkInstall; hadoopConfDir?: string },
+): LivyStack {
   const confDir = path.join(opts.stackDir, 'livy-conf');
   const logDir = path.join(opts.stackDir, 'logs', 'livy');
   fs.mkdirSync(confDir, { recursive: true });
@@ -123,34 +274,49 @@ export function livyService(inst: LivyInstall, opts: { stackDir: string; port: n
     'livy.server.port': String(opts.port),
     'livy.spark.master': opts.sparkMaster,
     'livy.spark.deploy-mode': 'client',
-    // Local files (the launcher, test jobs) may be submitted: this is a single-user dev stack.
+    'livy.spark.scala-version': SCALA,
+    // A single-user development stack: any local file (the launcher, a test's job) may be submitted.
     'livy.file.local-dir-whitelist': '/',
     'livy.ui.enabled': 'false',
     'livy.server.recovery.mode': 'off',
     'livy.server.session.timeout-check': 'true',
     'livy.server.session.timeout': '30m',
-    'livy.rsc.jars': jarList(inst.rscJarsDir),
+    // Keep finished batches and sessions visible (state, log) for a while.
+    'livy.server.session.state-retain.sec': '1800s',
+    // Session drivers and the server talk over loopback, whatever the host name resolves to.
+    'livy.rsc.launcher.address': '127.0.0.1',
+    'livy.rsc.rpc.server.address': '127.0.0.1',
+    'livy.rsc.jars': jarList(install.rscJarsDir),
   };
-  if (inst.replJarsDir) {
-    conf['livy.repl.jars'] = jarList(inst.replJarsDir);
-    conf['livy.spark.scala-version'] = '2.12';
-  }
-  fs.writeFileSync(path.join(confDir, 'livy.conf'), Object.entries(conf).map(([k, v]) => `${k} = ${v}\n`).join(''));
+  if (install.replJarsDir) conf['livy.repl.jars'] = jarList(install.replJarsDir);
+  const archives = pysparkArchives(opts.spark.sparkHome);
+  if (archives) conf['livy.rsc.pyspark.archives'] = archives;
+  fs.writeFileSync(
+    path.join(confDir, 'livy.conf'),
+    `# Written by tfjs-on-spark for the local stack; rewritten on every start.\n${Object.entries(conf)
+      .map(([k, v]) => `${k} = ${v}\n`)
+      .join('')}`,
+  );
+  // Livy logs through reload4j (log4j 1 API); the supervisor sends stdout to the service log.
   fs.writeFileSync(
     path.join(confDir, 'log4j.properties'),
-    ['log4j.rootLogger=INFO,console', 'log4j.appender.console=org.apache.log4j.ConsoleAppender', 'log4j.appender.console.layout=org.apache.log4j.PatternLayout', 'log4j.appender.console.layout.ConversionPattern=%d{ISO8601} %p %c{2}: %m%n', ''].join('\n'),
+    [
+      'log4j.rootCategory=INFO, console',
+      'log4j.appender.console=org.apache.log4j.ConsoleAppender',
+      'log4j.appender.console.target=System.err',
+      'log4j.appender.console.layout=org.apache.log4j.PatternLayout',
+      'log4j.appender.console.layout.ConversionPattern=%d{yy/MM/dd HH:mm:ss} %p %c{1}: %m%n',
+      'log4j.logger.org.eclipse.jetty=WARN',
+      '',
+    ].join('\n'),
   );
   const url = `http://127.0.0.1:${opts.port}`;
   const env: NodeJS.ProcessEnv = {
-    ...process.env,
-    JAVA_HOME: inst.javaHome,
-    SPARK_HOME: opts.spark.sparkHome,
-    SPARK_SCALA_VERSION: '2.12',
-    PYSPARK_PYTHON: opts.spark.python,
-    LIVY_HOME: inst.home,
+    ...sparkEnv({ ...opts.spark, javaHome: install.javaHome }),
+    SPARK_SCALA_VERSION: SCALA,
+    LIVY_HOME: install.home,
     LIVY_CONF_DIR: confDir,
     LIVY_LOG_DIR: logDir,
-    SPARK_LOCAL_IP: '127.0.0.1',
   };
   if (opts.hadoopConfDir) env.HADOOP_CONF_DIR = opts.hadoopConfDir;
   return {
@@ -158,22 +324,31 @@ export function livyService(inst: LivyInstall, opts: { stackDir: string; port: n
     confDir,
     service: {
       name: 'livy',
-      command: path.join(inst.javaHome, 'bin', 'java'),
-      args: [...JAVA17_OPENS, '-Xmx512m', '-cp', `${confDir}:${path.join(inst.serverJarsDir, '*')}`, 'org.apache.livy.server.LivyServer'],
+      command: path.join(install.javaHome, 'bin', 'java'),
+      args: [
+        ...LIVY_JAVA17_OPTS,
+        '-Xms64m',
+        '-Xmx512m',
+        '-Djava.net.preferIPv4Stack=true',
+        '-cp',
+        `${confDir}${path.delimiter}${path.join(install.serverJarsDir, '*')}`,
+        'org.apache.livy.server.LivyServer',
+      ],
       env,
       cwd: opts.stackDir,
       ports: [opts.port],
       healthy: () => livyHealthy(url),
-      startTimeoutMs: 120_000,
+      startTimeoutMs: 180_000,
     },
   };
 }
 
-/** Healthy = the REST API answers GET /sessions. */
+/** Healthy = the REST API answers GET /sessions with 200. */
 export async function livyHealthy(url: string): Promise<boolean> {
   try {
     const res = await fetch(`${url.replace(/\/+$/, '')}/sessions`, { signal: AbortSignal.timeout(3000) });
-    return res.ok;
+    await res.body?.cancel();
+    return res.status === 200;
   } catch {
     return false;
   }
