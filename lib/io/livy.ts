@@ -271,6 +271,12 @@ export interface PollOptions {
   factor?: number;
   /** Called with every state seen, e.g. for progress output. */
   onState?: (state: string) => void;
+  /**
+   * How many failed probes in a row to ride out when the failure is transient (the server
+   * unreachable or timing out, HTTP 502/503/504), e.g. a Livy busy starting JVMs on a small
+   * machine; default 3. Other errors (404, 500, ...) end the wait at once.
+   */
+  retries?: number;
 }
 
 /** The delay before poll number `attempt` (0-based): pollMs * factor^attempt, capped at maxPollMs. */
@@ -282,9 +288,16 @@ export function backoffDelay(attempt: number, pollMs = 250, maxPollMs = 5000, fa
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
+/** Errors worth retrying: the server was unreachable or overloaded, not wrong. */
+export function isTransientLivyError(err: unknown): boolean {
+  if (err instanceof LivyConnectionError) return true;
+  return err instanceof LivyHttpError && [502, 503, 504].includes(err.status);
+}
+
 /**
  * Calls `probe` until `done(value)` holds, sleeping with capped exponential backoff between calls.
- * Throws LivyTimeoutError naming `what` and the last state when `timeoutMs` passes first.
+ * Throws LivyTimeoutError naming `what` and the last state when `timeoutMs` passes first; rides
+ * out up to `retries` transient probe failures in a row (see isTransientLivyError).
  */
 export async function pollUntil<T>(
   what: string,
@@ -294,10 +307,21 @@ export async function pollUntil<T>(
   opts: PollOptions = {},
 ): Promise<T> {
   const timeoutMs = opts.timeoutMs ?? 600_000;
+  const retries = opts.retries ?? 3;
   const deadline = Date.now() + timeoutMs;
   let lastState: string | undefined;
+  let failures = 0;
   for (let attempt = 0; ; attempt++) {
-    const value = await probe();
+    let value: T;
+    try {
+      value = await probe();
+      failures = 0;
+    } catch (err) {
+      failures++;
+      if (!isTransientLivyError(err) || failures > retries || Date.now() >= deadline) throw err;
+      await sleep(Math.min(backoffDelay(attempt, opts.pollMs, opts.maxPollMs, opts.factor), Math.max(0, deadline - Date.now())));
+      continue;
+    }
     const state = stateOf(value);
     if (state !== lastState) opts.onState?.(state);
     lastState = state;
