@@ -4,8 +4,9 @@
  * error, a pyspark interactive session running a statement, and the same job through
  * spark-submit to the standalone master.
  *
- * TFOS_TEST_LIVY / TFOS_TEST_SPARK_MASTER point the suite at a running Livy / master; whatever
- * is not given is provisioned and started here on free ports, and stopped afterwards.
+ * TFOS_TEST_LIVY / TFOS_TEST_SPARK_MASTER point the suite at a running Livy / master (and
+ * TFOS_TEST_LIVY_SESSIONS=0 says that Livy has no sessions); whatever is not given is provisioned
+ * and started here on free ports, and stopped afterwards.
  */
 import { expect } from 'chai';
 import * as fs from 'node:fs';
@@ -62,6 +63,8 @@ describe('Livy (real server) and spark-submit', function () {
 
     const givenMaster = process.env.TFOS_TEST_SPARK_MASTER?.trim();
     const givenLivy = process.env.TFOS_TEST_LIVY?.trim();
+    // A given Livy is assumed to run sessions unless TFOS_TEST_LIVY_SESSIONS=0 says otherwise.
+    if (givenLivy) sessions = process.env.TFOS_TEST_LIVY_SESSIONS?.trim() !== '0';
     if (givenMaster && givenLivy) {
       master = givenMaster;
       livyUrl = givenLivy;
@@ -109,7 +112,7 @@ describe('Livy (real server) and spark-submit', function () {
 
   it('a PySpark batch reaches success and its log has the result', async () => {
     const t = Date.now();
-    const batch = await client.runBatch({ file: job('good.py'), name: 'tfos-test-good', ...SMALL }, { timeoutMs: 600_000 });
+    const batch = await client.runBatch({ file: job('good.py'), name: 'tfos-test-good', ...SMALL }, { timeoutMs: 600_000, maxPollMs: 2000 });
     note(`batch to success: ${seconds(t)}`);
     expect(batch.state).to.equal('success');
     const log = await client.batchLog(batch.id, 0, 10_000);
@@ -118,7 +121,7 @@ describe('Livy (real server) and spark-submit', function () {
 
   it('a failing batch reaches dead, and the error carries its log', async () => {
     const t = Date.now();
-    const err = await client.runBatch({ file: job('bad.py'), name: 'tfos-test-bad', ...SMALL }, { timeoutMs: 600_000 }).then(
+    const err = await client.runBatch({ file: job('bad.py'), name: 'tfos-test-bad', ...SMALL }, { timeoutMs: 600_000, maxPollMs: 2000 }).then(
       () => undefined,
       (e: unknown) => e,
     );
@@ -132,13 +135,13 @@ describe('Livy (real server) and spark-submit', function () {
 
   it('a pyspark session runs a statement and closes', async function () {
     if (!sessions) {
-      note('this Livy has no Scala 2.12 REPL jars (built from the source release only): sessions skipped');
+      note('this Livy runs no sessions (0.7.1 from Maven Central has no Scala 2.12 REPL jars): skipped');
       return this.skip();
     }
     let t = Date.now();
     const session = await client.createSession({ kind: 'pyspark', name: `tfos-test-${process.pid}`, ...SMALL });
     try {
-      await client.waitForSessionIdle(session.id, { timeoutMs: 600_000 });
+      await client.waitForSessionIdle(session.id, { timeoutMs: 600_000, maxPollMs: 2000 });
       note(`session to idle: ${seconds(t)}`);
       t = Date.now();
       const out = await client.runStatement(session.id, 'sc.parallelize(range(100)).sum()', { timeoutMs: 300_000 });
