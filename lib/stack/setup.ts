@@ -45,7 +45,7 @@ export async function setup(opts: SetupOptions = {}): Promise<SetupResult> {
     home: paths.home,
     spark,
     hadoop: hadoop ? paths.hadoop : `external (HADOOP_CONF_DIR=${env.HADOOP_CONF_DIR})`,
-    livy: livy ? paths.livy : `external (TFOS_LIVY_URL=${env.TFOS_LIVY_URL})`,
+    livy: livy ? livy.home : `external (TFOS_LIVY_URL=${env.TFOS_LIVY_URL})`,
     tensorflow,
     seconds: (Date.now() - started) / 1000,
   };
