@@ -40,6 +40,8 @@ def boom(x):
 sc.parallelize(range(4), 2).map(boom).collect()
 `;
 const RESULT = 'TFOS_RESULT sum of squares = 328350';
+/** Livy refuses a second batch or session of the same name: runs against a long-lived stack differ. */
+const RUN = `${process.pid}-${Date.now().toString(36)}`;
 
 const seconds = (since: number) => `${((Date.now() - since) / 1000).toFixed(1)} s`;
 const note = (line: string) => process.stdout.write(`      ${line}\n`);
@@ -112,7 +114,7 @@ describe('Livy (real server) and spark-submit', function () {
 
   it('a PySpark batch reaches success and its log has the result', async () => {
     const t = Date.now();
-    const batch = await client.runBatch({ file: job('good.py'), name: 'tfos-test-good', ...SMALL }, { timeoutMs: 600_000, maxPollMs: 2000 });
+    const batch = await client.runBatch({ file: job('good.py'), name: `tfos-test-good-${RUN}`, ...SMALL }, { timeoutMs: 600_000, maxPollMs: 2000 });
     note(`batch to success: ${seconds(t)}`);
     expect(batch.state).to.equal('success');
     const log = await client.batchLog(batch.id, 0, 10_000);
@@ -121,7 +123,7 @@ describe('Livy (real server) and spark-submit', function () {
 
   it('a failing batch reaches dead, and the error carries its log', async () => {
     const t = Date.now();
-    const err = await client.runBatch({ file: job('bad.py'), name: 'tfos-test-bad', ...SMALL }, { timeoutMs: 600_000, maxPollMs: 2000 }).then(
+    const err = await client.runBatch({ file: job('bad.py'), name: `tfos-test-bad-${RUN}`, ...SMALL }, { timeoutMs: 600_000, maxPollMs: 2000 }).then(
       () => undefined,
       (e: unknown) => e,
     );
@@ -139,7 +141,7 @@ describe('Livy (real server) and spark-submit', function () {
       return this.skip();
     }
     let t = Date.now();
-    const session = await client.createSession({ kind: 'pyspark', name: `tfos-test-${process.pid}`, ...SMALL });
+    const session = await client.createSession({ kind: 'pyspark', name: `tfos-test-session-${RUN}`, ...SMALL });
     try {
       await client.waitForSessionIdle(session.id, { timeoutMs: 600_000, maxPollMs: 2000 });
       note(`session to idle: ${seconds(t)}`);
