@@ -11,7 +11,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { run } from './exec';
 import { Logger } from './log';
-import { java17Home, TfosPaths, VERSIONS } from './paths';
+import { JAVA17_OPENS, java17Home, TfosPaths, VERSIONS } from './paths';
 import { ServiceSpec } from './service';
 
 export interface HadoopInstall {
@@ -29,22 +29,6 @@ export interface HdfsStack {
 }
 
 const MARKER = '.tfos-complete';
-
-/** Java 17 closes JDK internals that Hadoop's RPC and Jetty still reach into. */
-export const JAVA17_OPENS = [
-  'java.base/java.lang',
-  'java.base/java.lang.reflect',
-  'java.base/java.io',
-  'java.base/java.net',
-  'java.base/java.nio',
-  'java.base/java.util',
-  'java.base/java.util.concurrent',
-  'java.base/java.util.concurrent.atomic',
-  'java.base/sun.nio.ch',
-  'java.base/sun.nio.cs',
-  'java.base/sun.security.action',
-  'java.base/sun.util.calendar',
-].flatMap((p) => ['--add-opens', `${p}=ALL-UNNAMED`]);
 
 function pom(): string {
   const dep = (a: string) => `<dependency><groupId>org.apache.hadoop</groupId><artifactId>${a}</artifactId><version>${VERSIONS.hadoop}</version></dependency>`;

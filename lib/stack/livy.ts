@@ -15,7 +15,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { run } from './exec';
 import { Logger } from './log';
-import { java17Home, TfosPaths } from './paths';
+import { JAVA17_OPENS, java17Home, TfosPaths } from './paths';
 import { ServiceSpec } from './service';
 import { SparkInstall, sparkEnv } from './spark';
 
@@ -217,23 +217,6 @@ async function resolveFromCentral(home: string, paths: TfosPaths, javaHome: stri
   log(`Livy ${LIVY_CENTRAL_VERSION} jars ready in ${((Date.now() - started) / 1000).toFixed(0)} s`);
 }
 
-/** Java 17 closes the JDK internals Livy's RPC (netty, kryo) and Hadoop's libraries reach into. */
-const LIVY_JAVA17_OPTS = [
-  'java.base/java.lang',
-  'java.base/java.lang.invoke',
-  'java.base/java.lang.reflect',
-  'java.base/java.io',
-  'java.base/java.net',
-  'java.base/java.nio',
-  'java.base/java.util',
-  'java.base/java.util.concurrent',
-  'java.base/java.util.concurrent.atomic',
-  'java.base/sun.nio.ch',
-  'java.base/sun.nio.cs',
-  'java.base/sun.security.action',
-  'java.base/sun.util.calendar',
-].flatMap((p) => ['--add-opens', `${p}=ALL-UNNAMED`]);
-
 function jarList(dir: string): string {
   return fs
     .readdirSync(dir)
@@ -326,7 +309,7 @@ export function livyService(
       name: 'livy',
       command: path.join(install.javaHome, 'bin', 'java'),
       args: [
-        ...LIVY_JAVA17_OPTS,
+        ...JAVA17_OPENS,
         '-Xms64m',
         '-Xmx512m',
         '-Djava.net.preferIPv4Stack=true',

@@ -93,3 +93,23 @@ function javaMajorVersion(javaHome: string): number | undefined {
     return undefined;
   }
 }
+
+/**
+ * Java 17 closes JDK internals that Hadoop's RPC, Jetty and Livy's RPC (netty, kryo) still reach
+ * into: the --add-opens flags every JVM service of the stack gets.
+ */
+export const JAVA17_OPENS = [
+  'java.base/java.lang',
+  'java.base/java.lang.invoke',
+  'java.base/java.lang.reflect',
+  'java.base/java.io',
+  'java.base/java.net',
+  'java.base/java.nio',
+  'java.base/java.util',
+  'java.base/java.util.concurrent',
+  'java.base/java.util.concurrent.atomic',
+  'java.base/sun.nio.ch',
+  'java.base/sun.nio.cs',
+  'java.base/sun.security.action',
+  'java.base/sun.util.calendar',
+].flatMap((p) => ['--add-opens', `${p}=ALL-UNNAMED`]);

@@ -17,6 +17,7 @@ import { DatasetFs, resolveLocation } from '../../lib/io/dataset-fs';
 import { readManifest, writeCifarDataset } from '../../lib/io/dataset';
 import { DataFeed } from '../../lib/node/data-feed';
 import { arrowPython, generatedRecord, setLabel, sharedCifarDir, tempDir, writeCifarFixture } from '../support/cifar-fixture';
+import { rejection } from '../support/rejection';
 
 /** A WebHDFS REST stand-in over a local directory. */
 function fakeWebHdfs(root: string): Promise<{ url: string; close: () => Promise<void>; requests: string[] }> {
@@ -102,15 +103,6 @@ function fakeWebHdfs(root: string): Promise<{ url: string; close: () => Promise<
       }),
     ),
   );
-}
-
-async function rejection(p: Promise<unknown>): Promise<Error> {
-  try {
-    await p;
-  } catch (err) {
-    return err as Error;
-  }
-  throw new Error('expected a rejection');
 }
 
 interface Target {

@@ -13,18 +13,10 @@ import { stderrLogger } from '../../lib/stack/log';
 import { tfosPaths } from '../../lib/stack/paths';
 import { freePort } from '../../lib/stack/ports';
 import { RunningService, startService, stopService } from '../../lib/stack/supervisor';
+import { rejection } from '../support/rejection';
 
 const MiB = 1024 * 1024;
 const BLOCK = 16 * MiB;
-
-async function rejection(p: Promise<unknown>): Promise<Error> {
-  try {
-    await p;
-  } catch (err) {
-    return err as Error;
-  }
-  throw new Error('expected a rejection');
-}
 
 function sha256(b: Buffer): string {
   return createHash('sha256').update(b).digest('hex');

@@ -3,20 +3,12 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { CIFAR, CifarFormatError, fileSource, findCifarFiles, generatedCifarSet, readCifarRecords, readSha256Sums, withReadAhead } from '../../lib/io/cifar10';
 import { generatedRecord, setLabel, sharedCifarDir, tempDir, truncateFile, writeCifarFixture } from '../support/cifar-fixture';
+import { rejection } from '../support/rejection';
 
 async function readAll(src: Parameters<typeof readCifarRecords>[0], expectedRecords?: number): Promise<Buffer> {
   const parts: Buffer[] = [];
   for await (const c of readCifarRecords(src, { expectedRecords })) parts.push(Buffer.from(c.bytes));
   return Buffer.concat(parts);
-}
-
-async function rejection(p: Promise<unknown>): Promise<Error> {
-  try {
-    await p;
-  } catch (err) {
-    return err as Error;
-  }
-  throw new Error('expected a rejection');
 }
 
 describe('CIFAR-10 files', () => {

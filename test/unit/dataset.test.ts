@@ -9,19 +9,11 @@ import { DatasetInfo, planShard, readManifest, shardRange, SplitManifest, stepsP
 import { dataCommand } from '../../lib/cli/data-command';
 import { DataFeed } from '../../lib/node/data-feed';
 import { arrowPython, generatedRecord, parquetRowCount, setLabel, sharedCifarDir, stagingLeftovers, tempDir, truncateFile, writeCifarFixture } from '../support/cifar-fixture';
+import { rejection } from '../support/rejection';
 
 const SEED = 5;
 const TRAIN = 1000;
 const TEST = 200;
-
-async function rejection(p: Promise<unknown>): Promise<Error> {
-  try {
-    await p;
-  } catch (err) {
-    return err as Error;
-  }
-  throw new Error('expected a rejection');
-}
 
 /** Rows of a table as CIFAR records keyed by id. */
 function records(t: Table): { id: number; record: Buffer }[] {

@@ -8,6 +8,7 @@ import * as net from 'node:net';
 import { AddressInfo } from 'node:net';
 import { WebHdfsClient, WebHdfsError } from '../../lib/io/webhdfs';
 import { freePort } from '../../lib/stack/ports';
+import { rejection } from '../support/rejection';
 
 interface Seen {
   method: string;
@@ -41,15 +42,6 @@ async function stub(handle: (req: http.IncomingMessage, res: http.ServerResponse
 function remote(res: http.ServerResponse, status: number, exception: string, message: string): void {
   res.writeHead(status, { 'content-type': 'application/json' });
   res.end(JSON.stringify({ RemoteException: { exception, javaClassName: `org.apache.hadoop.${exception}`, message } }));
-}
-
-async function rejection(p: Promise<unknown>): Promise<Error> {
-  try {
-    await p;
-  } catch (err) {
-    return err as Error;
-  }
-  throw new Error('expected a rejection');
 }
 
 async function* chunks(n: number, size: number): AsyncGenerator<Uint8Array> {
