@@ -11,9 +11,8 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { JobName, JobSpec, PROTOCOL_VERSION } from '../protocol/control';
 import { InputMode } from '../protocol/input-mode';
-import { silentLogger } from '../stack/log';
-import { tfosPaths } from '../stack/paths';
-import { provisionSpark } from '../stack/spark';
+import { tfosPaths } from '../platform/paths';
+import { resolveSpark } from '../platform/spark';
 import { TFClusterHandle } from './cluster';
 import { archiveLaunch, ArchiveOption } from './pack';
 import { ControlServer } from './control-server';
@@ -81,7 +80,8 @@ async function makeRoute(opts: TFClusterRunOptions, slots: number): Promise<Spar
   if ('livy' in via) {
     return new LivyRoute(typeof via.livy === 'string' ? { url: via.livy } : via.livy);
   }
-  const spark = await provisionSpark(tfosPaths(), silentLogger);
+  // Read-only: a run never installs; an unprovisioned machine fails here with "run `tfos setup`".
+  const spark = resolveSpark();
   if ('sparkSubmit' in via) {
     const conf = { 'spark.executor.cores': '1', ...via.sparkSubmit.conf };
     return new SparkSubmitRoute(spark, { master: via.sparkSubmit.master, conf, extraArgs: via.sparkSubmit.extraArgs });
