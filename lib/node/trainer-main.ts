@@ -17,6 +17,7 @@ import { FeedServer } from './feed-server';
 import { closeClusterServerOf } from './tf-node';
 import { FeedAnnouncement } from './spark-feed';
 import { absolutePath, NodeRuntime, RUNTIME, TFNodeContext } from './runtime';
+import { registerNativeKernelsOnLoad } from '../tfjs-native/auto';
 
 function env(name: string): string {
   const v = process.env[name];
@@ -95,6 +96,8 @@ export async function loadUserFunction(modulePath: string, fnName: string): Prom
 }
 
 async function main(): Promise<number> {
+  // The user's function loads tfjs-node; TensorFlow's fused kernels come with it.
+  registerNativeKernelsOnLoad();
   const secret = await readSecret();
   const controlUrl = env('TFOS_CONTROL_URL');
   const nodeIndex = Number(env('TFOS_NODE_INDEX'));
