@@ -119,6 +119,10 @@ export class TFClusterHandle extends EventEmitter {
     s.on('node-message', (i: number, attempt: number, msg: NodeToDriver) => this.onNodeMessage(i, attempt, msg));
     s.on('node-closed', (i: number, attempt: number) => this.onNodeClosed(i, attempt));
     s.on('launcher-event', (ev: LauncherEvent) => this.onLauncherEvent(ev));
+    // Refused connections are part of the run's record (never with secret material in them).
+    s.on('auth-failure', (remote: string, what: string) => {
+      this.emit('log', { nodeIndex: -1, label: 'driver', line: `control server refused ${remote}: ${what}` } satisfies LogLine);
+    });
     s.on('log', (i: number, _attempt: number, line: string) => {
       const role = cfg.job.roles[i];
       this.emit('log', { nodeIndex: i, label: role ? `${role.job}:${role.taskIndex}` : `node${i}`, line } satisfies LogLine);

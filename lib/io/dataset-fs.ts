@@ -7,6 +7,7 @@
 import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
+import { checkedHdfsPath } from './hdfs-path';
 import { WebHdfsClient, WebHdfsError } from './webhdfs';
 
 export interface FsStat {
@@ -178,7 +179,7 @@ export function resolveLocation(uri: string, opts: LocationOptions = {}): Locati
   const m = /^(hdfs|webhdfs|https?):\/\/([^/]*)(\/.*)?$/.exec(uri);
   if (!m) return { fs: new LocalFs(), path: path.resolve(uri) };
   const [, scheme, authority, rest = '/'] = m;
-  const p = path.posix.normalize(decodeURIComponent(rest));
+  const p = checkedHdfsPath(rest, uri, { decode: true });
   if (scheme === 'hdfs') {
     const endpoint = opts.webhdfs || env.TFOS_WEBHDFS?.trim() || (authority ? `http://${authority.replace(/:\d+$/, '')}:9870` : undefined);
     if (!endpoint) throw new Error(`${uri}: no namenode host; give a WebHDFS endpoint (--webhdfs or TFOS_WEBHDFS)`);
@@ -189,7 +190,7 @@ export function resolveLocation(uri: string, opts: LocationOptions = {}): Locati
   }
   const wm = /^(.*?)\/webhdfs\/v1(\/.*)?$/.exec(uri);
   if (!wm) throw new Error(`${uri}: an http(s) location must be a WebHDFS URL (…/webhdfs/v1/path)`);
-  return { fs: new WebHdfsFs(wm[1]), path: path.posix.normalize(decodeURIComponent(wm[2] ?? '/')) };
+  return { fs: new WebHdfsFs(wm[1]), path: checkedHdfsPath(wm[2] ?? '/', uri, { decode: true }) };
 }
 
 /** True when a local directory exists (sync helper for CLIs). */

@@ -35,6 +35,7 @@ import {
 } from 'apache-arrow';
 import { CIFAR, CifarSource, CifarSourceSet, checkSourceSize, readCifarRecords, Split, withReadAhead } from './cifar10';
 import { DatasetFs, Location, posixJoin } from './dataset-fs';
+import { checkedRelativePath } from './hdfs-path';
 import { ParquetConverter } from './dataset-parquet';
 
 export const DATASET_FORMAT = 'tfos-dataset';
@@ -198,6 +199,11 @@ export async function readManifest(fs: DatasetFs, splitPath: string): Promise<Sp
     throw new Error(`${fs.uri(file)}: not a ${DATASET_FORMAT} manifest`);
   }
   if (m.version > DATASET_VERSION) throw new Error(`${fs.uri(file)}: manifest version ${m.version} is newer than this reader (${DATASET_VERSION})`);
+  // Partition files are read relative to the split: a manifest must not point anywhere else.
+  for (const [i, part] of m.partitions.entries()) {
+    checkedRelativePath(part?.arrow?.path, `${fs.uri(file)} partition ${i} arrow.path`);
+    if (part.parquet) checkedRelativePath(part.parquet.path, `${fs.uri(file)} partition ${i} parquet.path`);
+  }
   return m;
 }
 

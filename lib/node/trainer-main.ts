@@ -11,6 +11,7 @@ import * as dgram from 'node:dgram';
 import * as net from 'node:net';
 import * as path from 'node:path';
 import { pathToFileURL } from 'node:url';
+import { guardListener } from '../platform/preauth';
 import { DriverToNode, NodeContext, PROTOCOL_VERSION } from '../protocol/control';
 import { NodeControl } from './control-client';
 import { FeedServer } from './feed-server';
@@ -59,8 +60,16 @@ function localAddressTowards(controlUrl: string): Promise<string> {
 function listen(host: string): Promise<net.Server> {
   return new Promise((resolve, reject) => {
     const server = net.createServer();
+    // Open from now on, but served only from startClusterServer: until then (and for strangers
+    // always) a connection is closed unless it authenticates within the pre-auth bound.
+    // (A peer that dials before this node serves is retried by the peer: no log line for that.)
+    guardListener(server, {
+      onReject: (why, remote) => {
+        if (!why.startsWith('no proof')) console.error(`tfos: cluster-server port: closed a connection from ${remote}: ${why}`);
+      },
+    });
     server.once('error', reject);
-    server.listen({ host: host === '127.0.0.1' ? host : '0.0.0.0', port: Number(process.env.TFOS_NODE_PORT ?? 0) }, () => resolve(server));
+    server.listen({ host, port: Number(process.env.TFOS_NODE_PORT ?? 0) }, () => resolve(server));
   });
 }
 
