@@ -412,7 +412,7 @@ def run_feed(spark, secret, feed, ctl):
             # The DDL is parsed here, where a SparkContext exists; tasks get the Arrow schema.
             target = _ddl_to_arrow(feed["resultSchema"])
             out = _split(df, workers).mapInArrow(make_feed_task(secret, feed, 0, target), feed["resultSchema"])
-            _write_atomically(spark, out, feed["output"])
+            _write_atomically(spark, out, feed["output"], bool(feed.get("overwrite")))
         ctl.event({"type": "feed-done", "feedId": feed["feedId"]})
     except BaseException as err:  # noqa: B902 - the driver decides what a failed feed means
         ctl.event({"type": "feed-failed", "feedId": feed["feedId"], "error": short_error(err)})
@@ -435,20 +435,46 @@ def _split(df, workers):
     return df.coalesce(workers) if n >= workers else df.repartition(workers)
 
 
-def _write_atomically(spark, df, output):
-    """Writes Parquet to a hidden sibling and renames it into place: no half-written output."""
+def _write_atomically(spark, df, output, overwrite=False):
+    """Writes Parquet to a hidden sibling and renames it into place: no half-written output.
+
+    With overwrite, the old output is renamed aside first and removed only once the new one is in
+    place (put back if that fails). Hadoop renames a directory *into* an existing one, so the
+    target is checked to be absent right before, and a copy nested in a target created meanwhile
+    is moved back out.
+    """
+    import uuid
+
     jvm = spark.sparkContext._jvm
     conf = spark.sparkContext._jsc.hadoopConfiguration()
-    target = jvm.org.apache.hadoop.fs.Path(output)
+    Path = jvm.org.apache.hadoop.fs.Path
+    target = Path(output)
     fs = target.getFileSystem(conf)
-    if fs.exists(target):
-        raise ValueError("output %s already exists" % output)
-    tmp = jvm.org.apache.hadoop.fs.Path(target.getParent(), "._tfos_tmp_" + target.getName())
-    fs.delete(tmp, True)
+    existed = fs.exists(target)
+    if existed and not overwrite:
+        raise ValueError("output %s already exists (pass overwrite: true to replace it)" % output)
+    tag = uuid.uuid4().hex[:8]
+    tmp = Path(target.getParent(), "._tfos_tmp_%s_%s" % (target.getName(), tag))
+    aside = Path(target.getParent(), "._tfos_old_%s_%s" % (target.getName(), tag))
     try:
         df.write.parquet(tmp.toString())
-        if not fs.rename(tmp, target):
-            raise RuntimeError("could not rename %s to %s" % (tmp.toString(), output))
+        if existed and not fs.rename(target, aside):
+            raise RuntimeError("could not move the old output %s aside" % output)
+        try:
+            if fs.exists(target):
+                raise RuntimeError("output %s appeared while the results were written; it was left alone" % output)
+            if not fs.rename(tmp, target):
+                raise RuntimeError("could not rename %s to %s" % (tmp.toString(), output))
+            nested = Path(target, tmp.getName())
+            if fs.exists(nested):
+                fs.rename(nested, tmp)
+                raise RuntimeError("output %s appeared while the results were moved in; it was left alone" % output)
+        except BaseException:
+            if existed and not fs.exists(target):
+                fs.rename(aside, target)
+            raise
+        if existed:
+            fs.delete(aside, True)
     finally:
         fs.delete(tmp, True)
 

@@ -11,6 +11,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { JobName, JobSpec, PROTOCOL_VERSION } from '../protocol/control';
 import { InputMode } from '../protocol/input-mode';
+import { checkJsonArgs } from '../protocol/json-args';
 import { silentLogger } from '../stack/log';
 import { tfosPaths } from '../stack/paths';
 import { provisionSpark } from '../stack/spark';
@@ -98,6 +99,8 @@ function validate(opts: TFClusterRunOptions): void {
   if (opts.reservationTimeout !== undefined && !(opts.reservationTimeout > 0)) {
     throw new Error(`TFCluster.run: reservationTimeout must be a positive number of seconds, got ${opts.reservationTimeout}`);
   }
+  // Trainers get args as JSON: refuse what JSON would change or drop, before anything starts.
+  if (opts.args !== undefined) checkJsonArgs(opts.args);
   if (opts.inputMode !== undefined && !Object.values(InputMode).includes(opts.inputMode)) {
     throw new Error(`TFCluster.run: inputMode must be one of ${Object.values(InputMode).join(', ')}, got ${String(opts.inputMode)}`);
   }
@@ -126,7 +129,13 @@ export async function run(opts: TFClusterRunOptions): Promise<TFClusterHandle> {
     clusterSize: roles.length,
     roles,
     trainerCommand: opts.trainerCommand ?? shipped?.trainerCommand ?? [process.execPath, TRAINER_ENTRY],
-    trainerEnv: { ...(opts.webhdfs ? { TFOS_WEBHDFS: opts.webhdfs } : {}), ...opts.env, TFOS_CLUSTER_ID: clusterId },
+    trainerEnv: {
+      ...(opts.webhdfs ? { TFOS_WEBHDFS: opts.webhdfs } : {}),
+      ...opts.env,
+      TFOS_CLUSTER_ID: clusterId,
+      // A registered trainer waits at most this long for its ctx (the rest of the reservation).
+      TFOS_CTX_TIMEOUT_SEC: String(Math.ceil(reservationTimeoutMs / 1000) + 30),
+    },
     gpusPerNode: opts.gpusPerNode ?? 0,
     reservationTimeoutSec: Math.ceil(reservationTimeoutMs / 1000),
     // InputMode.SPARK: each worker's feeding task needs a slot beside the node stage.

@@ -34,7 +34,7 @@ import {
   Struct,
 } from 'apache-arrow';
 import { CIFAR, CifarSource, CifarSourceSet, checkSourceSize, readCifarRecords, Split, withReadAhead } from './cifar10';
-import { DatasetFs, Location, posixJoin } from './dataset-fs';
+import { commitDirectory, DatasetFs, Location, posixJoin } from './dataset-fs';
 import { checkedRelativePath } from './hdfs-path';
 import { ParquetConverter } from './dataset-parquet';
 
@@ -519,8 +519,8 @@ export async function writeCifarDataset(set: CifarSourceSet, dest: Location, opt
     };
     await fs.writeFile(posixJoin(staging, DATASET_INFO_NAME), Buffer.from(JSON.stringify(info, null, 1) + '\n'));
     await converter?.close();
-    if (existing) await fs.remove(destPath);
-    await fs.rename(staging, destPath);
+    // The old copy (--overwrite) is removed only once the new one is in place.
+    await commitDirectory(fs, staging, destPath, Boolean(existing));
     return { dest: fs.uri(destPath), seconds: (Date.now() - started) / 1000, splits: result, info };
   } catch (err) {
     abort.abort(err);

@@ -157,7 +157,19 @@ async function main(): Promise<number> {
     });
   });
   await control.send({ type: 'register', protocol: PROTOCOL_VERSION, nodeIndex, attempt, executorId, host, port, dataPort, pid: process.pid });
-  const nodeCtx = await ctxPromise;
+  // The driver sends the ctx once every node registered; it fails the reservation itself after
+  // its timeout, but a trainer must not wait forever on a driver that never says so.
+  const ctxTimeoutSec = Number(process.env.TFOS_CTX_TIMEOUT_SEC ?? 600);
+  let ctxTimer: NodeJS.Timeout | undefined;
+  const nodeCtx = await Promise.race([
+    ctxPromise,
+    new Promise<never>((_, reject) => {
+      ctxTimer = setTimeout(
+        () => reject(new Error(`node ${nodeIndex}: registered with the driver at ${controlUrl} but got no cluster spec within ${ctxTimeoutSec} s (the other nodes never all registered)`)),
+        ctxTimeoutSec * 1000,
+      );
+    }),
+  ]).finally(() => clearTimeout(ctxTimer));
 
   const runtime: NodeRuntime = {
     control,
