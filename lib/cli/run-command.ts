@@ -22,13 +22,8 @@ export const RUN_USAGE = `tfos run <module> [--fn NAME] [--via local|spark-submi
 export interface ParsedRun {
   options: TFClusterRunOptions;
   quiet: boolean;
-<<<<<<< HEAD
-  /** InputMode.SPARK: what Spark feeds once the cluster is up. */
-  feed?: { data?: string; epochs: number; inference?: string; output?: string; overwrite?: boolean; resultSchema?: string };
-=======
   /** InputMode.SPARK inference once the cluster is up (the run's --data is fed by TFCluster.run). */
-  feed?: { inference?: string; output?: string; resultSchema?: string };
->>>>>>> main
+  feed?: { inference?: string; output?: string; overwrite?: boolean; resultSchema?: string };
 }
 
 function positiveInt(name: string, v: string | undefined, fallback: number, min = 1): number {
@@ -116,13 +111,7 @@ export async function parseRunArgs(argv: string[], env: NodeJS.ProcessEnv = proc
   }
   if (values.inference !== undefined && !values.output) throw new Error('--inference PATH needs --output PATH for the results');
   return {
-<<<<<<< HEAD
-    feed: feeds
-      ? { data: values.data, epochs: positiveInt('epochs', values.epochs, 1), inference: values.inference, output: values.output, overwrite: values.overwrite, resultSchema: values['result-schema'] }
-      : undefined,
-=======
-    feed: values.inference !== undefined ? { inference: values.inference, output: values.output, resultSchema: values['result-schema'] } : undefined,
->>>>>>> main
+    feed: values.inference !== undefined ? { inference: values.inference, output: values.output, overwrite: values.overwrite, resultSchema: values['result-schema'] } : undefined,
     quiet: Boolean(values.quiet),
     options: {
       module: positionals[0],

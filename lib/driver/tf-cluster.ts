@@ -12,15 +12,9 @@ import * as path from 'node:path';
 import { ClusterEnvironment, clusterEnvironment } from '../platform/cluster-env';
 import { JobName, JobSpec, PROTOCOL_VERSION } from '../protocol/control';
 import { InputMode } from '../protocol/input-mode';
-<<<<<<< HEAD
 import { checkJsonArgs } from '../protocol/json-args';
-import { silentLogger } from '../stack/log';
-import { tfosPaths } from '../stack/paths';
-import { provisionSpark } from '../stack/spark';
-=======
 import { tfosPaths } from '../platform/paths';
 import { resolveSpark } from '../platform/spark';
->>>>>>> main
 import { TFClusterHandle } from './cluster';
 import { archiveLaunch, ArchiveOption } from './pack';
 import { ControlServer } from './control-server';
@@ -139,16 +133,13 @@ function validate(opts: TFClusterRunOptions): void {
   if (opts.reservationTimeout !== undefined && !(opts.reservationTimeout > 0)) {
     throw new Error(`TFCluster.run: reservationTimeout must be a positive number of seconds, got ${opts.reservationTimeout}`);
   }
-<<<<<<< HEAD
   // Trainers get args as JSON: refuse what JSON would change or drop, before anything starts.
   if (opts.args !== undefined) checkJsonArgs(opts.args);
-=======
   if (opts.data !== undefined && (typeof opts.data !== 'string' || !opts.data)) throw new TypeError('TFCluster.run: data must be a dataset path (e.g. hdfs:///data/cifar10/train)');
   if (opts.epochs !== undefined && !(Number.isInteger(opts.epochs) && opts.epochs >= 1)) {
     throw new Error(`TFCluster.run: epochs must be a positive integer, got ${opts.epochs}`);
   }
   if (opts.epochs !== undefined && opts.data === undefined) throw new Error('TFCluster.run: epochs needs data (the dataset to pass over)');
->>>>>>> main
   if (opts.inputMode !== undefined && !Object.values(InputMode).includes(opts.inputMode)) {
     throw new Error(`TFCluster.run: inputMode must be one of ${Object.values(InputMode).join(', ')}, got ${String(opts.inputMode)}`);
   }
@@ -183,18 +174,12 @@ export async function run(opts: TFClusterRunOptions): Promise<TFClusterHandle> {
     roles,
     trainerCommand: opts.trainerCommand ?? shipped?.trainerCommand ?? [process.execPath, TRAINER_ENTRY],
     trainerEnv: {
-<<<<<<< HEAD
-      ...(opts.webhdfs ? { TFOS_WEBHDFS: opts.webhdfs } : {}),
-      ...opts.env,
-      TFOS_CLUSTER_ID: clusterId,
-      // A registered trainer waits at most this long for its ctx (the rest of the reservation).
-      TFOS_CTX_TIMEOUT_SEC: String(Math.ceil(reservationTimeoutMs / 1000) + 30),
-=======
       ...(webhdfs ? { TFOS_WEBHDFS: webhdfs } : {}),
       ...(hdfs ? { TFOS_DEFAULT_FS: opts.defaultFS ?? hdfs.defaultFS } : {}),
       ...opts.env,
       TFOS_CLUSTER_ID: clusterId,
->>>>>>> main
+      // A registered trainer waits at most this long for its ctx (the rest of the reservation).
+      TFOS_CTX_TIMEOUT_SEC: String(Math.ceil(reservationTimeoutMs / 1000) + 30),
     },
     gpusPerNode: opts.gpusPerNode ?? 0,
     reservationTimeoutSec: Math.ceil(reservationTimeoutMs / 1000),
