@@ -47,8 +47,9 @@ export interface FeedSpec {
   format?: string;
   columns?: string[];
   stallTimeoutSec?: number;
-  /** Inference: where Spark writes the results, their key column and DDL. */
+  /** Inference: where Spark writes the results (replacing them only with `overwrite`), their key column and DDL. */
   output?: string;
+  overwrite?: boolean;
   keyColumn?: string;
   resultSchema?: string;
 }
