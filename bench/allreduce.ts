@@ -251,7 +251,7 @@ export async function benchAllreduce(o: AllreduceBenchOptions = {}): Promise<Row
       const bus = (alg * 2 * (n - 1)) / n;
       // CPU time of the busiest worker per call: what the collective costs, whatever the machine's load.
       const cpu = Math.max(...results.map((r) => r[i].cpuMs ?? 0));
-      rows.push({ measure: 'allReduce sum', workers: n, floats, MB: ((floats * 4) / MB).toFixed(1), 'median ms': +ms.toFixed(1), 'algbw MB/s': Math.round(alg), 'busbw MB/s': Math.round(bus), 'busbw / raw TCP': +(bus / tcp).toFixed(2), 'cpu ms/call': +cpu.toFixed(1), nodes: procs });
+      rows.push({ measure: 'allReduce sum', workers: n, floats, MB: ((floats * 4) / MB).toFixed(1), 'median ms': +ms.toFixed(1), 'algbw MB/s': alg >= 10 ? Math.round(alg) : alg, 'busbw MB/s': bus >= 10 ? Math.round(bus) : bus, 'busbw / raw TCP': +(bus / tcp).toFixed(2), 'cpu ms/call': +cpu.toFixed(1), nodes: procs });
     });
   }
 
