@@ -18,6 +18,7 @@ export { TFNode } from './node/tf-node';
 // Data helpers for training functions: the feed types and Arrow → tfjs tensors.
 export { DataFeed, stepsPerEpoch } from './node/data-feed';
 export { SparkFeed } from './node/spark-feed';
+export type { Feed } from './node/feed';
 export { tableToTensors, imagesToTensor, labelsToInt32 } from './io/arrow-tensors';
 export { registerNativeKernels } from './tfjs-native';
 export type { TFNodeContext } from './node/runtime';
