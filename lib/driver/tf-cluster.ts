@@ -16,6 +16,7 @@ import { tfosPaths } from '../stack/paths';
 import { provisionSpark } from '../stack/spark';
 import { TFClusterHandle } from './cluster';
 import { archiveLaunch, ArchiveOption } from './pack';
+import { isLoopbackHost, localAddressTowards, targetHost } from './addresses';
 import { ControlServer } from './control-server';
 import { assignRoles, Reservation } from './reservation';
 import { LivyRoute, LivyRouteOptions } from './routes/livy';
@@ -56,9 +57,13 @@ export interface TFClusterRunOptions {
   workingDir?: string;
   /** GPUs per worker node, from Spark's resource scheduling (ps nodes get none). */
   gpusPerNode?: number;
-  /** Address to bind the control server; default 127.0.0.1 for local routes, 0.0.0.0 otherwise. */
+  /**
+   * Address to bind the control server; default 127.0.0.1 for local routes, else this machine's
+   * address on the interface that routes to the master / Livy host (0.0.0.0 when the master names
+   * no host, e.g. `yarn`).
+   */
   controlBindHost?: string;
-  /** Address trainers use to reach the driver (default: the bind host, or this machine's hostname). */
+  /** Address trainers use to reach the driver (default: the bind host, or the cluster-facing address). */
   controlAdvertiseHost?: string;
   /** argv that starts a trainer on an executor (default: this Node binary + our trainer entry). */
   trainerCommand?: string[];
@@ -70,13 +75,20 @@ export interface TFClusterRunOptions {
 
 export const TRAINER_ENTRY = path.resolve(__dirname, '../node/trainer-main.js');
 
-function isLoopbackRoute(via: RouteOption | undefined): boolean {
-  if (!via || 'local' in via) return true;
-  const target = 'livy' in via ? (typeof via.livy === 'string' ? via.livy : via.livy.url) : via.sparkSubmit.master;
-  return /(127\.0\.0\.1|localhost|\[::1\])|^local/.test(target);
+/**
+ * The address of this machine that the route's cluster reaches (the control server's bind and
+ * advertised address, and the Spark driver's for spark-submit): loopback for local targets, else
+ * the interface that routes to the master or Livy host; undefined when the target names no host.
+ */
+async function clusterFacingAddress(via: RouteOption | undefined): Promise<string | undefined> {
+  if (!via || 'local' in via) return '127.0.0.1';
+  const target = targetHost('livy' in via ? (typeof via.livy === 'string' ? via.livy : via.livy.url) : via.sparkSubmit.master);
+  if (target === undefined) return undefined;
+  if (target === 'local' || isLoopbackHost(target)) return '127.0.0.1';
+  return localAddressTowards(target);
 }
 
-async function makeRoute(opts: TFClusterRunOptions, slots: number): Promise<SparkRoute> {
+async function makeRoute(opts: TFClusterRunOptions, slots: number, driverAddress: string | undefined): Promise<SparkRoute> {
   const via: RouteOption = opts.via ?? { local: {} };
   if ('livy' in via) {
     return new LivyRoute(typeof via.livy === 'string' ? { url: via.livy } : via.livy);
@@ -84,7 +96,7 @@ async function makeRoute(opts: TFClusterRunOptions, slots: number): Promise<Spar
   const spark = await provisionSpark(tfosPaths(), silentLogger);
   if ('sparkSubmit' in via) {
     const conf = { 'spark.executor.cores': '1', ...via.sparkSubmit.conf };
-    return new SparkSubmitRoute(spark, { master: via.sparkSubmit.master, conf, extraArgs: via.sparkSubmit.extraArgs });
+    return new SparkSubmitRoute(spark, { master: via.sparkSubmit.master, conf, extraArgs: via.sparkSubmit.extraArgs, driverAddress });
   }
   const local = via.local;
   return new SparkSubmitRoute(spark, { master: `local[${local.cores ?? slots}]`, conf: local.conf }, 'local');
@@ -101,6 +113,18 @@ function validate(opts: TFClusterRunOptions): void {
   if (opts.inputMode !== undefined && !Object.values(InputMode).includes(opts.inputMode)) {
     throw new Error(`TFCluster.run: inputMode must be one of ${Object.values(InputMode).join(', ')}, got ${String(opts.inputMode)}`);
   }
+}
+
+/**
+ * Exactly as many one-core executors as the cluster has task slots: without a cap a standalone
+ * master starts an executor JVM on every free core of every worker (most of them idle, all of
+ * them competing for start-up CPU). A user's own conf still wins (routes apply it last).
+ */
+function executorCount(via: RouteOption | undefined, slots: number): Record<string, string> {
+  if (!via || 'local' in via) return {};
+  const master = 'sparkSubmit' in via ? via.sparkSubmit.master : undefined;
+  if (master === undefined || master.startsWith('spark://')) return { 'spark.cores.max': String(slots) };
+  return {};
 }
 
 /** Starts a TF cluster on Spark; resolves once every node has registered. */
@@ -132,9 +156,9 @@ export async function run(opts: TFClusterRunOptions): Promise<TFClusterHandle> {
     // InputMode.SPARK: each worker's feeding task needs a slot beside the node stage.
     feedSlots: opts.inputMode === InputMode.SPARK ? roles.filter((r) => r.job === 'chief' || r.job === 'worker').length : 0,
   };
-  const loopback = isLoopbackRoute(opts.via);
-  const bindHost = opts.controlBindHost ?? (loopback ? '127.0.0.1' : '0.0.0.0');
-  const advertise = opts.controlAdvertiseHost ?? (bindHost === '0.0.0.0' ? os.hostname() : bindHost);
+  const facing = await clusterFacingAddress(opts.via);
+  const bindHost = opts.controlBindHost ?? facing ?? '0.0.0.0';
+  const advertise = opts.controlAdvertiseHost ?? (bindHost === '0.0.0.0' ? (facing ?? os.hostname()) : bindHost);
   // The launcher asks for the job when it starts: tell it how much of the reservation time is left.
   // A few seconds less than ours, so the launcher's more precise "Spark offered only k slots"
   // error arrives before the driver's generic reservation timeout.
@@ -163,8 +187,9 @@ export async function run(opts: TFClusterRunOptions): Promise<TFClusterHandle> {
   handle.once('failed', () => fs.rmSync(secretDir, { recursive: true, force: true }));
   opts.onHandle?.(handle);
   try {
-    const route = await makeRoute(opts, roles.length + (job.feedSlots ?? 0));
-    const conf: Record<string, string> = { ...shipped?.conf };
+    const slots = roles.length + (job.feedSlots ?? 0);
+    const route = await makeRoute(opts, slots, facing);
+    const conf: Record<string, string> = { ...shipped?.conf, ...executorCount(opts.via, slots) };
     if (job.gpusPerNode > 0) {
       conf['spark.task.resource.gpu.amount'] = String(job.gpusPerNode);
       conf['spark.executor.resource.gpu.amount'] = String(job.gpusPerNode);

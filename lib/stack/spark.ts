@@ -10,7 +10,7 @@ import * as path from 'node:path';
 import { run } from './exec';
 import { Logger } from './log';
 import { java17Home, TfosPaths, VERSIONS } from './paths';
-import { ServiceSpec } from './service';
+import { LOOPBACK, Placement, ServiceSpec } from './service';
 
 export interface SparkInstall {
   sparkHome: string;
@@ -78,8 +78,11 @@ async function pysparkHome(python: string): Promise<string> {
   return res.stdout.trim();
 }
 
-/** Environment for any Spark JVM or spark-submit we start. */
-export function sparkEnv(install: SparkInstall, base: NodeJS.ProcessEnv = process.env): NodeJS.ProcessEnv {
+/**
+ * Environment for any Spark JVM or spark-submit we start. `localIp` is the address Spark binds and
+ * advertises (SPARK_LOCAL_IP): loopback for the local stack, a host's own address on a multi-host one.
+ */
+export function sparkEnv(install: SparkInstall, base: NodeJS.ProcessEnv = process.env, localIp = '127.0.0.1'): NodeJS.ProcessEnv {
   return {
     ...base,
     JAVA_HOME: install.javaHome,
@@ -88,7 +91,7 @@ export function sparkEnv(install: SparkInstall, base: NodeJS.ProcessEnv = proces
     SPARK_SCALA_VERSION: VERSIONS.scala,
     PYSPARK_PYTHON: install.python,
     PYSPARK_DRIVER_PYTHON: install.python,
-    SPARK_LOCAL_IP: '127.0.0.1',
+    SPARK_LOCAL_IP: localIp,
     PATH: `${path.join(install.javaHome, 'bin')}${path.delimiter}${base.PATH ?? ''}`,
   };
 }
@@ -103,6 +106,10 @@ export interface SparkStackOptions {
   workerMemory: string;
   /** First worker web UI port; worker i uses base + i. */
   workerUiPortBase: number;
+  /** Where the master runs (default: loopback here). */
+  master?: Placement;
+  /** Where worker i runs (default: every worker beside the master). */
+  workerHosts?: Placement[];
 }
 
 export interface SparkStack {
@@ -133,25 +140,27 @@ export function aliveWorkers(state: MasterState | undefined): number {
 }
 
 export function sparkServices(install: SparkInstall, opts: SparkStackOptions): SparkStack {
-  const masterUrl = `spark://127.0.0.1:${opts.masterPort}`;
-  const ui = `http://127.0.0.1:${opts.masterUiPort}`;
+  const at = opts.master ?? LOOPBACK;
+  const masterUrl = `spark://${at.address}:${opts.masterPort}`;
+  const ui = `http://${at.address}:${opts.masterUiPort}`;
   const sparkClass = path.join(install.sparkHome, 'bin', 'spark-class');
   const workDir = path.join(opts.stackDir, 'spark', 'work');
   fs.mkdirSync(workDir, { recursive: true });
-  const env = {
-    ...sparkEnv(install),
+  const envAt = (p: Placement) => ({
+    ...sparkEnv(install, process.env, p.address),
     SPARK_LOG_DIR: path.join(opts.stackDir, 'logs'),
     SPARK_WORKER_DIR: workDir,
     // Without this the master's and workers' UIs pick the next free port silently.
     SPARK_MASTER_OPTS: '-Dspark.ui.reverseProxy=false',
-  };
+  });
   const services: ServiceSpec[] = [
     {
       name: 'spark-master',
       command: sparkClass,
-      args: ['org.apache.spark.deploy.master.Master', '--host', '127.0.0.1', '--port', String(opts.masterPort), '--webui-port', String(opts.masterUiPort)],
-      env,
+      args: ['org.apache.spark.deploy.master.Master', '--host', at.address, '--port', String(opts.masterPort), '--webui-port', String(opts.masterUiPort)],
+      env: envAt(at),
       cwd: opts.stackDir,
+      netns: at.netns,
       ports: [opts.masterPort, opts.masterUiPort],
       healthy: async () => (await masterState(ui))?.status === 'ALIVE',
       startTimeoutMs: 120_000,
@@ -159,20 +168,22 @@ export function sparkServices(install: SparkInstall, opts: SparkStackOptions): S
   ];
   for (let i = 0; i < opts.workers; i++) {
     const uiPort = opts.workerUiPortBase + i;
+    const host = opts.workerHosts?.[i] ?? at;
     services.push({
       name: `spark-worker-${i + 1}`,
       command: sparkClass,
       args: [
         'org.apache.spark.deploy.worker.Worker',
-        '--host', '127.0.0.1',
+        '--host', host.address,
         '--cores', String(opts.workerCores),
         '--memory', opts.workerMemory,
         '--webui-port', String(uiPort),
         '--work-dir', workDir,
         masterUrl,
       ],
-      env,
+      env: envAt(host),
       cwd: opts.stackDir,
+      netns: host.netns,
       ports: [uiPort],
       // A worker is healthy once the master counts it; workers start in order, so count i + 1.
       healthy: async () => aliveWorkers(await masterState(ui)) >= i + 1,

@@ -12,8 +12,9 @@ import { isAlive } from './exec';
 import { externalHdfs, hdfsHealthy, hdfsServices, provisionHadoop } from './hadoop';
 import { livyHealthy, livyService, provisionLivy } from './livy';
 import { Logger, silentLogger } from './log';
+import { createNetwork, destroyNetwork, NetworkPlan, planNetwork } from './netns';
 import { TfosPaths, tfosPaths } from './paths';
-import { ServiceSpec } from './service';
+import { Placement, ServiceSpec } from './service';
 import { aliveWorkers, masterState, provisionSpark, sparkServices } from './spark';
 import { assertPortsFree, RunningService, startService, stopService } from './supervisor';
 
@@ -38,6 +39,12 @@ export const DEFAULT_PORTS: StackPorts = {
 
 export interface StackUpOptions {
   workers?: number;
+  /**
+   * Build N (>= 3) separate network hosts with network namespaces (see netns.ts): host a runs the
+   * Spark master, NameNode and Livy; every other host a Spark worker and a DataNode. The driver
+   * stays in this (the root) namespace and reaches them through the bridge.
+   */
+  hosts?: number;
   workerCores?: number;
   workerMemory?: string;
   ports?: Partial<StackPorts>;
@@ -51,6 +58,16 @@ export interface StackStatus {
   hdfs: { defaultFS: string; webhdfs: string; healthy: boolean; configDir?: string; external?: boolean };
   /** sessions: interactive sessions are possible (REPL jars for Scala 2.12 configured, or the user's Livy). */
   livy: { url: string; healthy: boolean; sessions?: boolean; external?: boolean };
+  /** Multi-host stacks only: each network host, its address and what runs there. */
+  hosts?: StackHost[];
+  /** Multi-host stacks only: the hosts' subnet and the address the root namespace has on it. */
+  network?: { subnet: string; gateway: string };
+}
+
+export interface StackHost {
+  name: string;
+  address: string;
+  roles: string[];
 }
 
 interface StackState {
@@ -59,6 +76,9 @@ interface StackState {
   workers: number;
   ports: StackPorts;
   services: RunningService[];
+  /** Recorded before any of it is created, so `down` removes it even after a crash of `up`. */
+  network?: NetworkPlan;
+  hosts?: StackHost[];
   endpoints: {
     sparkMaster: string;
     sparkUi: string;
@@ -98,6 +118,7 @@ async function probe(state: StackState): Promise<StackStatus> {
     spark: { master: e.sparkMaster, ui: e.sparkUi, workers, healthy: master?.status === 'ALIVE' && workers >= state.workers },
     hdfs: { defaultFS: e.defaultFS, webhdfs: e.webhdfs, healthy: hdfsOk, configDir: e.hadoopConfDir, external: e.hdfsExternal || undefined },
     livy: { url: e.livy, healthy: livyOk, sessions: e.livySessions ?? e.livyExternal, external: e.livyExternal || undefined },
+    ...(state.network ? { hosts: state.hosts, network: { subnet: state.network.subnet, gateway: state.network.gateway } } : {}),
   };
 }
 
@@ -159,9 +180,14 @@ export async function stackUp(opts: StackUpOptions = {}): Promise<StackStatus & 
     }
 
     const ports = { ...DEFAULT_PORTS, ...opts.ports };
-    const workers = opts.workers ?? 2;
-    const userLivy = env.TFOS_LIVY_URL?.trim();
-    const userHdfs = env.HADOOP_CONF_DIR?.trim() ? externalHdfs(env.HADOOP_CONF_DIR.trim()) : undefined;
+    const hostCount = opts.hosts;
+    if (hostCount !== undefined && (!Number.isInteger(hostCount) || hostCount < 3)) {
+      throw new Error(`--hosts must be an integer >= 3 (one host for the master, NameNode and Livy, one per worker), got ${hostCount}`);
+    }
+    const workers = hostCount ? hostCount - 1 : (opts.workers ?? 2);
+    // A multi-host stack is self-contained: a user's HDFS or Livy is not on its network.
+    const userLivy = hostCount ? undefined : env.TFOS_LIVY_URL?.trim();
+    const userHdfs = !hostCount && env.HADOOP_CONF_DIR?.trim() ? externalHdfs(env.HADOOP_CONF_DIR.trim()) : undefined;
 
     const [spark, hadoop, livy] = await Promise.all([
       provisionSpark(paths, log, env),
@@ -169,56 +195,75 @@ export async function stackUp(opts: StackUpOptions = {}): Promise<StackStatus & 
       userLivy ? undefined : provisionLivy(paths, log),
     ]);
 
-    const specs: ServiceSpec[] = [];
-    const hdfs = userHdfs ?? hdfsServices(hadoop!, { stackDir: paths.stack, nameNodeRpcPort: ports.nameNodeRpc, nameNodeHttpPort: ports.nameNodeHttp });
-    specs.push(...hdfs.services);
-    const sparkStack = sparkServices(spark, {
-      stackDir: paths.stack,
-      masterPort: ports.sparkMaster,
-      masterUiPort: ports.sparkMasterUi,
-      workers,
-      workerCores: opts.workerCores ?? 2,
-      workerMemory: opts.workerMemory ?? '4g',
-      workerUiPortBase: ports.sparkWorkerUiBase,
-    });
-    specs.push(...sparkStack.services);
-    const livyStack = livy
-      ? livyService(livy, { stackDir: paths.stack, port: ports.livy, sparkMaster: sparkStack.masterUrl, spark, hadoopConfDir: hdfs.configDir })
-      : undefined;
-    if (livyStack) specs.push(livyStack.service);
-
-    await assertPortsFree(specs);
     const state: StackState = {
       version: 1,
       startedAt: new Date().toISOString(),
       workers,
       ports,
       services: [],
-      endpoints: {
-        sparkMaster: sparkStack.masterUrl,
-        sparkUi: sparkStack.ui,
-        defaultFS: hdfs.defaultFS,
-        webhdfs: hdfs.webhdfs,
-        hadoopConfDir: hdfs.configDir,
-        hdfsExternal: Boolean(userHdfs),
-        livy: livyStack?.url ?? userLivy!,
-        livyExternal: !livyStack,
-        livySessions: livy ? Boolean(livy.replJarsDir) : true,
-      },
+      endpoints: { sparkMaster: '', sparkUi: '', defaultFS: '', webhdfs: '', hdfsExternal: Boolean(userHdfs), livy: '', livyExternal: Boolean(userLivy) },
+    };
+    const fail = async (err: unknown): Promise<never> => {
+      await stopAll(state, log);
+      fs.rmSync(stateFile(paths), { force: true });
+      throw err;
+    };
+    // Where each service runs: all on loopback, or spread over the network hosts.
+    let head: Placement | undefined;
+    let workerHosts: Placement[] | undefined;
+    if (hostCount) {
+      const plan = await planNetwork(paths.stack, hostCount);
+      state.network = plan;
+      state.hosts = plan.hosts.map((h, i) => ({ name: h.name, address: h.address, roles: i === 0 ? ['spark-master', 'namenode', 'livy'] : ['spark-worker', 'datanode'] }));
+      writeState(paths, state);
+      log(`creating ${hostCount} network hosts on ${plan.subnet} (bridge ${plan.bridge}, this machine ${plan.gateway})`);
+      await createNetwork(plan).catch(fail);
+      [head, ...workerHosts] = plan.hosts;
+    }
+
+    const specs: ServiceSpec[] = [];
+    const hdfs = userHdfs ?? hdfsServices(hadoop!, { stackDir: paths.stack, nameNodeRpcPort: ports.nameNodeRpc, nameNodeHttpPort: ports.nameNodeHttp, nameNode: head, dataNodes: workerHosts });
+    specs.push(...hdfs.services);
+    const sparkStack = sparkServices(spark, {
+      stackDir: paths.stack,
+      masterPort: ports.sparkMaster,
+      masterUiPort: ports.sparkMasterUi,
+      workers,
+      workerCores: opts.workerCores ?? (hostCount ? 4 : 2),
+      workerMemory: opts.workerMemory ?? '4g',
+      workerUiPortBase: ports.sparkWorkerUiBase,
+      master: head,
+      workerHosts,
+    });
+    specs.push(...sparkStack.services);
+    const livyStack = livy
+      ? livyService(livy, { stackDir: paths.stack, port: ports.livy, sparkMaster: sparkStack.masterUrl, spark, hadoopConfDir: hdfs.configDir, at: head })
+      : undefined;
+    if (livyStack) specs.push(livyStack.service);
+
+    await assertPortsFree(specs).catch(fail);
+    state.endpoints = {
+      sparkMaster: sparkStack.masterUrl,
+      sparkUi: sparkStack.ui,
+      defaultFS: hdfs.defaultFS,
+      webhdfs: hdfs.webhdfs,
+      hadoopConfDir: hdfs.configDir,
+      hdfsExternal: Boolean(userHdfs),
+      livy: livyStack?.url ?? userLivy!,
+      livyExternal: !livyStack,
+      livySessions: livy ? Boolean(livy.replJarsDir) : true,
     };
     try {
       for (const spec of specs) {
         const started = Date.now();
-        log(`starting ${spec.name}`);
+        log(`starting ${spec.name}${spec.netns ? ` in ${spec.netns}` : ''}`);
         state.services.push(await startService(spec, paths.logs));
         // Recorded after every service, so a crash of this process still lets `down` find them.
         writeState(paths, state);
         log(`${spec.name} healthy in ${((Date.now() - started) / 1000).toFixed(1)} s`);
       }
     } catch (err) {
-      await stopAll(state, log);
-      fs.rmSync(stateFile(paths), { force: true });
-      throw err;
+      await fail(err);
     }
     const status = await probe(state);
     if (!allHealthy(status)) {
@@ -235,6 +280,10 @@ async function stopAll(state: StackState, log: Logger): Promise<void> {
   for (const svc of [...state.services].reverse()) {
     log(`stopping ${svc.name} (pid ${svc.pid})`);
     await stopService(svc);
+  }
+  if (state.network) {
+    log(`removing the stack network ${state.network.subnet} (namespaces, links, bridge ${state.network.bridge})`);
+    await destroyNetwork(state.network);
   }
 }
 

@@ -18,6 +18,11 @@ export interface SparkSubmitOptions {
   deployMode?: 'client';
   /** Extra spark-submit arguments (--jars, --archives, --files ...). */
   extraArgs?: string[];
+  /**
+   * The address the Spark driver binds and advertises to executors (SPARK_LOCAL_IP): this
+   * machine's address on the cluster's network. Default loopback, right only for local clusters.
+   */
+  driverAddress?: string;
 }
 
 export class SparkSubmitRoute implements SparkRoute {
@@ -38,7 +43,7 @@ export class SparkSubmitRoute implements SparkRoute {
     args.push(...(this.opts.extraArgs ?? []), LAUNCHER_PATH, '--control', plan.controlUrl, '--secret-file', plan.secretFile);
     const submit = path.join(this.spark.sparkHome, 'bin', 'spark-submit');
     // Own process group: kill() must reach the JVM, the Python driver and local-mode workers.
-    const child = spawn(submit, args, { env: sparkEnv(this.spark), detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(submit, args, { env: sparkEnv(this.spark, process.env, this.opts.driverAddress), detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
     const pid = await new Promise<number>((resolve, reject) => {
       child.once('spawn', () => resolve(child.pid!));
       child.once('error', (err) => reject(new Error(`cannot run ${submit}: ${err.message}`)));
