@@ -45,6 +45,11 @@ export interface TFClusterRunOptions {
   evalNode?: boolean;
   /** Seconds for all nodes to register (default 120). */
   reservationTimeout?: number;
+  /**
+   * Seconds a registered node may leave the driver's heartbeat unanswered before the cluster
+   * fails naming it and its host (default 30): how a vanished host or cut link is noticed.
+   */
+  heartbeatTimeout?: number;
   /** Extra environment for every trainer process. */
   env?: Record<string, string>;
   /** How to reach Spark; default: an embedded local Spark (no services needed). */
@@ -107,6 +112,9 @@ function validate(opts: TFClusterRunOptions): void {
   if (typeof opts.module !== 'string' || !opts.module) throw new TypeError('TFCluster.run: options.module must be the path of your training module');
   const modulePath = path.resolve(opts.module);
   if (!fs.existsSync(modulePath)) throw new Error(`TFCluster.run: training module ${modulePath} does not exist`);
+  if (opts.heartbeatTimeout !== undefined && !(opts.heartbeatTimeout > 0)) {
+    throw new Error(`TFCluster.run: heartbeatTimeout must be a positive number of seconds, got ${opts.heartbeatTimeout}`);
+  }
   if (opts.reservationTimeout !== undefined && !(opts.reservationTimeout > 0)) {
     throw new Error(`TFCluster.run: reservationTimeout must be a positive number of seconds, got ${opts.reservationTimeout}`);
   }
@@ -162,7 +170,11 @@ export async function run(opts: TFClusterRunOptions): Promise<TFClusterHandle> {
   // The launcher asks for the job when it starts: tell it how much of the reservation time is left.
   // A few seconds less than ours, so the launcher's more precise "Spark offered only k slots"
   // error arrives before the driver's generic reservation timeout.
-  const server = new ControlServer(secret, () => ({ ...job, reservationTimeoutSec: Math.max(1, Math.floor((deadline - Date.now()) / 1000) - 3) }));
+  const server = new ControlServer(
+    secret,
+    () => ({ ...job, reservationTimeoutSec: Math.max(1, Math.floor((deadline - Date.now()) / 1000) - 3) }),
+    (opts.heartbeatTimeout ?? 30) * 1000,
+  );
   await server.listen(bindHost);
   const controlUrl = server.url(advertise);
 

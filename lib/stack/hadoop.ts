@@ -176,8 +176,10 @@ export function hdfsServices(install: HadoopInstall, opts: HdfsPorts & { stackDi
       cwd: opts.stackDir,
       netns: at.netns,
       ports: [dnData, dnHttp, dnIpc],
-      healthy: () => hdfsHealthy(webhdfs, i + 1),
+      // Side by side: all of them are healthy once the NameNode counts every one.
+      healthy: () => hdfsHealthy(webhdfs, dataNodes.length),
       startTimeoutMs: 120_000,
+      startsAfter: ['hdfs-namenode'],
     })),
   ];
   return { configDir: confDir, defaultFS, webhdfs, services };

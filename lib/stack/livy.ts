@@ -325,6 +325,7 @@ export function livyService(
       ports: [opts.port],
       healthy: () => livyHealthy(url),
       startTimeoutMs: 180_000,
+      startsAfter: ['spark-master'],
     },
   };
 }

@@ -17,6 +17,8 @@ export interface ServiceSpec {
   healthy(): Promise<boolean>;
   /** How long to wait for healthy() after start before failing with the log tail. */
   startTimeoutMs: number;
+  /** Names of services that must be healthy before this one starts; the others start side by side. */
+  startsAfter?: string[];
 }
 
 /** Where a service runs: the address it binds and advertises, and its host's namespace if any. */

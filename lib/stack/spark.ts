@@ -166,6 +166,7 @@ export function sparkServices(install: SparkInstall, opts: SparkStackOptions): S
       startTimeoutMs: 120_000,
     },
   ];
+  const placed = new Set((opts.workerHosts ?? []).map((h) => h.address)).size === opts.workers;
   for (let i = 0; i < opts.workers; i++) {
     const uiPort = opts.workerUiPortBase + i;
     const host = opts.workerHosts?.[i] ?? at;
@@ -185,9 +186,14 @@ export function sparkServices(install: SparkInstall, opts: SparkStackOptions): S
       cwd: opts.stackDir,
       netns: host.netns,
       ports: [uiPort],
-      // A worker is healthy once the master counts it; workers start in order, so count i + 1.
-      healthy: async () => aliveWorkers(await masterState(ui)) >= i + 1,
+      // A worker is healthy once the master lists it ALIVE: by its own address when workers have
+      // hosts of their own (they start side by side); on one host they start one after the other
+      // and the master must count i + 1.
+      healthy: placed
+        ? async () => Boolean((await masterState(ui))?.workers.some((w) => w.host === host.address && w.state === 'ALIVE'))
+        : async () => aliveWorkers(await masterState(ui)) >= i + 1,
       startTimeoutMs: 120_000,
+      startsAfter: ['spark-master', ...(!placed && i > 0 ? [`spark-worker-${i}`] : [])],
     });
   }
   return { masterUrl, ui, services };

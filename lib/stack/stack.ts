@@ -12,7 +12,7 @@ import { isAlive } from './exec';
 import { externalHdfs, hdfsHealthy, hdfsServices, provisionHadoop } from './hadoop';
 import { livyHealthy, livyService, provisionLivy } from './livy';
 import { Logger, silentLogger } from './log';
-import { createNetwork, destroyNetwork, NetworkPlan, planNetwork } from './netns';
+import { createNetwork, destroyNetwork, leftovers, NetworkPlan, planNetwork, setHostLink } from './netns';
 import { TfosPaths, tfosPaths } from './paths';
 import { Placement, ServiceSpec } from './service';
 import { aliveWorkers, masterState, provisionSpark, sparkServices } from './spark';
@@ -61,7 +61,7 @@ export interface StackStatus {
   /** Multi-host stacks only: each network host, its address and what runs there. */
   hosts?: StackHost[];
   /** Multi-host stacks only: the hosts' subnet and the address the root namespace has on it. */
-  network?: { subnet: string; gateway: string };
+  network?: { id: string; subnet: string; gateway: string; bridge: string };
 }
 
 export interface StackHost {
@@ -118,7 +118,7 @@ async function probe(state: StackState): Promise<StackStatus> {
     spark: { master: e.sparkMaster, ui: e.sparkUi, workers, healthy: master?.status === 'ALIVE' && workers >= state.workers },
     hdfs: { defaultFS: e.defaultFS, webhdfs: e.webhdfs, healthy: hdfsOk, configDir: e.hadoopConfDir, external: e.hdfsExternal || undefined },
     livy: { url: e.livy, healthy: livyOk, sessions: e.livySessions ?? e.livyExternal, external: e.livyExternal || undefined },
-    ...(state.network ? { hosts: state.hosts, network: { subnet: state.network.subnet, gateway: state.network.gateway } } : {}),
+    ...(state.network ? { hosts: state.hosts, network: { id: state.network.id, subnet: state.network.subnet, gateway: state.network.gateway, bridge: state.network.bridge } } : {}),
   };
 }
 
@@ -213,6 +213,11 @@ export async function stackUp(opts: StackUpOptions = {}): Promise<StackStatus & 
     let workerHosts: Placement[] | undefined;
     if (hostCount) {
       const plan = await planNetwork(paths.stack, hostCount);
+      // Names taken by someone else are refused before the plan is recorded: `down` would remove them.
+      const taken = await leftovers(plan);
+      if (taken.length) {
+        throw new Error(`cannot build the stack network: ${taken.join(', ')} already exist (left by an earlier stack of ${paths.home}? remove them with ip netns del / ip link del)`);
+      }
       state.network = plan;
       state.hosts = plan.hosts.map((h, i) => ({ name: h.name, address: h.address, roles: i === 0 ? ['spark-master', 'namenode', 'livy'] : ['spark-worker', 'datanode'] }));
       writeState(paths, state);
@@ -253,18 +258,22 @@ export async function stackUp(opts: StackUpOptions = {}): Promise<StackStatus & 
       livyExternal: !livyStack,
       livySessions: livy ? Boolean(livy.replJarsDir) : true,
     };
-    try {
-      for (const spec of specs) {
-        const started = Date.now();
-        log(`starting ${spec.name}${spec.netns ? ` in ${spec.netns}` : ''}`);
-        state.services.push(await startService(spec, paths.logs));
-        // Recorded after every service, so a crash of this process still lets `down` find them.
-        writeState(paths, state);
-        log(`${spec.name} healthy in ${((Date.now() - started) / 1000).toFixed(1)} s`);
-      }
-    } catch (err) {
-      await fail(err);
-    }
+    // Each service starts as soon as those it needs are healthy (workers after the master,
+    // DataNodes after the NameNode): independent JVMs start side by side.
+    const ready = new Map<string, Promise<void>>();
+    const start = async (spec: ServiceSpec): Promise<void> => {
+      await Promise.all((spec.startsAfter ?? []).map((name) => ready.get(name)));
+      const started = Date.now();
+      log(`starting ${spec.name}${spec.netns ? ` in ${spec.netns}` : ''}`);
+      state.services.push(await startService(spec, paths.logs));
+      // Recorded after every service, so a crash of this process still lets `down` find them.
+      writeState(paths, state);
+      log(`${spec.name} healthy in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+    };
+    for (const spec of specs) ready.set(spec.name, start(spec));
+    const outcomes = await Promise.allSettled(ready.values());
+    const failed = outcomes.find((o): o is PromiseRejectedResult => o.status === 'rejected');
+    if (failed) await fail(failed.reason);
     const status = await probe(state);
     if (!allHealthy(status)) {
       await stopAll(state, log);
@@ -298,4 +307,16 @@ export async function stackDown(opts: { log?: Logger; env?: NodeJS.ProcessEnv } 
     fs.rmSync(stateFile(paths), { force: true });
     return true;
   });
+}
+
+/**
+ * Cuts (up=false) or restores the network link of one host of a running multi-host stack, as a
+ * pulled cable would: the host's processes keep running but nothing reaches them.
+ */
+export async function setStackHostLink(host: string, up: boolean, env: NodeJS.ProcessEnv = process.env): Promise<void> {
+  const state = readState(tfosPaths(env));
+  if (!state?.network) throw new Error('no multi-host stack is running (start one with: tfos stack up --hosts 3)');
+  const h = state.network.hosts.find((x) => x.name === host || x.address === host);
+  if (!h) throw new Error(`the stack has no host '${host}' (hosts: ${state.network.hosts.map((x) => `${x.name} ${x.address}`).join(', ')})`);
+  await setHostLink(h, up);
 }
