@@ -10,7 +10,8 @@
  * crash, from the recorded plan.
  */
 import * as crypto from 'node:crypto';
-import { isAlive, run, runAllowingFailure } from './exec';
+import { run, runAllowingFailure } from '../platform/exec';
+import { isAlive } from '../platform/process-group';
 
 export interface NetworkHost {
   /** Short host name: a, b, c ... */

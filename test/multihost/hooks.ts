@@ -3,7 +3,7 @@
  * every suite of the group, removed after the last one — and then nothing may be left: no
  * namespace, no link, no process of the stack.
  */
-import { runAllowingFailure } from '../../lib/stack/exec';
+import { runAllowingFailure } from '../../lib/platform/exec';
 import { multiHostStack, networkLeftovers, startMultiHostStack, stopMultiHostStack } from '../support/multihost';
 
 export const mochaHooks = {

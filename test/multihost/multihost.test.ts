@@ -14,7 +14,7 @@ import { TFCluster } from '../../lib/driver/tf-cluster';
 import { TFClusterHandle } from '../../lib/driver/cluster';
 import { WebHdfsClient } from '../../lib/io/webhdfs';
 import { InputMode } from '../../lib/protocol/input-mode';
-import { run, runAllowingFailure } from '../../lib/stack/exec';
+import { run, runAllowingFailure } from '../../lib/platform/exec';
 import { planNetwork } from '../../lib/stack/netns';
 import { setStackHostLink, stackUp } from '../../lib/stack/stack';
 import { tempDir } from '../support/cifar-fixture';

@@ -8,8 +8,8 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { runAllowingFailure } from '../../lib/stack/exec';
-import { tfosPaths } from '../../lib/stack/paths';
+import { runAllowingFailure } from '../../lib/platform/exec';
+import { tfosPaths } from '../../lib/platform/paths';
 import { stackDown, stackStatus, StackStatus, stackUp } from '../../lib/stack/stack';
 
 export interface MultiHostStack {
