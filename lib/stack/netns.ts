@@ -56,7 +56,8 @@ async function routedPrefixes(): Promise<string[]> {
     .filter((p) => /^\d+\.\d+\.\d+\.\d+/.test(p));
 }
 
-function covers(prefix: string, candidate: string): boolean {
+/** True if `prefix` (a.b.c.d/n, or an address) and the /24 of `candidate` share an address. */
+export function overlaps(prefix: string, candidate: string): boolean {
   const [net, bitsStr] = prefix.split('/');
   const bits = bitsStr === undefined ? 32 : Number(bitsStr);
   if (bits === 0) return false; // the default route: every address "matches", but it is not a subnet
@@ -70,19 +71,19 @@ function covers(prefix: string, candidate: string): boolean {
  * Chooses names and a free 10.x.y.0/24 for n hosts, derived from `seed` (the stack directory), so
  * two stacks of different TFOS_HOMEs never collide. Creates nothing.
  */
-export async function planNetwork(seed: string, hostCount: number): Promise<NetworkPlan> {
+export async function planNetwork(seed: string, hostCount: number, routed?: string[]): Promise<NetworkPlan> {
   if (!Number.isInteger(hostCount) || hostCount < 2 || hostCount > HOST_NAMES.length) {
     throw new Error(`a stack network needs 2 to ${HOST_NAMES.length} hosts, got ${hostCount}`);
   }
   const hash = crypto.createHash('sha256').update(seed).digest();
   // Interface names are at most 15 characters: tf<id><role><i> stays well inside.
   const id = hash.subarray(0, 2).toString('hex');
-  const routed = await routedPrefixes();
+  routed ??= await routedPrefixes();
   for (let attempt = 0; attempt < 64; attempt++) {
     const second = 200 + ((hash[2] + attempt) % 50);
     const third = (hash[3] + attempt * 7) % 256;
     const base = `10.${second}.${third}`;
-    if (routed.some((p) => covers(p, `${base}.0`))) continue;
+    if (routed.some((p) => overlaps(p, `${base}.0`))) continue;
     return {
       id,
       bridge: `tf${id}br`,
