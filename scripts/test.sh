@@ -25,6 +25,8 @@ trap stop_stack EXIT
 exports="$(node dist/test/support/stack.js)"
 eval "$exports"
 
+# The suites are named here, not in .mocharc.json: there they would be added to any file given on
+# the command line, so `npx mocha dist/test/unit/one.test.js` would run everything.
 if [ "$#" -eq 0 ]; then
   set -- 'dist/test/unit/**/*.test.js' 'dist/test/integration/**/*.test.js'
 fi
