@@ -19,6 +19,7 @@ const BENCHES: Record<string, Bench> = {
   startup: () => benchStartup(),
   allreduce: optional('./allreduce', 'benchAllreduce'),
   feed: optional('./feed', 'benchFeed'),
+  ingest: optional('./ingest', 'benchIngest'),
 };
 
 async function main(names: string[]): Promise<number> {

@@ -129,6 +129,11 @@ export class TFClusterHandle extends EventEmitter {
     return this.cfg.reservation.size;
   }
 
+  /** This cluster's id: in its Spark application's name and every trainer's TFOS_CLUSTER_ID. */
+  get clusterId(): string {
+    return this.cfg.job.clusterId;
+  }
+
   /** Called by TFCluster.run once the Spark application is submitted. */
   attachApp(app: SubmittedApp): void {
     this.app = app;

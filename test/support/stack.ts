@@ -92,7 +92,7 @@ export function requireStack(): TestStack {
  * where no Livy 0.9.0 source release exists to build one (the 0.7.1 fallback): then the reason is
  * returned for the caller to print as it skips. Anywhere else it is a broken setup: it throws.
  */
-export function livySessionsOrWhyNot(s: TestStack): { ok: true } | { ok: false; why: string } {
+export function livySessionsOrWhyNot(s: Pick<TestStack, 'livy' | 'livySessions'>): { ok: true } | { ok: false; why: string } {
   if (s.livySessions) return { ok: true };
   let source: string | undefined;
   try {
