@@ -101,6 +101,8 @@ export class TFClusterHandle extends EventEmitter {
   sparkAppId?: string;
   sparkUiUrl?: string;
   sparkDefaultFS?: string;
+  /** InputMode.SPARK with the run's `data`: the feed TFCluster.run started; shutdown() waits for it. */
+  dataFed?: Promise<FeedEpochReport[]>;
   private readonly feeds = new EventEmitter();
   private app?: SubmittedApp;
   private readonly sockets = new Map<number, WebSocket>();
@@ -178,6 +180,15 @@ export class TFClusterHandle extends EventEmitter {
     const reports: FeedEpochReport[] = [];
     await this.runFeed('train', data, { epochs, format: opts.format, columns: opts.columns, stallTimeoutSec: opts.stallTimeout }, (r) => reports.push(r));
     return reports;
+  }
+
+  /** Starts feeding the run's `data` (TFCluster.run does this once reserved); a failed feed fails the cluster. */
+  feedRunData(data: string, epochs: number): void {
+    this.dataFed = this.train(data, { epochs }).catch((err: Error) => {
+      this.fail(err.message);
+      throw err;
+    });
+    this.dataFed.catch(() => undefined); // shutdown() or the user's await reports it
   }
 
   /**
@@ -271,6 +282,9 @@ export class TFClusterHandle extends EventEmitter {
     const timer = setTimeout(timedOut, timeoutSec * 1000);
     try {
       await this.waitReserved();
+      // No feed starts after shutdown(): a worker still asking TFNode.dataFeed for one gets an error, not a hang.
+      for (const ws of this.sockets.values()) send(ws, { type: 'no-more-feeds' });
+      if (this.dataFed) await this.dataFed;
       const isService = (job: string) => job === 'ps' || job === 'evaluator';
       await this.until(() => [...this.nodes.values()].every((n) => isService(n.job) || n.state !== 'running'));
       this.state = 'stopping';

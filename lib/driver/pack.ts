@@ -8,7 +8,7 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { run } from '../stack/exec';
+import { run } from '../platform/exec';
 
 export const BUNDLED_NODE = '.tfos-node/bin/node';
 const TRAINER_IN_PACKAGE = 'node_modules/tfjs-on-spark/dist/lib/node/trainer-main.js';

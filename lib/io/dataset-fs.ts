@@ -7,6 +7,7 @@
 import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
+import { webhdfsFor } from '../platform/cluster-env';
 import { WebHdfsClient, WebHdfsError } from './webhdfs';
 
 export interface FsStat {
@@ -162,14 +163,18 @@ export interface Location {
 }
 
 export interface LocationOptions {
-  /** WebHDFS endpoint (http://namenode:9870) for hdfs:// paths; default TFOS_WEBHDFS, else port 9870 of the namenode host. */
+  /**
+   * WebHDFS endpoint (http://namenode:9870) for hdfs:// paths; default TFOS_WEBHDFS, else the
+   * HADOOP_CONF_DIR (the user's or the running stack's) when the URI names its fs.defaultFS or no
+   * host at all (hdfs:///p), else port 9870 of the URI's host.
+   */
   webhdfs?: string;
   env?: NodeJS.ProcessEnv;
 }
 
 /**
- * Resolves a dataset location: a local path or file:// URI → LocalFs; hdfs://host[:port]/p →
- * WebHDFS (endpoint from options / TFOS_WEBHDFS / http://host:9870); webhdfs://host:port/p and
+ * Resolves a dataset location: a local path or file:// URI → LocalFs; hdfs://host[:port]/p and
+ * hdfs:///p → WebHDFS (endpoint from options / TFOS_WEBHDFS / HADOOP_CONF_DIR / http://host:9870); webhdfs://host:port/p and
  * http(s)://host:port/webhdfs/v1/p → that endpoint.
  */
 export function resolveLocation(uri: string, opts: LocationOptions = {}): Location {
@@ -180,9 +185,13 @@ export function resolveLocation(uri: string, opts: LocationOptions = {}): Locati
   const [, scheme, authority, rest = '/'] = m;
   const p = path.posix.normalize(decodeURIComponent(rest));
   if (scheme === 'hdfs') {
-    const endpoint = opts.webhdfs || env.TFOS_WEBHDFS?.trim() || (authority ? `http://${authority.replace(/:\d+$/, '')}:9870` : undefined);
-    if (!endpoint) throw new Error(`${uri}: no namenode host; give a WebHDFS endpoint (--webhdfs or TFOS_WEBHDFS)`);
-    return { fs: new WebHdfsFs(endpoint, { defaultFS: `hdfs://${authority}` }), path: p };
+    const conf = webhdfsFor(authority, env);
+    const endpoint = opts.webhdfs || env.TFOS_WEBHDFS?.trim() || conf?.webhdfs || (authority ? `http://${authority.replace(/:\d+$/, '')}:9870` : undefined);
+    if (!endpoint) {
+      throw new Error(`${uri}: no NameNode: the URI names no host and there is no HADOOP_CONF_DIR with fs.defaultFS (set HADOOP_CONF_DIR, start \`tfos stack up\`, or write hdfs://HOST:PORT/...)`);
+    }
+    const defaultFS = authority ? `hdfs://${authority}` : conf?.defaultFS ?? env.TFOS_DEFAULT_FS?.trim() ?? 'hdfs://';
+    return { fs: new WebHdfsFs(endpoint, { defaultFS }), path: p };
   }
   if (scheme === 'webhdfs') {
     return { fs: new WebHdfsFs(opts.webhdfs ?? `http://${authority}`, { defaultFS: env.TFOS_DEFAULT_FS }), path: p };

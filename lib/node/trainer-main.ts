@@ -17,6 +17,7 @@ import { FeedServer } from './feed-server';
 import { closeClusterServerOf } from './tf-node';
 import { FeedAnnouncement } from './spark-feed';
 import { absolutePath, NodeRuntime, RUNTIME, TFNodeContext } from './runtime';
+import { registerNativeKernelsOnLoad } from '../tfjs-native/auto';
 
 function env(name: string): string {
   const v = process.env[name];
@@ -95,6 +96,8 @@ export async function loadUserFunction(modulePath: string, fnName: string): Prom
 }
 
 async function main(): Promise<number> {
+  // The user's function loads tfjs-node; TensorFlow's fused kernels come with it.
+  registerNativeKernelsOnLoad();
   const secret = await readSecret();
   const controlUrl = env('TFOS_CONTROL_URL');
   const nodeIndex = Number(env('TFOS_NODE_INDEX'));
@@ -109,7 +112,8 @@ async function main(): Promise<number> {
   const control = await NodeControl.connect(controlUrl, secret);
   // Feeds announced by the driver, handed out in order by TFNode.dataFeed(ctx).
   const announced: FeedAnnouncement[] = [];
-  const feedWaiters: Array<(f: FeedAnnouncement) => void> = [];
+  const feedWaiters: Array<(f: FeedAnnouncement | null) => void> = [];
+  let feedsClosed = false;
   const feedErrors = new Map<string, string>();
 
   let finished = false;
@@ -130,6 +134,9 @@ async function main(): Promise<number> {
         const waiter = feedWaiters.shift();
         if (waiter) waiter(f);
         else announced.push(f);
+      } else if (msg.type === 'no-more-feeds') {
+        feedsClosed = true;
+        for (const waiter of feedWaiters.splice(0)) waiter(null);
       } else if (msg.type === 'feed-failed') {
         feedErrors.set(msg.feedId, msg.error);
         feedServer.fail(msg.feedId, msg.error);
@@ -161,7 +168,8 @@ async function main(): Promise<number> {
     feedErrors,
     nextFeed: () => {
       const f = announced.shift();
-      return f ? Promise.resolve(f) : new Promise((r) => feedWaiters.push(r));
+      if (f) return Promise.resolve(f);
+      return feedsClosed ? Promise.resolve(null) : new Promise((r) => feedWaiters.push(r));
     },
   };
   const ctx: TFNodeContext = {

@@ -13,12 +13,14 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { LivyBatchFailedError, LivyClient } from '../../lib/io/livy';
-import { run } from '../../lib/stack/exec';
-import { LIVY_CENTRAL_VERSION, LIVY_SOURCE_VERSION, livyService, provisionLivy } from '../../lib/stack/livy';
-import { silentLogger } from '../../lib/stack/log';
-import { tfosPaths } from '../../lib/stack/paths';
+import { run } from '../../lib/platform/exec';
+import { VERSIONS } from '../../lib/platform/versions';
+import { livyService, provisionLivy } from '../../lib/stack/livy';
+import { silentLogger } from '../../lib/platform/log';
+import { tfosPaths } from '../../lib/platform/paths';
 import { freePort } from '../../lib/stack/ports';
-import { provisionSpark, SparkInstall, sparkEnv, sparkServices } from '../../lib/stack/spark';
+import { SparkInstall, sparkEnv } from '../../lib/platform/spark';
+import { provisionSpark, sparkServices } from '../../lib/stack/spark';
 import { RunningService, startService, stopService } from '../../lib/stack/supervisor';
 import { livySessionsOrWhyNot, skipBecause } from '../support/stack';
 
@@ -100,7 +102,7 @@ describe('Livy (real server) and spark-submit', function () {
         let t = Date.now();
         const livy = await provisionLivy(tfosPaths(), silentLogger);
         note(`Livy provisioning: ${seconds(t)}`);
-        if (!livy.replJarsDir) noSessions = `the Livy provisioned here is the ${LIVY_CENTRAL_VERSION} fallback (no Livy ${LIVY_SOURCE_VERSION} source release on this machine), which runs no sessions`;
+        if (!livy.replJarsDir) noSessions = `the Livy provisioned here is the ${VERSIONS.livy.central} fallback (no Livy ${VERSIONS.livy.source} source release on this machine), which runs no sessions`;
         const stack = livyService(livy, { stackDir, port: await freePort(), sparkMaster: master, spark });
         t = Date.now();
         running.push(await startService(stack.service, logs));

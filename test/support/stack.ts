@@ -10,7 +10,7 @@
 import { execFileSync } from 'node:child_process';
 import * as path from 'node:path';
 import { findLivySource } from '../../lib/stack/livy';
-import { tfosPaths } from '../../lib/stack/paths';
+import { tfosPaths } from '../../lib/platform/paths';
 
 const REPO = path.resolve(__dirname, '../../..');
 

@@ -8,10 +8,11 @@ import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { findLivySource, LIVY_SOURCE_VERSION } from '../../lib/stack/livy';
-import { tfosPaths } from '../../lib/stack/paths';
+import { VERSIONS } from '../../lib/platform/versions';
+import { findLivySource } from '../../lib/stack/livy';
+import { tfosPaths } from '../../lib/platform/paths';
 
-const NAME = `apache-livy-${LIVY_SOURCE_VERSION}-src.tgz`;
+const NAME = `apache-livy-${VERSIONS.livy.source}-src.tgz`;
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 
 describe('finding the Livy source release', () => {
