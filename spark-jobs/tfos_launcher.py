@@ -8,8 +8,11 @@ It is a thin agent of the Node driver (the process that called TFCluster.run):
 3. Runs the node stage in barrier mode: one task per TF node, all started together or none.
    Each task starts one Node trainer, relays its output to the executor log and to the driver,
    and ends with the trainer, raising the trainer's error text if it failed.
-4. Meanwhile polls the driver for commands (shutdown, and later feeding / inference stages),
-   and stops everything when the driver says so or can no longer be reached.
+4. Meanwhile polls the driver for commands (shutdown, and feeds for InputMode.SPARK), and stops
+   everything when the driver says so or can no longer be reached.
+
+What it reads from the driver (the job spec, each command) is checked against the field lists in
+protocol.json beside this file, the schema the Node driver loads too (lib/protocol/launcher.ts).
 
 Only the Python standard library and pyspark are used, so any Spark cluster can run it.
 """
@@ -59,6 +62,73 @@ class Control:
 
     def command(self, wait_sec):
         return self._request("GET", "/v1/launcher/command?wait=%d" % wait_sec, timeout=wait_sec + 15)
+
+    def protocol(self):
+        return self._request("GET", "/v1/launcher/protocol")
+
+
+# ---------------------------------------------------------------------------------------------
+# The protocol schema (protocol.json) and checks against it
+# ---------------------------------------------------------------------------------------------
+
+
+class ProtocolError(Exception):
+    pass
+
+
+def load_protocol(ctl):
+    """protocol.json beside this file; a launcher shipped alone (Livy session, an hdfs:// copy) asks the driver."""
+    here = globals().get("__file__")
+    if here:
+        path = os.path.join(os.path.dirname(os.path.abspath(here)), "protocol.json")
+        if os.path.exists(path):
+            with open(path) as f:
+                return json.load(f)
+    return ctl.protocol()
+
+
+_TYPES = {
+    "string": lambda v: isinstance(v, str),
+    "int": lambda v: isinstance(v, int) and not isinstance(v, bool),
+    "number": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
+    "bool": lambda v: isinstance(v, bool),
+    "array": lambda v: isinstance(v, list),
+    "object": lambda v: isinstance(v, dict),
+}
+
+
+def check_fields(what, msg, fields, ignore=()):
+    """Required fields present, types right, no unknown field; ProtocolError names the field."""
+    if not isinstance(msg, dict):
+        raise ProtocolError("%s: not a JSON object" % what)
+    for name, spec in fields.items():
+        optional = spec.endswith("?")
+        kind = spec[:-1] if optional else spec
+        value = msg.get(name)
+        if value is None:
+            if not optional:
+                raise ProtocolError("%s: missing field '%s'" % (what, name))
+            continue
+        if not _TYPES[kind](value):
+            raise ProtocolError("%s: field '%s' must be %s, got %r" % (what, name, kind, value))
+    for name in msg:
+        if name not in fields and name not in ignore:
+            raise ProtocolError("%s: unknown field '%s'" % (what, name))
+
+
+def check_job(schema, job):
+    check_fields("job spec", job, schema["job"])
+    if job["protocol"] != schema["version"]:
+        raise ProtocolError("the driver speaks protocol %d, this launcher %d: use the launcher of the same tfjs-on-spark version" % (job["protocol"], schema["version"]))
+
+
+def check_command(schema, cmd):
+    if not isinstance(cmd, dict) or cmd.get("type") not in schema["commands"]:
+        raise ProtocolError("command: unknown type %r (known: %s)" % (cmd.get("type") if isinstance(cmd, dict) else cmd, ", ".join(schema["commands"])))
+    check_fields("command '%s'" % cmd["type"], cmd, schema["commands"][cmd["type"]], ignore=("type",))
+    if cmd["type"] == "feed":
+        check_fields("feed command's feed", cmd["feed"], schema["feed"])
+    return cmd
 
 
 def log(msg):
@@ -267,10 +337,20 @@ def make_feed_task(secret, feed, epoch, result_schema=None):
             feed_id, epoch, worker, host, port, worker, tctx.stageId())
         sock = socket.create_connection((host, port), timeout=stall)
         try:
-            nonce = recv_exact(sock, 16)
-            sock.sendall(hmac.new(secret.encode("utf-8"), nonce, hashlib.sha256).digest())
+            # Mutual proof over both nonces and the header (docs/data.md): no data goes to a
+            # listener that cannot prove the cluster secret.
+            key = secret.encode("utf-8")
+            nonce_s = recv_exact(sock, 16)
+            nonce_c = os.urandom(16)
             header = json.dumps({"feedId": feed_id, "kind": kind, "epoch": epoch, "worker": worker}).encode("utf-8")
-            sock.sendall(struct.pack(">I", len(header)) + header)
+            signed = nonce_s + nonce_c + header
+            sock.sendall(nonce_c + struct.pack(">I", len(header)) + header + hmac.new(key, b"tfos-feed/2 client\0" + signed, hashlib.sha256).digest())
+            try:
+                answer = recv_exact(sock, 32)
+            except ConnectionError:
+                raise RuntimeError("%s: the trainer refused the feed connection (authentication failed)" % where)
+            if not hmac.compare_digest(answer, hmac.new(key, b"tfos-feed/2 server\0" + signed, hashlib.sha256).digest()):
+                raise RuntimeError("%s: the listener at %s:%d could not prove the cluster secret; no data sent" % (where, host, port))
             sink = sock.makefile("wb")
             writer = None
             rows_sent = 0
@@ -291,20 +371,22 @@ def make_feed_task(secret, feed, epoch, result_schema=None):
                 sink.flush()
                 sock.shutdown(socket.SHUT_WR)
             except (BrokenPipeError, ConnectionResetError):
+                # Either the trainer terminated the feed (it said 'T' first) or it crashed.
                 terminated = True
             except socket.timeout:
                 raise RuntimeError("%s: the trainer took no data for %d s (stalled feed)" % (where, stall))
+            crashed = "%s: the trainer's connection broke after %d rows without an acknowledgement: the trainer crashed or was killed" % (where, rows_sent)
             if kind == "train":
                 # The trainer answers once it has taken every row: 'D' + rows, or 'T' when it terminated early.
                 try:
                     status = recv_exact(sock, 9)
                 except socket.timeout:
                     raise RuntimeError("%s: no acknowledgement from the trainer within %d s (stalled feed)" % (where, stall))
-                except ConnectionError:
-                    status = b"T" + struct.pack(">Q", 0) if terminated else None
-                    if status is None:
-                        raise RuntimeError("%s: the trainer closed the feed without acknowledging it" % where)
+                except (ConnectionError, OSError):
+                    raise RuntimeError(crashed)
                 code, rows = status[:1], struct.unpack(">Q", status[1:])[0]
+                if code not in (b"D", b"T"):
+                    raise RuntimeError("%s: unexpected acknowledgement %r from the trainer" % (where, code))
                 yield pa.RecordBatch.from_pydict(
                     {"worker": [worker], "rows": [rows_sent], "taken": [rows], "terminated": [code == b"T"]},
                     schema=pa.schema([("worker", pa.int32()), ("rows", pa.int64()), ("taken", pa.int64()), ("terminated", pa.bool_())]),
@@ -312,7 +394,7 @@ def make_feed_task(secret, feed, epoch, result_schema=None):
                 return
             # Inference: frames of [u32 length][Arrow IPC stream], length 0 ends; one result row per input row, in order.
             if terminated:
-                raise RuntimeError("%s: the trainer stopped reading inference input" % where)
+                raise RuntimeError(crashed)
             target = result_schema
             returned = 0
             pending = None
@@ -321,9 +403,15 @@ def make_feed_task(secret, feed, epoch, result_schema=None):
                     (length,) = struct.unpack(">I", recv_exact(sock, 4))
                 except socket.timeout:
                     raise RuntimeError("%s: no inference results for %d s (stalled)" % (where, stall))
+                except (ConnectionError, OSError):
+                    raise RuntimeError(crashed)
                 if length == 0:
                     break
-                table = pa.ipc.open_stream(recv_exact(sock, length)).read_all()
+                try:
+                    body = recv_exact(sock, length)
+                except (ConnectionError, OSError):
+                    raise RuntimeError(crashed)
+                table = pa.ipc.open_stream(body).read_all()
                 for rb in table.to_batches():
                     n = rb.num_rows
                     ids = []
@@ -394,7 +482,7 @@ def run_feed(spark, secret, feed, ctl):
             # The DDL is parsed here, where a SparkContext exists; tasks get the Arrow schema.
             target = _ddl_to_arrow(feed["resultSchema"])
             out = _split(df, workers).mapInArrow(make_feed_task(secret, feed, 0, target), feed["resultSchema"])
-            _write_atomically(spark, out, feed["output"])
+            _write_atomically(spark, out, feed["output"], bool(feed.get("overwrite")))
         ctl.event({"type": "feed-done", "feedId": feed["feedId"]})
     except BaseException as err:  # noqa: B902 - the driver decides what a failed feed means
         ctl.event({"type": "feed-failed", "feedId": feed["feedId"], "error": short_error(err)})
@@ -417,20 +505,46 @@ def _split(df, workers):
     return df.coalesce(workers) if n >= workers else df.repartition(workers)
 
 
-def _write_atomically(spark, df, output):
-    """Writes Parquet to a hidden sibling and renames it into place: no half-written output."""
+def _write_atomically(spark, df, output, overwrite=False):
+    """Writes Parquet to a hidden sibling and renames it into place: no half-written output.
+
+    With overwrite, the old output is renamed aside first and removed only once the new one is in
+    place (put back if that fails). Hadoop renames a directory *into* an existing one, so the
+    target is checked to be absent right before, and a copy nested in a target created meanwhile
+    is moved back out.
+    """
+    import uuid
+
     jvm = spark.sparkContext._jvm
     conf = spark.sparkContext._jsc.hadoopConfiguration()
-    target = jvm.org.apache.hadoop.fs.Path(output)
+    Path = jvm.org.apache.hadoop.fs.Path
+    target = Path(output)
     fs = target.getFileSystem(conf)
-    if fs.exists(target):
-        raise ValueError("output %s already exists" % output)
-    tmp = jvm.org.apache.hadoop.fs.Path(target.getParent(), "._tfos_tmp_" + target.getName())
-    fs.delete(tmp, True)
+    existed = fs.exists(target)
+    if existed and not overwrite:
+        raise ValueError("output %s already exists (pass overwrite: true to replace it)" % output)
+    tag = uuid.uuid4().hex[:8]
+    tmp = Path(target.getParent(), "._tfos_tmp_%s_%s" % (target.getName(), tag))
+    aside = Path(target.getParent(), "._tfos_old_%s_%s" % (target.getName(), tag))
     try:
         df.write.parquet(tmp.toString())
-        if not fs.rename(tmp, target):
-            raise RuntimeError("could not rename %s to %s" % (tmp.toString(), output))
+        if existed and not fs.rename(target, aside):
+            raise RuntimeError("could not move the old output %s aside" % output)
+        try:
+            if fs.exists(target):
+                raise RuntimeError("output %s appeared while the results were written; it was left alone" % output)
+            if not fs.rename(tmp, target):
+                raise RuntimeError("could not rename %s to %s" % (tmp.toString(), output))
+            nested = Path(target, tmp.getName())
+            if fs.exists(nested):
+                fs.rename(nested, tmp)
+                raise RuntimeError("output %s appeared while the results were moved in; it was left alone" % output)
+        except BaseException:
+            if existed and not fs.exists(target):
+                fs.rename(aside, target)
+            raise
+        if existed:
+            fs.delete(aside, True)
     finally:
         fs.delete(tmp, True)
 
@@ -506,7 +620,13 @@ def main():
 def run_cluster(sc, control_url, secret, owns_context=False):
     """Runs one TF cluster on an existing SparkContext (a Livy session calls this directly)."""
     ctl = Control(control_url, secret)
+    schema = load_protocol(ctl)
     job = ctl.job()
+    try:
+        check_job(schema, job)
+    except ProtocolError as err:
+        ctl.event({"type": "failed", "error": "launcher: %s" % err})
+        return 1
     n = job["clusterSize"]
     try:
         default_fs = sc._jsc.hadoopConfiguration().get("fs.defaultFS")
@@ -536,6 +656,7 @@ def run_cluster(sc, control_url, secret, owns_context=False):
 
     last_contact = time.time()
     stop_reason = None
+    protocol_error = None
     feeds = []
     while not done.is_set():
         try:
@@ -547,10 +668,18 @@ def run_cluster(sc, control_url, secret, owns_context=False):
                 break
             time.sleep(1)
             continue
-        if cmd and cmd.get("type") == "shutdown":
-            stop_reason = cmd.get("reason", "shutdown requested")
+        if not cmd:
+            continue
+        try:
+            check_command(schema, cmd)
+        except ProtocolError as err:
+            protocol_error = "launcher: %s" % err
+            stop_reason = protocol_error
             break
-        if cmd and cmd.get("type") == "feed":
+        if cmd["type"] == "shutdown":
+            stop_reason = cmd["reason"]
+            break
+        if cmd["type"] == "feed":
             # Feeds run beside the node stage; the poll loop must stay free for shutdown.
             from pyspark.sql import SparkSession
 
@@ -559,13 +688,14 @@ def run_cluster(sc, control_url, secret, owns_context=False):
             t.daemon = True
             t.start()
             feeds.append(t)
-        elif cmd and cmd.get("type") == "cancel-feed":
-            sc.cancelJobGroup("tfos-feed-" + cmd["feedId"])
 
     if stop_reason:
         log("stopping: %s" % stop_reason)
         sc.cancelJobGroup(group)
         done.wait(30)
+        if protocol_error:
+            ctl.event({"type": "failed", "error": protocol_error})
+            return 1
         ctl.event({"type": "stopped"})
         return 0
 

@@ -8,7 +8,9 @@ import { EventEmitter } from 'node:events';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { WebSocket } from 'ws';
-import { DriverToNode, JobSpec, LauncherEvent, NodeContext, NodeToDriver, RegisterMessage } from '../protocol/control';
+import { DriverToNode, NodeContext, NodeToDriver, RegisterMessage } from '../protocol/control';
+import { InputMode } from '../protocol/input-mode';
+import { FeedSpec, JobSpec, LauncherEvent } from '../protocol/launcher';
 import { ControlServer } from './control-server';
 import { Registration, Reservation } from './reservation';
 import { SubmittedApp } from './routes/route';
@@ -51,8 +53,10 @@ export interface TrainOptions {
 }
 
 export interface InferenceOptions {
-  /** Where Spark writes the results (Parquet); must not exist. */
+  /** Where Spark writes the results (Parquet); must not exist unless `overwrite`. */
   output: string;
+  /** Replace an existing `output`; the old copy is removed only once the new one is in place. */
+  overwrite?: boolean;
   /** Spark DDL of the result columns the trainers return, e.g. 'prediction int' (default). */
   resultSchema?: string;
   /** Input column that keys each result row (default 'id'); copied into the output. */
@@ -74,6 +78,9 @@ export interface ProgressEvent {
   total?: number;
 }
 
+/** shutdown()'s default bound on waiting for the workers to finish: 24 hours. */
+export const DEFAULT_SHUTDOWN_TIMEOUT_SEC = 24 * 3600;
+
 export class ClusterFailedError extends Error {
   constructor(message: string) {
     super(message);
@@ -89,8 +96,8 @@ export interface ClusterConfig {
   /** Fields of each node's ctx that come from the driver's options. */
   ctxBase: Omit<NodeContext, 'jobName' | 'taskIndex' | 'clusterSpec' | 'numWorkers' | 'executorId' | 'workerNum' | 'nodeIndex'>;
   reservationTimeoutMs: number;
-  /** 'spark' when train()/inference() feed data through Spark. */
-  inputMode: string;
+  /** InputMode.SPARK when train()/inference() feed data through Spark. */
+  inputMode: InputMode;
   /** How long a node may be gone without a word before the cluster fails (launcher's report wins if sooner). */
   lostNodeGraceMs?: number;
 }
@@ -122,6 +129,10 @@ export class TFClusterHandle extends EventEmitter {
     s.on('node-closed', (i: number, attempt: number) => this.onNodeClosed(i, attempt));
     s.on('node-unresponsive', (i: number, attempt: number, silentMs: number) => this.onNodeUnresponsive(i, attempt, silentMs));
     s.on('launcher-event', (ev: LauncherEvent) => this.onLauncherEvent(ev));
+    // Refused connections are part of the run's record (never with secret material in them).
+    s.on('auth-failure', (remote: string, what: string) => {
+      this.emit('log', { nodeIndex: -1, label: 'driver', line: `control server refused ${remote}: ${what}` } satisfies LogLine);
+    });
     s.on('log', (i: number, _attempt: number, line: string) => {
       const role = cfg.job.roles[i];
       this.emit('log', { nodeIndex: i, label: role ? `${role.job}:${role.taskIndex}` : `node${i}`, line } satisfies LogLine);
@@ -130,6 +141,11 @@ export class TFClusterHandle extends EventEmitter {
 
   get clusterSize(): number {
     return this.cfg.reservation.size;
+  }
+
+  /** This cluster's id: in its Spark application's name and every trainer's TFOS_CLUSTER_ID. */
+  get clusterId(): string {
+    return this.cfg.job.clusterId;
   }
 
   /** Called by TFCluster.run once the Spark application is submitted. */
@@ -158,10 +174,14 @@ export class TFClusterHandle extends EventEmitter {
   /**
    * Waits for the workers and chief to finish their function, then stops the ps and evaluator
    * nodes and the Spark application. Idempotent: later calls return the same promise.
-   * Resolves to each node's returned value by node index.
+   * Resolves to each node's returned value by node index. `timeout` (seconds, default
+   * DEFAULT_SHUTDOWN_TIMEOUT_SEC = 24 h) bounds the whole wait: past it the cluster fails with an
+   * error naming the nodes still running. Lost or hung nodes fail the cluster sooner on their own.
    */
   shutdown(opts: { timeout?: number } = {}): Promise<Map<number, unknown>> {
-    this.shutdownPromise ??= this.doShutdown(opts.timeout ?? 3 * 24 * 3600);
+    const timeout = opts.timeout ?? DEFAULT_SHUTDOWN_TIMEOUT_SEC;
+    if (!(timeout > 0) || !Number.isFinite(timeout)) throw new RangeError(`shutdown(): timeout must be a positive number of seconds, got ${opts.timeout}`);
+    this.shutdownPromise ??= this.doShutdown(timeout);
     return this.shutdownPromise;
   }
 
@@ -198,6 +218,7 @@ export class TFClusterHandle extends EventEmitter {
     await this.runFeed('infer', data, {
       epochs: 1,
       output,
+      overwrite: Boolean(opts.overwrite),
       keyColumn: key,
       resultSchema: `${key} long, ${opts.resultSchema ?? 'prediction int'}`,
       format: opts.format,
@@ -214,10 +235,15 @@ export class TFClusterHandle extends EventEmitter {
     return p; // relative to the user's home on the cluster's filesystem, as Spark resolves it
   }
 
-  private async runFeed(kind: 'train' | 'infer', data: FeedSource, extra: Record<string, unknown>, onEpoch?: (r: FeedEpochReport) => void): Promise<void> {
+  private async runFeed(
+    kind: FeedSpec['kind'],
+    data: FeedSource,
+    extra: Omit<FeedSpec, 'feedId' | 'kind' | 'path' | 'dataFrame' | 'targets'>,
+    onEpoch?: (r: FeedEpochReport) => void,
+  ): Promise<void> {
     const source = typeof data === 'string' ? { path: this.resolveDataPath(data) } : { dataFrame: data.dataFrame };
     const what = typeof data === 'string' ? data : `DataFrame '${data.dataFrame}'`;
-    if (this.cfg.inputMode !== 'spark') {
+    if (this.cfg.inputMode !== InputMode.SPARK) {
       throw new Error(`${kind === 'train' ? 'train' : 'inference'}() feeds data through Spark, which needs inputMode SPARK; with InputMode.TENSORFLOW the nodes read their data themselves`);
     }
     if (this.state !== 'running') throw new Error(`cannot feed data: the cluster is ${this.state}`);
@@ -225,10 +251,10 @@ export class TFClusterHandle extends EventEmitter {
       .filter((n) => n.job === 'chief' || n.job === 'worker')
       .sort((a, b) => (a.job === b.job ? a.taskIndex - b.taskIndex : a.job === 'chief' ? -1 : 1));
     const feedId = crypto.randomBytes(4).toString('hex');
-    const epochs = Number(extra.epochs ?? 1);
+    const epochs = extra.epochs;
     for (const w of workers) {
       const ws = this.sockets.get(w.nodeIndex);
-      if (ws) send(ws, { type: 'feed', feedId, kind, epochs });
+      if (ws) this.sendTo(w.nodeIndex, ws, { type: 'feed', feedId, kind, epochs });
     }
     const done = new Promise<void>((resolve, reject) => {
       const onEvent = (ev: LauncherEvent) => {
@@ -254,7 +280,7 @@ export class TFClusterHandle extends EventEmitter {
     });
     this.cfg.server.sendLauncherCommand({
       type: 'feed',
-      feed: { feedId, kind, ...source, targets: workers.map((w) => [w.host, w.dataPort]), ...extra },
+      feed: { feedId, kind, ...source, targets: workers.map((w): [string, number] => [w.host, w.dataPort]), ...extra },
     });
     await Promise.race([done, this.until(() => false)]);
   }
@@ -286,7 +312,7 @@ export class TFClusterHandle extends EventEmitter {
       this.state = 'stopping';
       this.progress({ phase: 'stopping', message: 'workers finished; stopping ps/evaluator nodes' });
       for (const [i, ws] of this.sockets) {
-        if (this.nodes.get(i)?.state === 'running') send(ws, { type: 'shutdown', reason: 'cluster shutdown' });
+        if (this.nodes.get(i)?.state === 'running') this.sendTo(i, ws, { type: 'shutdown', reason: 'cluster shutdown' });
       }
       await this.until(() => [...this.nodes.values()].every((n) => n.state !== 'running'));
       await this.until(() => this.launcherFinished);
@@ -364,7 +390,17 @@ export class TFClusterHandle extends EventEmitter {
       nodeIndex: reg.nodeIndex,
     };
     const ws = this.sockets.get(reg.nodeIndex);
-    if (ws) send(ws, { type: 'cluster', ctx });
+    if (ws) this.sendTo(reg.nodeIndex, ws, { type: 'cluster', ctx });
+  }
+
+  /** A message a node must get: if it cannot be sent, the node is lost and the cluster fails. */
+  private sendTo(nodeIndex: number, ws: WebSocket, msg: DriverToNode): void {
+    send(ws, msg, (err) => {
+      if (this.sockets.get(nodeIndex) !== ws) return; // replaced by a newer attempt meanwhile
+      const n = this.nodes.get(nodeIndex);
+      const who = n ? `TF node ${n.job}:${n.taskIndex} (node ${nodeIndex}, executor ${n.executorId} on ${n.host})` : `TF node ${nodeIndex}`;
+      this.fail(`could not send '${msg.type}' to ${who}: ${err.message}`);
+    });
   }
 
   private onNodeMessage(i: number, attempt: number, msg: NodeToDriver): void {
@@ -414,7 +450,7 @@ export class TFClusterHandle extends EventEmitter {
     switch (ev.type) {
       case 'spark-started':
         this.sparkAppId = ev.appId;
-        this.sparkUiUrl = ev.uiUrl;
+        this.sparkUiUrl = ev.uiUrl ?? undefined;
         this.sparkDefaultFS = ev.defaultFS ?? undefined;
         this.progress({ phase: 'spark-started', message: `Spark application ${ev.appId} started on ${ev.master}${ev.uiUrl ? ` (UI ${ev.uiUrl})` : ''}` });
         break;
@@ -508,11 +544,12 @@ function toNodeInfo(reg: Registration): NodeInfo {
   };
 }
 
-function send(ws: WebSocket, msg: DriverToNode): void {
+/** Sends without waiting; `onError` hears of a message that did not reach the socket. */
+function send(ws: WebSocket, msg: DriverToNode, onError?: (err: Error) => void): void {
   try {
-    ws.send(JSON.stringify(msg));
-  } catch {
-    /* socket closing */
+    ws.send(JSON.stringify(msg), (err) => err && onError?.(err));
+  } catch (err) {
+    onError?.(err as Error);
   }
 }
 

@@ -10,8 +10,10 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { ClusterEnvironment, clusterEnvironment } from '../platform/cluster-env';
-import { JobName, JobSpec, PROTOCOL_VERSION } from '../protocol/control';
+import { JobName, PROTOCOL_VERSION } from '../protocol/control';
+import { JobSpec } from '../protocol/launcher';
 import { InputMode } from '../protocol/input-mode';
+import { checkJsonArgs } from '../protocol/json-args';
 import { tfosPaths } from '../platform/paths';
 import { resolveSpark } from '../platform/spark';
 import { TFClusterHandle } from './cluster';
@@ -154,6 +156,8 @@ function validate(opts: TFClusterRunOptions): void {
   if (opts.reservationTimeout !== undefined && !(opts.reservationTimeout > 0)) {
     throw new Error(`TFCluster.run: reservationTimeout must be a positive number of seconds, got ${opts.reservationTimeout}`);
   }
+  // Trainers get args as JSON: refuse what JSON would change or drop, before anything starts.
+  if (opts.args !== undefined) checkJsonArgs(opts.args);
   if (opts.data !== undefined && (typeof opts.data !== 'string' || !opts.data)) throw new TypeError('TFCluster.run: data must be a dataset path (e.g. hdfs:///data/cifar10/train)');
   if (opts.epochs !== undefined && !(Number.isInteger(opts.epochs) && opts.epochs >= 1)) {
     throw new Error(`TFCluster.run: epochs must be a positive integer, got ${opts.epochs}`);
@@ -209,6 +213,8 @@ export async function run(opts: TFClusterRunOptions): Promise<TFClusterHandle> {
       ...(hdfs ? { TFOS_DEFAULT_FS: opts.defaultFS ?? hdfs.defaultFS } : {}),
       ...opts.env,
       TFOS_CLUSTER_ID: clusterId,
+      // A registered trainer waits at most this long for its ctx (the rest of the reservation).
+      TFOS_CTX_TIMEOUT_SEC: String(Math.ceil(reservationTimeoutMs / 1000) + 30),
     },
     gpusPerNode: opts.gpusPerNode ?? 0,
     reservationTimeoutSec: Math.ceil(reservationTimeoutMs / 1000),
