@@ -18,7 +18,6 @@
  * (onBatchEnd) reduces and applies them before the next batch. wrapModel installs both.
  */
 import type * as tfTypes from '@tensorflow/tfjs';
-import type { ClusterServer } from '../cluster-server';
 import { DistributedNode } from './node';
 import { DistributedError, peerName } from './peers';
 import { assignShards, modelId, PsWeights } from './ps';
@@ -90,7 +89,7 @@ export class DistributedOptimizer {
   private stepsDone = 0;
   private readonly wrapped = new WeakSet<object>();
 
-  constructor(server: ClusterServer | DistributedNode, inner: Optimizer, opts: DistributedOptimizerOptions = {}) {
+  constructor(server: { readonly distributed: DistributedNode } | DistributedNode, inner: Optimizer, opts: DistributedOptimizerOptions = {}) {
     this.node = server instanceof DistributedNode ? server : server.distributed;
     if (!inner || typeof inner.applyGradients !== 'function') throw new TypeError('DistributedOptimizer wraps a tfjs optimizer (e.g. tf.train.adam(1e-3))');
     this.inner = inner;
