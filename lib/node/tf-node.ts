@@ -13,7 +13,8 @@ import { ClusterServer, ClusterServerOptions, StartedCluster } from './cluster-s
 import { DistributedOptimizer, DistributedOptimizerOptions } from './distributed/optimizer';
 import { DataFeed, DatasetFeedOptions } from './data-feed';
 import { sparkDataFeed } from './feeds';
-import { TFNodeContext } from './runtime';
+import type { TrainingMetrics } from '../protocol/control';
+import { runtimeOf, TFNodeContext } from './runtime';
 import { SparkFeed } from './spark-feed';
 
 const servers = new WeakMap<TFNodeContext, ClusterServer>();
@@ -56,6 +57,18 @@ export const TFNode = {
     if (!opts.path) throw new Error('TFNode.dataFeed: InputMode.TENSORFLOW needs opts.path (the dataset split to read, e.g. hdfs:///data/cifar10/train)');
     if (ctx.workerNum < 0) throw new Error(`TFNode.dataFeed: ${ctx.jobName} nodes do not read training data`);
     return DataFeed.fromDataset(ctx.absolutePath(opts.path), { shard: ctx.workerNum, numShards: ctx.numWorkers, ...opts });
+  },
+
+  /**
+   * Reports training progress to the driver: the driver's progress bar for the cluster
+   * (`tfos run`) and the handle's 'metrics' events (TFCluster.run). Best effort, never blocks
+   * training: a message that cannot be sent is dropped. Report from one node (the chief) per step.
+   */
+  reportMetrics(ctx: TFNodeContext, metrics: TrainingMetrics): void {
+    if (!metrics || typeof metrics.step !== 'number' || !(metrics.step >= 0)) throw new TypeError(`TFNode.reportMetrics: metrics.step must be a number >= 0, got ${String(metrics?.step)}`);
+    runtimeOf(ctx)
+      .control.send({ type: 'metrics', metrics })
+      .catch(() => undefined);
   },
 
   /** TFoS's hdfs_path: resolves a path against the cluster's defaultFS and working directory. */

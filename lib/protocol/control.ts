@@ -83,9 +83,38 @@ export type DriverToNode =
   | { type: 'feed-failed'; feedId: string; error: string }
   | { type: 'command'; id: string; name: string; payload: unknown };
 
+/**
+ * A training function's progress, as numbers the driver can show (one bar for the cluster) and
+ * hand to TFCluster users as 'metrics' events. Every field but `step` is optional.
+ */
+export interface TrainingMetrics {
+  /** Global step reached. */
+  step: number;
+  /** Steps the run will take in all (for step/total and the ETA). */
+  totalSteps?: number;
+  /** Current epoch (0-based, fractional allowed) and the number of epochs. */
+  epoch?: number;
+  epochs?: number;
+  /** Training images seen by all workers together, and their rate. */
+  images?: number;
+  imagesPerSec?: number;
+  loss?: number;
+  learningRate?: number;
+  /** The latest evaluation: accuracy on how many test images. */
+  testAccuracy?: number;
+  testImages?: number;
+  /** Seconds of training so far (continuing across resumes). */
+  seconds?: number;
+  /** The step this run resumed from (0 on a fresh start). */
+  resumedFromStep?: number;
+  /** A short free-form phase, e.g. 'evaluating', 'checkpoint'. */
+  phase?: string;
+}
+
 export type NodeToDriver =
   | RegisterMessage
   | { type: 'progress'; message: string; data?: unknown }
+  | { type: 'metrics'; metrics: TrainingMetrics }
   | { type: 'result'; value: unknown }
   | { type: 'error'; message: string; stack?: string }
   | { type: 'command-reply'; id: string; ok: boolean; payload?: unknown; error?: string };
