@@ -19,10 +19,13 @@ const BENCHES: Record<string, Bench> = {
   startup: () => benchStartup(),
   allreduce: optional('./allreduce', 'benchAllreduce'),
   feed: optional('./feed', 'benchFeed'),
+  step: optional('./step', 'benchStep'),
+  'step-levers': optional('./step', 'benchStepLevers'),
 };
 
 async function main(names: string[]): Promise<number> {
-  const chosen = names.length ? names : Object.keys(BENCHES);
+  // step-levers is the long form of step: only when named.
+  const chosen = names.length ? names : Object.keys(BENCHES).filter((n) => n !== 'step-levers');
   let failed = 0;
   for (const name of chosen) {
     const bench = BENCHES[name];

@@ -6,6 +6,11 @@
  * TFCluster runs in the driver (the user's Node process); TFNode is used inside the training
  * function that each reserved executor runs.
  */
+import { registerNativeKernelsOnLoad } from './tfjs-native/auto';
+
+// TensorFlow's fused kernels for every tfjs-node model in this process (lib/tfjs-native).
+registerNativeKernelsOnLoad();
+
 export { InputMode } from './protocol/input-mode';
 export { TFCluster } from './driver/tf-cluster';
 export { TFNode } from './node/tf-node';
@@ -23,6 +28,7 @@ export { TrainingProgress } from './driver/training-progress';
 export { DataFeed, stepsPerEpoch } from './node/data-feed';
 export { SparkFeed } from './node/spark-feed';
 export { tableToTensors, imagesToTensor, labelsToInt32 } from './io/arrow-tensors';
+export { registerNativeKernels } from './tfjs-native';
 export type { TFNodeContext } from './node/runtime';
 export type { TFClusterRunOptions } from './driver/tf-cluster';
 export type { TFClusterHandle, TrainOptions, InferenceOptions, MetricsEvent } from './driver/cluster';

@@ -21,4 +21,7 @@ eval "$(node -e '
   console.log(`export TFOS_TEST_WEBHDFS=${s.hdfs.webhdfs} TFOS_TEST_DEFAULT_FS=${s.hdfs.defaultFS} TFOS_TEST_LIVY=${s.livy.url} TFOS_TEST_SPARK_MASTER=${s.spark.master} TFOS_TEST_LIVY_SESSIONS=${s.livy.sessions ? 1 : 0}`);
 ')"
 
+# The suites are named here, not in .mocharc.json: there they would be added to any file given on
+# the command line, so `npx mocha dist/test/unit/one.test.js` would run everything.
+if [ "$#" -eq 0 ]; then set -- 'dist/test/unit/**/*.test.js' 'dist/test/integration/**/*.test.js'; fi
 npx --no-install mocha "$@"

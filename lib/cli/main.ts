@@ -3,22 +3,27 @@
  * Returns the process exit code; errors propagate to bin/tfos.js, which prints them.
  */
 import { parseArgs } from 'node:util';
-import { stderrLogger } from '../stack/log';
+import { stderrLogger } from '../platform/log';
 import { setup } from '../stack/setup';
 import { dataCommand, DATA_USAGE } from './data-command';
 import { packCommand, PACK_USAGE } from './pack-command';
 import { runCommand, RUN_USAGE } from './run-command';
+import { exportLines, runningStack } from '../platform/cluster-env';
 import { allHealthy, stackDown, stackStatus, stackUp } from '../stack/stack';
 
 const USAGE = `usage:
   tfos setup [--skip-tensorflow]          provision Spark, Hadoop, Livy and native TensorFlow (idempotent)
   tfos stack up [--workers N]             start HDFS, a Spark master + N workers and Livy on loopback
   tfos stack status [--json]              show the local stack's endpoints and health
+  tfos stack env                          print the running stack's exports for a shell: eval "$(tfos stack env)"
+                                          (SPARK_MASTER, HADOOP_CONF_DIR, TFOS_LIVY_URL; every command finds
+                                          the running stack without them, they are for spark-submit, pyspark...)
   tfos stack down                         stop every process of the local stack
   ${RUN_USAGE}
   ${PACK_USAGE}
   ${DATA_USAGE}
-environment: TFOS_HOME (cache, default ~/.cache/tfjs-on-spark), SPARK_HOME, HADOOP_CONF_DIR, TFOS_LIVY_URL`;
+environment: TFOS_HOME (cache, default ~/.cache/tfjs-on-spark), SPARK_HOME, SPARK_MASTER, HADOOP_CONF_DIR, TFOS_LIVY_URL,
+  TFOS_WEBHDFS (without them: the running tfos stack)`;
 
 export async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
@@ -85,13 +90,19 @@ async function cmdStack(args: string[]): Promise<number> {
       }
       return status && allHealthy(status) ? 0 : 1;
     }
+    case 'env': {
+      const stack = runningStack();
+      if (!stack) throw new Error('no local stack is running (start one with: tfos stack up)');
+      console.log(exportLines(stack).join('\n'));
+      return 0;
+    }
     case 'down': {
       const stopped = await stackDown({ log: stderrLogger });
       console.log(stopped ? 'stack stopped' : 'no local stack was running');
       return 0;
     }
     default:
-      throw new Error(`unknown stack command '${sub ?? ''}': expected up, status or down`);
+      throw new Error(`unknown stack command '${sub ?? ''}': expected up, status, env or down`);
   }
 }
 

@@ -6,21 +6,21 @@ import { parseArgs } from 'node:util';
 import { InputMode } from '../protocol/input-mode';
 import { ProgressEvent, LogLine, TFClusterHandle } from '../driver/cluster';
 import { RouteOption, TFCluster, TFClusterRunOptions } from '../driver/tf-cluster';
-import { stackStatus } from '../stack/stack';
+import { clusterEnvironment } from '../platform/cluster-env';
 import { TrainingProgress } from '../driver/training-progress';
 
 export const RUN_USAGE = `tfos run <module> [--fn NAME] [--via local|spark-submit|livy] [--master URL] [--livy URL]
          [--livy-mode batch|session] [--cluster-size N] [--num-ps K] [--input-mode spark|tensorflow]
          [--reservation-timeout SEC] [--log-dir DIR] [--eval-node] [--no-chief] [--gpus N]
          [--conf key=value ...] [--env NAME=value ...] [--archive URI --project DIR [--bundled-node]]
-         [--input-mode spark --data PATH [--epochs E] [--inference PATH --output PATH [--result-schema DDL]]]
+         [--data PATH [--epochs E]] [--input-mode spark [--inference PATH --output PATH [--result-schema DDL]]]
          [--quiet] -- <args for your function>`;
 
 export interface ParsedRun {
   options: TFClusterRunOptions;
   quiet: boolean;
-  /** InputMode.SPARK: what Spark feeds once the cluster is up. */
-  feed?: { data?: string; epochs: number; inference?: string; output?: string; resultSchema?: string };
+  /** InputMode.SPARK inference once the cluster is up (the run's --data is fed by TFCluster.run). */
+  feed?: { inference?: string; output?: string; overwrite?: boolean; resultSchema?: string };
 }
 
 function positiveInt(name: string, v: string | undefined, fallback: number, min = 1): number {
@@ -40,7 +40,7 @@ function keyValues(name: string, list: string[] | undefined): Record<string, str
   return out;
 }
 
-/** Parses argv (after "run"); picks the route: explicit --via, else the local stack if up, else embedded. */
+/** Parses argv (after "run"); picks the route: explicit --via, else SPARK_MASTER or the running stack, else embedded. */
 export async function parseRunArgs(argv: string[], env: NodeJS.ProcessEnv = process.env): Promise<ParsedRun> {
   const dash = argv.indexOf('--');
   const own = dash >= 0 ? argv.slice(0, dash) : argv;
@@ -72,6 +72,7 @@ export async function parseRunArgs(argv: string[], env: NodeJS.ProcessEnv = proc
       epochs: { type: 'string' },
       inference: { type: 'string' },
       output: { type: 'string' },
+      overwrite: { type: 'boolean' },
       'result-schema': { type: 'string' },
     },
   });
@@ -81,54 +82,33 @@ export async function parseRunArgs(argv: string[], env: NodeJS.ProcessEnv = proc
     throw new Error(`--input-mode must be spark or tensorflow, got '${inputMode}'`);
   }
   const conf = keyValues('conf', values.conf);
-  let via = values.via ?? (values.livy ? 'livy' : values.master ? 'spark-submit' : undefined);
-  let master = values.master;
-  let livy = values.livy;
-  let defaultFS: string | undefined;
-  let webhdfs: string | undefined = env.TFOS_WEBHDFS;
-  if (!via) {
-    // Default: the local stack when it is up, else an embedded local Spark.
-    const stack = await stackStatus().catch(() => undefined);
-    if (stack?.spark.healthy) {
-      via = 'spark-submit';
-      master = stack.spark.master;
-      if (stack.hdfs.healthy) {
-        defaultFS = stack.hdfs.defaultFS;
-        webhdfs ??= stack.hdfs.webhdfs;
-      }
-    } else {
-      via = 'local';
-    }
-  }
+  // No route flags: the Spark master of SPARK_MASTER or the running `tfos stack`, else an embedded
+  // local Spark. Masters, Livy URLs and HDFS left out are found by TFCluster.run the same way.
+  const via = values.via ?? (values.livy ? 'livy' : values.master || clusterEnvironment(env).sparkMaster ? 'spark-submit' : 'local');
   let route: RouteOption;
   switch (via) {
     case 'local':
       route = { local: { conf } };
       break;
     case 'spark-submit':
-      if (!master) throw new Error('--via spark-submit needs --master URL (e.g. spark://127.0.0.1:7077)');
-      route = { sparkSubmit: { master, conf } };
+      route = { sparkSubmit: { master: values.master, conf } };
       break;
     case 'livy': {
-      livy ??= env.TFOS_LIVY_URL ?? (await stackStatus().catch(() => undefined))?.livy.url;
-      if (!livy) throw new Error('--via livy needs --livy URL (or TFOS_LIVY_URL, or a running `tfos stack`)');
       const mode = values['livy-mode'] ?? 'batch';
       if (mode !== 'batch' && mode !== 'session') throw new Error(`--livy-mode must be batch or session, got '${mode}'`);
-      route = { livy: { url: livy, mode, conf } };
+      route = { livy: { url: values.livy, mode, conf } };
       break;
     }
     default:
       throw new Error(`--via must be local, spark-submit or livy, got '${via}'`);
   }
-  const feeds = values.data !== undefined || values.inference !== undefined;
-  if (feeds && inputMode !== InputMode.SPARK) {
-    throw new Error('--data and --inference make Spark feed the trainers: add --input-mode spark (with --input-mode tensorflow pass the data path to your function after --)');
+  if (values.epochs !== undefined && values.data === undefined) throw new Error('--epochs needs --data PATH (the dataset to pass over)');
+  if (values.inference !== undefined && inputMode !== InputMode.SPARK) {
+    throw new Error('--inference makes Spark feed the trainers: add --input-mode spark');
   }
   if (values.inference !== undefined && !values.output) throw new Error('--inference PATH needs --output PATH for the results');
   return {
-    feed: feeds
-      ? { data: values.data, epochs: positiveInt('epochs', values.epochs, 1), inference: values.inference, output: values.output, resultSchema: values['result-schema'] }
-      : undefined,
+    feed: values.inference !== undefined ? { inference: values.inference, output: values.output, overwrite: values.overwrite, resultSchema: values['result-schema'] } : undefined,
     quiet: Boolean(values.quiet),
     options: {
       module: positionals[0],
@@ -137,14 +117,15 @@ export async function parseRunArgs(argv: string[], env: NodeJS.ProcessEnv = proc
       numExecutors: positiveInt('cluster-size', values['cluster-size'], 2),
       numPs: positiveInt('num-ps', values['num-ps'], 0, 0),
       inputMode: inputMode as InputMode | undefined,
+      data: values.data,
+      epochs: values.epochs === undefined ? undefined : positiveInt('epochs', values.epochs, 1),
       reservationTimeout: positiveInt('reservation-timeout', values['reservation-timeout'], 120),
       logDir: values['log-dir'],
       evalNode: values['eval-node'],
       masterNode: values['no-chief'] ? null : 'chief',
       gpusPerNode: positiveInt('gpus', values.gpus, 0, 0),
       env: keyValues('env', values.env),
-      defaultFS,
-      webhdfs,
+      webhdfs: env.TFOS_WEBHDFS?.trim() || undefined,
       via: route,
       archive: values.archive ? { uri: values.archive, projectDir: values.project ?? '.', bundledNode: values['bundled-node'] } : undefined,
     },
@@ -183,12 +164,12 @@ export async function runCommand(argv: string[]): Promise<number> {
   process.once('SIGINT', stop);
   process.once('SIGTERM', stop);
   try {
-    if (feed?.data) {
-      const epochs = await handle.train(feed.data, { epochs: feed.epochs });
-      say(`fed ${feed.data}: ${epochs.map((e) => e.workers.reduce((a, w) => a + w.rows, 0)).join(' + ')} rows over ${epochs.length} epoch(s)`);
+    if (handle.dataFed) {
+      const epochs = await handle.dataFed;
+      say(`fed ${options.data}: ${epochs.map((e) => e.workers.reduce((a, w) => a + w.rows, 0)).join(' + ')} rows over ${epochs.length} epoch(s)`);
     }
     if (feed?.inference) {
-      const { output } = await handle.inference(feed.inference, { output: feed.output!, resultSchema: feed.resultSchema });
+      const { output } = await handle.inference(feed.inference, { output: feed.output!, overwrite: feed.overwrite, resultSchema: feed.resultSchema });
       say(`inference results written to ${output}`);
     }
     const results = await handle.shutdown();

@@ -9,11 +9,12 @@ import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { ClusterEnvironment, clusterEnvironment } from '../platform/cluster-env';
 import { JobName, JobSpec, PROTOCOL_VERSION } from '../protocol/control';
 import { InputMode } from '../protocol/input-mode';
-import { silentLogger } from '../stack/log';
-import { tfosPaths } from '../stack/paths';
-import { provisionSpark } from '../stack/spark';
+import { checkJsonArgs } from '../protocol/json-args';
+import { tfosPaths } from '../platform/paths';
+import { resolveSpark } from '../platform/spark';
 import { TFClusterHandle } from './cluster';
 import { archiveLaunch, ArchiveOption } from './pack';
 import { ControlServer } from './control-server';
@@ -22,10 +23,14 @@ import { LivyRoute, LivyRouteOptions } from './routes/livy';
 import { SparkRoute } from './routes/route';
 import { SparkSubmitRoute } from './routes/spark-submit';
 
+/**
+ * How to reach Spark. A master or Livy URL left out is found the way every command finds it
+ * (lib/platform/cluster-env.ts): SPARK_MASTER / TFOS_LIVY_URL, else the running `tfos stack`.
+ */
 export type RouteOption =
   | { local: { cores?: number; conf?: Record<string, string> } }
-  | { sparkSubmit: { master: string; conf?: Record<string, string>; extraArgs?: string[] } }
-  | { livy: string | LivyRouteOptions };
+  | { sparkSubmit: { master?: string; conf?: Record<string, string>; extraArgs?: string[] } }
+  | { livy: string | (Omit<LivyRouteOptions, 'url'> & { url?: string }) };
 
 export interface TFClusterRunOptions {
   /** Path of the user's module (CommonJS or ESM) exporting the training function. */
@@ -37,6 +42,15 @@ export interface TFClusterRunOptions {
   numExecutors: number;
   numPs?: number;
   inputMode?: InputMode;
+  /**
+   * The run's data (`tfos run --data PATH`): a dataset split such as hdfs:///data/cifar10/train.
+   * InputMode.TENSORFLOW: each worker's TFNode.dataFeed(ctx) reads its shard (ctx.data).
+   * InputMode.SPARK: Spark starts feeding it as soon as the cluster is reserved (as cluster.train()
+   * would); shutdown() waits for that feed.
+   */
+  data?: string;
+  /** Passes over `data` (default 1). */
+  epochs?: number;
   logDir?: string;
   tensorboard?: boolean;
   /** 'chief' (default) makes node numPs the chief; null gives only workers. */
@@ -49,9 +63,12 @@ export interface TFClusterRunOptions {
   /** How to reach Spark; default: an embedded local Spark (no services needed). */
   via?: RouteOption;
   appName?: string;
-  /** WebHDFS endpoint trainers use for hdfs:// paths (InputMode.TENSORFLOW); sets TFOS_WEBHDFS. */
+  /**
+   * WebHDFS endpoint trainers use for hdfs:// paths (InputMode.TENSORFLOW); sets TFOS_WEBHDFS.
+   * Default: from HADOOP_CONF_DIR (the user's, or the running stack's) unless the route is local.
+   */
   webhdfs?: string;
-  /** Filesystem for ctx.absolutePath (default: Spark's fs.defaultFS, else file://). */
+  /** Filesystem for ctx.absolutePath (default: fs.defaultFS of that HADOOP_CONF_DIR, else file://). */
   defaultFS?: string;
   workingDir?: string;
   /** GPUs per worker node, from Spark's resource scheduling (ps nodes get none). */
@@ -70,21 +87,39 @@ export interface TFClusterRunOptions {
 
 export const TRAINER_ENTRY = path.resolve(__dirname, '../node/trainer-main.js');
 
-function isLoopbackRoute(via: RouteOption | undefined): boolean {
-  if (!via || 'local' in via) return true;
-  const target = 'livy' in via ? (typeof via.livy === 'string' ? via.livy : via.livy.url) : via.sparkSubmit.master;
-  return /(127\.0\.0\.1|localhost|\[::1\])|^local/.test(target);
+/** The route with its master / Livy URL filled in from the environment or the running stack. */
+function resolveRoute(via: RouteOption | undefined, env: ClusterEnvironment): RouteOption {
+  if (!via || 'local' in via) return via ?? { local: {} };
+  if ('livy' in via) {
+    const o = typeof via.livy === 'string' ? { url: via.livy } : via.livy;
+    const url = o.url ?? env.livyUrl;
+    if (!url) throw new Error('TFCluster.run: the Livy route needs a URL: pass via.livy.url (tfos run --livy URL), set TFOS_LIVY_URL, or start `tfos stack up`');
+    return { livy: { ...o, url } };
+  }
+  const master = via.sparkSubmit.master ?? env.sparkMaster;
+  if (!master) throw new Error('TFCluster.run: the spark-submit route needs a master: pass via.sparkSubmit.master (tfos run --master URL), set SPARK_MASTER, or start `tfos stack up`');
+  return { sparkSubmit: { ...via.sparkSubmit, master } };
 }
 
-async function makeRoute(opts: TFClusterRunOptions, slots: number): Promise<SparkRoute> {
-  const via: RouteOption = opts.via ?? { local: {} };
+function routeTarget(via: RouteOption): string {
+  if ('local' in via) return 'local';
+  return 'livy' in via ? (typeof via.livy === 'string' ? via.livy : via.livy.url!) : via.sparkSubmit.master!;
+}
+
+function isLoopbackRoute(via: RouteOption): boolean {
+  return /(127\.0\.0\.1|localhost|\[::1\])|^local/.test(routeTarget(via));
+}
+
+async function makeRoute(via: RouteOption, slots: number, hdfs: ClusterEnvironment['hdfs']): Promise<SparkRoute> {
   if ('livy' in via) {
-    return new LivyRoute(typeof via.livy === 'string' ? { url: via.livy } : via.livy);
+    return new LivyRoute(typeof via.livy === 'string' ? { url: via.livy } : { ...via.livy, url: via.livy.url! });
   }
-  const spark = await provisionSpark(tfosPaths(), silentLogger);
+  // Read-only: a run never installs; an unprovisioned machine fails here with "run `tfos setup`".
+  const spark = resolveSpark();
   if ('sparkSubmit' in via) {
     const conf = { 'spark.executor.cores': '1', ...via.sparkSubmit.conf };
-    return new SparkSubmitRoute(spark, { master: via.sparkSubmit.master, conf, extraArgs: via.sparkSubmit.extraArgs });
+    // Spark's own hdfs:/// and relative paths follow the same Hadoop configuration as ours.
+    return new SparkSubmitRoute(spark, { master: via.sparkSubmit.master!, conf, extraArgs: via.sparkSubmit.extraArgs, hadoopConfDir: hdfs?.configDir });
   }
   const local = via.local;
   return new SparkSubmitRoute(spark, { master: `local[${local.cores ?? slots}]`, conf: local.conf }, 'local');
@@ -98,6 +133,13 @@ function validate(opts: TFClusterRunOptions): void {
   if (opts.reservationTimeout !== undefined && !(opts.reservationTimeout > 0)) {
     throw new Error(`TFCluster.run: reservationTimeout must be a positive number of seconds, got ${opts.reservationTimeout}`);
   }
+  // Trainers get args as JSON: refuse what JSON would change or drop, before anything starts.
+  if (opts.args !== undefined) checkJsonArgs(opts.args);
+  if (opts.data !== undefined && (typeof opts.data !== 'string' || !opts.data)) throw new TypeError('TFCluster.run: data must be a dataset path (e.g. hdfs:///data/cifar10/train)');
+  if (opts.epochs !== undefined && !(Number.isInteger(opts.epochs) && opts.epochs >= 1)) {
+    throw new Error(`TFCluster.run: epochs must be a positive integer, got ${opts.epochs}`);
+  }
+  if (opts.epochs !== undefined && opts.data === undefined) throw new Error('TFCluster.run: epochs needs data (the dataset to pass over)');
   if (opts.inputMode !== undefined && !Object.values(InputMode).includes(opts.inputMode)) {
     throw new Error(`TFCluster.run: inputMode must be one of ${Object.values(InputMode).join(', ')}, got ${String(opts.inputMode)}`);
   }
@@ -106,6 +148,11 @@ function validate(opts: TFClusterRunOptions): void {
 /** Starts a TF cluster on Spark; resolves once every node has registered. */
 export async function run(opts: TFClusterRunOptions): Promise<TFClusterHandle> {
   validate(opts);
+  const found = clusterEnvironment();
+  const via = resolveRoute(opts.via, found);
+  // An embedded local Spark reads local files unless the user's own HADOOP_CONF_DIR says otherwise.
+  const hdfs = 'local' in via && !process.env.HADOOP_CONF_DIR?.trim() ? undefined : found.hdfs;
+  const webhdfs = opts.webhdfs ?? hdfs?.webhdfs;
   const roles = assignRoles({ clusterSize: opts.numExecutors, numPs: opts.numPs ?? 0, masterNode: opts.masterNode, evalNode: opts.evalNode });
   const clusterId = crypto.randomBytes(6).toString('hex');
   const secret = crypto.randomBytes(32).toString('hex');
@@ -126,13 +173,20 @@ export async function run(opts: TFClusterRunOptions): Promise<TFClusterHandle> {
     clusterSize: roles.length,
     roles,
     trainerCommand: opts.trainerCommand ?? shipped?.trainerCommand ?? [process.execPath, TRAINER_ENTRY],
-    trainerEnv: { ...(opts.webhdfs ? { TFOS_WEBHDFS: opts.webhdfs } : {}), ...opts.env, TFOS_CLUSTER_ID: clusterId },
+    trainerEnv: {
+      ...(webhdfs ? { TFOS_WEBHDFS: webhdfs } : {}),
+      ...(hdfs ? { TFOS_DEFAULT_FS: opts.defaultFS ?? hdfs.defaultFS } : {}),
+      ...opts.env,
+      TFOS_CLUSTER_ID: clusterId,
+      // A registered trainer waits at most this long for its ctx (the rest of the reservation).
+      TFOS_CTX_TIMEOUT_SEC: String(Math.ceil(reservationTimeoutMs / 1000) + 30),
+    },
     gpusPerNode: opts.gpusPerNode ?? 0,
     reservationTimeoutSec: Math.ceil(reservationTimeoutMs / 1000),
     // InputMode.SPARK: each worker's feeding task needs a slot beside the node stage.
     feedSlots: opts.inputMode === InputMode.SPARK ? roles.filter((r) => r.job === 'chief' || r.job === 'worker').length : 0,
   };
-  const loopback = isLoopbackRoute(opts.via);
+  const loopback = isLoopbackRoute(via);
   const bindHost = opts.controlBindHost ?? (loopback ? '127.0.0.1' : '0.0.0.0');
   const advertise = opts.controlAdvertiseHost ?? (bindHost === '0.0.0.0' ? os.hostname() : bindHost);
   // The launcher asks for the job when it starts: tell it how much of the reservation time is left.
@@ -151,10 +205,11 @@ export async function run(opts: TFClusterRunOptions): Promise<TFClusterHandle> {
     inputMode: opts.inputMode ?? InputMode.TENSORFLOW,
     ctxBase: {
       clusterId,
-      defaultFS: opts.defaultFS ?? 'file://',
+      defaultFS: opts.defaultFS ?? hdfs?.defaultFS ?? 'file://',
       workingDir: path.resolve(opts.workingDir ?? process.cwd()),
       inputMode: opts.inputMode ?? InputMode.TENSORFLOW,
       logDir: opts.logDir,
+      data: opts.data ? { path: opts.data, epochs: opts.epochs ?? 1 } : undefined,
       module: shipped?.module ?? path.resolve(opts.module),
       fn: opts.fn ?? 'default',
       args: opts.args ?? [],
@@ -163,7 +218,7 @@ export async function run(opts: TFClusterRunOptions): Promise<TFClusterHandle> {
   handle.once('failed', () => fs.rmSync(secretDir, { recursive: true, force: true }));
   opts.onHandle?.(handle);
   try {
-    const route = await makeRoute(opts, roles.length + (job.feedSlots ?? 0));
+    const route = await makeRoute(via, roles.length + (job.feedSlots ?? 0), hdfs);
     const conf: Record<string, string> = { ...shipped?.conf };
     if (job.gpusPerNode > 0) {
       conf['spark.task.resource.gpu.amount'] = String(job.gpusPerNode);
@@ -173,6 +228,7 @@ export async function run(opts: TFClusterRunOptions): Promise<TFClusterHandle> {
     const app = await route.submit({ appName, clusterSize: roles.length, controlUrl, secretFile, conf, logFile });
     handle.attachApp(app);
     await handle.waitReserved();
+    if (opts.data && opts.inputMode === InputMode.SPARK) handle.feedRunData(opts.data, opts.epochs ?? 1);
   } catch (err) {
     await handle.kill(err instanceof Error ? err.message : String(err));
     fs.rmSync(secretDir, { recursive: true, force: true });

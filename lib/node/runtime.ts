@@ -22,8 +22,8 @@ export interface NodeRuntime {
   secret: string;
   /** Where Spark's feeding tasks connect (InputMode.SPARK). */
   feedServer: FeedServer;
-  /** Feeds the driver announced, in order; TFNode.dataFeed takes the next one. */
-  nextFeed(): Promise<FeedAnnouncement>;
+  /** Feeds the driver announced, in order; TFNode.dataFeed takes the next one. null: none will come. */
+  nextFeed(): Promise<FeedAnnouncement | null>;
   /** Errors of feeds that failed on the Spark side, by feed id. */
   feedErrors: Map<string, string>;
 }

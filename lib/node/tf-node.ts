@@ -12,7 +12,7 @@ import type { Optimizer } from '@tensorflow/tfjs';
 import { ClusterServer, ClusterServerOptions, StartedCluster } from './cluster-server';
 import { DistributedOptimizer, DistributedOptimizerOptions } from './distributed/optimizer';
 import { DataFeed, DatasetFeedOptions } from './data-feed';
-import { sparkDataFeed } from './feeds';
+import { NO_DATA_HINT, sparkDataFeed } from './feeds';
 import type { TrainingMetrics } from '../protocol/control';
 import { runtimeOf, TFNodeContext } from './runtime';
 import { SparkFeed } from './spark-feed';
@@ -48,15 +48,21 @@ export const TFNode = {
   /**
    * This worker's data, with TFoS's DataFeed calls (nextBatch, shouldStop, batchResults, terminate)
    * in both input modes, so one training function serves both:
-   *  - InputMode.SPARK: the next feed the driver starts with cluster.train() / inference();
-   *  - InputMode.TENSORFLOW: shard ctx.workerNum of ctx.numWorkers of the dataset split at
-   *    `opts.path` (relative paths resolve with ctx.absolutePath), read straight from HDFS or disk.
+   *  - InputMode.SPARK: the next feed the driver starts (the run's `data`, or cluster.train() /
+   *    inference());
+   *  - InputMode.TENSORFLOW: shard ctx.workerNum of ctx.numWorkers of the dataset split given to
+   *    the run (`--data PATH [--epochs E]`, i.e. ctx.data) or at `opts.path` (relative paths resolve
+   *    with ctx.absolutePath), read straight from HDFS or disk.
    */
   async dataFeed(ctx: TFNodeContext, opts: DatasetFeedOptions & { path?: string } = {}): Promise<SparkFeed | DataFeed> {
     if (ctx.inputMode === 'spark') return sparkDataFeed(ctx);
-    if (!opts.path) throw new Error('TFNode.dataFeed: InputMode.TENSORFLOW needs opts.path (the dataset split to read, e.g. hdfs:///data/cifar10/train)');
+    const splitPath = opts.path ?? ctx.data?.path;
+    if (!splitPath) {
+      throw new Error(`TFNode.dataFeed: this run was given no data to read (InputMode.TENSORFLOW): ${NO_DATA_HINT}, or pass { path } to TFNode.dataFeed`);
+    }
     if (ctx.workerNum < 0) throw new Error(`TFNode.dataFeed: ${ctx.jobName} nodes do not read training data`);
-    return DataFeed.fromDataset(ctx.absolutePath(opts.path), { shard: ctx.workerNum, numShards: ctx.numWorkers, ...opts });
+    const epochs = opts.epochs ?? (opts.path === undefined ? ctx.data?.epochs : undefined);
+    return DataFeed.fromDataset(ctx.absolutePath(splitPath), { shard: ctx.workerNum, numShards: ctx.numWorkers, ...opts, epochs });
   },
 
   /**

@@ -11,12 +11,14 @@ import * as dgram from 'node:dgram';
 import * as net from 'node:net';
 import * as path from 'node:path';
 import { pathToFileURL } from 'node:url';
+import { guardListener } from '../platform/preauth';
 import { DriverToNode, NodeContext, PROTOCOL_VERSION } from '../protocol/control';
 import { NodeControl } from './control-client';
 import { FeedServer } from './feed-server';
 import { closeClusterServerOf } from './tf-node';
 import { FeedAnnouncement } from './spark-feed';
 import { absolutePath, NodeRuntime, RUNTIME, TFNodeContext } from './runtime';
+import { registerNativeKernelsOnLoad } from '../tfjs-native/auto';
 
 function env(name: string): string {
   const v = process.env[name];
@@ -59,8 +61,16 @@ function localAddressTowards(controlUrl: string): Promise<string> {
 function listen(host: string): Promise<net.Server> {
   return new Promise((resolve, reject) => {
     const server = net.createServer();
+    // Open from now on, but served only from startClusterServer: until then (and for strangers
+    // always) a connection is closed unless it authenticates within the pre-auth bound.
+    // (A peer that dials before this node serves is retried by the peer: no log line for that.)
+    guardListener(server, {
+      onReject: (why, remote) => {
+        if (!why.startsWith('no proof')) console.error(`tfos: cluster-server port: closed a connection from ${remote}: ${why}`);
+      },
+    });
     server.once('error', reject);
-    server.listen({ host: host === '127.0.0.1' ? host : '0.0.0.0', port: Number(process.env.TFOS_NODE_PORT ?? 0) }, () => resolve(server));
+    server.listen({ host, port: Number(process.env.TFOS_NODE_PORT ?? 0) }, () => resolve(server));
   });
 }
 
@@ -95,6 +105,8 @@ export async function loadUserFunction(modulePath: string, fnName: string): Prom
 }
 
 async function main(): Promise<number> {
+  // The user's function loads tfjs-node; TensorFlow's fused kernels come with it.
+  registerNativeKernelsOnLoad();
   const secret = await readSecret();
   const controlUrl = env('TFOS_CONTROL_URL');
   const nodeIndex = Number(env('TFOS_NODE_INDEX'));
@@ -109,7 +121,8 @@ async function main(): Promise<number> {
   const control = await NodeControl.connect(controlUrl, secret);
   // Feeds announced by the driver, handed out in order by TFNode.dataFeed(ctx).
   const announced: FeedAnnouncement[] = [];
-  const feedWaiters: Array<(f: FeedAnnouncement) => void> = [];
+  const feedWaiters: Array<(f: FeedAnnouncement | null) => void> = [];
+  let feedsClosed = false;
   const feedErrors = new Map<string, string>();
 
   let finished = false;
@@ -130,6 +143,9 @@ async function main(): Promise<number> {
         const waiter = feedWaiters.shift();
         if (waiter) waiter(f);
         else announced.push(f);
+      } else if (msg.type === 'no-more-feeds') {
+        feedsClosed = true;
+        for (const waiter of feedWaiters.splice(0)) waiter(null);
       } else if (msg.type === 'feed-failed') {
         feedErrors.set(msg.feedId, msg.error);
         feedServer.fail(msg.feedId, msg.error);
@@ -148,7 +164,19 @@ async function main(): Promise<number> {
     });
   });
   await control.send({ type: 'register', protocol: PROTOCOL_VERSION, nodeIndex, attempt, executorId, host, port, dataPort, pid: process.pid });
-  const nodeCtx = await ctxPromise;
+  // The driver sends the ctx once every node registered; it fails the reservation itself after
+  // its timeout, but a trainer must not wait forever on a driver that never says so.
+  const ctxTimeoutSec = Number(process.env.TFOS_CTX_TIMEOUT_SEC ?? 600);
+  let ctxTimer: NodeJS.Timeout | undefined;
+  const nodeCtx = await Promise.race([
+    ctxPromise,
+    new Promise<never>((_, reject) => {
+      ctxTimer = setTimeout(
+        () => reject(new Error(`node ${nodeIndex}: registered with the driver at ${controlUrl} but got no cluster spec within ${ctxTimeoutSec} s (the other nodes never all registered)`)),
+        ctxTimeoutSec * 1000,
+      );
+    }),
+  ]).finally(() => clearTimeout(ctxTimer));
 
   const runtime: NodeRuntime = {
     control,
@@ -161,7 +189,8 @@ async function main(): Promise<number> {
     feedErrors,
     nextFeed: () => {
       const f = announced.shift();
-      return f ? Promise.resolve(f) : new Promise((r) => feedWaiters.push(r));
+      if (f) return Promise.resolve(f);
+      return feedsClosed ? Promise.resolve(null) : new Promise((r) => feedWaiters.push(r));
     },
   };
   const ctx: TFNodeContext = {

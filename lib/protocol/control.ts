@@ -70,6 +70,12 @@ export interface NodeContext {
   workingDir: string;
   inputMode: string;
   logDir?: string;
+  /**
+   * The data given to the run (`tfos run --data PATH [--epochs E]`, TFCluster.run's `data`):
+   * TFNode.dataFeed(ctx) reads this worker's shard of it (InputMode.TENSORFLOW) or Spark feeds it
+   * (InputMode.SPARK). Absent when the run was given none.
+   */
+  data?: { path: string; epochs: number };
   /** The user's module, function and arguments. */
   module: string;
   fn: string;
@@ -81,6 +87,8 @@ export type DriverToNode =
   | { type: 'shutdown'; reason: string }
   | { type: 'feed'; feedId: string; kind: 'train' | 'infer'; epochs: number }
   | { type: 'feed-failed'; feedId: string; error: string }
+  /** shutdown() began: no feed will start after the ones announced (a worker still waiting for one gives up). */
+  | { type: 'no-more-feeds' }
   | { type: 'command'; id: string; name: string; payload: unknown };
 
 /**

@@ -5,9 +5,8 @@
 import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { killGroup } from '../../stack/exec';
-import { groupMembers } from '../../stack/supervisor';
-import { sparkEnv, SparkInstall } from '../../stack/spark';
+import { groupMembers, killGroup } from '../../platform/process-group';
+import { sparkEnv, SparkInstall } from '../../platform/spark';
 import { AppExit, baseConf, LaunchPlan, SparkRoute, SubmittedApp } from './route';
 
 export const LAUNCHER_PATH = path.resolve(__dirname, '../../../../spark-jobs/tfos_launcher.py');
@@ -18,6 +17,8 @@ export interface SparkSubmitOptions {
   deployMode?: 'client';
   /** Extra spark-submit arguments (--jars, --archives, --files ...). */
   extraArgs?: string[];
+  /** HADOOP_CONF_DIR for the Spark application (fs.defaultFS for hdfs:/// and relative paths). */
+  hadoopConfDir?: string;
 }
 
 export class SparkSubmitRoute implements SparkRoute {
@@ -38,7 +39,9 @@ export class SparkSubmitRoute implements SparkRoute {
     args.push(...(this.opts.extraArgs ?? []), LAUNCHER_PATH, '--control', plan.controlUrl, '--secret-file', plan.secretFile);
     const submit = path.join(this.spark.sparkHome, 'bin', 'spark-submit');
     // Own process group: kill() must reach the JVM, the Python driver and local-mode workers.
-    const child = spawn(submit, args, { env: sparkEnv(this.spark), detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+    const env = sparkEnv(this.spark);
+    if (this.opts.hadoopConfDir) env.HADOOP_CONF_DIR = this.opts.hadoopConfDir;
+    const child = spawn(submit, args, { env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
     const pid = await new Promise<number>((resolve, reject) => {
       child.once('spawn', () => resolve(child.pid!));
       child.once('error', (err) => reject(new Error(`cannot run ${submit}: ${err.message}`)));

@@ -75,15 +75,13 @@ export class Collectives {
     this.adopt(peer, est);
   }
 
-  /** Someone claiming to be `peer` failed authentication on our listener. */
+  /**
+   * Someone claiming to be `peer` failed authentication on our listener. Anyone can claim any
+   * name, so this never fails the group: it is only remembered to explain a peer that then
+   * never connects.
+   */
   authFailed(peer: PeerId, why: string): void {
-    const msg = `a connection claiming to be ${peerName(peer)} failed authentication: ${why} (different cluster secret?)`;
-    this.authFailures.set(peer.rank, msg);
-    const w = this.arrivals.get(peer.rank);
-    if (w) {
-      this.arrivals.delete(peer.rank);
-      w.reject(new DistributedError(msg, peerName(peer)));
-    }
+    this.authFailures.set(peer.rank, `a connection claiming to be ${peerName(peer)} failed authentication: ${why} (different cluster secret?)`);
   }
 
   private adopt(peer: PeerId, est: Established): Link {
@@ -135,13 +133,13 @@ export class Collectives {
   private awaitPeer(p: PeerId, deadline: number): Promise<void> {
     const link = this.links.get(p.rank);
     if (link && !link.closed) return Promise.resolve();
-    const failure = this.authFailures.get(p.rank);
-    if (failure) return Promise.reject(new DistributedError(failure, peerName(p)));
     return new Promise<void>((resolve, reject) => {
       const timer = setTimeout(
         () => {
           this.arrivals.delete(p.rank);
-          reject(new DistributedError(`${peerName(p)} did not connect within ${(this.node.opts.connectTimeoutMs / 1000).toFixed(1)} s (not running, or it never called startClusterServer / a collective?)`, peerName(p)));
+          const failure = this.authFailures.get(p.rank);
+          const why = failure ? `; ${failure}` : ' (not running, or it never called startClusterServer / a collective?)';
+          reject(new DistributedError(`${peerName(p)} did not connect within ${(this.node.opts.connectTimeoutMs / 1000).toFixed(1)} s${why}`, peerName(p)));
         },
         Math.max(0, deadline - Date.now()),
       );

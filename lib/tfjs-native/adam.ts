@@ -1,0 +1,153 @@
+/**
+ * tf.train.adam's update as TensorFlow's ResourceApplyAdam: one kernel per variable instead of
+ * about fourteen element-wise ones (plus their scalars). The optimizer's state stays where tfjs
+ * keeps it (its m / v variables, accBeta1 / accBeta2, iterations), so getWeights / setWeights,
+ * checkpoints and the distributed optimizer see an ordinary AdamOptimizer. Each variable gets
+ * three resource handles (value, m, v) that mirror those tensors: after an update the new values
+ * are read back into the tfjs variables, and a handle is re-assigned only when its tfjs variable
+ * was changed elsewhere (a broadcast, setWeights, a user's assign).
+ *
+ * Numerics: ResourceApplyAdam computes var −= lr·√(1−β₂ᵗ)/(1−β₁ᵗ) · m / (√v + ε̂); with
+ * ε̂ = ε·√(1−β₂ᵗ) that is exactly tfjs's var −= lr · m̂ / (√v̂ + ε).
+ */
+import type * as tfTypes from '@tensorflow/tfjs';
+import { attrs, isNativeBackend, NativeBackend, OpAttr, TF } from './native-op';
+
+type Tensor = tfTypes.Tensor;
+type Variable = tfTypes.Variable;
+type NamedTensor = { name: string; tensor: Tensor };
+
+const PATCHED = Symbol.for('tfjs-on-spark.native-adam');
+const STATE = Symbol('tfjs-on-spark.native-adam-state');
+let handleSeq = 0;
+
+interface Mirror {
+  handle: Tensor;
+  /** The tfjs tensor data the handle holds (what it was assigned or read back as). */
+  dataId: object | undefined;
+}
+
+interface Slot {
+  value: Mirror;
+  m: Mirror;
+  v: Mirror;
+}
+
+interface AdamLike {
+  applyGradients(g: tfTypes.NamedTensorMap | NamedTensor[]): void;
+  dispose(): void;
+  learningRate: number;
+  beta1: number;
+  beta2: number;
+  epsilon: number;
+  accBeta1: Variable;
+  accBeta2: Variable;
+  accumulatedFirstMoment: Array<{ originalName: string; variable: Variable }>;
+  accumulatedSecondMoment: Array<{ originalName: string; variable: Variable }>;
+  incrementIterations(): void;
+  [STATE]?: { slots: Map<string, Slot>; constants: Tensor[] };
+}
+
+const dataIdOf = (t: Tensor) => (t as unknown as { dataId: object }).dataId;
+
+function dtypeAttr(b: NativeBackend): OpAttr {
+  return { name: 'dtype', type: b.binding.TF_ATTR_TYPE, value: b.binding.TF_FLOAT };
+}
+
+function newMirror(tf: TF, b: NativeBackend, like: Variable): Mirror {
+  const a = attrs(b);
+  const handle = tf.keep(
+    b.executeSingleOutput(
+      'VarHandleOp',
+      [dtypeAttr(b), { name: 'shape', type: (b.binding as unknown as { TF_ATTR_SHAPE: number }).TF_ATTR_SHAPE, value: like.shape }, a.str('container', ''), a.str('shared_name', `tfos_adam_${process.pid}_${++handleSeq}`)],
+      [],
+    ),
+  );
+  return { handle, dataId: undefined };
+}
+
+/** Makes the handle hold `v`'s current value, unless it already does. */
+function sync(b: NativeBackend, mirror: Mirror, v: Variable): void {
+  if (mirror.dataId === dataIdOf(v)) return;
+  b.executeMultipleOutputs('AssignVariableOp', [dtypeAttr(b)], [mirror.handle, v], 0);
+  mirror.dataId = dataIdOf(v);
+}
+
+/** Reads the handle's value into `v` (shares the buffer; TensorFlow copies on the next write). */
+function readBack(b: NativeBackend, mirror: Mirror, v: Variable): void {
+  const t = b.executeSingleOutput('ReadVariableOp', [dtypeAttr(b)], [mirror.handle]);
+  v.assign(t);
+  t.dispose();
+  mirror.dataId = dataIdOf(v);
+}
+
+function destroy(b: NativeBackend, slots: Map<string, Slot>): void {
+  for (const s of slots.values()) {
+    for (const m of [s.value, s.m, s.v]) {
+      b.executeMultipleOutputs('DestroyResourceOp', [attrs(b).bool('ignore_lookup_error', true)], [m.handle], 0);
+      m.handle.dispose();
+    }
+  }
+  slots.clear();
+}
+
+export function registerAdam(tf: TF): void {
+  const proto = (tf as unknown as { AdamOptimizer: { prototype: AdamLike } }).AdamOptimizer.prototype as AdamLike & { [PATCHED]?: boolean };
+  if (Object.prototype.hasOwnProperty.call(proto, PATCHED)) return;
+  Object.defineProperty(proto, PATCHED, { value: true });
+  const originalApply = proto.applyGradients;
+  const originalDispose = proto.dispose;
+
+  proto.applyGradients = function applyGradients(this: AdamLike, variableGradients: tfTypes.NamedTensorMap | NamedTensor[]) {
+    const b = tf.backend();
+    if (tf.getBackend() !== 'tensorflow' || !isNativeBackend(b)) return originalApply.call(this, variableGradients);
+    const names = Array.isArray(variableGradients) ? variableGradients.map((v) => v.name) : Object.keys(variableGradients);
+    const state = (this[STATE] ??= { slots: new Map(), constants: [] });
+    if (!state.constants.length) state.constants = [this.learningRate, this.beta1, this.beta2].map((c) => tf.keep(tf.scalar(c)));
+    const [lr, beta1, beta2] = state.constants;
+    const a = attrs(b);
+    tf.tidy(() => {
+      const accBeta1 = this.accBeta1.dataSync()[0];
+      const accBeta2 = this.accBeta2.dataSync()[0];
+      const epsHat = tf.scalar(this.epsilon * Math.sqrt(1 - accBeta2));
+      names.forEach((name, i) => {
+        const value = tf.engine().registeredVariables[name];
+        // The moments live where tfjs keeps them (by position, as tfjs's own Adam does).
+        this.accumulatedFirstMoment[i] ??= { originalName: `${name}/m`, variable: tf.tidy(() => tf.zerosLike(value).variable(false)) };
+        this.accumulatedSecondMoment[i] ??= { originalName: `${name}/v`, variable: tf.tidy(() => tf.zerosLike(value).variable(false)) };
+        const gradient = Array.isArray(variableGradients) ? variableGradients[i].tensor : variableGradients[name];
+        if (gradient == null) return;
+        const m = this.accumulatedFirstMoment[i].variable;
+        const v = this.accumulatedSecondMoment[i].variable;
+        let slot = state.slots.get(name);
+        if (!slot) state.slots.set(name, (slot = { value: newMirror(tf, b, value), m: newMirror(tf, b, m), v: newMirror(tf, b, v) }));
+        sync(b, slot.value, value);
+        sync(b, slot.m, m);
+        sync(b, slot.v, v);
+        b.executeMultipleOutputs(
+          'ResourceApplyAdam',
+          [a.type('T', 'float32'), a.bool('use_locking', false), a.bool('use_nesterov', false)],
+          [slot.value.handle, slot.m.handle, slot.v.handle, this.accBeta1, this.accBeta2, lr, beta1, beta2, epsHat, gradient.dtype === 'float32' ? gradient : tf.cast(gradient, 'float32')],
+          0,
+        );
+        readBack(b, slot.value, value);
+        readBack(b, slot.m, m);
+        readBack(b, slot.v, v);
+      });
+      this.accBeta1.assign(tf.scalar(accBeta1 * this.beta1));
+      this.accBeta2.assign(tf.scalar(accBeta2 * this.beta2));
+    });
+    this.incrementIterations();
+  } as AdamLike['applyGradients'];
+
+  proto.dispose = function dispose(this: AdamLike) {
+    const state = this[STATE];
+    const b = tf.backend();
+    if (state && isNativeBackend(b)) {
+      destroy(b, state.slots);
+      tf.dispose(state.constants);
+      state.constants = [];
+    }
+    originalDispose.call(this);
+  };
+}
