@@ -10,6 +10,8 @@ import type * as TF from '@tensorflow/tfjs';
 import { randomBytes } from 'node:crypto';
 import { LocationOptions, posixJoin, resolveLocation } from './dataset-fs';
 import type { Checkpoint, HostTensor } from './checkpoints';
+// Models saved with this package's layers must load through loadModel, whoever imports it.
+import '../layers/local-response-normalization';
 
 type LayersModel = TF.LayersModel;
 type Optimizer = TF.Optimizer;
