@@ -53,7 +53,6 @@ export interface TFClusterRunOptions {
   /** Passes over `data` (default 1). */
   epochs?: number;
   logDir?: string;
-  tensorboard?: boolean;
   /** 'chief' (default) makes node numPs the chief; null gives only workers. */
   masterNode?: 'chief' | null;
   evalNode?: boolean;
@@ -131,6 +130,11 @@ function validate(opts: TFClusterRunOptions): void {
   if (typeof opts.module !== 'string' || !opts.module) throw new TypeError('TFCluster.run: options.module must be the path of your training module');
   const modulePath = path.resolve(opts.module);
   if (!fs.existsSync(modulePath)) throw new Error(`TFCluster.run: training module ${modulePath} does not exist`);
+  // TFoS's TFCluster.run(tensorboard=True) started a TensorBoard process; this one never did.
+  // Refused by name, so a port from TFoS fails here instead of silently doing nothing.
+  if ('tensorboard' in opts) {
+    throw new Error('TFCluster.run: there is no tensorboard option: write summaries from your training function into logDir and run `tensorboard --logdir` on it');
+  }
   if (opts.reservationTimeout !== undefined && !(opts.reservationTimeout > 0)) {
     throw new Error(`TFCluster.run: reservationTimeout must be a positive number of seconds, got ${opts.reservationTimeout}`);
   }
