@@ -127,6 +127,7 @@ export class TFClusterHandle extends EventEmitter {
     s.on('register', (msg: RegisterMessage, ws: WebSocket) => this.onRegister(msg, ws));
     s.on('node-message', (i: number, attempt: number, msg: NodeToDriver) => this.onNodeMessage(i, attempt, msg));
     s.on('node-closed', (i: number, attempt: number) => this.onNodeClosed(i, attempt));
+    s.on('node-unresponsive', (i: number, attempt: number, silentMs: number) => this.onNodeUnresponsive(i, attempt, silentMs));
     s.on('launcher-event', (ev: LauncherEvent) => this.onLauncherEvent(ev));
     // Refused connections are part of the run's record (never with secret material in them).
     s.on('auth-failure', (remote: string, what: string) => {
@@ -417,6 +418,17 @@ export class TFClusterHandle extends EventEmitter {
       this.emit('node-progress', { nodeIndex: i, message: msg.message, data: msg.data });
     }
     this.changed();
+  }
+
+  private onNodeUnresponsive(i: number, attempt: number, silentMs: number): void {
+    const node = this.nodes.get(i);
+    if (!node || node.attempt !== attempt || node.state !== 'running') return;
+    if (this.state === 'failed' || this.state === 'finished') return;
+    node.state = 'failed';
+    this.fail(
+      `TF node ${node.job}:${node.taskIndex} (node ${i}, executor ${node.executorId}) on host ${node.host} stopped answering: ` +
+        `no heartbeat for ${(silentMs / 1000).toFixed(0)} s (host down or its network cut)`,
+    );
   }
 
   private onNodeClosed(i: number, attempt: number): void {
