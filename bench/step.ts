@@ -17,7 +17,8 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import * as readline from 'node:readline';
 import type * as tfTypes from '@tensorflow/tfjs';
-import { tfosPaths, VERSIONS } from '../lib/stack/paths';
+import { tfosPaths } from '../lib/platform/paths';
+import { VERSIONS } from '../lib/platform/versions';
 import type { Row } from './table';
 import { buildNet, NetName } from './step-nets';
 

@@ -267,10 +267,20 @@ def make_feed_task(secret, feed, epoch, result_schema=None):
             feed_id, epoch, worker, host, port, worker, tctx.stageId())
         sock = socket.create_connection((host, port), timeout=stall)
         try:
-            nonce = recv_exact(sock, 16)
-            sock.sendall(hmac.new(secret.encode("utf-8"), nonce, hashlib.sha256).digest())
+            # Mutual proof over both nonces and the header (docs/data.md): no data goes to a
+            # listener that cannot prove the cluster secret.
+            key = secret.encode("utf-8")
+            nonce_s = recv_exact(sock, 16)
+            nonce_c = os.urandom(16)
             header = json.dumps({"feedId": feed_id, "kind": kind, "epoch": epoch, "worker": worker}).encode("utf-8")
-            sock.sendall(struct.pack(">I", len(header)) + header)
+            signed = nonce_s + nonce_c + header
+            sock.sendall(nonce_c + struct.pack(">I", len(header)) + header + hmac.new(key, b"tfos-feed/2 client\0" + signed, hashlib.sha256).digest())
+            try:
+                answer = recv_exact(sock, 32)
+            except ConnectionError:
+                raise RuntimeError("%s: the trainer refused the feed connection (authentication failed)" % where)
+            if not hmac.compare_digest(answer, hmac.new(key, b"tfos-feed/2 server\0" + signed, hashlib.sha256).digest()):
+                raise RuntimeError("%s: the listener at %s:%d could not prove the cluster secret; no data sent" % (where, host, port))
             sink = sock.makefile("wb")
             writer = None
             rows_sent = 0
@@ -291,20 +301,22 @@ def make_feed_task(secret, feed, epoch, result_schema=None):
                 sink.flush()
                 sock.shutdown(socket.SHUT_WR)
             except (BrokenPipeError, ConnectionResetError):
+                # Either the trainer terminated the feed (it said 'T' first) or it crashed.
                 terminated = True
             except socket.timeout:
                 raise RuntimeError("%s: the trainer took no data for %d s (stalled feed)" % (where, stall))
+            crashed = "%s: the trainer's connection broke after %d rows without an acknowledgement: the trainer crashed or was killed" % (where, rows_sent)
             if kind == "train":
                 # The trainer answers once it has taken every row: 'D' + rows, or 'T' when it terminated early.
                 try:
                     status = recv_exact(sock, 9)
                 except socket.timeout:
                     raise RuntimeError("%s: no acknowledgement from the trainer within %d s (stalled feed)" % (where, stall))
-                except ConnectionError:
-                    status = b"T" + struct.pack(">Q", 0) if terminated else None
-                    if status is None:
-                        raise RuntimeError("%s: the trainer closed the feed without acknowledging it" % where)
+                except (ConnectionError, OSError):
+                    raise RuntimeError(crashed)
                 code, rows = status[:1], struct.unpack(">Q", status[1:])[0]
+                if code not in (b"D", b"T"):
+                    raise RuntimeError("%s: unexpected acknowledgement %r from the trainer" % (where, code))
                 yield pa.RecordBatch.from_pydict(
                     {"worker": [worker], "rows": [rows_sent], "taken": [rows], "terminated": [code == b"T"]},
                     schema=pa.schema([("worker", pa.int32()), ("rows", pa.int64()), ("taken", pa.int64()), ("terminated", pa.bool_())]),
@@ -312,7 +324,7 @@ def make_feed_task(secret, feed, epoch, result_schema=None):
                 return
             # Inference: frames of [u32 length][Arrow IPC stream], length 0 ends; one result row per input row, in order.
             if terminated:
-                raise RuntimeError("%s: the trainer stopped reading inference input" % where)
+                raise RuntimeError(crashed)
             target = result_schema
             returned = 0
             pending = None
@@ -321,9 +333,15 @@ def make_feed_task(secret, feed, epoch, result_schema=None):
                     (length,) = struct.unpack(">I", recv_exact(sock, 4))
                 except socket.timeout:
                     raise RuntimeError("%s: no inference results for %d s (stalled)" % (where, stall))
+                except (ConnectionError, OSError):
+                    raise RuntimeError(crashed)
                 if length == 0:
                     break
-                table = pa.ipc.open_stream(recv_exact(sock, length)).read_all()
+                try:
+                    body = recv_exact(sock, length)
+                except (ConnectionError, OSError):
+                    raise RuntimeError(crashed)
+                table = pa.ipc.open_stream(body).read_all()
                 for rb in table.to_batches():
                     n = rb.num_rows
                     ids = []
@@ -394,7 +412,7 @@ def run_feed(spark, secret, feed, ctl):
             # The DDL is parsed here, where a SparkContext exists; tasks get the Arrow schema.
             target = _ddl_to_arrow(feed["resultSchema"])
             out = _split(df, workers).mapInArrow(make_feed_task(secret, feed, 0, target), feed["resultSchema"])
-            _write_atomically(spark, out, feed["output"])
+            _write_atomically(spark, out, feed["output"], bool(feed.get("overwrite")))
         ctl.event({"type": "feed-done", "feedId": feed["feedId"]})
     except BaseException as err:  # noqa: B902 - the driver decides what a failed feed means
         ctl.event({"type": "feed-failed", "feedId": feed["feedId"], "error": short_error(err)})
@@ -417,20 +435,46 @@ def _split(df, workers):
     return df.coalesce(workers) if n >= workers else df.repartition(workers)
 
 
-def _write_atomically(spark, df, output):
-    """Writes Parquet to a hidden sibling and renames it into place: no half-written output."""
+def _write_atomically(spark, df, output, overwrite=False):
+    """Writes Parquet to a hidden sibling and renames it into place: no half-written output.
+
+    With overwrite, the old output is renamed aside first and removed only once the new one is in
+    place (put back if that fails). Hadoop renames a directory *into* an existing one, so the
+    target is checked to be absent right before, and a copy nested in a target created meanwhile
+    is moved back out.
+    """
+    import uuid
+
     jvm = spark.sparkContext._jvm
     conf = spark.sparkContext._jsc.hadoopConfiguration()
-    target = jvm.org.apache.hadoop.fs.Path(output)
+    Path = jvm.org.apache.hadoop.fs.Path
+    target = Path(output)
     fs = target.getFileSystem(conf)
-    if fs.exists(target):
-        raise ValueError("output %s already exists" % output)
-    tmp = jvm.org.apache.hadoop.fs.Path(target.getParent(), "._tfos_tmp_" + target.getName())
-    fs.delete(tmp, True)
+    existed = fs.exists(target)
+    if existed and not overwrite:
+        raise ValueError("output %s already exists (pass overwrite: true to replace it)" % output)
+    tag = uuid.uuid4().hex[:8]
+    tmp = Path(target.getParent(), "._tfos_tmp_%s_%s" % (target.getName(), tag))
+    aside = Path(target.getParent(), "._tfos_old_%s_%s" % (target.getName(), tag))
     try:
         df.write.parquet(tmp.toString())
-        if not fs.rename(tmp, target):
-            raise RuntimeError("could not rename %s to %s" % (tmp.toString(), output))
+        if existed and not fs.rename(target, aside):
+            raise RuntimeError("could not move the old output %s aside" % output)
+        try:
+            if fs.exists(target):
+                raise RuntimeError("output %s appeared while the results were written; it was left alone" % output)
+            if not fs.rename(tmp, target):
+                raise RuntimeError("could not rename %s to %s" % (tmp.toString(), output))
+            nested = Path(target, tmp.getName())
+            if fs.exists(nested):
+                fs.rename(nested, tmp)
+                raise RuntimeError("output %s appeared while the results were moved in; it was left alone" % output)
+        except BaseException:
+            if existed and not fs.exists(target):
+                fs.rename(aside, target)
+            raise
+        if existed:
+            fs.delete(aside, True)
     finally:
         fs.delete(tmp, True)
 

@@ -7,9 +7,8 @@ import { CifarSourceSet, CIFAR, findCifarFiles, generatedCifarSet } from '../io/
 import { resolveLocation } from '../io/dataset-fs';
 import { writeCifarDataset } from '../io/dataset';
 import { defaultArrowPython } from '../io/dataset-parquet';
-import { stderrLogger } from '../stack/log';
-import { tfosPaths } from '../stack/paths';
-import { provisionSpark } from '../stack/spark';
+import { stderrLogger } from '../platform/log';
+import { resolveSpark } from '../platform/spark';
 
 export const DATA_USAGE = `tfos data cifar10 --dest PATH|hdfs://HOST:PORT/PATH [--src DIR] [--generate N] [--webhdfs URL]
                    [--partitions 10] [--batch-rows 500] [--no-parquet] [--parquet-compression none|snappy|zstd]
@@ -89,8 +88,8 @@ export async function dataCommand(argv: string[]): Promise<number> {
 
   let parquet: { python: string; compression?: string } | false = false;
   if (!values['no-parquet']) {
-    let python = defaultArrowPython();
-    if (!python) python = (await provisionSpark(tfosPaths(), log)).python;
+    // Never installs: without the provisioned Python (pyarrow) this fails with "run `tfos setup`".
+    const python = defaultArrowPython() ?? resolveSpark().python;
     parquet = { python, compression: values['parquet-compression'] };
   }
 

@@ -3,7 +3,7 @@
  * Returns the process exit code; errors propagate to bin/tfos.js, which prints them.
  */
 import { parseArgs } from 'node:util';
-import { stderrLogger } from '../stack/log';
+import { stderrLogger } from '../platform/log';
 import { setup } from '../stack/setup';
 import { dataCommand, DATA_USAGE } from './data-command';
 import { packCommand, PACK_USAGE } from './pack-command';

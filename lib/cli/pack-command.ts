@@ -3,7 +3,7 @@ import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import { packProject } from '../driver/pack';
 
-export const PACK_USAGE = `tfos pack [--project DIR] [--out FILE.tgz] [--with-node] [--exclude PATTERN ...]`;
+export const PACK_USAGE = `tfos pack [--project DIR] [--out FILE.tgz] [--with-node] [--exclude PATTERN ...] [--include-env-files]`;
 
 export async function packCommand(argv: string[]): Promise<number> {
   const { values } = parseArgs({
@@ -13,11 +13,13 @@ export async function packCommand(argv: string[]): Promise<number> {
       out: { type: 'string' },
       'with-node': { type: 'boolean' },
       exclude: { type: 'string', multiple: true },
+      // .env*, .npmrc: left out unless asked for (they usually hold credentials)
+      'include-env-files': { type: 'boolean' },
     },
   });
   const project = path.resolve(values.project ?? '.');
   const out = values.out ?? `${path.basename(project)}.tfos.tgz`;
-  const res = await packProject({ projectDir: project, out, withNode: values['with-node'], exclude: values.exclude });
+  const res = await packProject({ projectDir: project, out, withNode: values['with-node'], exclude: values.exclude, includeEnvFiles: values['include-env-files'] });
   console.log(`${res.archive} (${(res.bytes / 1048576).toFixed(1)} MiB${res.withNode ? ', with Node' : ''})`);
   console.log(`use it with: tfos run <module> --archive ${res.archive} --project ${project}  (or upload it to HDFS and pass that URI)`);
   return 0;

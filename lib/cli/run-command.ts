@@ -12,14 +12,18 @@ export const RUN_USAGE = `tfos run <module> [--fn NAME] [--via local|spark-submi
          [--livy-mode batch|session] [--cluster-size N] [--num-ps K] [--input-mode spark|tensorflow]
          [--reservation-timeout SEC] [--log-dir DIR] [--eval-node] [--no-chief] [--gpus N]
          [--conf key=value ...] [--env NAME=value ...] [--archive URI --project DIR [--bundled-node]]
+<<<<<<< HEAD
+         [--input-mode spark --data PATH [--epochs E] [--inference PATH --output PATH [--overwrite] [--result-schema DDL]]]
+=======
          [--data PATH [--epochs E]] [--input-mode spark [--inference PATH --output PATH [--result-schema DDL]]]
+>>>>>>> main
          [--quiet] -- <args for your function>`;
 
 export interface ParsedRun {
   options: TFClusterRunOptions;
   quiet: boolean;
   /** InputMode.SPARK inference once the cluster is up (the run's --data is fed by TFCluster.run). */
-  feed?: { inference?: string; output?: string; resultSchema?: string };
+  feed?: { inference?: string; output?: string; overwrite?: boolean; resultSchema?: string };
 }
 
 function positiveInt(name: string, v: string | undefined, fallback: number, min = 1): number {
@@ -120,6 +124,7 @@ export async function parseRunArgs(argv: string[], env: NodeJS.ProcessEnv = proc
       epochs: { type: 'string' },
       inference: { type: 'string' },
       output: { type: 'string' },
+      overwrite: { type: 'boolean' },
       'result-schema': { type: 'string' },
       // Set by the launcher of a hand-typed spark-submit that started this process (routes/attached.ts).
       'attach-fd': { type: 'string' },
@@ -140,7 +145,7 @@ export async function parseRunArgs(argv: string[], env: NodeJS.ProcessEnv = proc
   }
   if (values.inference !== undefined && !values.output) throw new Error('--inference PATH needs --output PATH for the results');
   return {
-    feed: values.inference !== undefined ? { inference: values.inference, output: values.output, resultSchema: values['result-schema'] } : undefined,
+    feed: values.inference !== undefined ? { inference: values.inference, output: values.output, overwrite: values.overwrite, resultSchema: values['result-schema'] } : undefined,
     quiet: Boolean(values.quiet),
     options: {
       module: positionals[0],
@@ -198,7 +203,7 @@ export async function runCommand(argv: string[]): Promise<number> {
       say(`fed ${options.data}: ${epochs.map((e) => e.workers.reduce((a, w) => a + w.rows, 0)).join(' + ')} rows over ${epochs.length} epoch(s)`);
     }
     if (feed?.inference) {
-      const { output } = await handle.inference(feed.inference, { output: feed.output!, resultSchema: feed.resultSchema });
+      const { output } = await handle.inference(feed.inference, { output: feed.output!, overwrite: feed.overwrite, resultSchema: feed.resultSchema });
       say(`inference results written to ${output}`);
     }
     const results = await handle.shutdown();

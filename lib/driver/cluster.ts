@@ -51,8 +51,10 @@ export interface TrainOptions {
 }
 
 export interface InferenceOptions {
-  /** Where Spark writes the results (Parquet); must not exist. */
+  /** Where Spark writes the results (Parquet); must not exist unless `overwrite`. */
   output: string;
+  /** Replace an existing `output`; the old copy is removed only once the new one is in place. */
+  overwrite?: boolean;
   /** Spark DDL of the result columns the trainers return, e.g. 'prediction int' (default). */
   resultSchema?: string;
   /** Input column that keys each result row (default 'id'); copied into the output. */
@@ -73,6 +75,9 @@ export interface ProgressEvent {
   registered?: number;
   total?: number;
 }
+
+/** shutdown()'s default bound on waiting for the workers to finish: 24 hours. */
+export const DEFAULT_SHUTDOWN_TIMEOUT_SEC = 24 * 3600;
 
 export class ClusterFailedError extends Error {
   constructor(message: string) {
@@ -121,6 +126,10 @@ export class TFClusterHandle extends EventEmitter {
     s.on('node-message', (i: number, attempt: number, msg: NodeToDriver) => this.onNodeMessage(i, attempt, msg));
     s.on('node-closed', (i: number, attempt: number) => this.onNodeClosed(i, attempt));
     s.on('launcher-event', (ev: LauncherEvent) => this.onLauncherEvent(ev));
+    // Refused connections are part of the run's record (never with secret material in them).
+    s.on('auth-failure', (remote: string, what: string) => {
+      this.emit('log', { nodeIndex: -1, label: 'driver', line: `control server refused ${remote}: ${what}` } satisfies LogLine);
+    });
     s.on('log', (i: number, _attempt: number, line: string) => {
       const role = cfg.job.roles[i];
       this.emit('log', { nodeIndex: i, label: role ? `${role.job}:${role.taskIndex}` : `node${i}`, line } satisfies LogLine);
@@ -157,10 +166,14 @@ export class TFClusterHandle extends EventEmitter {
   /**
    * Waits for the workers and chief to finish their function, then stops the ps and evaluator
    * nodes and the Spark application. Idempotent: later calls return the same promise.
-   * Resolves to each node's returned value by node index.
+   * Resolves to each node's returned value by node index. `timeout` (seconds, default
+   * DEFAULT_SHUTDOWN_TIMEOUT_SEC = 24 h) bounds the whole wait: past it the cluster fails with an
+   * error naming the nodes still running. Lost or hung nodes fail the cluster sooner on their own.
    */
   shutdown(opts: { timeout?: number } = {}): Promise<Map<number, unknown>> {
-    this.shutdownPromise ??= this.doShutdown(opts.timeout ?? 3 * 24 * 3600);
+    const timeout = opts.timeout ?? DEFAULT_SHUTDOWN_TIMEOUT_SEC;
+    if (!(timeout > 0) || !Number.isFinite(timeout)) throw new RangeError(`shutdown(): timeout must be a positive number of seconds, got ${opts.timeout}`);
+    this.shutdownPromise ??= this.doShutdown(timeout);
     return this.shutdownPromise;
   }
 
@@ -197,6 +210,7 @@ export class TFClusterHandle extends EventEmitter {
     await this.runFeed('infer', data, {
       epochs: 1,
       output,
+      overwrite: Boolean(opts.overwrite),
       keyColumn: key,
       resultSchema: `${key} long, ${opts.resultSchema ?? 'prediction int'}`,
       format: opts.format,
@@ -227,7 +241,7 @@ export class TFClusterHandle extends EventEmitter {
     const epochs = Number(extra.epochs ?? 1);
     for (const w of workers) {
       const ws = this.sockets.get(w.nodeIndex);
-      if (ws) send(ws, { type: 'feed', feedId, kind, epochs });
+      if (ws) this.sendTo(w.nodeIndex, ws, { type: 'feed', feedId, kind, epochs });
     }
     const done = new Promise<void>((resolve, reject) => {
       const onEvent = (ev: LauncherEvent) => {
@@ -285,7 +299,7 @@ export class TFClusterHandle extends EventEmitter {
       this.state = 'stopping';
       this.progress({ phase: 'stopping', message: 'workers finished; stopping ps/evaluator nodes' });
       for (const [i, ws] of this.sockets) {
-        if (this.nodes.get(i)?.state === 'running') send(ws, { type: 'shutdown', reason: 'cluster shutdown' });
+        if (this.nodes.get(i)?.state === 'running') this.sendTo(i, ws, { type: 'shutdown', reason: 'cluster shutdown' });
       }
       await this.until(() => [...this.nodes.values()].every((n) => n.state !== 'running'));
       await this.until(() => this.launcherFinished);
@@ -363,7 +377,17 @@ export class TFClusterHandle extends EventEmitter {
       nodeIndex: reg.nodeIndex,
     };
     const ws = this.sockets.get(reg.nodeIndex);
-    if (ws) send(ws, { type: 'cluster', ctx });
+    if (ws) this.sendTo(reg.nodeIndex, ws, { type: 'cluster', ctx });
+  }
+
+  /** A message a node must get: if it cannot be sent, the node is lost and the cluster fails. */
+  private sendTo(nodeIndex: number, ws: WebSocket, msg: DriverToNode): void {
+    send(ws, msg, (err) => {
+      if (this.sockets.get(nodeIndex) !== ws) return; // replaced by a newer attempt meanwhile
+      const n = this.nodes.get(nodeIndex);
+      const who = n ? `TF node ${n.job}:${n.taskIndex} (node ${nodeIndex}, executor ${n.executorId} on ${n.host})` : `TF node ${nodeIndex}`;
+      this.fail(`could not send '${msg.type}' to ${who}: ${err.message}`);
+    });
   }
 
   private onNodeMessage(i: number, attempt: number, msg: NodeToDriver): void {
@@ -496,11 +520,12 @@ function toNodeInfo(reg: Registration): NodeInfo {
   };
 }
 
-function send(ws: WebSocket, msg: DriverToNode): void {
+/** Sends without waiting; `onError` hears of a message that did not reach the socket. */
+function send(ws: WebSocket, msg: DriverToNode, onError?: (err: Error) => void): void {
   try {
-    ws.send(JSON.stringify(msg));
-  } catch {
-    /* socket closing */
+    ws.send(JSON.stringify(msg), (err) => err && onError?.(err));
+  } catch (err) {
+    onError?.(err as Error);
   }
 }
 

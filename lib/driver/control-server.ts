@@ -8,6 +8,7 @@ import * as crypto from 'node:crypto';
 import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { WebSocket, WebSocketServer } from 'ws';
+import { authenticated, guardListener } from '../platform/preauth';
 import { JobSpec, LauncherEvent, NodeToDriver, RegisterMessage } from '../protocol/control';
 
 export type LauncherCommand = { type: 'shutdown'; reason: string } | { type: string; [key: string]: unknown };
@@ -21,7 +22,8 @@ export interface ControlServerEvents {
   'launcher-event': (ev: LauncherEvent) => void;
   /** One line of a trainer's stdout/stderr, relayed by its executor task. */
   log: (nodeIndex: number, attempt: number, line: string) => void;
-  'auth-failure': (remote: string, path: string) => void;
+  /** A connection was refused or closed before proving the secret (`what` never holds secrets). */
+  'auth-failure': (remote: string, what: string) => void;
 }
 
 export class ControlServer extends EventEmitter {
@@ -40,15 +42,19 @@ export class ControlServer extends EventEmitter {
     this.http = http.createServer((req, res) => this.onRequest(req, res));
     this.http.on('upgrade', (req, socket, head) => {
       if (req.url !== '/v1/nodes' || !this.authorized(req)) {
-        this.emit('auth-failure', req.socket.remoteAddress ?? '?', req.url ?? '');
+        this.emit('auth-failure', remoteOf(req), `WebSocket ${pathOf(req)}: missing or wrong proof of the cluster secret`);
         socket.end('HTTP/1.1 401 Unauthorized\r\nConnection: close\r\n\r\n');
+        setTimeout(() => socket.destroy(), 1000).unref();
         return;
       }
+      authenticated(req.socket);
       this.wss.handleUpgrade(req, socket, head, (ws) => this.onNodeSocket(ws));
     });
-    // Long-polls and log streams stay open; never time them out on the server side.
+    // Long-polls and log streams stay open; never time them out on the server side. A connection
+    // that has not sent an authenticated request within the pre-auth bound is closed, though.
     this.http.requestTimeout = 0;
     this.http.headersTimeout = 30_000;
+    guardListener(this.http, { onReject: (why, remote) => this.emit('auth-failure', remote, why) });
   }
 
   async listen(host: string, port = 0): Promise<void> {
@@ -93,9 +99,15 @@ export class ControlServer extends EventEmitter {
   private onRequest(req: http.IncomingMessage, res: http.ServerResponse): void {
     const url = new URL(req.url ?? '/', 'http://control');
     if (!this.authorized(req)) {
-      this.emit('auth-failure', req.socket.remoteAddress ?? '?', url.pathname);
-      return reply(res, 401, { error: 'missing or wrong cluster secret' });
+      this.emit('auth-failure', remoteOf(req), `${req.method} ${url.pathname}: missing or wrong proof of the cluster secret`);
+      // A failed proof ends the connection: no second guess on the same socket.
+      res.setHeader('connection', 'close');
+      reply(res, 401, { error: 'missing or wrong cluster secret' });
+      req.resume();
+      res.once('finish', () => req.socket.destroySoon());
+      return;
     }
+    authenticated(req.socket);
     const route = `${req.method} ${url.pathname}`;
     switch (route) {
       case 'GET /v1/launcher/job':
@@ -187,6 +199,16 @@ export class ControlServer extends EventEmitter {
       /* 'close' follows */
     });
   }
+}
+
+function remoteOf(req: http.IncomingMessage): string {
+  const host = req.socket.remoteAddress ?? '?';
+  return `${host.includes(':') ? `[${host}]` : host}:${req.socket.remotePort ?? '?'}`;
+}
+
+/** The request path without its query string (which is not logged). */
+function pathOf(req: http.IncomingMessage): string {
+  return (req.url ?? '').split('?')[0].slice(0, 200);
 }
 
 function reply(res: http.ServerResponse, status: number, body?: unknown): void {

@@ -8,7 +8,7 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { run } from '../stack/exec';
+import { run } from '../platform/exec';
 
 export const BUNDLED_NODE = '.tfos-node/bin/node';
 const TRAINER_IN_PACKAGE = 'node_modules/tfjs-on-spark/dist/lib/node/trainer-main.js';
@@ -20,7 +20,12 @@ export interface PackOptions {
   withNode?: boolean;
   /** Extra tar --exclude patterns. */
   exclude?: string[];
+  /** Also pack `.env*` and `.npmrc` files (left out by default: they usually hold credentials). */
+  includeEnvFiles?: boolean;
 }
+
+/** Files left out unless asked for: credentials that a project keeps beside its code. */
+export const SECRET_FILE_PATTERNS = ['.env', '.env.*', '.npmrc'];
 
 export interface PackResult {
   archive: string;
@@ -38,9 +43,11 @@ export async function packProject(opts: PackOptions): Promise<PackResult> {
   }
   const out = path.resolve(opts.out);
   const tmp = `${out}.tmp-${process.pid}`;
-  const excludes = ['./.git', './.tfos-local', '*.log', './node_modules/.cache', ...(opts.exclude ?? [])];
+  const excludes = ['./.git', './.tfos-local', '*.log', './node_modules/.cache', ...(opts.includeEnvFiles ? [] : SECRET_FILE_PATTERNS), ...(opts.exclude ?? [])];
   // A path inside the project would be packed into itself.
   if (out.startsWith(project + path.sep)) excludes.push(`./${path.relative(project, out)}*`);
+  // tar follows symbolic links (executors need real files); none may lead out of the project.
+  checkSymlinksStayInside(project, excludes);
   const args = ['-czf', tmp, '--dereference', ...excludes.map((e) => `--exclude=${e}`), '-C', project, '.'];
   if (opts.withNode) {
     args.push('-C', path.dirname(process.execPath), `--transform=s,^${path.basename(process.execPath)}$,${BUNDLED_NODE},`, path.basename(process.execPath));
@@ -53,6 +60,34 @@ export async function packProject(opts: PackOptions): Promise<PackResult> {
     throw err;
   }
   return { archive: out, bytes: fs.statSync(out).size, withNode: Boolean(opts.withNode) };
+}
+
+/**
+ * Throws naming the first symbolic link under `project` whose target lies outside it (or does not
+ * exist): packing would copy files from elsewhere on this machine into the archive. Paths under a
+ * plain `./dir` exclude are not looked at.
+ */
+function checkSymlinksStayInside(project: string, excludes: string[]): void {
+  const root = fs.realpathSync(project);
+  const skipped = excludes.filter((e) => e.startsWith('./') && !/[*?[]/.test(e)).map((e) => path.join(project, e.slice(2)));
+  const walk = (dir: string): void => {
+    for (const entry of fs.readdirSync(dir, { withFileTypes: true })) {
+      const full = path.join(dir, entry.name);
+      if (skipped.includes(full)) continue;
+      if (entry.isSymbolicLink()) {
+        let target: string;
+        try {
+          target = fs.realpathSync(full);
+        } catch {
+          throw new Error(`tfos pack: ${full} is a symbolic link to nothing (${fs.readlinkSync(full)}); remove it or exclude it (--exclude ./${path.relative(project, full)})`);
+        }
+        if (target !== root && !target.startsWith(root + path.sep)) {
+          throw new Error(`tfos pack: ${full} is a symbolic link to ${target}, outside the project ${project}; copy what it points to into the project, or exclude it (--exclude ./${path.relative(project, full)})`);
+        }
+      } else if (entry.isDirectory()) walk(full);
+    }
+  };
+  walk(project);
 }
 
 /** Where a packed project is used from: TFCluster.run's `archive` option. */
@@ -70,7 +105,7 @@ export interface ArchiveOption {
 /** How trainers start from an unpacked archive: the Spark conf, the trainer argv and the module path. */
 export function archiveLaunch(archive: ArchiveOption, modulePath: string): { conf: Record<string, string>; trainerCommand: string[]; module: string } {
   const alias = archive.alias ?? 'tfos-app';
-  if (!/^[A-Za-z0-9_.-]+$/.test(alias)) throw new Error(`archive alias '${alias}' must be a plain directory name`);
+  if (!/^[A-Za-z0-9_.-]+$/.test(alias) || alias === '.' || alias === '..') throw new Error(`archive alias '${alias}' must be a plain directory name (not '.' or '..')`);
   const rel = path.relative(path.resolve(archive.projectDir), path.resolve(modulePath));
   if (rel.startsWith('..') || path.isAbsolute(rel)) {
     throw new Error(`module ${modulePath} is not inside the packed project ${archive.projectDir}`);

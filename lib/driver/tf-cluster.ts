@@ -12,9 +12,9 @@ import * as path from 'node:path';
 import { ClusterEnvironment, clusterEnvironment } from '../platform/cluster-env';
 import { JobName, JobSpec, PROTOCOL_VERSION } from '../protocol/control';
 import { InputMode } from '../protocol/input-mode';
-import { silentLogger } from '../stack/log';
-import { tfosPaths } from '../stack/paths';
-import { provisionSpark } from '../stack/spark';
+import { checkJsonArgs } from '../protocol/json-args';
+import { tfosPaths } from '../platform/paths';
+import { resolveSpark } from '../platform/spark';
 import { TFClusterHandle } from './cluster';
 import { archiveLaunch, ArchiveOption } from './pack';
 import { ControlServer } from './control-server';
@@ -119,7 +119,8 @@ async function makeRoute(via: RouteOption, slots: number, hdfs: ClusterEnvironme
   if ('livy' in via) {
     return new LivyRoute(typeof via.livy === 'string' ? { url: via.livy } : { ...via.livy, url: via.livy.url! });
   }
-  const spark = await provisionSpark(tfosPaths(), silentLogger);
+  // Read-only: a run never installs; an unprovisioned machine fails here with "run `tfos setup`".
+  const spark = resolveSpark();
   if ('sparkSubmit' in via) {
     const conf = { 'spark.executor.cores': '1', ...via.sparkSubmit.conf };
     // Spark's own hdfs:/// and relative paths follow the same Hadoop configuration as ours.
@@ -137,6 +138,8 @@ function validate(opts: TFClusterRunOptions): void {
   if (opts.reservationTimeout !== undefined && !(opts.reservationTimeout > 0)) {
     throw new Error(`TFCluster.run: reservationTimeout must be a positive number of seconds, got ${opts.reservationTimeout}`);
   }
+  // Trainers get args as JSON: refuse what JSON would change or drop, before anything starts.
+  if (opts.args !== undefined) checkJsonArgs(opts.args);
   if (opts.data !== undefined && (typeof opts.data !== 'string' || !opts.data)) throw new TypeError('TFCluster.run: data must be a dataset path (e.g. hdfs:///data/cifar10/train)');
   if (opts.epochs !== undefined && !(Number.isInteger(opts.epochs) && opts.epochs >= 1)) {
     throw new Error(`TFCluster.run: epochs must be a positive integer, got ${opts.epochs}`);
@@ -180,6 +183,8 @@ export async function run(opts: TFClusterRunOptions): Promise<TFClusterHandle> {
       ...(hdfs ? { TFOS_DEFAULT_FS: opts.defaultFS ?? hdfs.defaultFS } : {}),
       ...opts.env,
       TFOS_CLUSTER_ID: clusterId,
+      // A registered trainer waits at most this long for its ctx (the rest of the reservation).
+      TFOS_CTX_TIMEOUT_SEC: String(Math.ceil(reservationTimeoutMs / 1000) + 30),
     },
     gpusPerNode: opts.gpusPerNode ?? 0,
     reservationTimeoutSec: Math.ceil(reservationTimeoutMs / 1000),

@@ -6,8 +6,10 @@
  */
 import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
 import * as path from 'node:path';
 import { webhdfsFor } from '../platform/cluster-env';
+import { checkedHdfsPath } from './hdfs-path';
 import { WebHdfsClient, WebHdfsError } from './webhdfs';
 
 export interface FsStat {
@@ -183,7 +185,7 @@ export function resolveLocation(uri: string, opts: LocationOptions = {}): Locati
   const m = /^(hdfs|webhdfs|https?):\/\/([^/]*)(\/.*)?$/.exec(uri);
   if (!m) return { fs: new LocalFs(), path: path.resolve(uri) };
   const [, scheme, authority, rest = '/'] = m;
-  const p = path.posix.normalize(decodeURIComponent(rest));
+  const p = checkedHdfsPath(rest, uri, { decode: true });
   if (scheme === 'hdfs') {
     const conf = webhdfsFor(authority, env);
     const endpoint = opts.webhdfs || env.TFOS_WEBHDFS?.trim() || conf?.webhdfs || (authority ? `http://${authority.replace(/:\d+$/, '')}:9870` : undefined);
@@ -198,7 +200,34 @@ export function resolveLocation(uri: string, opts: LocationOptions = {}): Locati
   }
   const wm = /^(.*?)\/webhdfs\/v1(\/.*)?$/.exec(uri);
   if (!wm) throw new Error(`${uri}: an http(s) location must be a WebHDFS URL (…/webhdfs/v1/path)`);
-  return { fs: new WebHdfsFs(wm[1]), path: path.posix.normalize(decodeURIComponent(wm[2] ?? '/')) };
+  return { fs: new WebHdfsFs(wm[1]), path: checkedHdfsPath(wm[2] ?? '/', uri, { decode: true }) };
+}
+
+/**
+ * Moves a complete `staging` directory to `dest` without ever losing the old copy: an existing
+ * DEST (`replace`) is first renamed aside, the staging directory renamed in, and only then the
+ * old copy removed; if moving the new copy in fails, the old one is put back. A rename into an
+ * existing directory nests it there (HDFS semantics), so DEST is checked to be absent right
+ * before, and a staging directory that landed inside a DEST created meanwhile is moved back out.
+ * A crash between the two renames leaves the old copy beside DEST as `.NAME.old-ID`.
+ */
+export async function commitDirectory(fs: DatasetFs, staging: string, dest: string, replace: boolean): Promise<void> {
+  const parent = path.posix.dirname(dest);
+  const aside = replace ? posixJoin(parent, `.${path.posix.basename(dest)}.old-${randomBytes(4).toString('hex')}`) : undefined;
+  if (aside) await fs.rename(dest, aside);
+  try {
+    if (await fs.stat(dest)) throw new Error(`${fs.uri(dest)} appeared while the new copy was being written; it was left alone`);
+    await fs.rename(staging, dest);
+    const nested = posixJoin(dest, path.posix.basename(staging));
+    if (await fs.stat(nested)) {
+      await fs.rename(nested, staging);
+      throw new Error(`${fs.uri(dest)} appeared while the new copy was being moved in; it was left alone`);
+    }
+  } catch (err) {
+    if (aside && !(await fs.stat(dest).catch(() => undefined))) await fs.rename(aside, dest);
+    throw err;
+  }
+  if (aside) await fs.remove(aside);
 }
 
 /** True when a local directory exists (sync helper for CLIs). */

@@ -7,7 +7,7 @@
 import { ChildProcessWithoutNullStreams, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { tfosPaths } from '../stack/paths';
+import { tfosPaths } from '../platform/paths';
 
 export const PARQUET_SCRIPT = path.resolve(__dirname, '../../../spark-jobs/tfos_write_parquet.py');
 

@@ -34,7 +34,8 @@ import {
   Struct,
 } from 'apache-arrow';
 import { CIFAR, CifarSource, CifarSourceSet, checkSourceSize, readCifarRecords, Split, withReadAhead } from './cifar10';
-import { DatasetFs, Location, posixJoin } from './dataset-fs';
+import { commitDirectory, DatasetFs, Location, posixJoin } from './dataset-fs';
+import { checkedRelativePath } from './hdfs-path';
 import { ParquetConverter } from './dataset-parquet';
 
 export const DATASET_FORMAT = 'tfos-dataset';
@@ -198,6 +199,11 @@ export async function readManifest(fs: DatasetFs, splitPath: string): Promise<Sp
     throw new Error(`${fs.uri(file)}: not a ${DATASET_FORMAT} manifest`);
   }
   if (m.version > DATASET_VERSION) throw new Error(`${fs.uri(file)}: manifest version ${m.version} is newer than this reader (${DATASET_VERSION})`);
+  // Partition files are read relative to the split: a manifest must not point anywhere else.
+  for (const [i, part] of m.partitions.entries()) {
+    checkedRelativePath(part?.arrow?.path, `${fs.uri(file)} partition ${i} arrow.path`);
+    if (part.parquet) checkedRelativePath(part.parquet.path, `${fs.uri(file)} partition ${i} parquet.path`);
+  }
   return m;
 }
 
@@ -513,8 +519,8 @@ export async function writeCifarDataset(set: CifarSourceSet, dest: Location, opt
     };
     await fs.writeFile(posixJoin(staging, DATASET_INFO_NAME), Buffer.from(JSON.stringify(info, null, 1) + '\n'));
     await converter?.close();
-    if (existing) await fs.remove(destPath);
-    await fs.rename(staging, destPath);
+    // The old copy (--overwrite) is removed only once the new one is in place.
+    await commitDirectory(fs, staging, destPath, Boolean(existing));
     return { dest: fs.uri(destPath), seconds: (Date.now() - started) / 1000, splits: result, info };
   } catch (err) {
     abort.abort(err);

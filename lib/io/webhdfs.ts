@@ -12,6 +12,7 @@
  * Every failure is a WebHdfsError naming the operation, the path, the host that answered (or could
  * not be reached) and, when HDFS sent one, its RemoteException.
  */
+import { checkedHdfsPath } from './hdfs-path';
 import * as http from 'node:http';
 import * as https from 'node:https';
 import * as os from 'node:os';
@@ -555,12 +556,13 @@ function remoteError(status: number, statusText: string, text: string, path: str
   });
 }
 
-/** The path part of an absolute path or an hdfs://, webhdfs:// URI. */
+/**
+ * The path part of an absolute path or an hdfs://, webhdfs:// URI (whose escapes are decoded),
+ * refused with UnsafePathError when relative, with '.'/'..' segments or bad escapes.
+ */
 function absolutePath(p: string): string {
-  const m = /^(?:hdfs|webhdfs|swebhdfs|viewfs):\/\/[^/]*(\/.*)?$/.exec(p);
-  const pathPart = m ? (m[1] ?? '/') : p;
-  if (!pathPart.startsWith('/')) throw new TypeError(`WebHDFS paths must be absolute (got ${JSON.stringify(p)})`);
-  return pathPart;
+  const m = /^(?:hdfs|webhdfs|swebhdfs|viewfs):\/\/[^/]*(\/[^?#]*)?$/.exec(p);
+  return m ? checkedHdfsPath(m[1] ?? '/', p, { decode: true }) : checkedHdfsPath(p);
 }
 
 function permissionParam(p: string | number | undefined): string | undefined {

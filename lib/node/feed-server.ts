@@ -3,9 +3,12 @@
  * Arrow IPC record batches (one connection per feed, epoch and worker); for inference the trainer
  * writes its results back on the same connection.
  *
- * Wire format (docs/data.md):
- *   server → 16-byte nonce;  client → HMAC-SHA256(secret, nonce) (32 bytes)
- *   client → u32 BE header length + JSON {feedId, kind: 'train'|'infer', epoch, worker}
+ * Wire format (docs/data.md). Both ends prove the cluster secret over both nonces and the header,
+ * so neither a stranger nor a replayed or altered header gets data in or out:
+ *   server → nonce_s (16 bytes)
+ *   client → nonce_c (16) | u32 BE header length | header JSON {feedId, kind: 'train'|'infer', epoch, worker}
+ *            | HMAC-SHA256(secret, "tfos-feed/2 client\0" | nonce_s | nonce_c | header) (32)
+ *   server → HMAC-SHA256(secret, "tfos-feed/2 server\0" | nonce_s | nonce_c | header) (32), or closes
  *   client → one Arrow IPC stream (none at all for an empty share), then half-close
  *   train:  server → 'D' + u64 rows taken (all consumed) or 'T' + u64 (terminated early)
  *   infer:  server → frames of u32 length + Arrow IPC stream of result rows; length 0 ends
@@ -14,6 +17,23 @@
 import * as crypto from 'node:crypto';
 import * as net from 'node:net';
 import { RecordBatch, RecordBatchReader, Table, tableToIPC } from 'apache-arrow';
+import { authenticated, guardListener } from '../platform/preauth';
+
+const CLIENT_LABEL = Buffer.from('tfos-feed/2 client\0');
+const SERVER_LABEL = Buffer.from('tfos-feed/2 server\0');
+/** Longest header accepted before the proof is checked. */
+const MAX_HEADER_BYTES = 4096;
+
+/** The proof one side of a feed connection gives (see the wire format above). */
+export function feedProof(secret: string, side: 'client' | 'server', nonceS: Buffer, nonceC: Buffer, header: Buffer): Buffer {
+  return crypto
+    .createHmac('sha256', secret)
+    .update(side === 'client' ? CLIENT_LABEL : SERVER_LABEL)
+    .update(nonceS)
+    .update(nonceC)
+    .update(header)
+    .digest();
+}
 
 export interface FeedHeader {
   feedId: string;
@@ -140,12 +160,13 @@ export class FeedServer {
         this.onError(err);
       });
     });
+    guardListener(this.server, { onReject: (why, remote) => this.onError(new Error(`feed connection from ${remote} closed: ${why}`)) });
   }
 
   listen(host: string): Promise<number> {
     return new Promise((resolve, reject) => {
       this.server.once('error', reject);
-      this.server.listen({ host: host === '127.0.0.1' ? host : '0.0.0.0', port: 0 }, () => {
+      this.server.listen({ host, port: 0 }, () => {
         this.port = (this.server.address() as net.AddressInfo).port;
         resolve(this.port);
       });
@@ -184,19 +205,23 @@ export class FeedServer {
 
   private async accept(socket: net.Socket): Promise<void> {
     socket.setNoDelay(true);
-    const nonce = crypto.randomBytes(16);
-    socket.write(nonce);
+    const remote = `${socket.remoteAddress}:${socket.remotePort}`;
+    const nonceS = crypto.randomBytes(16);
+    socket.write(nonceS);
     // destroyOnReturn: false — reaching the end of the feeder's data must not close our side,
     // which still has to send the acknowledgement or the inference results.
     const reader = new ChunkReader(socket.iterator({ destroyOnReturn: false }) as AsyncIterator<Buffer>);
-    const proof = await reader.exact(32, 'authentication');
-    const expected = crypto.createHmac('sha256', this.secret).update(nonce).digest();
-    if (!crypto.timingSafeEqual(proof, expected)) {
-      throw new Error(`feed connection from ${socket.remoteAddress}:${socket.remotePort} failed authentication`);
-    }
+    const nonceC = await reader.exact(16, 'nonce');
     const len = (await reader.exact(4, 'header length')).readUInt32BE(0);
-    if (len > 65536) throw new Error(`feed header of ${len} bytes is too long`);
-    const header = JSON.parse((await reader.exact(len, 'header')).toString('utf8')) as FeedHeader;
+    if (len > MAX_HEADER_BYTES) throw new Error(`feed connection from ${remote} refused: header of ${len} bytes (at most ${MAX_HEADER_BYTES} before authentication)`);
+    const raw = await reader.exact(len, 'header');
+    const proof = await reader.exact(32, 'authentication');
+    if (!crypto.timingSafeEqual(proof, feedProof(this.secret, 'client', nonceS, nonceC, raw))) {
+      throw new Error(`feed connection from ${remote} failed authentication (wrong cluster secret, or an altered header)`);
+    }
+    authenticated(socket);
+    socket.write(feedProof(this.secret, 'server', nonceS, nonceC, raw));
+    const header = parseHeader(raw, remote);
     const conn = new FeedConnection(header, socket, reader.rest());
     const key = `${header.feedId}/${header.epoch}`;
     const waiter = this.waiting.get(key);
@@ -207,4 +232,17 @@ export class FeedServer {
       this.arrived.set(key, conn);
     }
   }
+}
+
+function parseHeader(raw: Buffer, remote: string): FeedHeader {
+  let h: Partial<FeedHeader>;
+  try {
+    h = JSON.parse(raw.toString('utf8')) as Partial<FeedHeader>;
+  } catch {
+    throw new Error(`feed connection from ${remote}: header is not JSON`);
+  }
+  if (typeof h.feedId !== 'string' || (h.kind !== 'train' && h.kind !== 'infer') || !Number.isInteger(h.epoch) || !Number.isInteger(h.worker)) {
+    throw new Error(`feed connection from ${remote}: header ${raw.toString('utf8').slice(0, 200)} lacks feedId, kind, epoch or worker`);
+  }
+  return h as FeedHeader;
 }

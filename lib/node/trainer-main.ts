@@ -11,6 +11,7 @@ import * as dgram from 'node:dgram';
 import * as net from 'node:net';
 import * as path from 'node:path';
 import { pathToFileURL } from 'node:url';
+import { guardListener } from '../platform/preauth';
 import { DriverToNode, NodeContext, PROTOCOL_VERSION } from '../protocol/control';
 import { NodeControl } from './control-client';
 import { FeedServer } from './feed-server';
@@ -60,8 +61,16 @@ function localAddressTowards(controlUrl: string): Promise<string> {
 function listen(host: string): Promise<net.Server> {
   return new Promise((resolve, reject) => {
     const server = net.createServer();
+    // Open from now on, but served only from startClusterServer: until then (and for strangers
+    // always) a connection is closed unless it authenticates within the pre-auth bound.
+    // (A peer that dials before this node serves is retried by the peer: no log line for that.)
+    guardListener(server, {
+      onReject: (why, remote) => {
+        if (!why.startsWith('no proof')) console.error(`tfos: cluster-server port: closed a connection from ${remote}: ${why}`);
+      },
+    });
     server.once('error', reject);
-    server.listen({ host: host === '127.0.0.1' ? host : '0.0.0.0', port: Number(process.env.TFOS_NODE_PORT ?? 0) }, () => resolve(server));
+    server.listen({ host, port: Number(process.env.TFOS_NODE_PORT ?? 0) }, () => resolve(server));
   });
 }
 
@@ -155,7 +164,19 @@ async function main(): Promise<number> {
     });
   });
   await control.send({ type: 'register', protocol: PROTOCOL_VERSION, nodeIndex, attempt, executorId, host, port, dataPort, pid: process.pid });
-  const nodeCtx = await ctxPromise;
+  // The driver sends the ctx once every node registered; it fails the reservation itself after
+  // its timeout, but a trainer must not wait forever on a driver that never says so.
+  const ctxTimeoutSec = Number(process.env.TFOS_CTX_TIMEOUT_SEC ?? 600);
+  let ctxTimer: NodeJS.Timeout | undefined;
+  const nodeCtx = await Promise.race([
+    ctxPromise,
+    new Promise<never>((_, reject) => {
+      ctxTimer = setTimeout(
+        () => reject(new Error(`node ${nodeIndex}: registered with the driver at ${controlUrl} but got no cluster spec within ${ctxTimeoutSec} s (the other nodes never all registered)`)),
+        ctxTimeoutSec * 1000,
+      );
+    }),
+  ]).finally(() => clearTimeout(ctxTimer));
 
   const runtime: NodeRuntime = {
     control,

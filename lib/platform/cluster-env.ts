@@ -14,9 +14,9 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { isAlive } from '../stack/exec';
-import { externalHdfs } from '../stack/hadoop';
-import { tfosPaths } from '../stack/paths';
+import { resolveHadoopConf } from './hadoop-conf';
+import { tfosPaths } from './paths';
+import { isAlive } from './process-group';
 
 /** The part of `<TFOS_HOME>/stack/state.json` other processes read (lib/stack/stack.ts writes it). */
 export interface RecordedStack {
@@ -70,7 +70,7 @@ export function runningStack(env: NodeJS.ProcessEnv = process.env): RecordedStac
 
 /** fs.defaultFS and WebHDFS from a HADOOP_CONF_DIR; TFOS_WEBHDFS overrides the endpoint. */
 export function hdfsFromConf(configDir: string, env: NodeJS.ProcessEnv = process.env): HdfsEndpoints {
-  const conf = externalHdfs(configDir);
+  const conf = resolveHadoopConf(configDir);
   return { configDir: conf.configDir, defaultFS: conf.defaultFS, webhdfs: env.TFOS_WEBHDFS?.trim() || conf.webhdfs };
 }
 

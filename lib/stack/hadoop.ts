@@ -9,9 +9,12 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { run } from './exec';
-import { Logger } from './log';
-import { JAVA17_OPENS, java17Home, TfosPaths, VERSIONS } from './paths';
+import { run } from '../platform/exec';
+import { resolveHadoopConf } from '../platform/hadoop-conf';
+import { JAVA17_OPENS, java17Home } from '../platform/java';
+import { Logger } from '../platform/log';
+import { TfosPaths } from '../platform/paths';
+import { VERSIONS } from '../platform/versions';
 import { ServiceSpec } from './service';
 
 export interface HadoopInstall {
@@ -174,47 +177,9 @@ function q(s: string): string {
   return `'${s.replace(/'/g, `'\\''`)}'`;
 }
 
-/** name → value of a Hadoop *-site.xml (tolerates <description>/<final> and any element order). */
-function readXmlProps(file: string): Record<string, string> {
-  if (!fs.existsSync(file)) return {};
-  const out: Record<string, string> = {};
-  const text = fs.readFileSync(file, 'utf8').replace(/<!--[\s\S]*?-->/g, '');
-  for (const m of text.matchAll(/<property>([\s\S]*?)<\/property>/g)) {
-    const name = /<name>([\s\S]*?)<\/name>/.exec(m[1])?.[1].trim();
-    const value = /<value>([\s\S]*?)<\/value>/.exec(m[1])?.[1].trim();
-    if (name && value !== undefined) out[name] = value;
-  }
-  return out;
-}
-
-/**
- * A user's HDFS, from the core-site.xml and hdfs-site.xml in HADOOP_CONF_DIR; nothing to start.
- * The WebHDFS endpoint is the NameNode's HTTP(S) address (with HA: the first NameNode listed for
- * the nameservice of fs.defaultFS); a wildcard bind address is replaced by the NameNode's host.
- */
+/** A user's HDFS, from the *-site.xml files in HADOOP_CONF_DIR; nothing to start. */
 export function externalHdfs(hadoopConfDir: string): HdfsStack {
-  const core = readXmlProps(path.join(hadoopConfDir, 'core-site.xml'));
-  const hdfs = readXmlProps(path.join(hadoopConfDir, 'hdfs-site.xml'));
-  const defaultFS = core['fs.defaultFS'] ?? core['fs.default.name'];
-  if (!defaultFS) throw new Error(`HADOOP_CONF_DIR=${hadoopConfDir}: core-site.xml has no fs.defaultFS`);
-  if (!/^hdfs:\/\//.test(defaultFS)) throw new Error(`HADOOP_CONF_DIR=${hadoopConfDir}: fs.defaultFS=${defaultFS} is not an hdfs:// file system`);
-  const authority = new URL(defaultFS.replace(/^hdfs:/, 'http:')).hostname;
-  const https = (hdfs['dfs.http.policy'] ?? 'HTTP_ONLY').toUpperCase() === 'HTTPS_ONLY';
-  const key = https ? 'dfs.namenode.https-address' : 'dfs.namenode.http-address';
-  // HA: fs.defaultFS names a nameservice, whose NameNodes are listed in dfs.ha.namenodes.<ns>.
-  const haIds = hdfs[`dfs.ha.namenodes.${authority}`]?.split(',').map((s) => s.trim()).filter(Boolean) ?? [];
-  let address: string | undefined;
-  let nnHost = authority;
-  for (const id of haIds) {
-    address = hdfs[`${key}.${authority}.${id}`];
-    if (!address) continue;
-    const rpc = hdfs[`dfs.namenode.rpc-address.${authority}.${id}`];
-    if (rpc) nnHost = rpc.replace(/:\d+$/, '');
-    break;
-  }
-  address ??= hdfs[`${key}.${authority}`] ?? hdfs[key] ?? `${nnHost}:${https ? 9871 : 9870}`;
-  const webhdfs = `${https ? 'https' : 'http'}://${address.replace(/^0\.0\.0\.0(?=:)/, nnHost)}`;
-  return { configDir: path.resolve(hadoopConfDir), defaultFS, webhdfs, services: [] };
+  return { ...resolveHadoopConf(hadoopConfDir), services: [] };
 }
 
 async function webhdfsAnswers(webhdfs: string): Promise<boolean> {

@@ -13,17 +13,17 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { run } from './exec';
-import { Logger } from './log';
-import { JAVA17_OPENS, java17Home, TfosPaths } from './paths';
+import { run } from '../platform/exec';
+import { JAVA17_OPENS, java17Home } from '../platform/java';
+import { Logger } from '../platform/log';
+import { TfosPaths } from '../platform/paths';
+import { SparkInstall, sparkEnv } from '../platform/spark';
+import { VERSIONS } from '../platform/versions';
 import { ServiceSpec } from './service';
-import { SparkInstall, sparkEnv } from './spark';
 
-/** The Livy built from source (sessions and batches). */
-export const LIVY_SOURCE_VERSION = '0.9.0-incubating';
-/** The newest Livy server on Maven Central (batches only on Spark 3.5: it has no Scala 2.12 REPL). */
-export const LIVY_CENTRAL_VERSION = '0.7.1-incubating';
-const SCALA = '2.12';
+const LIVY_SOURCE_VERSION = VERSIONS.livy.source;
+const LIVY_CENTRAL_VERSION = VERSIONS.livy.central;
+const SCALA = VERSIONS.scala;
 
 export interface LivyInstall {
   home: string;

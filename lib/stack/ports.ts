@@ -1,6 +1,6 @@
 /** Port checks for the local stack: a taken port must be reported with what holds it. */
 import * as net from 'node:net';
-import { runAllowingFailure } from './exec';
+import { runAllowingFailure } from '../platform/exec';
 
 /** True if nothing listens on host:port and we could bind it. */
 export function isPortFree(port: number, host = '127.0.0.1'): Promise<boolean> {

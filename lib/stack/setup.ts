@@ -5,9 +5,10 @@
  */
 import { provisionHadoop } from './hadoop';
 import { provisionLivy } from './livy';
-import { Logger, stderrLogger } from './log';
-import { tfosPaths } from './paths';
-import { provisionSpark, SparkInstall } from './spark';
+import { Logger, stderrLogger } from '../platform/log';
+import { tfosPaths } from '../platform/paths';
+import { SparkInstall } from '../platform/spark';
+import { provisionSpark } from './spark';
 import { provisionTensorflow, TensorflowInfo } from './tensorflow';
 
 export interface SetupResult {

@@ -1,52 +1,24 @@
 /**
  * Spark for the project: provisioning (the PyPI pyspark distribution is a complete Spark runtime)
- * and the standalone master + workers of `tfos stack`.
- *
- * Executors run our Python task code (spark-jobs/) and need pyarrow, so Spark always comes with a
- * Python virtual environment of its own; PYSPARK_PYTHON points at it.
+ * and the standalone master + workers of `tfos stack`. Finding an installed Spark is
+ * lib/platform/spark.ts (the runtime's read-only side).
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { run } from './exec';
-import { Logger } from './log';
-import { java17Home, TfosPaths, VERSIONS } from './paths';
+import { run } from '../platform/exec';
+import { Logger } from '../platform/log';
+import { TfosPaths } from '../platform/paths';
+import { resolveSpark, SPARK_ENV_MARKER, SparkInstall, sparkEnv, sparkPythonEnv, sparkPythonEnvComplete } from '../platform/spark';
 import { ServiceSpec } from './service';
 
-export interface SparkInstall {
-  sparkHome: string;
-  /** Python of the virtual environment executors and the launcher use. */
-  python: string;
-  pythonEnv: string;
-  /** 'provisioned' when SPARK_HOME is ours, 'existing' when the user's SPARK_HOME is honoured. */
-  source: 'provisioned' | 'existing';
-  javaHome: string;
-}
-
-const MARKER = '.tfos-complete';
-
-function pythonPackages(withPyspark: boolean): string[] {
-  const pkgs = [`pyarrow==${VERSIONS.pyarrow}`, `pandas==${VERSIONS.pandas}`, `numpy==${VERSIONS.numpy}`];
-  return withPyspark ? [`pyspark==${VERSIONS.spark}`, ...pkgs] : pkgs;
-}
-
-function userSparkHome(env: NodeJS.ProcessEnv): string | undefined {
-  const home = env.SPARK_HOME?.trim();
-  if (!home) return undefined;
-  if (!fs.existsSync(path.join(home, 'bin', 'spark-submit'))) {
-    throw new Error(`SPARK_HOME=${home} has no bin/spark-submit; unset SPARK_HOME to let tfos provision Spark`);
-  }
-  return path.resolve(home);
-}
-
-/** Creates (once) the Python environment with pyspark + pyarrow; honours a user's SPARK_HOME. */
+/**
+ * Creates (once) the Python environment with pyspark + pyarrow, or with only the libraries when
+ * the user's SPARK_HOME is honoured; then returns what resolveSpark finds.
+ */
 export async function provisionSpark(paths: TfosPaths, log: Logger, env: NodeJS.ProcessEnv = process.env): Promise<SparkInstall> {
-  const existing = userSparkHome(env);
-  const pythonEnv = existing ? `${paths.pythonEnv}-libs` : paths.pythonEnv;
-  const python = path.join(pythonEnv, 'bin', 'python');
-  const marker = path.join(pythonEnv, MARKER);
-  const wanted = pythonPackages(!existing).join(' ');
-  const done = fs.existsSync(marker) && fs.readFileSync(marker, 'utf8').trim() === wanted;
-  if (!done) {
+  const { pythonEnv, python, packages } = sparkPythonEnv(paths, env);
+  const wanted = packages.join(' ');
+  if (!sparkPythonEnvComplete(pythonEnv, packages)) {
     log(`provisioning Python environment for Spark executors (${wanted}) in ${pythonEnv}`);
     const started = Date.now();
     // venvs are not relocatable, so it is built in place; the marker is written last, and an
@@ -54,7 +26,7 @@ export async function provisionSpark(paths: TfosPaths, log: Logger, env: NodeJS.
     fs.rmSync(pythonEnv, { recursive: true, force: true });
     await run(systemPython(env), ['-m', 'venv', pythonEnv], { timeoutMs: 120_000 });
     try {
-      await run(python, ['-m', 'pip', 'install', '--disable-pip-version-check', '-q', ...pythonPackages(!existing)], {
+      await run(python, ['-m', 'pip', 'install', '--disable-pip-version-check', '-q', ...packages], {
         timeoutMs: 900_000,
         env: { ...env, PIP_NO_INPUT: '1' },
       });
@@ -62,35 +34,14 @@ export async function provisionSpark(paths: TfosPaths, log: Logger, env: NodeJS.
       fs.rmSync(pythonEnv, { recursive: true, force: true });
       throw err;
     }
-    fs.writeFileSync(marker, wanted + '\n');
+    fs.writeFileSync(path.join(pythonEnv, SPARK_ENV_MARKER), wanted + '\n');
     log(`Python environment ready in ${((Date.now() - started) / 1000).toFixed(0)} s`);
   }
-  const sparkHome = existing ?? (await pysparkHome(python));
-  return { sparkHome, python, pythonEnv, source: existing ? 'existing' : 'provisioned', javaHome: java17Home(env) };
+  return resolveSpark(env, paths);
 }
 
 function systemPython(env: NodeJS.ProcessEnv): string {
   return env.TFOS_PYTHON?.trim() || 'python3';
-}
-
-async function pysparkHome(python: string): Promise<string> {
-  const res = await run(python, ['-c', 'import os, pyspark; print(os.path.dirname(pyspark.__file__))'], { timeoutMs: 60_000 });
-  return res.stdout.trim();
-}
-
-/** Environment for any Spark JVM or spark-submit we start. */
-export function sparkEnv(install: SparkInstall, base: NodeJS.ProcessEnv = process.env): NodeJS.ProcessEnv {
-  return {
-    ...base,
-    JAVA_HOME: install.javaHome,
-    SPARK_HOME: install.sparkHome,
-    // Needed when worker JVMs launch executors outside spark-submit (standalone, local-cluster).
-    SPARK_SCALA_VERSION: VERSIONS.scala,
-    PYSPARK_PYTHON: install.python,
-    PYSPARK_DRIVER_PYTHON: install.python,
-    SPARK_LOCAL_IP: '127.0.0.1',
-    PATH: `${path.join(install.javaHome, 'bin')}${path.delimiter}${base.PATH ?? ''}`,
-  };
 }
 
 export interface SparkStackOptions {

@@ -8,11 +8,12 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { isAlive } from './exec';
+import { Logger, silentLogger } from '../platform/log';
+import { TfosPaths, tfosPaths } from '../platform/paths';
+import { isAlive } from '../platform/process-group';
+import { sleep } from '../platform/sleep';
 import { externalHdfs, hdfsHealthy, hdfsServices, provisionHadoop } from './hadoop';
 import { livyHealthy, livyService, provisionLivy } from './livy';
-import { Logger, silentLogger } from './log';
-import { TfosPaths, tfosPaths } from './paths';
 import { ServiceSpec } from './service';
 import { aliveWorkers, masterState, provisionSpark, sparkServices } from './spark';
 import { assertPortsFree, RunningService, startService, stopService } from './supervisor';
@@ -127,7 +128,7 @@ async function withLock<T>(paths: TfosPaths, fn: () => Promise<T>): Promise<T> {
         continue;
       }
       if (Date.now() > deadline) throw new Error(`stack lock ${lock} held by pid ${holder} for 10 minutes`);
-      await new Promise((r) => setTimeout(r, 500));
+      await sleep(500);
     }
   }
   try {

@@ -8,7 +8,8 @@
 import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { isAlive } from './exec';
+import { groupMembers, isAlive } from '../platform/process-group';
+import { sleep } from '../platform/sleep';
 import { describePortHolder, isPortFree } from './ports';
 import { ServiceSpec } from './service';
 
@@ -48,8 +49,6 @@ export function logTail(file: string, lines = 30): string {
   }
 }
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
 /** Spawns a service detached and waits until its health probe passes; kills it if it never does. */
 export async function startService(spec: ServiceSpec, logsDir: string): Promise<RunningService> {
   fs.mkdirSync(logsDir, { recursive: true });
@@ -83,29 +82,6 @@ export async function startService(spec: ServiceSpec, logsDir: string): Promise<
     }
     await sleep(500);
   }
-}
-
-/** Pids of every process in a process group (read from /proc, Linux). */
-export function groupMembers(pgid: number): number[] {
-  const members: number[] = [];
-  let entries: string[] = [];
-  try {
-    entries = fs.readdirSync('/proc');
-  } catch {
-    return members;
-  }
-  for (const entry of entries) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const stat = fs.readFileSync(`/proc/${entry}/stat`, 'utf8');
-      // Fields after the parenthesised command: state ppid pgrp ...
-      const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      if (Number(rest[2]) === pgid && rest[0] !== 'Z') members.push(Number(entry));
-    } catch {
-      /* process vanished */
-    }
-  }
-  return members;
 }
 
 /** SIGTERM the service's process group, then SIGKILL whatever is left after the grace period. */

@@ -15,9 +15,10 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { run, runAllowingFailure } from './exec';
-import { Logger } from './log';
-import { TfosPaths, VERSIONS } from './paths';
+import { run, runAllowingFailure } from '../platform/exec';
+import { Logger } from '../platform/log';
+import { TfosPaths } from '../platform/paths';
+import { VERSIONS } from '../platform/versions';
 
 export interface TensorflowInfo {
   backend: string;

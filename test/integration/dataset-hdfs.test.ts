@@ -188,6 +188,25 @@ for (const target of targets()) {
       expect(counts.every((c) => c === 2)).to.equal(true);
     });
 
+    it('--overwrite keeps the old copy until the new one is complete, and never nests it', async () => {
+      const dest = resolveLocation(`${target.base}/over`, { webhdfs: target.webhdfs });
+      await writeCifarDataset(generatedCifarSet(100, { seed: 1, testRecords: 20 }), dest, { partitions: 2, parquet: false });
+      const failing = writeCifarDataset(generatedCifarSet(150, { seed: 2, testRecords: 30 }), dest, {
+        partitions: 2,
+        parquet: false,
+        overwrite: true,
+        onPartition: (split, i) => {
+          if (split === 'test' && i === 1) throw new Error('crash while writing the new copy');
+        },
+      });
+      expect((await rejection(failing)).message).to.equal('crash while writing the new copy');
+      expect((await readManifest(fsys, `${basePath}/over/train`)).rows).to.equal(100);
+      await writeCifarDataset(generatedCifarSet(150, { seed: 2, testRecords: 30 }), dest, { partitions: 2, parquet: false, overwrite: true });
+      expect((await readManifest(fsys, `${basePath}/over/train`)).rows).to.equal(150);
+      expect((await fsys.list(`${basePath}/over`)).sort()).to.deep.equal(['_dataset.json', 'test', 'train']);
+      expect((await fsys.list(basePath)).filter((n) => n.startsWith('.over.'))).to.deep.equal([]);
+    });
+
     it('leaves no DEST and no staging directory on HDFS after bad input', async () => {
       const src = tempDir('tfos-cifar-src-');
       try {

@@ -13,12 +13,13 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { LivyBatchFailedError, LivyClient } from '../../lib/io/livy';
-import { run } from '../../lib/stack/exec';
+import { run } from '../../lib/platform/exec';
 import { livyService, provisionLivy } from '../../lib/stack/livy';
-import { silentLogger } from '../../lib/stack/log';
-import { tfosPaths } from '../../lib/stack/paths';
+import { silentLogger } from '../../lib/platform/log';
+import { tfosPaths } from '../../lib/platform/paths';
 import { freePort } from '../../lib/stack/ports';
-import { provisionSpark, SparkInstall, sparkEnv, sparkServices } from '../../lib/stack/spark';
+import { SparkInstall, sparkEnv } from '../../lib/platform/spark';
+import { provisionSpark, sparkServices } from '../../lib/stack/spark';
 import { RunningService, startService, stopService } from '../../lib/stack/supervisor';
 
 /** Small footprint: one 512 MB executor with one core per application. */

@@ -10,6 +10,7 @@ import { InputMode } from '../../lib/protocol/input-mode';
 import { RouteOption, TFCluster } from '../../lib/driver/tf-cluster';
 import { readParquet, writeParquetDataset } from '../support/parquet-fixture';
 import { LivyClient } from '../../lib/io/livy';
+import { rejection } from '../support/rejection';
 
 const consumer = path.resolve(__dirname, '../../../test/fixtures/modules/feed-consumer.js');
 const ROWS = 1000;
@@ -39,7 +40,7 @@ function feedSuite(name: string, via: () => RouteOption | undefined, layout = { 
         numExecutors: layout.nodes,
         numPs: layout.ps,
         inputMode: InputMode.SPARK,
-        args: ['infer'],
+        args: ['infer2'],
         via: via(),
         reservationTimeout: 180,
       });
@@ -49,6 +50,10 @@ function feedSuite(name: string, via: () => RouteOption | undefined, layout = { 
         for (const e of epochs) expect(e.workers.reduce((a, w) => a + w.rows, 0)).to.equal(ROWS);
         const output = path.join(dir, 'predictions');
         await handle.inference(path.join(dir, 'data'), { output, resultSchema: 'prediction int' });
+        // Replacing the output: the old copy goes only once the new one is in place; nothing nested, nothing left beside it.
+        await handle.inference(path.join(dir, 'data'), { output, overwrite: true, resultSchema: 'prediction int' });
+        expect(fs.readdirSync(output).filter((n) => n.startsWith('._tfos_'))).to.deep.equal([]);
+        expect(fs.readdirSync(dir).filter((n) => n.startsWith('._tfos_'))).to.deep.equal([]);
         const stats = [...(await handle.shutdown({ timeout: 120 })).values()].filter(Boolean) as Stats[];
         expect(stats).to.have.length(2);
         const total = (k: keyof Stats) => stats.reduce((a, s) => a + s[k], 0);
@@ -98,6 +103,18 @@ function feedSuite(name: string, via: () => RouteOption | undefined, layout = { 
       const stats = [...(await handle.shutdown({ timeout: 60 })).values()] as Array<Stats & { terminated: boolean }>;
       expect(stats.map((s) => s.terminated)).to.deep.equal([true, true]);
       for (const s of stats) expect(s.rows).to.equal(64);
+    });
+
+    it('a trainer killed mid-stream fails train() as a crash naming the node, not as an early end', async () => {
+      const handle = await TFCluster.run({ module: consumer, numExecutors: 2, inputMode: InputMode.SPARK, args: ['crash'], via: via(), reservationTimeout: 180 });
+      try {
+        const err = await rejection(handle.train(path.join(dir, 'data'), { epochs: 3 }));
+        expect(err.message).to.match(/(chief|worker):0|worker 0/);
+        expect(err.message).to.match(/crashed|killed|exited with code|disconnected/);
+        expect(err.message).not.to.match(/terminated/);
+      } finally {
+        await handle.kill();
+      }
     });
 
     it('train() in InputMode.TENSORFLOW is refused with a clear message', async () => {

@@ -6,8 +6,8 @@
 import { expect } from 'chai';
 import { execFileSync } from 'node:child_process';
 import * as path from 'node:path';
-import { Logger } from '../../lib/stack/log';
-import { tfosPaths } from '../../lib/stack/paths';
+import { Logger } from '../../lib/platform/log';
+import { tfosPaths } from '../../lib/platform/paths';
 import { provisionTensorflow, TensorflowInfo } from '../../lib/stack/tensorflow';
 
 const repo = path.resolve(__dirname, '../../..');

@@ -3,8 +3,8 @@
  * for feeding tests; and a reader for Parquet outputs.
  */
 import { execFileSync } from 'node:child_process';
-import { silentLogger } from '../../lib/stack/log';
-import { tfosPaths } from '../../lib/stack/paths';
+import { silentLogger } from '../../lib/platform/log';
+import { tfosPaths } from '../../lib/platform/paths';
 import { provisionSpark } from '../../lib/stack/spark';
 
 export async function python(): Promise<string> {

@@ -5,8 +5,8 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { silentLogger } from '../../lib/stack/log';
-import { tfosPaths } from '../../lib/stack/paths';
+import { silentLogger } from '../../lib/platform/log';
+import { tfosPaths } from '../../lib/platform/paths';
 import { freePort } from '../../lib/stack/ports';
 import { provisionSpark, sparkServices } from '../../lib/stack/spark';
 import { RunningService, startService, stopService } from '../../lib/stack/supervisor';

@@ -5,9 +5,8 @@
 import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { killGroup } from '../../stack/exec';
-import { groupMembers } from '../../stack/supervisor';
-import { sparkEnv, SparkInstall } from '../../stack/spark';
+import { groupMembers, killGroup } from '../../platform/process-group';
+import { sparkEnv, SparkInstall } from '../../platform/spark';
 import { AppExit, baseConf, LaunchPlan, SparkRoute, SubmittedApp } from './route';
 
 export const LAUNCHER_PATH = path.resolve(__dirname, '../../../../spark-jobs/tfos_launcher.py');

@@ -10,6 +10,7 @@
  */
 import * as crypto from 'node:crypto';
 import * as net from 'node:net';
+import { authenticated, PREAUTH_TIMEOUT_MS } from '../../platform/preauth';
 import type { JobName } from '../../protocol/control';
 import { AuthError, DistributedError, jobOfCode, JOB_CODES, peerName, PeerId, RetryableError, splitAddr } from './peers';
 import { ChannelCode, encodeHeader, Frame, FrameReader, FrameType, MAX_PAYLOAD, PROTOCOL_MAGIC, WIRE_VERSION } from './wire';
@@ -32,7 +33,8 @@ export interface Established {
   backlog: Frame[];
 }
 
-function encodeHello(channel: ChannelCode, from: { job: JobName; index: number }, to: { job: JobName; index: number }): Buffer {
+/** The dialer's first frame's payload (exported for the security tests that play a stranger). */
+export function encodeHello(channel: ChannelCode, from: { job: JobName; index: number }, to: { job: JobName; index: number }): Buffer {
   const b = Buffer.alloc(HELLO_BYTES);
   b.write(PROTOCOL_MAGIC, 0, 'latin1');
   b.writeUInt8(WIRE_VERSION, 8);
@@ -181,7 +183,8 @@ export function acceptConnection(sock: net.Socket, o: AcceptOptions): void {
   let hello: Hello | undefined;
   let nonce: Buffer | undefined;
   const backlog: Frame[] = [];
-  const timer = setTimeout(() => close(), o.stepTimeoutMs * 2);
+  // The whole handshake, not each step, must finish within the pre-authentication bound.
+  const timer = setTimeout(() => close(), Math.min(o.stepTimeoutMs * 2, PREAUTH_TIMEOUT_MS));
   const close = (reason?: string) => {
     if (state === 'done') return;
     state = 'done';
@@ -222,6 +225,7 @@ export function acceptConnection(sock: net.Socket, o: AcceptOptions): void {
     }
     state = 'done';
     clearTimeout(timer);
+    authenticated(sock);
     sendFrame(sock, FrameType.OK);
     reader.maxPayload = MAX_PAYLOAD;
     sock.removeAllListeners('data');

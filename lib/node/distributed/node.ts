@@ -23,6 +23,8 @@ export interface DistributedOptions {
   chunkBytes?: number;
   /** Heartbeat interval. Default min(timeoutMs / 4, 5000) ms. */
   pingMs?: number;
+  /** Where refused connections are reported (default: stderr, which reaches the driver's log). */
+  log?: (line: string) => void;
 }
 
 export interface ResolvedOptions {
@@ -30,6 +32,7 @@ export interface ResolvedOptions {
   connectTimeoutMs: number;
   chunkBytes: number;
   pingMs: number;
+  log: (line: string) => void;
 }
 
 export function resolveOptions(o: DistributedOptions = {}): ResolvedOptions {
@@ -40,6 +43,7 @@ export function resolveOptions(o: DistributedOptions = {}): ResolvedOptions {
     connectTimeoutMs: o.connectTimeoutMs ?? Math.max(timeoutMs, 120_000),
     chunkBytes: Math.max(4, o.chunkBytes ?? 1 << 20),
     pingMs: o.pingMs ?? Math.max(5, Math.min(timeoutMs / 4, 5000)),
+    log: o.log ?? ((line) => console.error(line)),
   };
 }
 
@@ -165,6 +169,9 @@ export class DistributedNode {
         return `unknown channel ${h.channel}`;
       },
       onAuthFailure: (h, why) => {
+        // Logged and ignored: a stranger claiming a peer's name must not break the group.
+        const remote = `${sock.remoteAddress}:${sock.remotePort}`;
+        this.opts.log(`tfos: ${this.selfName}: ignored a connection from ${remote} claiming to be ${h.from.job}:${h.from.index}: ${why}`);
         const peer = resolvePeer(h);
         if (peer && h.channel === Channel.COLLECTIVE && this.collectivesImpl) this.collectivesImpl.authFailed(peer, why);
       },

@@ -1,9 +1,10 @@
 /**
- * Running the external programs that provisioning and the stack need (pip, mvn, java, spark-class).
+ * Running external programs to completion (pip, mvn, tar, java, spark-class).
  * Every failure names the command and ends with the tail of its output, so a user never has to
  * guess which of the dozen steps of `tfos setup` broke.
  */
 import { spawn, SpawnOptions } from 'node:child_process';
+import { killGroup } from './process-group';
 
 export interface RunOptions {
   cwd?: string;
@@ -104,28 +105,4 @@ export function runAllowingFailure(cmd: string, args: readonly string[], opts: R
       resolve({ code: code ?? (signal ? 128 : 1), stdout, stderr });
     });
   });
-}
-
-/** SIGKILLs a process group, ignoring groups that are already gone. */
-export function killGroup(pid: number | undefined, signal: NodeJS.Signals = 'SIGKILL'): void {
-  if (!pid) return;
-  try {
-    process.kill(-pid, signal);
-  } catch {
-    try {
-      process.kill(pid, signal);
-    } catch {
-      /* already gone */
-    }
-  }
-}
-
-/** True if a process with this pid exists (and is not a zombie we could reap). */
-export function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
 }

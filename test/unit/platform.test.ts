@@ -1,0 +1,54 @@
+import { expect } from 'chai';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { TFCluster } from '../../lib/driver/tf-cluster';
+import { NotProvisionedError } from '../../lib/platform/not-provisioned';
+import { tfosPaths } from '../../lib/platform/paths';
+import { resolveSpark, SPARK_ENV_MARKER } from '../../lib/platform/spark';
+import { rejection } from '../support/rejection';
+
+const MODULE = path.resolve(__dirname, '../../../test/fixtures/modules/report-context.js');
+
+describe('platform: the runtime never installs', () => {
+  let home: string;
+  const saved = { TFOS_HOME: process.env.TFOS_HOME, SPARK_HOME: process.env.SPARK_HOME };
+  beforeEach(() => {
+    home = fs.mkdtempSync(path.join(os.tmpdir(), 'tfos-empty-home-'));
+    process.env.TFOS_HOME = home;
+    delete process.env.SPARK_HOME;
+  });
+  afterEach(() => {
+    for (const [k, v] of Object.entries(saved)) {
+      if (v === undefined) delete process.env[k];
+      else process.env[k] = v;
+    }
+    fs.rmSync(home, { recursive: true, force: true });
+  });
+
+  it('resolveSpark on an empty TFOS_HOME says to run `tfos setup`, naming where it looked', () => {
+    let err: unknown;
+    try {
+      resolveSpark();
+    } catch (e) {
+      err = e;
+    }
+    expect(err).to.be.instanceOf(NotProvisionedError);
+    expect((err as Error).message).to.contain('run `tfos setup`').and.contain(home);
+    // Nothing was created behind the user's back.
+    expect(fs.readdirSync(home)).to.deep.equal([]);
+  });
+
+  it('an interrupted environment (marker with other packages) is not provisioned either', () => {
+    const env = tfosPaths().pythonEnv;
+    fs.mkdirSync(env, { recursive: true });
+    fs.writeFileSync(path.join(env, SPARK_ENV_MARKER), 'pyspark==0.0.1\n');
+    expect(() => resolveSpark()).to.throw(NotProvisionedError, /expected pyspark==/);
+  });
+
+  it('TFCluster.run on an unprovisioned machine fails at once with "run `tfos setup`"', async () => {
+    const err = await rejection(TFCluster.run({ module: MODULE, numExecutors: 1, via: { local: {} } }));
+    expect(err.message).to.contain('run `tfos setup`');
+    expect(fs.readdirSync(home).filter((f) => f.startsWith('python'))).to.deep.equal([]);
+  });
+});
