@@ -8,9 +8,7 @@
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import { clusterEnvironment } from '../platform/cluster-env';
-import { silentLogger } from '../stack/log';
-import { tfosPaths } from '../stack/paths';
-import { provisionSpark } from '../stack/spark';
+import { resolveSpark } from '../platform/spark';
 import { LAUNCHER_PATH } from '../driver/routes/spark-submit';
 import { parseRunArgs } from './run-command';
 
@@ -47,7 +45,7 @@ export async function submitLine(argv: string[], env: NodeJS.ProcessEnv = proces
   });
   const found = clusterEnvironment(env);
   const master = (values.master as string | undefined) ?? (via && 'local' in via ? undefined : found.sparkMaster) ?? `local[${parsed.options.numExecutors + (parsed.options.inputMode === 'spark' ? parsed.options.numExecutors : 0)}]`;
-  const spark = await provisionSpark(tfosPaths(env), silentLogger, env);
+  const spark = resolveSpark(env);
   const out: SubmitLine = { env: { JAVA_HOME: spark.javaHome }, argv: [path.join(spark.sparkHome, 'bin', 'spark-submit'), '--master', master] };
   if (found.hdfs && !master.startsWith('local')) out.env.HADOOP_CONF_DIR = found.hdfs.configDir;
   // A cluster on loopback: Spark's driver must not pick another interface of this machine.
