@@ -10,13 +10,15 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { ClusterEnvironment, clusterEnvironment } from '../platform/cluster-env';
-import { JobName, JobSpec, PROTOCOL_VERSION } from '../protocol/control';
+import { JobName, PROTOCOL_VERSION } from '../protocol/control';
+import { JobSpec } from '../protocol/launcher';
 import { InputMode } from '../protocol/input-mode';
 import { checkJsonArgs } from '../protocol/json-args';
 import { tfosPaths } from '../platform/paths';
 import { resolveSpark } from '../platform/spark';
 import { TFClusterHandle } from './cluster';
 import { archiveLaunch, ArchiveOption } from './pack';
+import { isLoopbackHost, localAddressTowards, targetHost } from './addresses';
 import { ControlServer } from './control-server';
 import { assignRoles, Reservation } from './reservation';
 import { AttachedOptions, AttachedRoute } from './routes/attached';
@@ -61,6 +63,11 @@ export interface TFClusterRunOptions {
   evalNode?: boolean;
   /** Seconds for all nodes to register (default 120). */
   reservationTimeout?: number;
+  /**
+   * Seconds a registered node may leave the driver's heartbeat unanswered before the cluster
+   * fails naming it and its host (default 30): how a vanished host or cut link is noticed.
+   */
+  heartbeatTimeout?: number;
   /** Extra environment for every trainer process. */
   env?: Record<string, string>;
   /** How to reach Spark; default: an embedded local Spark (no services needed). */
@@ -76,9 +83,13 @@ export interface TFClusterRunOptions {
   workingDir?: string;
   /** GPUs per worker node, from Spark's resource scheduling (ps nodes get none). */
   gpusPerNode?: number;
-  /** Address to bind the control server; default 127.0.0.1 for local routes, 0.0.0.0 otherwise. */
+  /**
+   * Address to bind the control server; default 127.0.0.1 for local routes, else this machine's
+   * address on the interface that routes to the master / Livy host (0.0.0.0 when the master names
+   * no host, e.g. `yarn`).
+   */
   controlBindHost?: string;
-  /** Address trainers use to reach the driver (default: the bind host, or this machine's hostname). */
+  /** Address trainers use to reach the driver (default: the bind host, or the cluster-facing address). */
   controlAdvertiseHost?: string;
   /** argv that starts a trainer on an executor (default: this Node binary + our trainer entry). */
   trainerCommand?: string[];
@@ -110,11 +121,20 @@ function routeTarget(via: RouteOption): string {
   return 'livy' in via ? (typeof via.livy === 'string' ? via.livy : via.livy.url!) : via.sparkSubmit.master!;
 }
 
-function isLoopbackRoute(via: RouteOption): boolean {
-  return /(127\.0\.0\.1|localhost|\[::1\])|^local/.test(routeTarget(via));
+/**
+ * The address of this machine that the route's cluster reaches (the control server's bind and
+ * advertised address, and the Spark driver's for spark-submit): loopback for local targets, else
+ * the interface that routes to the master or Livy host — never the host name, which often
+ * resolves to 127.0.0.1 in /etc/hosts; undefined when the target names no host (e.g. `yarn`).
+ */
+async function clusterFacingAddress(via: RouteOption): Promise<string | undefined> {
+  const target = targetHost(routeTarget(via));
+  if (target === undefined) return undefined;
+  if (target === 'local' || isLoopbackHost(target)) return '127.0.0.1';
+  return localAddressTowards(target);
 }
 
-async function makeRoute(via: RouteOption, slots: number, hdfs: ClusterEnvironment['hdfs']): Promise<SparkRoute> {
+async function makeRoute(via: RouteOption, slots: number, hdfs: ClusterEnvironment['hdfs'], driverAddress: string | undefined): Promise<SparkRoute> {
   if ('attached' in via) return new AttachedRoute(via.attached);
   if ('livy' in via) {
     return new LivyRoute(typeof via.livy === 'string' ? { url: via.livy } : { ...via.livy, url: via.livy.url! });
@@ -124,7 +144,7 @@ async function makeRoute(via: RouteOption, slots: number, hdfs: ClusterEnvironme
   if ('sparkSubmit' in via) {
     const conf = { 'spark.executor.cores': '1', ...via.sparkSubmit.conf };
     // Spark's own hdfs:/// and relative paths follow the same Hadoop configuration as ours.
-    return new SparkSubmitRoute(spark, { master: via.sparkSubmit.master!, conf, extraArgs: via.sparkSubmit.extraArgs, hadoopConfDir: hdfs?.configDir });
+    return new SparkSubmitRoute(spark, { master: via.sparkSubmit.master!, conf, extraArgs: via.sparkSubmit.extraArgs, hadoopConfDir: hdfs?.configDir, driverAddress });
   }
   const local = via.local;
   return new SparkSubmitRoute(spark, { master: `local[${local.cores ?? slots}]`, conf: local.conf }, 'local');
@@ -135,6 +155,9 @@ function validate(opts: TFClusterRunOptions): void {
   if (typeof opts.module !== 'string' || !opts.module) throw new TypeError('TFCluster.run: options.module must be the path of your training module');
   const modulePath = path.resolve(opts.module);
   if (!fs.existsSync(modulePath)) throw new Error(`TFCluster.run: training module ${modulePath} does not exist`);
+  if (opts.heartbeatTimeout !== undefined && !(opts.heartbeatTimeout > 0)) {
+    throw new Error(`TFCluster.run: heartbeatTimeout must be a positive number of seconds, got ${opts.heartbeatTimeout}`);
+  }
   if (opts.reservationTimeout !== undefined && !(opts.reservationTimeout > 0)) {
     throw new Error(`TFCluster.run: reservationTimeout must be a positive number of seconds, got ${opts.reservationTimeout}`);
   }
@@ -148,6 +171,18 @@ function validate(opts: TFClusterRunOptions): void {
   if (opts.inputMode !== undefined && !Object.values(InputMode).includes(opts.inputMode)) {
     throw new Error(`TFCluster.run: inputMode must be one of ${Object.values(InputMode).join(', ')}, got ${String(opts.inputMode)}`);
   }
+}
+
+/**
+ * Exactly as many one-core executors as the cluster has task slots: without a cap a standalone
+ * master starts an executor JVM on every free core of every worker (most of them idle, all of
+ * them competing for start-up CPU). A user's own conf still wins (routes apply it last).
+ */
+function executorCount(via: RouteOption | undefined, slots: number): Record<string, string> {
+  if (!via || 'local' in via) return {};
+  const master = 'sparkSubmit' in via ? via.sparkSubmit.master : undefined;
+  if (master === undefined || master.startsWith('spark://')) return { 'spark.cores.max': String(slots) };
+  return {};
 }
 
 /** Starts a TF cluster on Spark; resolves once every node has registered. */
@@ -191,13 +226,17 @@ export async function run(opts: TFClusterRunOptions): Promise<TFClusterHandle> {
     // InputMode.SPARK: each worker's feeding task needs a slot beside the node stage.
     feedSlots: opts.inputMode === InputMode.SPARK ? roles.filter((r) => r.job === 'chief' || r.job === 'worker').length : 0,
   };
-  const loopback = isLoopbackRoute(via);
-  const bindHost = opts.controlBindHost ?? (loopback ? '127.0.0.1' : '0.0.0.0');
-  const advertise = opts.controlAdvertiseHost ?? (bindHost === '0.0.0.0' ? os.hostname() : bindHost);
+  const facing = await clusterFacingAddress(via);
+  const bindHost = opts.controlBindHost ?? facing ?? '0.0.0.0';
+  const advertise = opts.controlAdvertiseHost ?? (bindHost === '0.0.0.0' ? (facing ?? os.hostname()) : bindHost);
   // The launcher asks for the job when it starts: tell it how much of the reservation time is left.
   // A few seconds less than ours, so the launcher's more precise "Spark offered only k slots"
   // error arrives before the driver's generic reservation timeout.
-  const server = new ControlServer(secret, () => ({ ...job, reservationTimeoutSec: Math.max(1, Math.floor((deadline - Date.now()) / 1000) - 3) }));
+  const server = new ControlServer(
+    secret,
+    () => ({ ...job, reservationTimeoutSec: Math.max(1, Math.floor((deadline - Date.now()) / 1000) - 3) }),
+    (opts.heartbeatTimeout ?? 30) * 1000,
+  );
   await server.listen(bindHost);
   const controlUrl = server.url(advertise);
 
@@ -223,8 +262,9 @@ export async function run(opts: TFClusterRunOptions): Promise<TFClusterHandle> {
   handle.once('failed', () => fs.rmSync(secretDir, { recursive: true, force: true }));
   opts.onHandle?.(handle);
   try {
-    const route = await makeRoute(via, roles.length + (job.feedSlots ?? 0), hdfs);
-    const conf: Record<string, string> = { ...shipped?.conf };
+    const slots = roles.length + (job.feedSlots ?? 0);
+    const route = await makeRoute(via, slots, hdfs, facing);
+    const conf: Record<string, string> = { ...shipped?.conf, ...executorCount(via, slots) };
     if (job.gpusPerNode > 0) {
       conf['spark.task.resource.gpu.amount'] = String(job.gpusPerNode);
       conf['spark.executor.resource.gpu.amount'] = String(job.gpusPerNode);
