@@ -21,6 +21,7 @@ import { archiveLaunch, ArchiveOption } from './pack';
 import { isLoopbackHost, localAddressTowards, targetHost } from './addresses';
 import { ControlServer } from './control-server';
 import { assignRoles, Reservation } from './reservation';
+import { AttachedOptions, AttachedRoute } from './routes/attached';
 import { LivyRoute, LivyRouteOptions } from './routes/livy';
 import { SparkRoute } from './routes/route';
 import { SparkSubmitRoute } from './routes/spark-submit';
@@ -32,7 +33,9 @@ import { SparkSubmitRoute } from './routes/spark-submit';
 export type RouteOption =
   | { local: { cores?: number; conf?: Record<string, string> } }
   | { sparkSubmit: { master?: string; conf?: Record<string, string>; extraArgs?: string[] } }
-  | { livy: string | (Omit<LivyRouteOptions, 'url'> & { url?: string }) };
+  | { livy: string | (Omit<LivyRouteOptions, 'url'> & { url?: string }) }
+  /** The launcher of a hand-typed spark-submit started this process (see routes/attached.ts). */
+  | { attached: AttachedOptions };
 
 export interface TFClusterRunOptions {
   /** Path of the user's module (CommonJS or ESM) exporting the training function. */
@@ -99,7 +102,7 @@ export const TRAINER_ENTRY = path.resolve(__dirname, '../node/trainer-main.js');
 
 /** The route with its master / Livy URL filled in from the environment or the running stack. */
 function resolveRoute(via: RouteOption | undefined, env: ClusterEnvironment): RouteOption {
-  if (!via || 'local' in via) return via ?? { local: {} };
+  if (!via || 'local' in via || 'attached' in via) return via ?? { local: {} };
   if ('livy' in via) {
     const o = typeof via.livy === 'string' ? { url: via.livy } : via.livy;
     const url = o.url ?? env.livyUrl;
@@ -113,6 +116,7 @@ function resolveRoute(via: RouteOption | undefined, env: ClusterEnvironment): Ro
 
 function routeTarget(via: RouteOption): string {
   if ('local' in via) return 'local';
+  if ('attached' in via) return via.attached.master;
   return 'livy' in via ? (typeof via.livy === 'string' ? via.livy : via.livy.url!) : via.sparkSubmit.master!;
 }
 
@@ -130,6 +134,7 @@ async function clusterFacingAddress(via: RouteOption): Promise<string | undefine
 }
 
 async function makeRoute(via: RouteOption, slots: number, hdfs: ClusterEnvironment['hdfs'], driverAddress: string | undefined): Promise<SparkRoute> {
+  if ('attached' in via) return new AttachedRoute(via.attached);
   if ('livy' in via) {
     return new LivyRoute(typeof via.livy === 'string' ? { url: via.livy } : { ...via.livy, url: via.livy.url! });
   }
