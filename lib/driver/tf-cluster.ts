@@ -21,6 +21,7 @@ import { archiveLaunch, ArchiveOption } from './pack';
 import { isLoopbackHost, localAddressTowards, targetHost } from './addresses';
 import { ControlServer } from './control-server';
 import { assignRoles, Reservation } from './reservation';
+import { AttachedOptions, AttachedRoute } from './routes/attached';
 import { LivyRoute, LivyRouteOptions } from './routes/livy';
 import { SparkRoute } from './routes/route';
 import { SparkSubmitRoute } from './routes/spark-submit';
@@ -32,7 +33,9 @@ import { SparkSubmitRoute } from './routes/spark-submit';
 export type RouteOption =
   | { local: { cores?: number; conf?: Record<string, string> } }
   | { sparkSubmit: { master?: string; conf?: Record<string, string>; extraArgs?: string[] } }
-  | { livy: string | (Omit<LivyRouteOptions, 'url'> & { url?: string }) };
+  | { livy: string | (Omit<LivyRouteOptions, 'url'> & { url?: string }) }
+  /** The launcher of a hand-typed spark-submit started this process (see routes/attached.ts). */
+  | { attached: AttachedOptions };
 
 export interface TFClusterRunOptions {
   /** Path of the user's module (CommonJS or ESM) exporting the training function. */
@@ -54,7 +57,6 @@ export interface TFClusterRunOptions {
   /** Passes over `data` (default 1). */
   epochs?: number;
   logDir?: string;
-  tensorboard?: boolean;
   /** 'chief' (default) makes node numPs the chief; null gives only workers. */
   masterNode?: 'chief' | null;
   evalNode?: boolean;
@@ -100,7 +102,7 @@ export const TRAINER_ENTRY = path.resolve(__dirname, '../node/trainer-main.js');
 
 /** The route with its master / Livy URL filled in from the environment or the running stack. */
 function resolveRoute(via: RouteOption | undefined, env: ClusterEnvironment): RouteOption {
-  if (!via || 'local' in via) return via ?? { local: {} };
+  if (!via || 'local' in via || 'attached' in via) return via ?? { local: {} };
   if ('livy' in via) {
     const o = typeof via.livy === 'string' ? { url: via.livy } : via.livy;
     const url = o.url ?? env.livyUrl;
@@ -114,6 +116,7 @@ function resolveRoute(via: RouteOption | undefined, env: ClusterEnvironment): Ro
 
 function routeTarget(via: RouteOption): string {
   if ('local' in via) return 'local';
+  if ('attached' in via) return via.attached.master;
   return 'livy' in via ? (typeof via.livy === 'string' ? via.livy : via.livy.url!) : via.sparkSubmit.master!;
 }
 
@@ -131,6 +134,7 @@ async function clusterFacingAddress(via: RouteOption): Promise<string | undefine
 }
 
 async function makeRoute(via: RouteOption, slots: number, hdfs: ClusterEnvironment['hdfs'], driverAddress: string | undefined): Promise<SparkRoute> {
+  if ('attached' in via) return new AttachedRoute(via.attached);
   if ('livy' in via) {
     return new LivyRoute(typeof via.livy === 'string' ? { url: via.livy } : { ...via.livy, url: via.livy.url! });
   }
@@ -150,6 +154,11 @@ function validate(opts: TFClusterRunOptions): void {
   if (typeof opts.module !== 'string' || !opts.module) throw new TypeError('TFCluster.run: options.module must be the path of your training module');
   const modulePath = path.resolve(opts.module);
   if (!fs.existsSync(modulePath)) throw new Error(`TFCluster.run: training module ${modulePath} does not exist`);
+  // TFoS's TFCluster.run(tensorboard=True) started a TensorBoard process; this one never did.
+  // Refused by name, so a port from TFoS fails here instead of silently doing nothing.
+  if ('tensorboard' in opts) {
+    throw new Error('TFCluster.run: there is no tensorboard option: write summaries from your training function into logDir and run `tensorboard --logdir` on it');
+  }
   if (opts.heartbeatTimeout !== undefined && !(opts.heartbeatTimeout > 0)) {
     throw new Error(`TFCluster.run: heartbeatTimeout must be a positive number of seconds, got ${opts.heartbeatTimeout}`);
   }
