@@ -182,7 +182,9 @@ export function leverVariants(): Variant[] {
     { name: '+ fused-bias-act only', levers: ['fused-bias-act'] },
     { name: '+ adam only', levers: ['adam'] },
     { name: '+ softmax-xent only', levers: ['softmax-xent'] },
-    { name: 'all kernels, intra-op 2 / inter-op 1', levers: 'all', env: { TF_NUM_INTRAOP_THREADS: String(os.cpus().length), TF_NUM_INTEROP_THREADS: '1' } },
+    { name: `all kernels, intra-op ${os.cpus().length} / inter-op 1`, levers: 'all', env: { TF_NUM_INTRAOP_THREADS: String(os.cpus().length), TF_NUM_INTEROP_THREADS: '1' } },
+    { name: 'all kernels, intra-op 1 / inter-op 1', levers: 'all', env: { TF_NUM_INTRAOP_THREADS: '1', TF_NUM_INTEROP_THREADS: '1' } },
+    { name: 'all kernels, oneDNN off', levers: 'all', env: { TF_ENABLE_ONEDNN_OPTS: '0' } },
   ];
 }
 
