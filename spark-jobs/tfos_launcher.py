@@ -8,8 +8,11 @@ It is a thin agent of the Node driver (the process that called TFCluster.run):
 3. Runs the node stage in barrier mode: one task per TF node, all started together or none.
    Each task starts one Node trainer, relays its output to the executor log and to the driver,
    and ends with the trainer, raising the trainer's error text if it failed.
-4. Meanwhile polls the driver for commands (shutdown, and later feeding / inference stages),
-   and stops everything when the driver says so or can no longer be reached.
+4. Meanwhile polls the driver for commands (shutdown, and feeds for InputMode.SPARK), and stops
+   everything when the driver says so or can no longer be reached.
+
+What it reads from the driver (the job spec, each command) is checked against the field lists in
+protocol.json beside this file, the schema the Node driver loads too (lib/protocol/launcher.ts).
 
 Only the Python standard library and pyspark are used, so any Spark cluster can run it.
 """
@@ -59,6 +62,73 @@ class Control:
 
     def command(self, wait_sec):
         return self._request("GET", "/v1/launcher/command?wait=%d" % wait_sec, timeout=wait_sec + 15)
+
+    def protocol(self):
+        return self._request("GET", "/v1/launcher/protocol")
+
+
+# ---------------------------------------------------------------------------------------------
+# The protocol schema (protocol.json) and checks against it
+# ---------------------------------------------------------------------------------------------
+
+
+class ProtocolError(Exception):
+    pass
+
+
+def load_protocol(ctl):
+    """protocol.json beside this file; a launcher shipped alone (Livy session, an hdfs:// copy) asks the driver."""
+    here = globals().get("__file__")
+    if here:
+        path = os.path.join(os.path.dirname(os.path.abspath(here)), "protocol.json")
+        if os.path.exists(path):
+            with open(path) as f:
+                return json.load(f)
+    return ctl.protocol()
+
+
+_TYPES = {
+    "string": lambda v: isinstance(v, str),
+    "int": lambda v: isinstance(v, int) and not isinstance(v, bool),
+    "number": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
+    "bool": lambda v: isinstance(v, bool),
+    "array": lambda v: isinstance(v, list),
+    "object": lambda v: isinstance(v, dict),
+}
+
+
+def check_fields(what, msg, fields, ignore=()):
+    """Required fields present, types right, no unknown field; ProtocolError names the field."""
+    if not isinstance(msg, dict):
+        raise ProtocolError("%s: not a JSON object" % what)
+    for name, spec in fields.items():
+        optional = spec.endswith("?")
+        kind = spec[:-1] if optional else spec
+        value = msg.get(name)
+        if value is None:
+            if not optional:
+                raise ProtocolError("%s: missing field '%s'" % (what, name))
+            continue
+        if not _TYPES[kind](value):
+            raise ProtocolError("%s: field '%s' must be %s, got %r" % (what, name, kind, value))
+    for name in msg:
+        if name not in fields and name not in ignore:
+            raise ProtocolError("%s: unknown field '%s'" % (what, name))
+
+
+def check_job(schema, job):
+    check_fields("job spec", job, schema["job"])
+    if job["protocol"] != schema["version"]:
+        raise ProtocolError("the driver speaks protocol %d, this launcher %d: use the launcher of the same tfjs-on-spark version" % (job["protocol"], schema["version"]))
+
+
+def check_command(schema, cmd):
+    if not isinstance(cmd, dict) or cmd.get("type") not in schema["commands"]:
+        raise ProtocolError("command: unknown type %r (known: %s)" % (cmd.get("type") if isinstance(cmd, dict) else cmd, ", ".join(schema["commands"])))
+    check_fields("command '%s'" % cmd["type"], cmd, schema["commands"][cmd["type"]], ignore=("type",))
+    if cmd["type"] == "feed":
+        check_fields("feed command's feed", cmd["feed"], schema["feed"])
+    return cmd
 
 
 def log(msg):
@@ -528,7 +598,21 @@ def read_secret_from_conf(sc):
     return secret
 
 
+# Properties every route sets (lib/driver/routes/route.ts baseConf); a hand-typed spark-submit gets
+# them here unless it sets them itself.
+BASE_CONF = {
+    "spark.dynamicAllocation.enabled": "false",
+    "spark.scheduler.barrier.maxConcurrentTasksCheck.interval": "1s",
+    "spark.scheduler.barrier.maxConcurrentTasksCheck.maxFailures": "3",
+    "spark.task.maxFailures": "1",
+    "spark.ui.showConsoleProgress": "false",
+    "spark.executor.cores": "1",
+}
+
+
 def main():
+    if "--control" not in sys.argv[1:2]:
+        return self_driven(sys.argv[1:])
     parser = argparse.ArgumentParser(description="tfjs-on-spark launcher (Spark driver program)")
     parser.add_argument("--control", required=True, help="URL of the driver's control server")
     parser.add_argument("--secret-file", help="file holding the per-cluster secret (else spark.tfos.secret)")
@@ -547,10 +631,104 @@ def main():
         sc.stop()
 
 
+# ---------------------------------------------------------------------------------------------
+# Self-driven: `spark-submit ... tfos_launcher.py <module> [tfos run options] -- <args>` typed by
+# hand. No Node process of the user's exists, so this Spark driver program starts the Node driver
+# side itself (`tfos run` attached to this SparkContext) and serves it like any route's launcher.
+# ---------------------------------------------------------------------------------------------
+
+
+def package_dir():
+    """The tfjs-on-spark package this launcher belongs to (TFOS_PACKAGE_DIR overrides)."""
+    candidates = [os.environ.get("TFOS_PACKAGE_DIR", ""), os.path.dirname(os.path.dirname(os.path.abspath(__file__)))]
+    for d in candidates:
+        if d and os.path.exists(os.path.join(d, "dist", "lib", "cli", "main.js")):
+            return d
+    raise SystemExit(
+        "tfos-launcher: cannot find the tfjs-on-spark package (looked in %s); pass the launcher from the "
+        "package's spark-jobs/ folder or set TFOS_PACKAGE_DIR (spark.driverEnv / spark.yarn.appMasterEnv)" % ", ".join(c for c in candidates if c)
+    )
+
+
+def node_binary():
+    import shutil
+
+    node = os.environ.get("TFOS_NODE") or shutil.which("node")
+    if not node:
+        raise SystemExit("tfos-launcher: no Node.js on the Spark driver host (it runs the Node driver side): install Node >= 20 or set TFOS_NODE")
+    return node
+
+
+def self_driven(argv):
+    if not argv or argv[0] in ("-h", "--help"):
+        sys.stderr.write("usage: spark-submit [spark options] tfos_launcher.py <module> [tfos run options] -- <args for your function>\n")
+        return 2 if not argv else 0
+    pkg = package_dir()
+    node = node_binary()
+    from pyspark import SparkConf, SparkContext
+
+    conf = SparkConf()
+    for k, v in BASE_CONF.items():
+        conf.setIfMissing(k, v)
+    sc = SparkContext(conf=conf)
+    sc.setLogLevel("WARN")
+    # The Node driver says where its control server listens on a pipe of its own.
+    hs_read, hs_write = os.pipe()
+    cmd = [node, os.path.join(pkg, "bin", "tfos.js"), "run", "--attach-fd", str(hs_write), "--attach-master", sc.master]
+    # A project shipped with spark-submit --archives packed.tgz#alias: trainers start from there.
+    archives = sc.getConf().get("spark.archives", "")
+    if archives:
+        cmd += ["--attach-archives", archives]
+    cmd += list(argv)
+    log("starting the Node driver: %s" % " ".join(cmd[:4] + ["..."]))
+
+    try:
+        child = subprocess.Popen(cmd, stdin=subprocess.PIPE, pass_fds=(hs_write,), preexec_fn=set_death_signal)
+    except OSError as err:
+        sc.stop()
+        raise SystemExit("tfos-launcher: cannot start %s: %s" % (node, err))
+    os.close(hs_write)
+    with os.fdopen(hs_read) as hs:
+        line = hs.readline()
+    code = 1
+    try:
+        if line:
+            hello = json.loads(line)
+            code = run_cluster(sc, hello["controlUrl"], read_secret(hello["secretFile"]))
+        # Tell the Node driver how the Spark side ended, then let it finish (results, errors, exit code).
+        try:
+            child.stdin.write(("exit %d\n" % code).encode("ascii"))
+            child.stdin.close()
+        except Exception:
+            pass
+        node_code = child.wait()
+        return node_code if node_code != 0 else code
+    finally:
+        if child.poll() is None:
+            child.kill()
+        sc.stop()
+
+
+def set_death_signal():
+    """The child dies with this process, even when this one is SIGKILLed."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except Exception:
+        pass
+
+
 def run_cluster(sc, control_url, secret, owns_context=False):
     """Runs one TF cluster on an existing SparkContext (a Livy session calls this directly)."""
     ctl = Control(control_url, secret)
+    schema = load_protocol(ctl)
     job = ctl.job()
+    try:
+        check_job(schema, job)
+    except ProtocolError as err:
+        ctl.event({"type": "failed", "error": "launcher: %s" % err})
+        return 1
     n = job["clusterSize"]
     try:
         default_fs = sc._jsc.hadoopConfiguration().get("fs.defaultFS")
@@ -580,6 +758,7 @@ def run_cluster(sc, control_url, secret, owns_context=False):
 
     last_contact = time.time()
     stop_reason = None
+    protocol_error = None
     feeds = []
     while not done.is_set():
         try:
@@ -591,10 +770,18 @@ def run_cluster(sc, control_url, secret, owns_context=False):
                 break
             time.sleep(1)
             continue
-        if cmd and cmd.get("type") == "shutdown":
-            stop_reason = cmd.get("reason", "shutdown requested")
+        if not cmd:
+            continue
+        try:
+            check_command(schema, cmd)
+        except ProtocolError as err:
+            protocol_error = "launcher: %s" % err
+            stop_reason = protocol_error
             break
-        if cmd and cmd.get("type") == "feed":
+        if cmd["type"] == "shutdown":
+            stop_reason = cmd["reason"]
+            break
+        if cmd["type"] == "feed":
             # Feeds run beside the node stage; the poll loop must stay free for shutdown.
             from pyspark.sql import SparkSession
 
@@ -603,13 +790,14 @@ def run_cluster(sc, control_url, secret, owns_context=False):
             t.daemon = True
             t.start()
             feeds.append(t)
-        elif cmd and cmd.get("type") == "cancel-feed":
-            sc.cancelJobGroup("tfos-feed-" + cmd["feedId"])
 
     if stop_reason:
         log("stopping: %s" % stop_reason)
         sc.cancelJobGroup(group)
         done.wait(30)
+        if protocol_error:
+            ctl.event({"type": "failed", "error": protocol_error})
+            return 1
         ctl.event({"type": "stopped"})
         return 0
 

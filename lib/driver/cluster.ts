@@ -8,7 +8,9 @@ import { EventEmitter } from 'node:events';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { WebSocket } from 'ws';
-import { DriverToNode, JobSpec, LauncherEvent, NodeContext, NodeToDriver, RegisterMessage } from '../protocol/control';
+import { DriverToNode, NodeContext, NodeToDriver, RegisterMessage } from '../protocol/control';
+import { InputMode } from '../protocol/input-mode';
+import { FeedSpec, JobSpec, LauncherEvent } from '../protocol/launcher';
 import { ControlServer } from './control-server';
 import { Registration, Reservation } from './reservation';
 import { SubmittedApp } from './routes/route';
@@ -94,8 +96,8 @@ export interface ClusterConfig {
   /** Fields of each node's ctx that come from the driver's options. */
   ctxBase: Omit<NodeContext, 'jobName' | 'taskIndex' | 'clusterSpec' | 'numWorkers' | 'executorId' | 'workerNum' | 'nodeIndex'>;
   reservationTimeoutMs: number;
-  /** 'spark' when train()/inference() feed data through Spark. */
-  inputMode: string;
+  /** InputMode.SPARK when train()/inference() feed data through Spark. */
+  inputMode: InputMode;
   /** How long a node may be gone without a word before the cluster fails (launcher's report wins if sooner). */
   lostNodeGraceMs?: number;
 }
@@ -125,6 +127,7 @@ export class TFClusterHandle extends EventEmitter {
     s.on('register', (msg: RegisterMessage, ws: WebSocket) => this.onRegister(msg, ws));
     s.on('node-message', (i: number, attempt: number, msg: NodeToDriver) => this.onNodeMessage(i, attempt, msg));
     s.on('node-closed', (i: number, attempt: number) => this.onNodeClosed(i, attempt));
+    s.on('node-unresponsive', (i: number, attempt: number, silentMs: number) => this.onNodeUnresponsive(i, attempt, silentMs));
     s.on('launcher-event', (ev: LauncherEvent) => this.onLauncherEvent(ev));
     // Refused connections are part of the run's record (never with secret material in them).
     s.on('auth-failure', (remote: string, what: string) => {
@@ -138,6 +141,11 @@ export class TFClusterHandle extends EventEmitter {
 
   get clusterSize(): number {
     return this.cfg.reservation.size;
+  }
+
+  /** This cluster's id: in its Spark application's name and every trainer's TFOS_CLUSTER_ID. */
+  get clusterId(): string {
+    return this.cfg.job.clusterId;
   }
 
   /** Called by TFCluster.run once the Spark application is submitted. */
@@ -227,10 +235,15 @@ export class TFClusterHandle extends EventEmitter {
     return p; // relative to the user's home on the cluster's filesystem, as Spark resolves it
   }
 
-  private async runFeed(kind: 'train' | 'infer', data: FeedSource, extra: Record<string, unknown>, onEpoch?: (r: FeedEpochReport) => void): Promise<void> {
+  private async runFeed(
+    kind: FeedSpec['kind'],
+    data: FeedSource,
+    extra: Omit<FeedSpec, 'feedId' | 'kind' | 'path' | 'dataFrame' | 'targets'>,
+    onEpoch?: (r: FeedEpochReport) => void,
+  ): Promise<void> {
     const source = typeof data === 'string' ? { path: this.resolveDataPath(data) } : { dataFrame: data.dataFrame };
     const what = typeof data === 'string' ? data : `DataFrame '${data.dataFrame}'`;
-    if (this.cfg.inputMode !== 'spark') {
+    if (this.cfg.inputMode !== InputMode.SPARK) {
       throw new Error(`${kind === 'train' ? 'train' : 'inference'}() feeds data through Spark, which needs inputMode SPARK; with InputMode.TENSORFLOW the nodes read their data themselves`);
     }
     if (this.state !== 'running') throw new Error(`cannot feed data: the cluster is ${this.state}`);
@@ -238,7 +251,7 @@ export class TFClusterHandle extends EventEmitter {
       .filter((n) => n.job === 'chief' || n.job === 'worker')
       .sort((a, b) => (a.job === b.job ? a.taskIndex - b.taskIndex : a.job === 'chief' ? -1 : 1));
     const feedId = crypto.randomBytes(4).toString('hex');
-    const epochs = Number(extra.epochs ?? 1);
+    const epochs = extra.epochs;
     for (const w of workers) {
       const ws = this.sockets.get(w.nodeIndex);
       if (ws) this.sendTo(w.nodeIndex, ws, { type: 'feed', feedId, kind, epochs });
@@ -267,7 +280,7 @@ export class TFClusterHandle extends EventEmitter {
     });
     this.cfg.server.sendLauncherCommand({
       type: 'feed',
-      feed: { feedId, kind, ...source, targets: workers.map((w) => [w.host, w.dataPort]), ...extra },
+      feed: { feedId, kind, ...source, targets: workers.map((w): [string, number] => [w.host, w.dataPort]), ...extra },
     });
     await Promise.race([done, this.until(() => false)]);
   }
@@ -407,6 +420,17 @@ export class TFClusterHandle extends EventEmitter {
     this.changed();
   }
 
+  private onNodeUnresponsive(i: number, attempt: number, silentMs: number): void {
+    const node = this.nodes.get(i);
+    if (!node || node.attempt !== attempt || node.state !== 'running') return;
+    if (this.state === 'failed' || this.state === 'finished') return;
+    node.state = 'failed';
+    this.fail(
+      `TF node ${node.job}:${node.taskIndex} (node ${i}, executor ${node.executorId}) on host ${node.host} stopped answering: ` +
+        `no heartbeat for ${(silentMs / 1000).toFixed(0)} s (host down or its network cut)`,
+    );
+  }
+
   private onNodeClosed(i: number, attempt: number): void {
     const node = this.nodes.get(i);
     if (!node || node.attempt !== attempt) return;
@@ -426,7 +450,7 @@ export class TFClusterHandle extends EventEmitter {
     switch (ev.type) {
       case 'spark-started':
         this.sparkAppId = ev.appId;
-        this.sparkUiUrl = ev.uiUrl;
+        this.sparkUiUrl = ev.uiUrl ?? undefined;
         this.sparkDefaultFS = ev.defaultFS ?? undefined;
         this.progress({ phase: 'spark-started', message: `Spark application ${ev.appId} started on ${ev.master}${ev.uiUrl ? ` (UI ${ev.uiUrl})` : ''}` });
         break;

@@ -9,9 +9,8 @@ import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { WebSocket, WebSocketServer } from 'ws';
 import { authenticated, guardListener } from '../platform/preauth';
-import { JobSpec, LauncherEvent, NodeToDriver, RegisterMessage } from '../protocol/control';
-
-export type LauncherCommand = { type: 'shutdown'; reason: string } | { type: string; [key: string]: unknown };
+import { NodeToDriver, RegisterMessage } from '../protocol/control';
+import { JobSpec, LauncherCommand, LauncherEvent, parseLauncherEvent, protocolSchema } from '../protocol/launcher';
 
 export interface ControlServerEvents {
   /** A trainer opened its WebSocket and sent a valid register message. */
@@ -19,6 +18,8 @@ export interface ControlServerEvents {
   /** A later message from a registered trainer. */
   'node-message': (nodeIndex: number, attempt: number, msg: NodeToDriver) => void;
   'node-closed': (nodeIndex: number, attempt: number) => void;
+  /** A registered trainer answered no heartbeat for silentMs (host down, link cut); its socket is then closed. */
+  'node-unresponsive': (nodeIndex: number, attempt: number, silentMs: number) => void;
   'launcher-event': (ev: LauncherEvent) => void;
   /** One line of a trainer's stdout/stderr, relayed by its executor task. */
   log: (nodeIndex: number, attempt: number, line: string) => void;
@@ -33,10 +34,17 @@ export class ControlServer extends EventEmitter {
   private readonly waiters: Array<() => void> = [];
   private readonly sockets = new Set<WebSocket>();
   private address?: AddressInfo;
+  private heartbeat?: NodeJS.Timeout;
 
+  /**
+   * heartbeatTimeoutMs: a trainer whose WebSocket answers no ping for this long is declared
+   * unresponsive. A host that vanishes (link cut, power off) sends no FIN or RST, so without
+   * pings its socket would look open for the many minutes TCP takes to give up.
+   */
   constructor(
     private readonly secret: string,
     private readonly jobSpec: () => JobSpec,
+    private readonly heartbeatTimeoutMs = 30_000,
   ) {
     super();
     this.http = http.createServer((req, res) => this.onRequest(req, res));
@@ -66,6 +74,25 @@ export class ControlServer extends EventEmitter {
       });
     });
     this.address = this.http.address() as AddressInfo;
+    const interval = Math.max(250, Math.min(5000, this.heartbeatTimeoutMs / 4));
+    this.heartbeat = setInterval(() => this.pingNodes(), interval);
+    this.heartbeat.unref();
+  }
+
+  private readonly lastPong = new Map<WebSocket, number>();
+
+  private pingNodes(): void {
+    const now = Date.now();
+    for (const ws of this.sockets) {
+      const last = this.lastPong.get(ws) ?? now;
+      if (now - last > this.heartbeatTimeoutMs) {
+        this.lastPong.delete(ws);
+        ws.emit('unresponsive', now - last);
+        ws.terminate();
+        continue;
+      }
+      ws.ping();
+    }
   }
 
   /** Base URL as trainers and the launcher reach it (advertisedHost may differ from the bind host). */
@@ -82,6 +109,7 @@ export class ControlServer extends EventEmitter {
   }
 
   async close(): Promise<void> {
+    clearInterval(this.heartbeat);
     for (const wake of this.waiters.splice(0)) wake();
     for (const ws of this.sockets) ws.terminate();
     this.wss.close();
@@ -112,11 +140,20 @@ export class ControlServer extends EventEmitter {
     switch (route) {
       case 'GET /v1/launcher/job':
         return reply(res, 200, this.jobSpec());
+      // The schema for a launcher that was shipped without spark-jobs/protocol.json beside it.
+      case 'GET /v1/launcher/protocol':
+        return reply(res, 200, protocolSchema());
       case 'POST /v1/launcher/event':
         return void readJson(req).then(
-          (ev) => {
+          (body) => {
+            let ev: LauncherEvent;
+            try {
+              ev = parseLauncherEvent(body);
+            } catch (err) {
+              return reply(res, 400, { error: err instanceof Error ? err.message : String(err) });
+            }
             reply(res, 204);
-            this.emit('launcher-event', ev as LauncherEvent);
+            this.emit('launcher-event', ev);
           },
           (err) => reply(res, 400, { error: String(err) }),
         );
@@ -171,7 +208,12 @@ export class ControlServer extends EventEmitter {
 
   private onNodeSocket(ws: WebSocket): void {
     this.sockets.add(ws);
+    this.lastPong.set(ws, Date.now());
+    ws.on('pong', () => this.lastPong.set(ws, Date.now()));
     let registered: RegisterMessage | undefined;
+    ws.once('unresponsive', (silentMs: number) => {
+      if (registered) this.emit('node-unresponsive', registered.nodeIndex, registered.attempt, silentMs);
+    });
     ws.on('message', (data) => {
       let msg: NodeToDriver;
       try {
@@ -193,6 +235,7 @@ export class ControlServer extends EventEmitter {
     });
     ws.on('close', () => {
       this.sockets.delete(ws);
+      this.lastPong.delete(ws);
       if (registered) this.emit('node-closed', registered.nodeIndex, registered.attempt);
     });
     ws.on('error', () => {
