@@ -213,7 +213,8 @@ export async function benchStep(o: StepBenchOptions = {}): Promise<Row[]> {
         // Rotate the order each round, so no runner always goes first after a net switch.
         const order = runners.map((_, i) => runners[(i + r) % runners.length]);
         for (const runner of order) {
-          const rep = await runner.step({ net, steps, warmup: r === 0 ? 3 : 1 });
+          // TensorFlow settles over its first steps (allocator, oneDNN primitive caches), in both runtimes.
+          const rep = await runner.step({ net, steps, warmup: r === 0 ? 10 : 1 });
           const key = `${net}|${runner.name}`;
           (ms.get(key) ?? ms.set(key, []).get(key)!).push(median(rep.ms));
           best.set(key, Math.min(best.get(key) ?? Infinity, ...rep.ms));
