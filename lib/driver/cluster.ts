@@ -91,6 +91,8 @@ export interface ClusterConfig {
   reservation: Reservation;
   server: ControlServer;
   secretFile: string;
+  /** The run's private directory (holding the secret file), removed when the cluster ends. */
+  runDir?: string;
   /** Fields of each node's ctx that come from the driver's options. */
   ctxBase: Omit<NodeContext, 'jobName' | 'taskIndex' | 'clusterSpec' | 'numWorkers' | 'executorId' | 'workerNum' | 'nodeIndex'>;
   reservationTimeoutMs: number;
@@ -480,6 +482,7 @@ export class TFClusterHandle extends EventEmitter {
     }
     await this.cfg.server.close();
     fs.rmSync(this.cfg.secretFile, { force: true });
+    if (this.cfg.runDir) fs.rmSync(this.cfg.runDir, { recursive: true, force: true });
     this.changed();
   }
 

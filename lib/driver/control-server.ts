@@ -9,7 +9,7 @@ import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { WebSocket, WebSocketServer } from 'ws';
 import { authenticated, guardListener } from '../platform/preauth';
-import { JobSpec, LauncherEvent, NodeToDriver, RegisterMessage } from '../protocol/control';
+import { JobSpec, LauncherEvent, NodeToDriver, PROTOCOL_VERSION, RegisterMessage } from '../protocol/control';
 
 export type LauncherCommand = { type: 'shutdown'; reason: string } | { type: string; [key: string]: unknown };
 
@@ -48,7 +48,7 @@ export class ControlServer extends EventEmitter {
         return;
       }
       authenticated(req.socket);
-      this.wss.handleUpgrade(req, socket, head, (ws) => this.onNodeSocket(ws));
+      this.wss.handleUpgrade(req, socket, head, (ws) => this.onNodeSocket(ws, req));
     });
     // Long-polls and log streams stay open; never time them out on the server side. A connection
     // that has not sent an authenticated request within the pre-auth bound is closed, though.
@@ -169,7 +169,7 @@ export class ControlServer extends EventEmitter {
     });
   }
 
-  private onNodeSocket(ws: WebSocket): void {
+  private onNodeSocket(ws: WebSocket, req: http.IncomingMessage): void {
     this.sockets.add(ws);
     let registered: RegisterMessage | undefined;
     ws.on('message', (data) => {
@@ -183,6 +183,12 @@ export class ControlServer extends EventEmitter {
       if (!registered) {
         if (msg.type !== 'register') {
           ws.close(1008, 'first message must be register');
+          return;
+        }
+        if (msg.protocol !== PROTOCOL_VERSION) {
+          // A trainer from another version of tfjs-on-spark: refuse it with a reason it can show.
+          this.emit('auth-failure', remoteOf(req), `node ${msg.nodeIndex} registered with protocol ${msg.protocol}; this driver speaks ${PROTOCOL_VERSION}`);
+          ws.close(1008, `protocol ${msg.protocol} is not supported (driver speaks ${PROTOCOL_VERSION})`);
           return;
         }
         registered = msg;

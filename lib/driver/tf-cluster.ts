@@ -16,6 +16,7 @@ import { checkJsonArgs } from '../protocol/json-args';
 import { tfosPaths } from '../platform/paths';
 import { resolveSpark } from '../platform/spark';
 import { TFClusterHandle } from './cluster';
+import { createRunDir } from './run-dir';
 import { archiveLaunch, ArchiveOption } from './pack';
 import { ControlServer } from './control-server';
 import { assignRoles, Reservation } from './reservation';
@@ -161,7 +162,8 @@ export async function run(opts: TFClusterRunOptions): Promise<TFClusterHandle> {
   const deadline = Date.now() + reservationTimeoutMs;
 
   // The secret travels in a file only this user can read (never argv or Spark properties).
-  const secretDir = fs.mkdtempSync(path.join(os.tmpdir(), 'tfos-'));
+  // Also removes what killed drivers left behind (their run directories).
+  const secretDir = createRunDir();
   const secretFile = path.join(secretDir, 'cluster.secret');
   fs.writeFileSync(secretFile, secret, { mode: 0o600 });
 
@@ -201,6 +203,7 @@ export async function run(opts: TFClusterRunOptions): Promise<TFClusterHandle> {
     reservation: new Reservation(roles),
     server,
     secretFile,
+    runDir: secretDir,
     reservationTimeoutMs,
     inputMode: opts.inputMode ?? InputMode.TENSORFLOW,
     ctxBase: {

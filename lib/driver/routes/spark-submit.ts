@@ -47,8 +47,9 @@ export class SparkSubmitRoute implements SparkRoute {
       child.once('error', (err) => reject(new Error(`cannot run ${submit}: ${err.message}`)));
     });
     let tail: string[] = [];
-    fs.mkdirSync(path.dirname(plan.logFile), { recursive: true });
-    const logStream = fs.createWriteStream(plan.logFile);
+    // The application's output is this user's business only (it may name paths, hosts, data).
+    fs.mkdirSync(path.dirname(plan.logFile), { recursive: true, mode: 0o700 });
+    const logStream = fs.createWriteStream(plan.logFile, { mode: 0o600 });
     const keep = (chunk: Buffer) => {
       logStream.write(chunk);
       tail.push(...chunk.toString('utf8').split('\n'));
