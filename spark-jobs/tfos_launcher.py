@@ -86,6 +86,10 @@ def read_secret(path):
 # ---------------------------------------------------------------------------------------------
 
 
+def _spark_internal(name):
+    return name.startswith(("SPARK_", "_SPARK_", "PYSPARK_", "PYTHON_WORKER_FACTORY")) or "SECRET" in name.upper()
+
+
 def make_node_task(control_url, secret, job):
     trainer_command = job["trainerCommand"]
     trainer_env = job["trainerEnv"]
@@ -151,7 +155,9 @@ def make_node_task(control_url, secret, job):
         attempt = ctx.attemptNumber()
         role = roles[index]
         label = "%s:%d" % (role["job"], role["taskIndex"])
-        env = dict(os.environ)
+        # A clean environment: none of Spark's internals (PYTHON_WORKER_FACTORY_SECRET authenticates
+        # this Python worker to its executor; _SPARK_AUTH_SECRET, SPARK_*/PYSPARK_* settings).
+        env = {k: v for k, v in os.environ.items() if not _spark_internal(k)}
         env.update(trainer_env)
         # In standalone mode an executor's working directory is .../<app-id>/<executor-id>.
         executor_id = os.path.basename(os.getcwd()) if os.path.basename(os.path.dirname(os.getcwd())).startswith("app-") else "driver"
