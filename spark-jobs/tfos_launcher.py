@@ -86,15 +86,14 @@ def read_secret(path):
 # ---------------------------------------------------------------------------------------------
 
 
-def _spark_internal(name):
-    return name.startswith(("SPARK_", "_SPARK_", "PYSPARK_", "PYTHON_WORKER_FACTORY")) or "SECRET" in name.upper()
-
-
 def make_node_task(control_url, secret, job):
     trainer_command = job["trainerCommand"]
     trainer_env = job["trainerEnv"]
     roles = job["roles"]
     gpus_per_node = job.get("gpusPerNode", 0)
+
+    def spark_internal(name):
+        return name.startswith(("SPARK_", "_SPARK_", "PYSPARK_", "PYTHON_WORKER_FACTORY")) or "SECRET" in name.upper()
 
     def set_parent_death_signal():
         # The trainer dies with its task's Python worker even if that worker is SIGKILLed.
@@ -157,7 +156,7 @@ def make_node_task(control_url, secret, job):
         label = "%s:%d" % (role["job"], role["taskIndex"])
         # A clean environment: none of Spark's internals (PYTHON_WORKER_FACTORY_SECRET authenticates
         # this Python worker to its executor; _SPARK_AUTH_SECRET, SPARK_*/PYSPARK_* settings).
-        env = {k: v for k, v in os.environ.items() if not _spark_internal(k)}
+        env = {k: v for k, v in os.environ.items() if not spark_internal(k)}
         env.update(trainer_env)
         # In standalone mode an executor's working directory is .../<app-id>/<executor-id>.
         executor_id = os.path.basename(os.getcwd()) if os.path.basename(os.path.dirname(os.getcwd())).startswith("app-") else "driver"
