@@ -15,6 +15,8 @@ Only the Python standard library and pyspark are used, so any Spark cluster can 
 """
 
 import argparse
+import hashlib
+import hmac as hmac_mod
 import http.client
 import json
 import os
@@ -29,6 +31,50 @@ import urllib.request
 
 # How long the driver may be unreachable before the launcher gives up and stops the cluster.
 DRIVER_LOST_SEC = 20
+
+
+# ---------------------------------------------------------------------------------------------
+# Control-channel authentication (lib/protocol/control-auth.ts holds the same strings).
+# ---------------------------------------------------------------------------------------------
+
+UNSIGNED_STREAM = "UNSIGNED-STREAM"
+
+
+def _mac(key, text):
+    return hmac_mod.new(key.encode("utf-8"), text.encode("utf-8"), hashlib.sha256).hexdigest()
+
+
+def sign_request(secret, method, path, body=b"", ts=None, nonce=None):
+    """(Authorization header, nonce) for one request; body=UNSIGNED_STREAM for a streamed body."""
+    ts = int(time.time() * 1000) if ts is None else ts
+    nonce = os.urandom(16).hex() if nonce is None else nonce
+    digest = UNSIGNED_STREAM if body is UNSIGNED_STREAM else hashlib.sha256(body or b"").hexdigest()
+    mac = _mac(secret, "tfos-control/2 request\n%s\n%s\n%d\n%s\n%s" % (method.upper(), path, ts, nonce, digest))
+    return "TFOS-HMAC ts=%d,nonce=%s,body=%s,mac=%s" % (ts, nonce, digest, mac), nonce
+
+
+def response_ok(secret, nonce, status, body, mac):
+    expected = _mac(secret, "tfos-control/2 response\n%s\n%d\n%s" % (nonce, status, hashlib.sha256(body or b"").hexdigest()))
+    return bool(mac) and hmac_mod.compare_digest(expected, mac)
+
+
+def bootstrap_request(token, ts=None, nonce=None):
+    ts = int(time.time() * 1000) if ts is None else ts
+    nonce = os.urandom(16).hex() if nonce is None else nonce
+    return {"ts": ts, "nonce": nonce, "proof": _mac(token, "tfos-bootstrap/1 client\n%d\n%s" % (ts, nonce))}
+
+
+def open_bootstrap_answer(token, req, answer):
+    """The cluster secret from the driver's answer, after checking the driver's proof of the token."""
+    if not hmac_mod.compare_digest(_mac(token, "tfos-bootstrap/1 server\n%s" % req["nonce"]), str(answer.get("proof", ""))):
+        raise SystemExit("tfos-launcher: the driver could not prove the bootstrap token; refusing to take orders from it")
+    sealed = bytes.fromhex(answer["sealed"])
+    stream = b""
+    i = 0
+    while len(stream) < len(sealed):
+        stream += bytes.fromhex(_mac(token, "tfos-bootstrap/1 seal\n%s\n%d" % (req["nonce"], i)))
+        i += 1
+    return bytes(a ^ b for a, b in zip(sealed, stream)).decode("utf-8")
 
 
 class Control:
