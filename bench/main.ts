@@ -19,6 +19,7 @@ const BENCHES: Record<string, Bench> = {
   startup: () => benchStartup(),
   allreduce: optional('./allreduce', 'benchAllreduce'),
   feed: optional('./feed', 'benchFeed'),
+  ingest: optional('./ingest', 'benchIngest'),
   step: optional('./step', 'benchStep'),
   'step-levers': optional('./step', 'benchStepLevers'),
 };

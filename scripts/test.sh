@@ -1,12 +1,18 @@
 #!/usr/bin/env bash
 # The test command of the README (`npm test`): installs what is missing, starts the local stack
-# once for the whole run (or reuses a running one), runs every mocha suite, stops what it started.
+# when none runs (and stops it again at the end), refuses to test against a broken one, then runs
+# every mocha suite (or the files given as arguments).
+#
+# Fail closed: the integration suites are promised the stack through TFOS_TEST_*; if the stack's
+# status cannot be read or a service is unhealthy, the run stops here naming the service instead of
+# letting suites skip.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/bootstrap.sh
 
+status="$(node bin/tfos.js stack status --json || true)"
 started_stack=0
-if ! node bin/tfos.js stack status >/dev/null 2>&1; then
+if [ "$status" = "null" ]; then
   node bin/tfos.js stack up >&2
   started_stack=1
 fi
@@ -15,13 +21,13 @@ stop_stack() {
 }
 trap stop_stack EXIT
 
-# Point the integration suites at the shared stack instead of each starting its own services.
-eval "$(node -e '
-  const s = JSON.parse(require("child_process").execFileSync("node", ["bin/tfos.js", "stack", "status", "--json"]).toString());
-  console.log(`export TFOS_TEST_WEBHDFS=${s.hdfs.webhdfs} TFOS_TEST_DEFAULT_FS=${s.hdfs.defaultFS} TFOS_TEST_LIVY=${s.livy.url} TFOS_TEST_SPARK_MASTER=${s.spark.master} TFOS_TEST_LIVY_SESSIONS=${s.livy.sessions ? 1 : 0}`);
-')"
+# Exits non-zero, naming the unhealthy service, when the stack is not fit to test against.
+exports="$(node dist/test/support/stack.js)"
+eval "$exports"
 
 # The suites are named here, not in .mocharc.json: there they would be added to any file given on
 # the command line, so `npx mocha dist/test/unit/one.test.js` would run everything.
-if [ "$#" -eq 0 ]; then set -- 'dist/test/unit/**/*.test.js' 'dist/test/integration/**/*.test.js'; fi
+if [ "$#" -eq 0 ]; then
+  set -- 'dist/test/unit/**/*.test.js' 'dist/test/integration/**/*.test.js'
+fi
 npx --no-install mocha "$@"

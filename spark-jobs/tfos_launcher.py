@@ -8,8 +8,11 @@ It is a thin agent of the Node driver (the process that called TFCluster.run):
 3. Runs the node stage in barrier mode: one task per TF node, all started together or none.
    Each task starts one Node trainer, relays its output to the executor log and to the driver,
    and ends with the trainer, raising the trainer's error text if it failed.
-4. Meanwhile polls the driver for commands (shutdown, and later feeding / inference stages),
-   and stops everything when the driver says so or can no longer be reached.
+4. Meanwhile polls the driver for commands (shutdown, and feeds for InputMode.SPARK), and stops
+   everything when the driver says so or can no longer be reached.
+
+What it reads from the driver (the job spec, each command) is checked against the field lists in
+protocol.json beside this file, the schema the Node driver loads too (lib/protocol/launcher.ts).
 
 Only the Python standard library and pyspark are used, so any Spark cluster can run it.
 """
@@ -105,6 +108,73 @@ class Control:
 
     def command(self, wait_sec):
         return self._request("GET", "/v1/launcher/command?wait=%d" % wait_sec, timeout=wait_sec + 15)
+
+    def protocol(self):
+        return self._request("GET", "/v1/launcher/protocol")
+
+
+# ---------------------------------------------------------------------------------------------
+# The protocol schema (protocol.json) and checks against it
+# ---------------------------------------------------------------------------------------------
+
+
+class ProtocolError(Exception):
+    pass
+
+
+def load_protocol(ctl):
+    """protocol.json beside this file; a launcher shipped alone (Livy session, an hdfs:// copy) asks the driver."""
+    here = globals().get("__file__")
+    if here:
+        path = os.path.join(os.path.dirname(os.path.abspath(here)), "protocol.json")
+        if os.path.exists(path):
+            with open(path) as f:
+                return json.load(f)
+    return ctl.protocol()
+
+
+_TYPES = {
+    "string": lambda v: isinstance(v, str),
+    "int": lambda v: isinstance(v, int) and not isinstance(v, bool),
+    "number": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
+    "bool": lambda v: isinstance(v, bool),
+    "array": lambda v: isinstance(v, list),
+    "object": lambda v: isinstance(v, dict),
+}
+
+
+def check_fields(what, msg, fields, ignore=()):
+    """Required fields present, types right, no unknown field; ProtocolError names the field."""
+    if not isinstance(msg, dict):
+        raise ProtocolError("%s: not a JSON object" % what)
+    for name, spec in fields.items():
+        optional = spec.endswith("?")
+        kind = spec[:-1] if optional else spec
+        value = msg.get(name)
+        if value is None:
+            if not optional:
+                raise ProtocolError("%s: missing field '%s'" % (what, name))
+            continue
+        if not _TYPES[kind](value):
+            raise ProtocolError("%s: field '%s' must be %s, got %r" % (what, name, kind, value))
+    for name in msg:
+        if name not in fields and name not in ignore:
+            raise ProtocolError("%s: unknown field '%s'" % (what, name))
+
+
+def check_job(schema, job):
+    check_fields("job spec", job, schema["job"])
+    if job["protocol"] != schema["version"]:
+        raise ProtocolError("the driver speaks protocol %d, this launcher %d: use the launcher of the same tfjs-on-spark version" % (job["protocol"], schema["version"]))
+
+
+def check_command(schema, cmd):
+    if not isinstance(cmd, dict) or cmd.get("type") not in schema["commands"]:
+        raise ProtocolError("command: unknown type %r (known: %s)" % (cmd.get("type") if isinstance(cmd, dict) else cmd, ", ".join(schema["commands"])))
+    check_fields("command '%s'" % cmd["type"], cmd, schema["commands"][cmd["type"]], ignore=("type",))
+    if cmd["type"] == "feed":
+        check_fields("feed command's feed", cmd["feed"], schema["feed"])
+    return cmd
 
 
 def log(msg):
@@ -601,7 +671,13 @@ def main():
 def run_cluster(sc, control_url, secret, owns_context=False):
     """Runs one TF cluster on an existing SparkContext (a Livy session calls this directly)."""
     ctl = Control(control_url, secret)
+    schema = load_protocol(ctl)
     job = ctl.job()
+    try:
+        check_job(schema, job)
+    except ProtocolError as err:
+        ctl.event({"type": "failed", "error": "launcher: %s" % err})
+        return 1
     n = job["clusterSize"]
     try:
         default_fs = sc._jsc.hadoopConfiguration().get("fs.defaultFS")
@@ -631,6 +707,7 @@ def run_cluster(sc, control_url, secret, owns_context=False):
 
     last_contact = time.time()
     stop_reason = None
+    protocol_error = None
     feeds = []
     while not done.is_set():
         try:
@@ -642,10 +719,18 @@ def run_cluster(sc, control_url, secret, owns_context=False):
                 break
             time.sleep(1)
             continue
-        if cmd and cmd.get("type") == "shutdown":
-            stop_reason = cmd.get("reason", "shutdown requested")
+        if not cmd:
+            continue
+        try:
+            check_command(schema, cmd)
+        except ProtocolError as err:
+            protocol_error = "launcher: %s" % err
+            stop_reason = protocol_error
             break
-        if cmd and cmd.get("type") == "feed":
+        if cmd["type"] == "shutdown":
+            stop_reason = cmd["reason"]
+            break
+        if cmd["type"] == "feed":
             # Feeds run beside the node stage; the poll loop must stay free for shutdown.
             from pyspark.sql import SparkSession
 
@@ -654,13 +739,14 @@ def run_cluster(sc, control_url, secret, owns_context=False):
             t.daemon = True
             t.start()
             feeds.append(t)
-        elif cmd and cmd.get("type") == "cancel-feed":
-            sc.cancelJobGroup("tfos-feed-" + cmd["feedId"])
 
     if stop_reason:
         log("stopping: %s" % stop_reason)
         sc.cancelJobGroup(group)
         done.wait(30)
+        if protocol_error:
+            ctl.event({"type": "failed", "error": protocol_error})
+            return 1
         ctl.event({"type": "stopped"})
         return 0
 

@@ -12,11 +12,7 @@ export const RUN_USAGE = `tfos run <module> [--fn NAME] [--via local|spark-submi
          [--livy-mode batch|session] [--cluster-size N] [--num-ps K] [--input-mode spark|tensorflow]
          [--reservation-timeout SEC] [--log-dir DIR] [--eval-node] [--no-chief] [--gpus N]
          [--conf key=value ...] [--env NAME=value ...] [--archive URI --project DIR [--bundled-node]]
-<<<<<<< HEAD
-         [--input-mode spark --data PATH [--epochs E] [--inference PATH --output PATH [--overwrite] [--result-schema DDL]]]
-=======
-         [--data PATH [--epochs E]] [--input-mode spark [--inference PATH --output PATH [--result-schema DDL]]]
->>>>>>> main
+         [--data PATH [--epochs E]] [--input-mode spark [--inference PATH --output PATH [--overwrite] [--result-schema DDL]]]
          [--quiet] -- <args for your function>`;
 
 export interface ParsedRun {

@@ -8,7 +8,9 @@ import { EventEmitter } from 'node:events';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { WebSocket } from 'ws';
-import { DriverToNode, JobSpec, LauncherEvent, NodeContext, NodeToDriver, RegisterMessage } from '../protocol/control';
+import { DriverToNode, NodeContext, NodeToDriver, RegisterMessage } from '../protocol/control';
+import { InputMode } from '../protocol/input-mode';
+import { FeedSpec, JobSpec, LauncherEvent } from '../protocol/launcher';
 import { ControlServer } from './control-server';
 import { Registration, Reservation } from './reservation';
 import { SubmittedApp } from './routes/route';
@@ -96,8 +98,8 @@ export interface ClusterConfig {
   /** Fields of each node's ctx that come from the driver's options. */
   ctxBase: Omit<NodeContext, 'jobName' | 'taskIndex' | 'clusterSpec' | 'numWorkers' | 'executorId' | 'workerNum' | 'nodeIndex'>;
   reservationTimeoutMs: number;
-  /** 'spark' when train()/inference() feed data through Spark. */
-  inputMode: string;
+  /** InputMode.SPARK when train()/inference() feed data through Spark. */
+  inputMode: InputMode;
   /** How long a node may be gone without a word before the cluster fails (launcher's report wins if sooner). */
   lostNodeGraceMs?: number;
 }
@@ -140,6 +142,11 @@ export class TFClusterHandle extends EventEmitter {
 
   get clusterSize(): number {
     return this.cfg.reservation.size;
+  }
+
+  /** This cluster's id: in its Spark application's name and every trainer's TFOS_CLUSTER_ID. */
+  get clusterId(): string {
+    return this.cfg.job.clusterId;
   }
 
   /** Called by TFCluster.run once the Spark application is submitted. */
@@ -229,10 +236,15 @@ export class TFClusterHandle extends EventEmitter {
     return p; // relative to the user's home on the cluster's filesystem, as Spark resolves it
   }
 
-  private async runFeed(kind: 'train' | 'infer', data: FeedSource, extra: Record<string, unknown>, onEpoch?: (r: FeedEpochReport) => void): Promise<void> {
+  private async runFeed(
+    kind: FeedSpec['kind'],
+    data: FeedSource,
+    extra: Omit<FeedSpec, 'feedId' | 'kind' | 'path' | 'dataFrame' | 'targets'>,
+    onEpoch?: (r: FeedEpochReport) => void,
+  ): Promise<void> {
     const source = typeof data === 'string' ? { path: this.resolveDataPath(data) } : { dataFrame: data.dataFrame };
     const what = typeof data === 'string' ? data : `DataFrame '${data.dataFrame}'`;
-    if (this.cfg.inputMode !== 'spark') {
+    if (this.cfg.inputMode !== InputMode.SPARK) {
       throw new Error(`${kind === 'train' ? 'train' : 'inference'}() feeds data through Spark, which needs inputMode SPARK; with InputMode.TENSORFLOW the nodes read their data themselves`);
     }
     if (this.state !== 'running') throw new Error(`cannot feed data: the cluster is ${this.state}`);
@@ -240,7 +252,7 @@ export class TFClusterHandle extends EventEmitter {
       .filter((n) => n.job === 'chief' || n.job === 'worker')
       .sort((a, b) => (a.job === b.job ? a.taskIndex - b.taskIndex : a.job === 'chief' ? -1 : 1));
     const feedId = crypto.randomBytes(4).toString('hex');
-    const epochs = Number(extra.epochs ?? 1);
+    const epochs = extra.epochs;
     for (const w of workers) {
       const ws = this.sockets.get(w.nodeIndex);
       if (ws) this.sendTo(w.nodeIndex, ws, { type: 'feed', feedId, kind, epochs });
@@ -269,7 +281,7 @@ export class TFClusterHandle extends EventEmitter {
     });
     this.cfg.server.sendLauncherCommand({
       type: 'feed',
-      feed: { feedId, kind, ...source, targets: workers.map((w) => [w.host, w.dataPort]), ...extra },
+      feed: { feedId, kind, ...source, targets: workers.map((w): [string, number] => [w.host, w.dataPort]), ...extra },
     });
     await Promise.race([done, this.until(() => false)]);
   }
@@ -428,7 +440,7 @@ export class TFClusterHandle extends EventEmitter {
     switch (ev.type) {
       case 'spark-started':
         this.sparkAppId = ev.appId;
-        this.sparkUiUrl = ev.uiUrl;
+        this.sparkUiUrl = ev.uiUrl ?? undefined;
         this.sparkDefaultFS = ev.defaultFS ?? undefined;
         this.progress({ phase: 'spark-started', message: `Spark application ${ev.appId} started on ${ev.master}${ev.uiUrl ? ` (UI ${ev.uiUrl})` : ''}` });
         break;

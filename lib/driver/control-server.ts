@@ -9,9 +9,8 @@ import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { WebSocket, WebSocketServer } from 'ws';
 import { authenticated, guardListener } from '../platform/preauth';
-import { JobSpec, LauncherEvent, NodeToDriver, PROTOCOL_VERSION, RegisterMessage } from '../protocol/control';
-
-export type LauncherCommand = { type: 'shutdown'; reason: string } | { type: string; [key: string]: unknown };
+import { NodeToDriver, PROTOCOL_VERSION, RegisterMessage } from '../protocol/control';
+import { JobSpec, LauncherCommand, LauncherEvent, parseLauncherEvent, protocolSchema } from '../protocol/launcher';
 
 export interface ControlServerEvents {
   /** A trainer opened its WebSocket and sent a valid register message. */
@@ -112,11 +111,20 @@ export class ControlServer extends EventEmitter {
     switch (route) {
       case 'GET /v1/launcher/job':
         return reply(res, 200, this.jobSpec());
+      // The schema for a launcher that was shipped without spark-jobs/protocol.json beside it.
+      case 'GET /v1/launcher/protocol':
+        return reply(res, 200, protocolSchema());
       case 'POST /v1/launcher/event':
         return void readJson(req).then(
-          (ev) => {
+          (body) => {
+            let ev: LauncherEvent;
+            try {
+              ev = parseLauncherEvent(body);
+            } catch (err) {
+              return reply(res, 400, { error: err instanceof Error ? err.message : String(err) });
+            }
             reply(res, 204);
-            this.emit('launcher-event', ev as LauncherEvent);
+            this.emit('launcher-event', ev);
           },
           (err) => reply(res, 400, { error: String(err) }),
         );

@@ -277,6 +277,13 @@ export interface PollOptions {
    * machine; default 3. Other errors (404, 500, ...) end the wait at once.
    */
   retries?: number;
+  /** Time source and timer (default: the real ones); tests inject a fake clock to see the delays. */
+  clock?: PollClock;
+}
+
+export interface PollClock {
+  now(): number;
+  sleep(ms: number): Promise<void>;
 }
 
 /** The delay before poll number `attempt` (0-based): pollMs * factor^attempt, capped at maxPollMs. */
@@ -286,7 +293,7 @@ export function backoffDelay(attempt: number, pollMs = 250, maxPollMs = 5000, fa
   return Math.min(Number.isFinite(raw) ? raw : maxPollMs, maxPollMs);
 }
 
-const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+const REAL_CLOCK: PollClock = { now: () => Date.now(), sleep: (ms) => new Promise<void>((resolve) => setTimeout(resolve, ms)) };
 
 /** Errors worth retrying: the server was unreachable or overloaded, not wrong. */
 export function isTransientLivyError(err: unknown): boolean {
@@ -308,7 +315,8 @@ export async function pollUntil<T>(
 ): Promise<T> {
   const timeoutMs = opts.timeoutMs ?? 600_000;
   const retries = opts.retries ?? 3;
-  const deadline = Date.now() + timeoutMs;
+  const { now, sleep } = opts.clock ?? REAL_CLOCK;
+  const deadline = now() + timeoutMs;
   let lastState: string | undefined;
   let failures = 0;
   for (let attempt = 0; ; attempt++) {
@@ -318,15 +326,15 @@ export async function pollUntil<T>(
       failures = 0;
     } catch (err) {
       failures++;
-      if (!isTransientLivyError(err) || failures > retries || Date.now() >= deadline) throw err;
-      await sleep(Math.min(backoffDelay(attempt, opts.pollMs, opts.maxPollMs, opts.factor), Math.max(0, deadline - Date.now())));
+      if (!isTransientLivyError(err) || failures > retries || now() >= deadline) throw err;
+      await sleep(Math.min(backoffDelay(attempt, opts.pollMs, opts.maxPollMs, opts.factor), Math.max(0, deadline - now())));
       continue;
     }
     const state = stateOf(value);
     if (state !== lastState) opts.onState?.(state);
     lastState = state;
     if (done(value)) return value;
-    const remaining = deadline - Date.now();
+    const remaining = deadline - now();
     if (remaining <= 0) throw new LivyTimeoutError(what, timeoutMs, lastState);
     await sleep(Math.min(backoffDelay(attempt, opts.pollMs, opts.maxPollMs, opts.factor), remaining));
   }

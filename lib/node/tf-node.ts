@@ -13,6 +13,7 @@ import { ClusterServer, ClusterServerOptions, StartedCluster } from './cluster-s
 import { DistributedOptimizer, DistributedOptimizerOptions } from './distributed/optimizer';
 import { DataFeed, DatasetFeedOptions } from './data-feed';
 import { NO_DATA_HINT, sparkDataFeed } from './feeds';
+import { InputMode } from '../protocol/input-mode';
 import { TFNodeContext } from './runtime';
 import { SparkFeed } from './spark-feed';
 
@@ -54,7 +55,7 @@ export const TFNode = {
    *    with ctx.absolutePath), read straight from HDFS or disk.
    */
   async dataFeed(ctx: TFNodeContext, opts: DatasetFeedOptions & { path?: string } = {}): Promise<SparkFeed | DataFeed> {
-    if (ctx.inputMode === 'spark') return sparkDataFeed(ctx);
+    if (ctx.inputMode === InputMode.SPARK) return sparkDataFeed(ctx);
     const splitPath = opts.path ?? ctx.data?.path;
     if (!splitPath) {
       throw new Error(`TFNode.dataFeed: this run was given no data to read (InputMode.TENSORFLOW): ${NO_DATA_HINT}, or pass { path } to TFNode.dataFeed`);

@@ -1,12 +1,15 @@
 /**
- * The control protocol between the driver, the Spark-side launcher and the trainers.
- * One versioned place for every message; docs/protocol.md describes the flow.
+ * The control protocol between the driver, the Spark-side launcher and the trainers: the
+ * WebSocket messages between driver and trainers here, the launcher's in ./launcher.ts.
+ * docs/protocol.md describes the flow.
  *
  * Transport: one HTTP server on the driver.
  *  - trainers (Node) hold a WebSocket at /v1/nodes and exchange the JSON messages below;
  *  - the launcher and executor tasks (Python, stdlib only) use plain HTTP under /v1/launcher/.
  * Every request carries `Authorization: Bearer <secret>` (the per-cluster secret), never in a URL.
  */
+
+import { InputMode } from './input-mode';
 
 export const PROTOCOL_VERSION = 1;
 
@@ -18,26 +21,6 @@ export interface ClusterSpec {
   worker: string[];
   chief?: string[];
   evaluator?: string[];
-}
-
-/** What the launcher fetches from GET /v1/launcher/job: everything it needs to start the nodes. */
-export interface JobSpec {
-  protocol: number;
-  clusterId: string;
-  appName: string;
-  clusterSize: number;
-  /** Role of each node index; index i is the i-th task of the barrier stage. */
-  roles: Array<{ job: JobName; taskIndex: number }>;
-  /** argv of the trainer process (node + the trainer entry script). */
-  trainerCommand: string[];
-  /** Extra environment for trainers (user's env plus ours). */
-  trainerEnv: Record<string, string>;
-  /** Trainers on ps nodes get no GPU even when the job asks for GPUs. */
-  gpusPerNode: number;
-  /** Seconds the node stage may take to start all trainers before the driver gives up. */
-  reservationTimeoutSec: number;
-  /** Extra task slots to hold free for InputMode.SPARK feeding tasks (one per worker). */
-  feedSlots?: number;
 }
 
 /** Trainer → driver, first message on the WebSocket. */
@@ -68,7 +51,7 @@ export interface NodeContext {
   nodeIndex: number;
   defaultFS: string;
   workingDir: string;
-  inputMode: string;
+  inputMode: InputMode;
   logDir?: string;
   /**
    * The data given to the run (`tfos run --data PATH [--epochs E]`, TFCluster.run's `data`):
@@ -82,31 +65,25 @@ export interface NodeContext {
   args: unknown;
 }
 
+/** Driver → trainer, on the WebSocket. */
 export type DriverToNode =
+  /** Once every node has registered: this node's role and context. */
   | { type: 'cluster'; ctx: NodeContext }
+  /** Stop: ps/evaluator nodes at the end of a run, every node when the cluster fails. */
   | { type: 'shutdown'; reason: string }
+  /** InputMode.SPARK: a feed is starting; Spark's feeding task will connect to the data port. */
   | { type: 'feed'; feedId: string; kind: 'train' | 'infer'; epochs: number }
+  /** The feed failed on the Spark side; the worker's Feed rejects with this error. */
   | { type: 'feed-failed'; feedId: string; error: string }
   /** shutdown() began: no feed will start after the ones announced (a worker still waiting for one gives up). */
-  | { type: 'no-more-feeds' }
-  | { type: 'command'; id: string; name: string; payload: unknown };
+  | { type: 'no-more-feeds' };
 
+/** Trainer → driver, on the WebSocket (register first, exactly once). */
 export type NodeToDriver =
   | RegisterMessage
   | { type: 'progress'; message: string; data?: unknown }
   | { type: 'result'; value: unknown }
-  | { type: 'error'; message: string; stack?: string }
-  | { type: 'command-reply'; id: string; ok: boolean; payload?: unknown; error?: string };
-
-/** Launcher → driver events (POST /v1/launcher/event). */
-export type LauncherEvent =
-  | { type: 'spark-started'; appId: string; master: string; uiUrl?: string; defaultFS?: string }
-  | { type: 'nodes-finished'; results: Array<{ nodeIndex: number; exitCode: number }> }
-  | { type: 'failed'; error: string }
-  | { type: 'feed-epoch'; feedId: string; epoch: number; workers: Array<{ worker: number; rows: number; taken: number; terminated: boolean }> }
-  | { type: 'feed-done'; feedId: string }
-  | { type: 'feed-failed'; feedId: string; error: string }
-  | { type: 'stopped' };
+  | { type: 'error'; message: string; stack?: string };
 
 export const AUTH_HEADER = 'authorization';
 

@@ -6,10 +6,12 @@
  * Livy 0.9.0 from its source release with Maven (every dependency comes from Maven Central, into a
  * local repository under the download cache) and lays the result out like Livy's binary
  * distribution: `jars/` (the server), `rsc-jars/` (what a session's Spark driver gets) and
- * `repl_2.12-jars/` (the interpreters). The source release is looked for in TFOS_LIVY_SRC or in
- * the download cache. Without it, the newest server Maven Central has (0.7.1) is resolved instead:
- * batches work with it, sessions do not, and `replJarsDir` is then empty.
+ * `repl_2.12-jars/` (the interpreters). The source release is looked for in TFOS_LIVY_SRC, in
+ * the download cache, then in the project's sibling `../shared/vendor/` (checked against the
+ * SHA256SUMS beside it). Without it, the newest server Maven Central has (0.7.1) is resolved
+ * instead: batches work with it, sessions do not, and `replJarsDir` is then empty.
  */
+import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -61,21 +63,66 @@ function isComplete(home: string): boolean {
   return fs.existsSync(path.join(home, MARKER));
 }
 
+/** The repository root (this file is dist/lib/stack/livy.js once built). */
+const REPO_ROOT = path.resolve(__dirname, '../../..');
+
+/** Where a machine's vendored sources live: `shared/vendor/` beside the checkout (as in CI). */
+export function vendorDir(repoRoot: string = REPO_ROOT): string {
+  return path.join(path.dirname(repoRoot), 'shared', 'vendor');
+}
+
 /**
  * Livy's source release, if there is one to build: TFOS_LIVY_SRC (a .tgz/.tar.gz/.zip or an
- * unpacked folder), else `apache-livy-<version>-src{.tgz,.tar.gz,.zip,/}` in the download cache.
+ * unpacked folder), else `apache-livy-<version>-src{.tgz,.tar.gz,.zip,/}` in the download cache,
+ * else that archive in `../shared/vendor/` beside the repository. An archive with a SHA256SUMS
+ * file beside it must match its line there (a vendored one must have a line at all).
  */
-export function findLivySource(paths: TfosPaths, env: NodeJS.ProcessEnv = process.env): string | undefined {
+export function findLivySource(paths: TfosPaths, env: NodeJS.ProcessEnv = process.env, repoRoot: string = REPO_ROOT): string | undefined {
   const explicit = env.TFOS_LIVY_SRC?.trim();
   if (explicit) {
     if (!fs.existsSync(explicit)) throw new Error(`TFOS_LIVY_SRC=${explicit} does not exist`);
-    return path.resolve(explicit);
+    const source = path.resolve(explicit);
+    verifyChecksum(source, { required: false });
+    return source;
   }
-  const base = path.join(paths.downloads, `apache-livy-${LIVY_SOURCE_VERSION}-src`);
+  const name = `apache-livy-${LIVY_SOURCE_VERSION}-src`;
+  const base = path.join(paths.downloads, name);
   for (const candidate of [`${base}.tgz`, `${base}.tar.gz`, `${base}.zip`]) {
-    if (fs.existsSync(candidate)) return candidate;
+    if (fs.existsSync(candidate)) {
+      verifyChecksum(candidate, { required: false });
+      return candidate;
+    }
   }
-  return fs.existsSync(path.join(base, 'pom.xml')) ? base : undefined;
+  if (fs.existsSync(path.join(base, 'pom.xml'))) return base;
+  const vendored = path.join(vendorDir(repoRoot), `${name}.tgz`);
+  if (fs.existsSync(vendored)) {
+    verifyChecksum(vendored, { required: true });
+    return vendored;
+  }
+  return undefined;
+}
+
+/**
+ * Checks an archive against the SHA256SUMS (`<hex>  <file name>` lines) in its folder. Folders
+ * are not checked; an archive with no SHA256SUMS beside it passes unless `required`.
+ */
+export function verifyChecksum(file: string, opts: { required: boolean }): void {
+  if (fs.statSync(file).isDirectory()) return;
+  const sums = path.join(path.dirname(file), 'SHA256SUMS');
+  const base = path.basename(file);
+  let want: string | undefined;
+  if (fs.existsSync(sums)) {
+    for (const line of fs.readFileSync(sums, 'utf8').split('\n')) {
+      const m = /^([0-9a-fA-F]{64})\s+\*?(.+?)\s*$/.exec(line);
+      if (m && path.basename(m[2]) === base) want = m[1].toLowerCase();
+    }
+  }
+  if (!want) {
+    if (opts.required) throw new Error(`${file}: no checksum for ${base} in ${sums}; refusing to build an unverified source release`);
+    return;
+  }
+  const got = createHash('sha256').update(fs.readFileSync(file)).digest('hex');
+  if (got !== want) throw new Error(`${file}: sha256 ${got} does not match ${want} in ${sums}`);
 }
 
 /**
@@ -83,11 +130,11 @@ export function findLivySource(paths: TfosPaths, env: NodeJS.ProcessEnv = proces
  * when one is found (a few minutes, once), else resolves Livy 0.7.1's server from Maven Central.
  * A completed install (marker file) is never rebuilt or downloaded again.
  */
-export async function provisionLivy(paths: TfosPaths, log: Logger, env: NodeJS.ProcessEnv = process.env): Promise<LivyInstall> {
+export async function provisionLivy(paths: TfosPaths, log: Logger, env: NodeJS.ProcessEnv = process.env, repoRoot: string = REPO_ROOT): Promise<LivyInstall> {
   const javaHome = java17Home(env);
   const built = livyHome(paths, LIVY_SOURCE_VERSION);
   if (isComplete(built)) return layout(built, javaHome, true);
-  const source = findLivySource(paths, env);
+  const source = findLivySource(paths, env, repoRoot);
   if (source) {
     await buildFromSource(source, built, paths, javaHome, log, env);
     return layout(built, javaHome, true);
@@ -95,7 +142,7 @@ export async function provisionLivy(paths: TfosPaths, log: Logger, env: NodeJS.P
   const central = livyHome(paths, LIVY_CENTRAL_VERSION);
   if (!isComplete(central)) {
     log(
-      `no Livy ${LIVY_SOURCE_VERSION} source release found (set TFOS_LIVY_SRC, or put apache-livy-${LIVY_SOURCE_VERSION}-src.tgz in ${paths.downloads}); ` +
+      `no Livy ${LIVY_SOURCE_VERSION} source release found (set TFOS_LIVY_SRC, or put apache-livy-${LIVY_SOURCE_VERSION}-src.tgz in ${paths.downloads} or ${vendorDir(repoRoot)}); ` +
         `using Livy ${LIVY_CENTRAL_VERSION} from Maven Central, which runs batches but no interactive sessions`,
     );
     await resolveFromCentral(central, paths, javaHome, log, env);

@@ -4,30 +4,35 @@
  * suites need the stack that `npm test` starts (TFOS_TEST_SPARK_MASTER / TFOS_TEST_LIVY).
  */
 import { expect } from 'chai';
-import { execFileSync, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import * as path from 'node:path';
 import { ClusterFailedError, TFClusterHandle } from '../../lib/driver/cluster';
-import { RouteOption, TFCluster } from '../../lib/driver/tf-cluster';
+import { RouteOption, TFCluster, TFClusterRunOptions } from '../../lib/driver/tf-cluster';
+import { clusterProcesses, clusterTrainers, describeProcesses, waitFor } from '../support/processes';
+import { livySessionsOrWhyNot, requireStack, skipBecause } from '../support/stack';
+import { within } from '../support/within';
 
 const FIXTURES = path.resolve(__dirname, '../../../test/fixtures/modules');
 const reportContext = path.join(FIXTURES, 'report-context.js');
 const throws = path.join(FIXTURES, 'throws.js');
 
-/** pids of trainer processes still alive (any cluster). */
-function trainerPids(): number[] {
-  try {
-    const out = execFileSync('pgrep', ['-f', 'dist/lib/node/trainer-main.js']).toString();
-    return out.split('\n').filter(Boolean).map(Number);
-  } catch {
-    return [];
-  }
+/** Ids of the clusters a test started, so afterEach checks exactly their processes. */
+const started: string[] = [];
+function run(opts: TFClusterRunOptions): Promise<TFClusterHandle> {
+  return TFCluster.run({
+    ...opts,
+    onHandle: (h) => {
+      started.push(h.clusterId);
+      opts.onHandle?.(h);
+    },
+  });
 }
 
-async function noTrainersLeft(): Promise<void> {
-  // Trainers exit within a few seconds of their cluster ending.
-  const deadline = Date.now() + 15_000;
-  while (trainerPids().length && Date.now() < deadline) await new Promise((r) => setTimeout(r, 250));
-  expect(trainerPids(), 'trainer processes left behind').to.deep.equal([]);
+/** Every process of the clusters this test started has exited (trainers within seconds of the end). */
+async function noProcessesLeft(): Promise<void> {
+  const ids = started.splice(0);
+  const left = () => ids.flatMap(clusterProcesses);
+  await waitFor(() => left().length === 0, { timeoutMs: 30_000, what: () => `processes of cluster(s) ${ids.join(', ')} left behind:\n${describeProcesses(left())}` });
 }
 
 interface NodeReport {
@@ -42,45 +47,36 @@ interface NodeReport {
   args: unknown;
 }
 
-function launcherPids(): number[] {
-  try {
-    return execFileSync('pgrep', ['-f', 'spark-jobs/tfos_launcher.py']).toString().split('\n').filter(Boolean).map(Number);
-  } catch {
-    return [];
-  }
-}
-
-async function waitUntil(cond: () => boolean, ms: number): Promise<boolean> {
-  const deadline = Date.now() + ms;
-  while (!cond() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 250));
-  return cond();
-}
-
+/**
+ * `via` is called in before(): for a route on the stack it throws when the stack is missing or
+ * unhealthy (fail closed); `unavailable` returns why a route cannot exist on this machine at all.
+ */
 function routeSuite(
   name: string,
-  via: () => RouteOption | undefined,
-  opts: { tooFew?: () => RouteOption; defaultFS?: string; killDriver?: boolean } = {},
+  via: () => RouteOption,
+  opts: { tooFew?: () => RouteOption; defaultFS?: () => string; killDriver?: boolean; unavailable?: () => string | undefined } = {},
 ) {
   describe(`TFCluster.run via ${name}`, function () {
+    this.timeout(300_000);
     before(function () {
-      if (!via()) this.skip();
+      const why = opts.unavailable?.();
+      if (why) skipBecause(this, why);
+      via();
     });
-    afterEach(noTrainersLeft);
+    afterEach(noProcessesLeft);
 
     it('runs 3 nodes with 1 ps: roles, cluster spec and ctx are right, results come back', async () => {
-      const started = Date.now();
       const logs: string[] = [];
-      const handle: TFClusterHandle = await TFCluster.run({
+      const handle: TFClusterHandle = await run({
         module: reportContext,
         numExecutors: 3,
         numPs: 1,
         args: { lr: 0.1, tags: ['x'] },
         via: via(),
-        defaultFS: opts.defaultFS,
+        defaultFS: opts.defaultFS?.(),
         reservationTimeout: 180,
         onHandle: (h) => h.on('log', (l) => logs.push(`${l.label}|${l.line}`)),
       });
-      const reservedMs = Date.now() - started;
       const results = (await handle.shutdown({ timeout: 120 })) as Map<number, NodeReport>;
       expect(handle.state).to.equal('finished');
       const byRole = new Map([...results.values()].map((r) => [`${r.jobName}:${r.taskIndex}`, r]));
@@ -98,23 +94,25 @@ function routeSuite(
       expect(byRole.get('chief:0')!.workerNum).to.equal(0);
       expect(byRole.get('worker:0')!.workerNum).to.equal(1);
       expect(byRole.get('ps:0')!.workerNum).to.equal(-1);
-      if (opts.defaultFS) expect(byRole.get('worker:0')!.absolute).to.match(new RegExp(`^${opts.defaultFS}/user/[^/]+/data/x$`));
+      if (opts.defaultFS) expect(byRole.get('worker:0')!.absolute).to.match(new RegExp(`^${opts.defaultFS()}/user/[^/]+/data/x$`));
       // Trainer output reaches the driver, labelled by role.
       expect(logs).to.include('worker:0|hello from worker:0 args={"lr":0.1,"tags":["x"]}');
-      console.log(`      (${name}: run → all registered in ${(reservedMs / 1000).toFixed(1)} s)`);
     });
 
     it('a throwing node fails the whole cluster with its message, in bounded time', async () => {
-      const handle = await TFCluster.run({ module: throws, numExecutors: 3, numPs: 1, via: via(), reservationTimeout: 180 });
-      const failedAt = Date.now();
-      const err = await handle.shutdown({ timeout: 120 }).then(
-        () => undefined,
-        (e: Error) => e,
+      const handle = await run({ module: throws, numExecutors: 3, numPs: 1, via: via(), reservationTimeout: 180 });
+      // The other nodes sleep for 10 minutes: only the failure path can end this within a minute.
+      const err = await within(
+        60_000,
+        "the chief's error ending the cluster",
+        handle.shutdown({ timeout: 120 }).then(
+          () => undefined,
+          (e: Error) => e,
+        ),
       );
       expect(err).to.be.instanceOf(ClusterFailedError);
       expect(err!.message).to.contain('boom-from-the-chief: bad learning rate');
       expect(err!.message).to.contain('chief:0');
-      expect(Date.now() - failedAt).to.be.below(60_000);
       // Idempotent: a second shutdown gives the same outcome, no new work.
       const again = await handle.shutdown().catch((e: Error) => e);
       expect(again).to.equal(err);
@@ -126,27 +124,45 @@ function routeSuite(
           stdio: ['ignore', 'pipe', 'pipe'],
         });
         let out = '';
-        driver.stdout!.on('data', (c) => (out += c));
         driver.stderr!.on('data', (c) => (out += c));
-        expect(await waitUntil(() => out.includes('READY'), 180_000), `driver never got ready:\n${out}`).to.equal(true);
-        expect(trainerPids()).to.have.length(2);
+        // The driver prints "READY <cluster id>" once both nodes have registered.
+        const clusterId = await within(
+          180_000,
+          'the driver reporting its cluster reserved',
+          new Promise<string>((resolve, reject) => {
+            driver.stdout!.on('data', (c) => {
+              out += c;
+              const m = /READY ([0-9a-f]+)/.exec(out);
+              if (m) resolve(m[1]);
+            });
+            driver.once('exit', (code) => reject(new Error(`the driver exited (${code}) before its cluster was reserved:\n${out}`)));
+          }),
+        ).catch((err: Error) => {
+          driver.kill('SIGKILL');
+          throw err;
+        });
+        started.push(clusterId);
+        expect(clusterTrainers(clusterId)).to.have.length(2);
         driver.kill('SIGKILL');
         // Trainers notice the dropped WebSocket at once; the launcher after its driver-lost timeout.
-        expect(await waitUntil(() => trainerPids().length === 0, 15_000), 'trainers outlived the driver').to.equal(true);
-        expect(await waitUntil(() => launcherPids().length === 0, 60_000), 'the launcher outlived the driver').to.equal(true);
+        await waitFor(() => clusterTrainers(clusterId).length === 0, { timeoutMs: 15_000, what: 'trainers outlived the driver' });
+        await waitFor(() => clusterProcesses(clusterId).length === 0, { timeoutMs: 60_000, what: 'the Spark application outlived the driver' });
       });
     }
 
     if (opts.tooFew) {
       it('asking for more nodes than Spark can run at once fails the reservation, naming the counts', async () => {
-        const started = Date.now();
-        const err = await TFCluster.run({ module: reportContext, numExecutors: 5, via: opts.tooFew!(), reservationTimeout: 25 }).then(
-          () => undefined,
-          (e: Error) => e,
+        // reservationTimeout 25 s: the error must come from the reservation, well before the test's timeout.
+        const err = await within(
+          90_000,
+          'the reservation failing',
+          run({ module: reportContext, numExecutors: 5, via: opts.tooFew!(), reservationTimeout: 25 }).then(
+            () => undefined,
+            (e: Error) => e,
+          ),
         );
         expect(err, 'run() should have rejected').to.be.instanceOf(Error);
         expect(err!.message).to.match(/needs 5 task slots.*only \d/);
-        expect(Date.now() - started).to.be.below(90_000);
       });
     }
   });
@@ -154,36 +170,37 @@ function routeSuite(
 
 routeSuite('the embedded local Spark', () => ({ local: {} }), { tooFew: () => ({ local: { cores: 2 } }), killDriver: true });
 
-const master = process.env.TFOS_TEST_SPARK_MASTER;
-routeSuite(
-  'spark-submit to the standalone master',
-  () => (master ? { sparkSubmit: { master, conf: { 'spark.executor.memory': '512m' } } } : undefined),
-  {
-    tooFew: () => ({ sparkSubmit: { master: master!, conf: { 'spark.executor.memory': '512m', 'spark.cores.max': '2' } } }),
-    defaultFS: process.env.TFOS_TEST_DEFAULT_FS,
-    killDriver: true,
+const SMALL = { 'spark.executor.memory': '512m' };
+routeSuite('spark-submit to the standalone master', () => ({ sparkSubmit: { master: requireStack().sparkMaster, conf: SMALL } }), {
+  tooFew: () => ({ sparkSubmit: { master: requireStack().sparkMaster, conf: { ...SMALL, 'spark.cores.max': '2' } } }),
+  defaultFS: () => requireStack().defaultFS,
+  killDriver: true,
+});
+
+routeSuite('a Livy batch', () => ({ livy: { url: requireStack().livy, executorMemory: '512m', driverMemory: '512m' } }), { killDriver: true });
+// Sessions need Livy 0.9.0's REPL jars for Scala 2.12 (built from the source release, see docs/livy.md).
+routeSuite('a Livy interactive session', () => ({ livy: { url: requireStack().livy, mode: 'session', executorMemory: '512m', driverMemory: '512m' } }), {
+  unavailable: () => {
+    const s = livySessionsOrWhyNot(requireStack());
+    return s.ok ? undefined : s.why;
   },
-);
+});
 
-const livy = process.env.TFOS_TEST_LIVY;
-routeSuite('a Livy batch', () => (livy ? { livy: { url: livy, executorMemory: '512m', driverMemory: '512m' } } : undefined), { killDriver: true });
-// Sessions need Livy REPL jars for Scala 2.12, which Maven Central lacks (see docs/livy.md).
-const sessions = livy && process.env.TFOS_TEST_LIVY_SESSIONS === '1';
-routeSuite('a Livy interactive session', () => (sessions ? { livy: { url: livy!, mode: 'session', executorMemory: '512m', driverMemory: '512m' } } : undefined));
+describe('TFCluster.run input checks', function () {
+  this.timeout(120_000);
+  afterEach(noProcessesLeft);
 
-describe('TFCluster.run input checks', () => {
   it('names a missing module', async () => {
-    const err = await TFCluster.run({ module: '/nope/missing.js', numExecutors: 2 }).catch((e: Error) => e);
+    const err = await run({ module: '/nope/missing.js', numExecutors: 2 }).catch((e: Error) => e);
     expect((err as Error).message).to.contain('/nope/missing.js');
   });
   it('refuses a cluster with no worker left', async () => {
-    const err = await TFCluster.run({ module: reportContext, numExecutors: 2, numPs: 2 }).catch((e: Error) => e);
+    const err = await run({ module: reportContext, numExecutors: 2, numPs: 2 }).catch((e: Error) => e);
     expect((err as Error).message).to.match(/numExecutors=2 leaves no worker after 2 ps/);
   });
   it('names a function the module does not export', async () => {
-    const handle = await TFCluster.run({ module: reportContext, fn: 'nosuch', numExecutors: 1 });
+    const handle = await run({ module: reportContext, fn: 'nosuch', numExecutors: 1 });
     const err = await handle.shutdown({ timeout: 60 }).catch((e: Error) => e);
     expect((err as Error).message).to.contain("has no function 'nosuch'");
-    await noTrainersLeft();
   });
 });

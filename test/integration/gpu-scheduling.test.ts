@@ -11,6 +11,7 @@ import { PrivateStandalone, startPrivateStandalone } from '../support/standalone
 const fixtures = path.resolve(__dirname, '../../../test/fixtures');
 
 describe('GPU assignment through Spark resource scheduling', function () {
+  this.timeout(600_000);
   let cluster: PrivateStandalone | undefined;
   before(async () => {
     const script = path.join(fixtures, 'gpu', 'fake_gpus.sh');

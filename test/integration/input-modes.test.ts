@@ -26,11 +26,13 @@ interface Count {
 }
 
 describe('one training function for both input modes (--data PATH --epochs E)', function () {
+  this.timeout(420_000);
   let dir: string;
   let train: string;
   before(async function () {
     const python = arrowPython();
-    if (!python) return this.skip(); // Spark reads the Parquet copy; no pyarrow, no Parquet
+    // Spark reads the Parquet copy; pyarrow comes with `tfos setup`, so its absence is a broken setup.
+    if (!python) throw new Error("no Python with pyarrow (the Parquet writer): run 'node bin/tfos.js setup'");
     dir = tempDir('tfos-modes-');
     await writeCifarDataset(generatedCifarSet(ROWS, { seed: 5, testRecords: 10 }), resolveLocation(path.join(dir, 'cifar')), { partitions: 3, batchRows: 50, parquet: { python } });
     train = path.join(dir, 'cifar', 'train');

@@ -8,9 +8,9 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { packProject } from '../../lib/driver/pack';
 import { TFCluster } from '../../lib/driver/tf-cluster';
+import { requireStack } from '../support/stack';
 
 const repo = path.resolve(__dirname, '../../..');
-const master = process.env.TFOS_TEST_SPARK_MASTER;
 
 function copyDir(from: string, to: string): void {
   fs.cpSync(from, to, { recursive: true, dereference: true });
@@ -53,9 +53,11 @@ function makeProject(): string {
 }
 
 describe('tfos pack: running from a shipped archive', function () {
+  this.timeout(300_000);
   let project: string;
+  let master: string;
   before(function () {
-    if (!master) this.skip();
+    master = requireStack().sparkMaster;
     project = makeProject();
   });
   after(() => project && fs.rmSync(project, { recursive: true, force: true }));
@@ -75,7 +77,7 @@ describe('tfos pack: running from a shipped archive', function () {
           module: path.join(project, 'src', 'train.js'),
           numExecutors: 2,
           args: ['shipped'],
-          via: { sparkSubmit: { master: master!, conf: { 'spark.executor.memory': '512m' } } },
+          via: { sparkSubmit: { master, conf: { 'spark.executor.memory': '512m' } } },
           archive: { uri: archive, projectDir: project, bundledNode: withNode },
           reservationTimeout: 180,
         });

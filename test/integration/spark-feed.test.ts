@@ -10,6 +10,7 @@ import { InputMode } from '../../lib/protocol/input-mode';
 import { RouteOption, TFCluster } from '../../lib/driver/tf-cluster';
 import { readParquet, writeParquetDataset } from '../support/parquet-fixture';
 import { LivyClient } from '../../lib/io/livy';
+import { livySessionsOrWhyNot, requireStack, skipBecause } from '../support/stack';
 import { rejection } from '../support/rejection';
 
 const consumer = path.resolve(__dirname, '../../../test/fixtures/modules/feed-consumer.js');
@@ -24,11 +25,12 @@ interface Stats {
 }
 
 /** layout: nodes and ps; a feed also needs one free task slot per worker beside the nodes. */
-function feedSuite(name: string, via: () => RouteOption | undefined, layout = { nodes: 3, ps: 1 }) {
+function feedSuite(name: string, via: () => RouteOption, layout = { nodes: 3, ps: 1 }) {
   describe(`InputMode.SPARK feeding via ${name}`, function () {
+    this.timeout(300_000);
     let dir: string;
     before(async function () {
-      if (!via()) return this.skip();
+      via(); // throws when the stack it needs is missing or unhealthy
       dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tfos-feed-'));
       await writeParquetDataset(path.join(dir, 'data'), ROWS, 5);
     });
@@ -127,22 +129,25 @@ function feedSuite(name: string, via: () => RouteOption | undefined, layout = { 
 }
 
 feedSuite('the embedded local Spark', () => ({ local: {} }));
-const master = process.env.TFOS_TEST_SPARK_MASTER;
 // The stack's 4 task slots hold 2 nodes and their 2 feeding tasks.
-feedSuite('spark-submit to the standalone master', () => (master ? { sparkSubmit: { master, conf: { 'spark.executor.memory': '512m' } } } : undefined), { nodes: 2, ps: 0 });
+feedSuite('spark-submit to the standalone master', () => ({ sparkSubmit: { master: requireStack().sparkMaster, conf: { 'spark.executor.memory': '512m' } } }), { nodes: 2, ps: 0 });
 
 describe('InputMode.SPARK feeding a DataFrame of a Livy interactive session', function () {
-  const livyUrl = process.env.TFOS_TEST_LIVY;
+  this.timeout(600_000);
+  let livyUrl: string;
   let dir: string;
   before(async function () {
-    if (!livyUrl || process.env.TFOS_TEST_LIVY_SESSIONS !== '1') return this.skip();
+    const stack = requireStack();
+    const sessions = livySessionsOrWhyNot(stack);
+    if (!sessions.ok) skipBecause(this, sessions.why);
+    livyUrl = stack.livy;
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tfos-feed-df-'));
     await writeParquetDataset(path.join(dir, 'data'), ROWS, 4);
   });
   after(() => dir && fs.rmSync(dir, { recursive: true, force: true }));
 
   it('feeds a DataFrame the notebook defined in the session, every row once', async () => {
-    const client = new LivyClient({ url: livyUrl! });
+    const client = new LivyClient({ url: livyUrl });
     const session = await client.createSession({ kind: 'pyspark', driverMemory: '512m', executorMemory: '512m', executorCores: 1, conf: { 'spark.executor.cores': '1' } });
     try {
       await client.waitForSessionIdle(session.id, { timeoutMs: 300_000 });
@@ -151,7 +156,7 @@ describe('InputMode.SPARK feeding a DataFrame of a Livy interactive session', fu
         module: consumer,
         numExecutors: 2,
         inputMode: InputMode.SPARK,
-        via: { livy: { url: livyUrl!, mode: 'session', sessionId: session.id } },
+        via: { livy: { url: livyUrl, mode: 'session', sessionId: session.id } },
         reservationTimeout: 180,
       });
       const epochs = await handle.train({ dataFrame: 'df' });

@@ -10,9 +10,17 @@ import * as path from 'node:path';
 import { CIFAR, CifarSourceSet, generatedCifarSet, generateRecords, writeCifarFiles } from '../../lib/io/cifar10';
 import { defaultArrowPython } from '../../lib/io/dataset-parquet';
 
-/** The real CIFAR-10 directory (TFOS_CIFAR10_DIR, else the shared datasets folder) if it has the files. */
+/** The repository root (this file is dist/test/support/cifar-fixture.js once built). */
+const REPO = path.resolve(__dirname, '../../..');
+
+/** Where the real CIFAR-10 set is looked for: TFOS_CIFAR10_DIR, else `../shared/datasets/cifar10` beside the repository. */
+export function sharedCifarLocation(): string {
+  return process.env.TFOS_CIFAR10_DIR?.trim() || path.join(path.dirname(REPO), 'shared', 'datasets', 'cifar10');
+}
+
+/** The real CIFAR-10 directory if it has the files. */
 export function sharedCifarDir(): string | undefined {
-  const dir = process.env.TFOS_CIFAR10_DIR?.trim() || '/work/shared/datasets/cifar10';
+  const dir = sharedCifarLocation();
   const ok = [...CIFAR.trainFiles, ...CIFAR.testFiles].every((n) => fs.existsSync(path.join(dir, n)) || fs.existsSync(path.join(dir, `${n}.xz`)));
   return ok ? dir : undefined;
 }

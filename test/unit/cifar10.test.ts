@@ -2,7 +2,7 @@ import { expect } from 'chai';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { CIFAR, CifarFormatError, fileSource, findCifarFiles, generatedCifarSet, readCifarRecords, readSha256Sums, withReadAhead } from '../../lib/io/cifar10';
-import { generatedRecord, setLabel, sharedCifarDir, tempDir, truncateFile, writeCifarFixture } from '../support/cifar-fixture';
+import { generatedRecord, setLabel, tempDir, truncateFile, writeCifarFixture } from '../support/cifar-fixture';
 import { rejection } from '../support/rejection';
 
 async function readAll(src: Parameters<typeof readCifarRecords>[0], expectedRecords?: number): Promise<Buffer> {
@@ -123,48 +123,5 @@ describe('CIFAR-10 files', () => {
     } finally {
       fs.rmSync(bad, { recursive: true, force: true });
     }
-  });
-
-  describe('the shared CIFAR-10 set (when present)', function () {
-    const shared = sharedCifarDir();
-    before(function () {
-      if (!shared) this.skip();
-    });
-
-    it('announces 50,000 training and 10,000 test records', () => {
-      const set = findCifarFiles(shared!).set!;
-      const count = (xs: { bytes: number }[]) => xs.reduce((a, s) => a + s.bytes / CIFAR.recordBytes, 0);
-      expect(count(set.train)).to.equal(50_000);
-      expect(count(set.test)).to.equal(10_000);
-      expect(set.classes).to.deep.equal([...CIFAR.classes]);
-    });
-
-    it('streams data_batch_1 with the known first labels 6 9 9 4 1 1 2 7 8 3 (stopping early)', async () => {
-      const src = findCifarFiles(shared!).set!.train[0];
-      const abort = new AbortController();
-      const labels: number[] = [];
-      for await (const chunk of readCifarRecords(src, { expectedRecords: 10_000, signal: abort.signal })) {
-        for (let i = 0; i < chunk.count && labels.length < 10; i++) labels.push(chunk.bytes[i * CIFAR.recordBytes]);
-        if (labels.length < 10) continue;
-        abort.abort(); // kills xz: no need to decompress the rest
-        break;
-      }
-      expect(labels.join(' ')).to.equal('6 9 9 4 1 1 2 7 8 3');
-    });
-
-    it('reads and verifies test_batch in full (10,000 records, SHA256SUMS)', async () => {
-      const src = findCifarFiles(shared!).set!.test[0];
-      expect(src.expectedSha256).to.match(/^[0-9a-f]{64}$/);
-      const started = Date.now();
-      let n = 0;
-      const perClass = new Array<number>(10).fill(0);
-      for await (const chunk of readCifarRecords(src, { expectedRecords: 10_000 })) {
-        for (let i = 0; i < chunk.count; i++) perClass[chunk.bytes[i * CIFAR.recordBytes]]++;
-        n += chunk.count;
-      }
-      expect(n).to.equal(10_000);
-      expect(perClass).to.deep.equal(new Array(10).fill(1000));
-      console.log(`      test_batch: read, validated and hashed in ${((Date.now() - started) / 1000).toFixed(1)} s`);
-    });
   });
 });

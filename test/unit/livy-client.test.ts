@@ -24,7 +24,6 @@ interface Seen {
   url: string;
   headers: http.IncomingHttpHeaders;
   body: string;
-  at: number;
 }
 
 /** Route handler: answers [status, body]; a string body is sent as is, anything else as JSON. Null: never answer. */
@@ -43,7 +42,7 @@ class LivyStub {
       req.setEncoding('utf8');
       req.on('data', (d: string) => (body += d));
       req.on('end', () => {
-        const seen: Seen = { method: req.method ?? '', url: req.url ?? '', headers: req.headers, body, at: Date.now() };
+        const seen: Seen = { method: req.method ?? '', url: req.url ?? '', headers: req.headers, body };
         this.seen.push(seen);
         const route = this.routes.find(([m, re]) => m === seen.method && re.test(seen.url));
         const answer: [number, unknown] | null = route ? route[2](seen) : [404, { msg: `no route for ${seen.method} ${seen.url}` }];
@@ -87,6 +86,22 @@ class LivyStub {
   }
 }
 
+/** A clock for pollUntil whose sleeps return at once and move time forward by what was asked. */
+function fakeClock() {
+  const start = 1_000_000;
+  let t = start;
+  const waits: number[] = [];
+  return {
+    start,
+    waits,
+    now: () => t,
+    sleep: async (ms: number) => {
+      waits.push(ms);
+      t += ms;
+    },
+  };
+}
+
 const batch = (id: number, state: string, extra: object = {}) => ({ id, name: null, owner: null, proxyUser: null, state, appId: null, appInfo: { driverLogUrl: null, sparkUiUrl: null }, log: [], ...extra });
 const FAST = { pollMs: 5, maxPollMs: 20 };
 
@@ -120,15 +135,13 @@ describe('LivyClient (HTTP stub)', () => {
         [200, { id: 7, state: 'success' }],
       ]);
       const states: string[] = [];
-      const result = await client.waitForBatch(7, { pollMs: 20, factor: 2, maxPollMs: 1000, onState: (s) => states.push(s) });
+      const clock = fakeClock();
+      const result = await client.waitForBatch(7, { pollMs: 20, factor: 2, maxPollMs: 100, clock, onState: (s) => states.push(s) });
       expect(result).to.equal('success');
       expect(states).to.deep.equal(['starting', 'running', 'success']);
-      const times = stub.seen.filter((s) => /state$/.test(s.url)).map((s) => s.at);
-      expect(times).to.have.length(5);
-      const gaps = times.slice(1).map((t, i) => t - times[i]);
-      // 20, 40, 80, 160 ms planned: each gap at least its planned delay (timer slack aside).
-      gaps.forEach((gap, i) => expect(gap).to.be.at.least(20 * 2 ** i - 5));
-      expect(gaps[3]).to.be.greaterThan(gaps[0]);
+      expect(stub.count('GET', /state$/)).to.equal(5);
+      // 20, 40, 80 ms, then capped at maxPollMs: one wait between each pair of polls.
+      expect(clock.waits).to.deep.equal([20, 40, 80, 100]);
     });
 
     it('rides out a few transient failures (502/503, no answer) but not more', async () => {
@@ -256,32 +269,34 @@ describe('LivyClient (HTTP stub)', () => {
   });
 
   describe('timeouts', () => {
-    it('gives up on one request that gets no answer', async () => {
+    it('gives up on one request that gets no answer', async function () {
+      // The request timeout is 200 ms; a client that waited for the answer would hit this test's.
+      this.timeout(5000);
       stub.on('GET', /^\/batches\/1$/, () => null);
       const quick = new LivyClient({ url: stub.url, timeoutMs: 200 });
-      const t = Date.now();
       const err = await quick.getBatch(1).catch((e: unknown) => e);
-      expect(Date.now() - t).to.be.lessThan(2000);
       expect(err).to.be.instanceOf(LivyConnectionError);
       expect((err as LivyConnectionError).code).to.equal('ETIMEDOUT');
       expect((err as Error).message).to.contain('200 ms');
     });
 
-    it('gives up waiting for a batch that never finishes, naming the last state', async () => {
+    it('gives up waiting for a batch that never finishes, at the deadline, naming the last state', async () => {
       stub.on('GET', /^\/batches\/2\/state$/, () => [200, { id: 2, state: 'running' }]);
-      const t = Date.now();
-      const err = await client.waitForBatch(2, { timeoutMs: 300, pollMs: 20, maxPollMs: 50 }).catch((e: unknown) => e);
-      expect(Date.now() - t).to.be.within(280, 1500);
+      const clock = fakeClock();
+      const err = await client.waitForBatch(2, { timeoutMs: 300, pollMs: 20, maxPollMs: 50, clock }).catch((e: unknown) => e);
       expect(err).to.be.instanceOf(LivyTimeoutError);
       expect((err as LivyTimeoutError).lastState).to.equal('running');
-      expect((err as Error).message).to.contain('Livy batch 2');
+      expect((err as Error).message).to.contain('Livy batch 2').and.contain('300 ms');
+      // It kept polling until the deadline, not before: 20, 30, 45, then 50 each, the last wait cut to fit.
+      expect(clock.waits).to.deep.equal([20, 30, 45, 50, 50, 50, 50, 5]);
+      expect(clock.now() - clock.start).to.equal(300);
     });
 
     it('pollUntil stops at the deadline even when the delay would be longer', async () => {
-      const t = Date.now();
-      const err = await pollUntil('x', async () => 'waiting', () => false, (s) => s, { timeoutMs: 100, pollMs: 10_000 }).catch((e: unknown) => e);
+      const clock = fakeClock();
+      const err = await pollUntil('x', async () => 'waiting', () => false, (s) => s, { timeoutMs: 100, pollMs: 10_000, clock }).catch((e: unknown) => e);
       expect(err).to.be.instanceOf(LivyTimeoutError);
-      expect(Date.now() - t).to.be.lessThan(1000);
+      expect(clock.waits).to.deep.equal([100]);
     });
   });
 

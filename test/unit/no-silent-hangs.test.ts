@@ -10,7 +10,7 @@ import * as path from 'node:path';
 import { ControlServer } from '../../lib/driver/control-server';
 import { TFCluster } from '../../lib/driver/tf-cluster';
 import { ArgsNotJsonError, checkJsonArgs } from '../../lib/protocol/json-args';
-import type { JobSpec } from '../../lib/protocol/control';
+import type { JobSpec } from '../../lib/protocol/launcher';
 import { rejection } from '../support/rejection';
 
 const TRAINER = path.resolve(__dirname, '../../lib/node/trainer-main.js');

@@ -12,7 +12,8 @@ import * as path from 'node:path';
 import { WebSocket } from 'ws';
 import { ControlServer } from '../../lib/driver/control-server';
 import { createRunDir, RUN_DIR_PREFIX } from '../../lib/driver/run-dir';
-import { bearer, JobSpec, PROTOCOL_VERSION } from '../../lib/protocol/control';
+import { bearer, PROTOCOL_VERSION } from '../../lib/protocol/control';
+import type { JobSpec } from '../../lib/protocol/launcher';
 
 describe('run directories of killed drivers', () => {
   let tmp: string;

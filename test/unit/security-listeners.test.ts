@@ -15,7 +15,7 @@ import { encodeHello, dialOnce } from '../../lib/node/distributed/auth';
 import { Channel, encodeHeader, FrameType } from '../../lib/node/distributed/wire';
 import { FeedServer, feedProof } from '../../lib/node/feed-server';
 import { guardListener, PREAUTH_MAX_PENDING, PREAUTH_TIMEOUT_MS } from '../../lib/platform/preauth';
-import type { JobSpec } from '../../lib/protocol/control';
+import type { JobSpec } from '../../lib/protocol/launcher';
 import { fakeCluster, FakeCluster } from '../fixtures/distributed/fake-cluster';
 import { rejection } from '../support/rejection';
 

@@ -13,7 +13,7 @@ import { dialWithRetry } from './dial';
 import { Link } from './link';
 import type { DistributedNode } from './node';
 import { DistributedError, peerName, PeerId } from './peers';
-import { Channel, floatBytes, Frame, FrameType, payloadFloats } from './wire';
+import { Channel, floatBytes, Frame, FrameHeader, FrameType, PayloadSink, payloadFloats } from './wire';
 
 export type ReduceOp = 'sum' | 'mean';
 
@@ -230,7 +230,7 @@ export class Collectives {
     if (f.total !== total) {
       throw new DistributedError(`${from.name} passed ${f.total} floats to ${op.name} #${op.seq}, this worker ${total}: buffers must have the same length on every worker`, from.name);
     }
-    const n = f.payload.length / 4;
+    const n = (f.sunk ?? f.payload.length) / 4;
     if (f.offset !== at || at + n > end || n === 0 || !Number.isInteger(n)) {
       throw new DistributedError(`${from.name} sent floats [${f.offset}, ${f.offset + n}) where [${at}, ${end}) was due in ${op.name} #${op.seq}`, from.name);
     }
@@ -263,16 +263,20 @@ export class Collectives {
     if (op !== 'sum' && op !== 'mean') return Promise.reject(new TypeError(`allReduce op must be 'sum' or 'mean', not '${String(op)}'`));
     if (buf.length > 0xffffffff) return Promise.reject(new RangeError('allReduce buffers are limited to 2^32-1 floats'));
     return this.run('allReduce', async (o) => {
-      if (this.size > 1) await this.ring(o, buf);
-      if (op === 'mean' && this.size > 1) {
-        const n = this.size;
-        for (let i = 0; i < buf.length; i++) buf[i] /= n;
-      }
+      if (this.size > 1) await this.ring(o, buf, op === 'mean');
       return buf;
     });
   }
 
-  private async ring(op: Op, buf: Float32Array): Promise<void> {
+  /**
+   * Ring all-reduce in place. What `prev` sends is known in advance (step k: segment r−1−k,
+   * reduced into buf during reduce-scatter, copied during all-gather), so a RingReceiver takes
+   * each frame's payload straight from the socket into `buf` as it arrives: no payload buffers,
+   * no copy before reducing, and reduction overlaps the transfer of the rest of the chunk. This
+   * loop then only forwards completed chunks. With `mean`, each worker divides the one segment
+   * it completes, before the all-gather passes it on.
+   */
+  private async ring(op: Op, buf: Float32Array, mean: boolean): Promise<void> {
     const N = this.size;
     const r = this.rank;
     const L = buf.length;
@@ -283,30 +287,43 @@ export class Collectives {
       const m = ((k % N) + N) % N;
       return [Math.floor((m * L) / N), Math.floor(((m + 1) * L) / N)];
     };
-    // Step 0 sends this worker's own segment; every later send forwards what was just received
-    // (reduced into buf during reduce-scatter, copied during all-gather), chunk by chunk.
-    const [s0, e0] = seg(r);
-    this.sendRange(next, op, code, buf, s0, e0);
     const steps = 2 * N - 2;
-    for (let k = 0; k < steps; k++) {
+    const schedule: RingStep[] = Array.from({ length: steps }, (_, k) => {
       const [s, e] = seg(r - 1 - k);
-      const reduce = k < N - 1;
-      const forward = k < steps - 1;
-      for (let a = s; a < e; ) {
-        op.waitingOn = prev;
-        const f = await prev.recv();
-        const n = this.check(op, f, prev, FrameType.DATA, code, L, a, e);
-        const src = payloadFloats(f.payload);
-        if (reduce) {
-          const d = buf.subarray(a, a + n);
-          for (let i = 0; i < n; i++) d[i] += src[i];
-        } else buf.set(src, a);
-        if (forward) next.send(FrameType.DATA, { seq: op.seq, total: L, offset: a, aux: code }, floatBytes(buf.subarray(a, a + n)));
-        a += n;
+      return { s, e, reduce: k < N - 1 };
+    });
+    const receiver = new RingReceiver(buf, schedule, op.seq, code);
+    // Frames the peer sent before this worker got here are buffered already: the receiver starts after them.
+    receiver.skip(prev.bufferedPayloadBytes((f) => f.type === FrameType.DATA && f.seq === op.seq) / 4);
+    prev.route = (h) => receiver.route(h);
+    try {
+      const [s0, e0] = seg(r);
+      this.sendRange(next, op, code, buf, s0, e0);
+      for (let k = 0; k < steps; k++) {
+        const { s, e, reduce } = schedule[k];
+        const forward = k < steps - 1;
+        const completes = mean && k === N - 2;
+        for (let a = s; a < e; ) {
+          op.waitingOn = prev;
+          const f = await prev.recv();
+          const n = this.check(op, f, prev, FrameType.DATA, code, L, a, e);
+          if (f.sunk === undefined) {
+            const src = payloadFloats(f.payload);
+            if (reduce) addInto(buf, a, src, n);
+            else buf.set(src, a);
+          }
+          if (completes) {
+            for (let i = a; i < a + n; i++) buf[i] /= N;
+          }
+          if (forward) next.send(FrameType.DATA, { seq: op.seq, total: L, offset: a, aux: code }, floatBytes(buf.subarray(a, a + n)));
+          a += n;
+        }
       }
+      // Frames reference buf: resolve only once the kernel has them all.
+      await next.flushed();
+    } finally {
+      prev.route = undefined;
     }
-    // Frames reference buf: resolve only once the kernel has them all.
-    await next.flushed();
   }
 
   /** Copies `root`'s `buf` into every worker's `buf` (same length everywhere); resolves to `buf`. */
@@ -360,5 +377,126 @@ export class Collectives {
     for (const w of this.arrivals.values()) w.reject(reason);
     this.arrivals.clear();
     await Promise.all([...this.links.values()].map((l) => l.close(reason.message)));
+  }
+}
+
+// ---- receiving in place ---------------------------------------------------------------------
+
+interface RingStep {
+  s: number;
+  e: number;
+  reduce: boolean;
+}
+
+/** buf[at + i] += src[i] for i < n. */
+function addInto(buf: Float32Array, at: number, src: Float32Array, n: number): void {
+  for (let i = 0; i < n; i++) buf[at + i] += src[i];
+}
+
+/** Aligned staging for payload pieces whose bytes do not start on a float boundary in memory. */
+let scratch = new Float32Array(1 << 14);
+
+/** Adds the float32 payload bytes arriving for buf[base…] into it, piece by piece (exported for tests). */
+export class ReduceSink implements PayloadSink {
+  private readonly carry = Buffer.alloc(4);
+  private carryN = 0;
+
+  constructor(
+    private readonly buf: Float32Array,
+    private readonly base: number,
+  ) {}
+
+  write(bytes: Buffer, at: number): void {
+    let idx = this.base + Math.floor(at / 4);
+    let pos = 0;
+    if (this.carryN) {
+      // A float split across socket chunks.
+      pos = Math.min(4 - this.carryN, bytes.length);
+      bytes.copy(this.carry, this.carryN, 0, pos);
+      this.carryN += pos;
+      if (this.carryN < 4) return;
+      this.buf[idx++] += this.carry.readFloatLE(0);
+      this.carryN = 0;
+    }
+    const n = (bytes.length - pos) >> 2;
+    if (n) {
+      const off = bytes.byteOffset + pos;
+      let src: Float32Array;
+      if (off % 4 === 0) src = new Float32Array(bytes.buffer, off, n);
+      else {
+        if (scratch.length < n) scratch = new Float32Array(n);
+        new Uint8Array(scratch.buffer, 0, n * 4).set(bytes.subarray(pos, pos + n * 4));
+        src = scratch;
+      }
+      addInto(this.buf, idx, src, n);
+      pos += n * 4;
+    }
+    if (pos < bytes.length) {
+      bytes.copy(this.carry, 0, pos);
+      this.carryN = bytes.length - pos;
+    }
+  }
+}
+
+/** Copies the payload bytes arriving for buf[base…] into place. */
+export class CopySink implements PayloadSink {
+  private readonly dst: Uint8Array;
+
+  constructor(buf: Float32Array, base: number, floats: number) {
+    this.dst = new Uint8Array(buf.buffer, buf.byteOffset + base * 4, floats * 4);
+  }
+
+  write(bytes: Buffer, at: number): void {
+    this.dst.set(bytes, at);
+  }
+}
+
+/**
+ * Follows a ring all-reduce's schedule through the frames arriving from the previous worker and
+ * gives each one that is exactly the next expected range a sink into `buf`. Anything else (a
+ * frame of another collective, a mismatch) is buffered as usual, and the collective's checks
+ * report it.
+ */
+class RingReceiver {
+  private step = 0;
+  private at: number;
+
+  constructor(
+    private readonly buf: Float32Array,
+    private readonly schedule: RingStep[],
+    private readonly seq: number,
+    private readonly code: number,
+  ) {
+    this.at = schedule[0]?.s ?? 0;
+  }
+
+  private settle(): void {
+    while (this.step < this.schedule.length && this.at >= this.schedule[this.step].e) {
+      this.step++;
+      this.at = this.schedule[this.step]?.s ?? 0;
+    }
+  }
+
+  /** Moves past `floats` floats the ring loop takes from buffered frames. */
+  skip(floats: number): void {
+    for (let left = floats; ; ) {
+      this.settle();
+      if (left <= 0 || this.step >= this.schedule.length) return;
+      const take = Math.min(left, this.schedule[this.step].e - this.at);
+      this.at += take;
+      left -= take;
+    }
+  }
+
+  route(h: FrameHeader): PayloadSink | undefined {
+    if (h.type !== FrameType.DATA || h.seq !== this.seq || h.aux !== this.code || h.total !== this.buf.length || h.len % 4) return undefined;
+    this.settle();
+    if (this.step >= this.schedule.length) return undefined;
+    const { e, reduce } = this.schedule[this.step];
+    const n = h.len / 4;
+    if (h.offset !== this.at || this.at + n > e) return undefined;
+    const sink = reduce ? new ReduceSink(this.buf, this.at) : new CopySink(this.buf, this.at, n);
+    this.at += n;
+    return sink;
   }
 }

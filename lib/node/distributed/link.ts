@@ -6,7 +6,7 @@
 import type * as net from 'node:net';
 import type { Established } from './auth';
 import { DistributedError, peerName, PeerId } from './peers';
-import { encodeHeader, Frame, FrameFields, FrameType } from './wire';
+import { encodeHeader, Frame, FrameFields, FrameReader, FrameType, PayloadRouter } from './wire';
 
 export interface LinkOptions {
   /** Interval of heartbeats (PING frames) sent to the peer. */
@@ -40,6 +40,7 @@ export class Link {
   private readonly drainWaiters: Array<Waiter<void>> = [];
   private readonly pingTimer: NodeJS.Timeout;
   private readonly socketClosed: Promise<void>;
+  private readonly reader: FrameReader;
 
   constructor(
     readonly peer: PeerId,
@@ -49,7 +50,7 @@ export class Link {
     this.name = peerName(peer);
     this.socket = est.socket;
     this.socketClosed = new Promise<void>((r) => this.socket.once('close', () => r()));
-    const reader = est.reader;
+    const reader = (this.reader = est.reader);
     reader.onFrame = (f) => this.onFrame(f);
     this.socket.on('data', (chunk: Buffer) => {
       this.lastHeard = Date.now();
@@ -103,6 +104,26 @@ export class Link {
     const w = this.waiters.shift();
     if (w) w.resolve(f);
     else this.queue.push(f);
+  }
+
+  /**
+   * Routes payloads of frames that arrive from now on to sinks (collectives receive in place);
+   * undefined: back to buffered payloads.
+   */
+  set route(router: PayloadRouter | undefined) {
+    this.reader.route = router;
+  }
+
+  /**
+   * Payload bytes of frames already received or arriving whose payloads no sink takes, matching
+   * `match`, in arrival order: what a router installed now will not see.
+   */
+  bufferedPayloadBytes(match: (f: Frame) => boolean): number {
+    let n = 0;
+    for (const f of this.queue) if (match(f)) n += f.payload.length;
+    const cur = this.reader.inProgress();
+    if (cur && cur.frame.payload.length && match(cur.frame)) n += cur.len;
+    return n;
   }
 
   /** Next queued frame from the peer (collectives). */

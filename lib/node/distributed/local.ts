@@ -5,6 +5,7 @@
  */
 import type * as net from 'node:net';
 import type { ClusterSpec, JobName, NodeContext } from '../../protocol/control';
+import { InputMode } from '../../protocol/input-mode';
 import type { NodeControl } from '../control-client';
 import { absolutePath, NodeRuntime, RUNTIME, TFNodeContext } from '../runtime';
 import { psOf, workersOf } from './peers';
@@ -43,7 +44,7 @@ export function localContext(o: LocalNodeSpec): TFNodeContext {
     nodeIndex,
     defaultFS: 'file://',
     workingDir: process.cwd(),
-    inputMode: 'tensorflow',
+    inputMode: InputMode.TENSORFLOW,
     module: '',
     fn: 'default',
     args: o.args ?? null,

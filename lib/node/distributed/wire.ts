@@ -67,8 +67,25 @@ export interface Frame {
   total: number;
   offset: number;
   aux: number;
+  /** The payload, unless a PayloadSink took it (then empty, and `sunk` holds its length). */
   payload: Buffer;
+  /** Payload bytes handed to a PayloadSink as they arrived. */
+  sunk?: number;
 }
+
+/** Header fields of a frame whose payload is about to arrive. */
+export type FrameHeader = Omit<Frame, 'payload' | 'sunk'> & { len: number };
+
+/**
+ * Takes a frame's payload piece by piece straight from the socket's chunks (no payload buffer,
+ * no copy on receipt): `at` is the byte position of `bytes` within the payload.
+ */
+export interface PayloadSink {
+  write(bytes: Buffer, at: number): void;
+}
+
+/** Decides, per frame header, whether a sink takes the payload (undefined: buffer it as usual). */
+export type PayloadRouter = (h: FrameHeader) => PayloadSink | undefined;
 
 if (os.endianness() !== 'LE') {
   // Float32Array views use the host byte order; the wire is little-endian.
@@ -104,17 +121,30 @@ export function payloadFloats(p: Buffer): Float32Array {
 
 export class FrameTooLargeError extends Error {}
 
-/** Incremental parser: push socket chunks, get whole frames (payloads copied into own buffers). */
+const EMPTY = Buffer.alloc(0);
+
+/**
+ * Incremental parser: push socket chunks, get whole frames. Payloads are copied into their own
+ * buffers, unless the router hands them to a sink (collectives: reduce / copy in place).
+ */
 export class FrameReader {
   private readonly hdr = Buffer.alloc(HEADER_BYTES);
   private hdrFill = 0;
   private cur: Frame | null = null;
   private fill = 0;
+  private sink?: PayloadSink;
+  private sinkLen = 0;
+  route?: PayloadRouter;
 
   constructor(
     public onFrame: (f: Frame) => void,
     public maxPayload = PREAUTH_MAX_PAYLOAD,
   ) {}
+
+  /** The frame whose payload is arriving now, with its payload length (undefined between frames). */
+  inProgress(): { frame: Frame; len: number } | undefined {
+    return this.cur ? { frame: this.cur, len: this.sink ? this.sinkLen : this.cur.payload.length } : undefined;
+  }
 
   push(chunk: Buffer): void {
     let pos = 0;
@@ -128,7 +158,7 @@ export class FrameReader {
         this.hdrFill = 0;
         const len = this.hdr.readUInt32LE(20);
         if (len > this.maxPayload) throw new FrameTooLargeError(`frame of ${len} bytes exceeds the limit of ${this.maxPayload}`);
-        const frame: Frame = {
+        const head: FrameHeader = {
           type: this.hdr.readUInt8(0),
           flags: this.hdr.readUInt8(1),
           tag: this.hdr.readUInt16LE(2),
@@ -136,15 +166,32 @@ export class FrameReader {
           total: this.hdr.readUInt32LE(8),
           offset: this.hdr.readUInt32LE(12),
           aux: this.hdr.readUInt32LE(16),
-          // allocUnsafe: pooled slices are 8-byte aligned, larger ones own their ArrayBuffer.
-          payload: len ? Buffer.allocUnsafe(len) : Buffer.alloc(0),
+          len,
         };
+        const sink = len ? this.route?.(head) : undefined;
+        const { len: _len, ...fields } = head;
+        // allocUnsafe: pooled slices are 8-byte aligned, larger ones own their ArrayBuffer.
+        const frame: Frame = { ...fields, payload: len && !sink ? Buffer.allocUnsafe(len) : EMPTY };
         if (!len) {
           this.onFrame(frame);
           continue;
         }
         this.cur = frame;
         this.fill = 0;
+        this.sink = sink;
+        this.sinkLen = sink ? len : 0;
+      } else if (this.sink) {
+        const n = Math.min(this.sinkLen - this.fill, chunk.length - pos);
+        this.sink.write(chunk.subarray(pos, pos + n), this.fill);
+        this.fill += n;
+        pos += n;
+        if (this.fill === this.sinkLen) {
+          const f = this.cur;
+          f.sunk = this.sinkLen;
+          this.cur = null;
+          this.sink = undefined;
+          this.onFrame(f);
+        }
       } else {
         const p = this.cur.payload;
         const n = Math.min(p.length - this.fill, chunk.length - pos);
