@@ -7,7 +7,6 @@
  */
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { ClusterEnvironment, clusterEnvironment } from '../platform/cluster-env';
 import { JobName, PROTOCOL_VERSION } from '../protocol/control';
@@ -17,6 +16,7 @@ import { checkJsonArgs } from '../protocol/json-args';
 import { tfosPaths } from '../platform/paths';
 import { resolveSpark } from '../platform/spark';
 import { TFClusterHandle } from './cluster';
+import { controlAddress } from './control-address';
 import { createRunDir } from './run-dir';
 import { archiveLaunch, ArchiveOption } from './pack';
 import { ControlServer } from './control-server';
@@ -75,9 +75,12 @@ export interface TFClusterRunOptions {
   workingDir?: string;
   /** GPUs per worker node, from Spark's resource scheduling (ps nodes get none). */
   gpusPerNode?: number;
-  /** Address to bind the control server; default 127.0.0.1 for local routes, 0.0.0.0 otherwise. */
+  /**
+   * Address to bind the control server; default: the interface this machine uses to reach the
+   * Spark master / Livy server (127.0.0.1 for local routes), see lib/driver/control-address.ts.
+   */
   controlBindHost?: string;
-  /** Address trainers use to reach the driver (default: the bind host, or this machine's hostname). */
+  /** Address trainers use to reach the driver (default: the bind address); alone, it also picks the bind address. */
   controlAdvertiseHost?: string;
   /** argv that starts a trainer on an executor (default: this Node binary + our trainer entry). */
   trainerCommand?: string[];
@@ -162,11 +165,14 @@ export async function run(opts: TFClusterRunOptions): Promise<TFClusterHandle> {
   const reservationTimeoutMs = (opts.reservationTimeout ?? 120) * 1000;
   const deadline = Date.now() + reservationTimeoutMs;
 
-  // The secret travels in a file only this user can read (never argv or Spark properties).
-  // Also removes what killed drivers left behind (their run directories).
+  // The secret never leaves this process in the clear: routes hand the launcher a one-time
+  // bootstrap token instead, which its first request exchanges for the secret (sealed with the
+  // token; docs/security.md). On spark-submit routes the token is in a file only this user reads.
+  // createRunDir also removes what killed drivers left behind (their run directories).
+  const bootstrapToken = crypto.randomBytes(32).toString('hex');
   const secretDir = createRunDir();
-  const secretFile = path.join(secretDir, 'cluster.secret');
-  fs.writeFileSync(secretFile, secret, { mode: 0o600 });
+  const tokenFile = path.join(secretDir, 'bootstrap.token');
+  fs.writeFileSync(tokenFile, bootstrapToken, { mode: 0o600 });
 
   const shipped = opts.archive ? archiveLaunch(opts.archive, opts.module) : undefined;
   const job: JobSpec = {
@@ -190,12 +196,12 @@ export async function run(opts: TFClusterRunOptions): Promise<TFClusterHandle> {
     feedSlots: opts.inputMode === InputMode.SPARK ? roles.filter((r) => r.job === 'chief' || r.job === 'worker').length : 0,
   };
   const loopback = isLoopbackRoute(via);
-  const bindHost = opts.controlBindHost ?? (loopback ? '127.0.0.1' : '0.0.0.0');
-  const advertise = opts.controlAdvertiseHost ?? (bindHost === '0.0.0.0' ? os.hostname() : bindHost);
+  // One interface, the advertised one (never 0.0.0.0 unless the user asks for it).
+  const { bind: bindHost, advertise } = await controlAddress(routeTarget(via), loopback, { bindHost: opts.controlBindHost, advertiseHost: opts.controlAdvertiseHost });
   // The launcher asks for the job when it starts: tell it how much of the reservation time is left.
   // A few seconds less than ours, so the launcher's more precise "Spark offered only k slots"
   // error arrives before the driver's generic reservation timeout.
-  const server = new ControlServer(secret, () => ({ ...job, reservationTimeoutSec: Math.max(1, Math.floor((deadline - Date.now()) / 1000) - 3) }));
+  const server = new ControlServer(secret, () => ({ ...job, reservationTimeoutSec: Math.max(1, Math.floor((deadline - Date.now()) / 1000) - 3) }), bootstrapToken);
   await server.listen(bindHost);
   const controlUrl = server.url(advertise);
 
@@ -203,7 +209,7 @@ export async function run(opts: TFClusterRunOptions): Promise<TFClusterHandle> {
     job,
     reservation: new Reservation(roles),
     server,
-    secretFile,
+    tokenFile,
     runDir: secretDir,
     reservationTimeoutMs,
     inputMode: opts.inputMode ?? InputMode.TENSORFLOW,
@@ -229,7 +235,7 @@ export async function run(opts: TFClusterRunOptions): Promise<TFClusterHandle> {
       conf['spark.executor.resource.gpu.amount'] = String(job.gpusPerNode);
     }
     const logFile = path.join(tfosPaths().logs, 'clusters', `${clusterId}.log`);
-    const app = await route.submit({ appName, clusterSize: roles.length, controlUrl, secretFile, conf, logFile });
+    const app = await route.submit({ appName, clusterSize: roles.length, controlUrl, tokenFile, conf, logFile });
     handle.attachApp(app);
     await handle.waitReserved();
     if (opts.data && opts.inputMode === InputMode.SPARK) handle.feedRunData(opts.data, opts.epochs ?? 1);

@@ -9,10 +9,11 @@ import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { WebSocket } from 'ws';
 import { ControlServer } from '../../lib/driver/control-server';
+import { controlAddress, targetHost } from '../../lib/driver/control-address';
 import { createRunDir, RUN_DIR_PREFIX } from '../../lib/driver/run-dir';
-import { bearer, PROTOCOL_VERSION } from '../../lib/protocol/control';
+import { NodeControl } from '../../lib/node/control-client';
+import { PROTOCOL_VERSION, RegisterMessage } from '../../lib/protocol/control';
 import type { JobSpec } from '../../lib/protocol/launcher';
 
 describe('run directories of killed drivers', () => {
@@ -45,10 +46,9 @@ describe('register protocol version', function () {
     server.on('register', () => (registered = true));
     await server.listen('127.0.0.1');
     try {
-      const ws = new WebSocket(`${server.url().replace(/^http/, 'ws')}/v1/nodes`, { headers: { authorization: bearer(secret) } });
-      await new Promise((r) => ws.once('open', r));
-      const closed = new Promise<{ code: number; reason: string }>((r) => ws.once('close', (code, reason) => r({ code, reason: reason.toString() })));
-      ws.send(JSON.stringify({ type: 'register', protocol: PROTOCOL_VERSION + 98, nodeIndex: 0, attempt: 0, executorId: '0', host: '127.0.0.1', port: 1, dataPort: 2, pid: 1 }));
+      const control = await NodeControl.connect(server.url(), secret);
+      const closed = new Promise<{ code: number; reason: string }>((r) => control.once('close', (code: number, reason: string) => r({ code, reason })));
+      await control.send({ type: 'register', protocol: PROTOCOL_VERSION + 98, nodeIndex: 0, attempt: 0, executorId: '0', host: '127.0.0.1', port: 1, dataPort: 2, pid: 1 } as RegisterMessage);
       const { code, reason } = await closed;
       expect(code).to.equal(1008);
       expect(reason).to.match(new RegExp(`protocol ${PROTOCOL_VERSION + 98} is not supported`));
@@ -57,5 +57,17 @@ describe('register protocol version', function () {
     } finally {
       await server.close();
     }
+  });
+});
+
+describe('the control server binds the interface it advertises', () => {
+  it('loopback for local routes; the address towards the master otherwise; never 0.0.0.0 unless asked', async () => {
+    expect(await controlAddress('local', true, {})).to.deep.equal({ bind: '127.0.0.1', advertise: '127.0.0.1' });
+    const towards = await controlAddress('spark://127.0.0.2:7077', false, {});
+    expect(towards).to.deep.equal({ bind: '127.0.0.1', advertise: '127.0.0.1' });
+    expect(targetHost('k8s://https://10.1.2.3:6443')).to.deep.equal({ host: '10.1.2.3', port: 6443 });
+    expect(targetHost('yarn')).to.equal(undefined);
+    expect((await controlAddress('spark://h:7077', false, { advertiseHost: '127.0.0.1' })).bind).to.equal('127.0.0.1');
+    expect((await controlAddress('yarn', false, { bindHost: '0.0.0.0' })).bind).to.equal('0.0.0.0');
   });
 });

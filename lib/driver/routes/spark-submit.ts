@@ -36,7 +36,7 @@ export class SparkSubmitRoute implements SparkRoute {
     const conf = { ...baseConf(plan), ...this.opts.conf };
     const args = ['--master', this.opts.master, '--deploy-mode', 'client', '--name', plan.appName];
     for (const [k, v] of Object.entries(conf)) args.push('--conf', `${k}=${v}`);
-    args.push(...(this.opts.extraArgs ?? []), LAUNCHER_PATH, '--control', plan.controlUrl, '--secret-file', plan.secretFile);
+    args.push(...(this.opts.extraArgs ?? []), LAUNCHER_PATH, '--control', plan.controlUrl, '--token-file', plan.tokenFile);
     const submit = path.join(this.spark.sparkHome, 'bin', 'spark-submit');
     // Own process group: kill() must reach the JVM, the Python driver and local-mode workers.
     const env = sparkEnv(this.spark);
