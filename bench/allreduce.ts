@@ -17,7 +17,7 @@ import * as os from 'node:os';
 import type * as tfTypes from '@tensorflow/tfjs';
 import type { ClusterSpec, JobName } from '../lib/protocol/control';
 import type { ClusterServer } from '../lib/node/cluster-server';
-import { localContext } from '../lib/node/distributed/local';
+import { localContext } from '../test/support/local-context';
 import { DistributedOptimizer } from '../lib/node/distributed/optimizer';
 import { tf, tfSource } from '../lib/node/distributed/tf';
 import { TFNode } from '../lib/node/tf-node';

@@ -672,7 +672,21 @@ def read_token_from_conf(sc):
     return token
 
 
+# Properties every route sets (lib/driver/routes/route.ts baseConf); a hand-typed spark-submit gets
+# them here unless it sets them itself.
+BASE_CONF = {
+    "spark.dynamicAllocation.enabled": "false",
+    "spark.scheduler.barrier.maxConcurrentTasksCheck.interval": "1s",
+    "spark.scheduler.barrier.maxConcurrentTasksCheck.maxFailures": "3",
+    "spark.task.maxFailures": "1",
+    "spark.ui.showConsoleProgress": "false",
+    "spark.executor.cores": "1",
+}
+
+
 def main():
+    if "--control" not in sys.argv[1:2]:
+        return self_driven(sys.argv[1:])
     parser = argparse.ArgumentParser(description="tfjs-on-spark launcher (Spark driver program)")
     parser.add_argument("--control", required=True, help="URL of the driver's control server")
     parser.add_argument("--token-file", help="file holding the one-time bootstrap token (else spark.tfos.bootstrap.token)")
@@ -689,6 +703,94 @@ def main():
         return run_cluster(sc, args.control, token or read_token_from_conf(sc), owns_context=True)
     finally:
         sc.stop()
+
+
+# ---------------------------------------------------------------------------------------------
+# Self-driven: `spark-submit ... tfos_launcher.py <module> [tfos run options] -- <args>` typed by
+# hand. No Node process of the user's exists, so this Spark driver program starts the Node driver
+# side itself (`tfos run` attached to this SparkContext) and serves it like any route's launcher.
+# ---------------------------------------------------------------------------------------------
+
+
+def package_dir():
+    """The tfjs-on-spark package this launcher belongs to (TFOS_PACKAGE_DIR overrides)."""
+    candidates = [os.environ.get("TFOS_PACKAGE_DIR", ""), os.path.dirname(os.path.dirname(os.path.abspath(__file__)))]
+    for d in candidates:
+        if d and os.path.exists(os.path.join(d, "dist", "lib", "cli", "main.js")):
+            return d
+    raise SystemExit(
+        "tfos-launcher: cannot find the tfjs-on-spark package (looked in %s); pass the launcher from the "
+        "package's spark-jobs/ folder or set TFOS_PACKAGE_DIR (spark.driverEnv / spark.yarn.appMasterEnv)" % ", ".join(c for c in candidates if c)
+    )
+
+
+def node_binary():
+    import shutil
+
+    node = os.environ.get("TFOS_NODE") or shutil.which("node")
+    if not node:
+        raise SystemExit("tfos-launcher: no Node.js on the Spark driver host (it runs the Node driver side): install Node >= 20 or set TFOS_NODE")
+    return node
+
+
+def self_driven(argv):
+    if not argv or argv[0] in ("-h", "--help"):
+        sys.stderr.write("usage: spark-submit [spark options] tfos_launcher.py <module> [tfos run options] -- <args for your function>\n")
+        return 2 if not argv else 0
+    pkg = package_dir()
+    node = node_binary()
+    from pyspark import SparkConf, SparkContext
+
+    conf = SparkConf()
+    for k, v in BASE_CONF.items():
+        conf.setIfMissing(k, v)
+    sc = SparkContext(conf=conf)
+    sc.setLogLevel("WARN")
+    # The Node driver says where its control server listens on a pipe of its own.
+    hs_read, hs_write = os.pipe()
+    cmd = [node, os.path.join(pkg, "bin", "tfos.js"), "run", "--attach-fd", str(hs_write), "--attach-master", sc.master]
+    # A project shipped with spark-submit --archives packed.tgz#alias: trainers start from there.
+    archives = sc.getConf().get("spark.archives", "")
+    if archives:
+        cmd += ["--attach-archives", archives]
+    cmd += list(argv)
+    log("starting the Node driver: %s" % " ".join(cmd[:4] + ["..."]))
+
+    try:
+        child = subprocess.Popen(cmd, stdin=subprocess.PIPE, pass_fds=(hs_write,), preexec_fn=set_death_signal)
+    except OSError as err:
+        sc.stop()
+        raise SystemExit("tfos-launcher: cannot start %s: %s" % (node, err))
+    os.close(hs_write)
+    with os.fdopen(hs_read) as hs:
+        line = hs.readline()
+    code = 1
+    try:
+        if line:
+            hello = json.loads(line)
+            code = run_cluster(sc, hello["controlUrl"], read_token(hello["tokenFile"]))
+        # Tell the Node driver how the Spark side ended, then let it finish (results, errors, exit code).
+        try:
+            child.stdin.write(("exit %d\n" % code).encode("ascii"))
+            child.stdin.close()
+        except Exception:
+            pass
+        node_code = child.wait()
+        return node_code if node_code != 0 else code
+    finally:
+        if child.poll() is None:
+            child.kill()
+        sc.stop()
+
+
+def set_death_signal():
+    """The child dies with this process, even when this one is SIGKILLed."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except Exception:
+        pass
 
 
 def run_cluster(sc, control_url, token, owns_context=False):

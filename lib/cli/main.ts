@@ -8,18 +8,22 @@ import { setup } from '../stack/setup';
 import { dataCommand, DATA_USAGE } from './data-command';
 import { packCommand, PACK_USAGE } from './pack-command';
 import { runCommand, RUN_USAGE } from './run-command';
+import { submitCommand, SUBMIT_USAGE } from './submit-command';
 import { exportLines, runningStack } from '../platform/cluster-env';
 import { allHealthy, stackDown, stackStatus, stackUp } from '../stack/stack';
 
 const USAGE = `usage:
   tfos setup [--skip-tensorflow]          provision Spark, Hadoop, Livy and native TensorFlow (idempotent)
   tfos stack up [--workers N]             start HDFS, a Spark master + N workers and Livy on loopback
+  tfos stack up --hosts N                 the same on N network namespaces (host a: master, NameNode, Livy;
+                                          the others: a worker + DataNode each); needs root (ip netns)
   tfos stack status [--json]              show the local stack's endpoints and health
   tfos stack env                          print the running stack's exports for a shell: eval "$(tfos stack env)"
                                           (SPARK_MASTER, HADOOP_CONF_DIR, TFOS_LIVY_URL; every command finds
                                           the running stack without them, they are for spark-submit, pyspark...)
   tfos stack down                         stop every process of the local stack
   ${RUN_USAGE}
+  ${SUBMIT_USAGE}
   ${PACK_USAGE}
   ${DATA_USAGE}
 environment: TFOS_HOME (cache, default ~/.cache/tfjs-on-spark), SPARK_HOME, SPARK_MASTER, HADOOP_CONF_DIR, TFOS_LIVY_URL,
@@ -36,6 +40,8 @@ export async function main(argv: string[]): Promise<number> {
       return runCommand(rest);
     case 'pack':
       return packCommand(rest);
+    case 'submit-command':
+      return submitCommand(rest);
     case 'data':
       return dataCommand(rest);
     case undefined:
@@ -69,12 +75,17 @@ async function cmdStack(args: string[]): Promise<number> {
   const [sub, ...rest] = args;
   switch (sub) {
     case 'up': {
-      const { values } = parseArgs({ args: rest, options: { workers: { type: 'string' } } });
+      const { values } = parseArgs({ args: rest, options: { workers: { type: 'string' }, hosts: { type: 'string' } } });
       const workers = values.workers === undefined ? undefined : Number(values.workers);
       if (workers !== undefined && (!Number.isInteger(workers) || workers < 1)) {
         throw new Error(`--workers must be a positive integer, got '${values.workers}'`);
       }
-      const status = await stackUp({ workers, log: stderrLogger });
+      const hosts = values.hosts === undefined ? undefined : Number(values.hosts);
+      if (hosts !== undefined && (!Number.isInteger(hosts) || hosts < 3)) {
+        throw new Error(`--hosts must be an integer >= 3, got '${values.hosts}'`);
+      }
+      if (hosts !== undefined && workers !== undefined) throw new Error('--hosts N gives one worker per host after the first: leave out --workers');
+      const status = await stackUp({ workers, hosts, log: stderrLogger });
       printStatus(status);
       return 0;
     }
@@ -113,6 +124,7 @@ function printStatus(s: NonNullable<Awaited<ReturnType<typeof stackStatus>>>): v
       `spark  ${s.spark.master}  ui ${s.spark.ui}  workers ${s.spark.workers}  ${mark(s.spark.healthy)}`,
       `hdfs   ${s.hdfs.defaultFS}  webhdfs ${s.hdfs.webhdfs}  ${mark(s.hdfs.healthy)}`,
       `livy   ${s.livy.url}  ${mark(s.livy.healthy)}`,
+      ...(s.hosts ?? []).map((h) => `host ${h.name}  ${h.address}  ${h.roles.join(', ')}`),
     ].join('\n'),
   );
 }

@@ -8,7 +8,7 @@ import { EventEmitter } from 'node:events';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { WebSocket } from 'ws';
-import { DriverToNode, NodeContext, NodeToDriver, RegisterMessage } from '../protocol/control';
+import { DriverToNode, NodeContext, NodeToDriver, RegisterMessage, TrainingMetrics } from '../protocol/control';
 import { InputMode } from '../protocol/input-mode';
 import { FeedSpec, JobSpec, LauncherEvent } from '../protocol/launcher';
 import { ControlServer } from './control-server';
@@ -71,6 +71,13 @@ export interface FeedEpochReport {
   workers: Array<{ worker: number; rows: number; taken: number; terminated: boolean }>;
 }
 
+/** A node's TFNode.reportMetrics(), as the handle's 'metrics' event. */
+export interface MetricsEvent extends TrainingMetrics {
+  nodeIndex: number;
+  /** "chief:0" */
+  label: string;
+}
+
 export interface ProgressEvent {
   phase: 'submitted' | 'spark-started' | 'registering' | 'reserved' | 'feed' | 'node-finished' | 'stopping' | 'finished';
   message: string;
@@ -130,6 +137,7 @@ export class TFClusterHandle extends EventEmitter {
     s.on('register', (msg: RegisterMessage, ws: WebSocket) => this.onRegister(msg, ws));
     s.on('node-message', (i: number, attempt: number, msg: NodeToDriver) => this.onNodeMessage(i, attempt, msg));
     s.on('node-closed', (i: number, attempt: number) => this.onNodeClosed(i, attempt));
+    s.on('node-unresponsive', (i: number, attempt: number, silentMs: number) => this.onNodeUnresponsive(i, attempt, silentMs));
     s.on('launcher-event', (ev: LauncherEvent) => this.onLauncherEvent(ev));
     // Refused connections are part of the run's record (never with secret material in them).
     // A second use of the bootstrap token: someone read it and holds the secret now. Stop.
@@ -431,8 +439,22 @@ export class TFClusterHandle extends EventEmitter {
       this.fail(`TF node ${node.job}:${node.taskIndex} (node ${i}, executor ${node.executorId} on ${node.host}) failed: ${msg.message}`);
     } else if (msg.type === 'progress') {
       this.emit('node-progress', { nodeIndex: i, message: msg.message, data: msg.data });
+    } else if (msg.type === 'metrics') {
+      this.emit('metrics', { ...msg.metrics, nodeIndex: i, label: `${node.job}:${node.taskIndex}` } satisfies MetricsEvent);
+      return;
     }
     this.changed();
+  }
+
+  private onNodeUnresponsive(i: number, attempt: number, silentMs: number): void {
+    const node = this.nodes.get(i);
+    if (!node || node.attempt !== attempt || node.state !== 'running') return;
+    if (this.state === 'failed' || this.state === 'finished') return;
+    node.state = 'failed';
+    this.fail(
+      `TF node ${node.job}:${node.taskIndex} (node ${i}, executor ${node.executorId}) on host ${node.host} stopped answering: ` +
+        `no heartbeat for ${(silentMs / 1000).toFixed(0)} s (host down or its network cut)`,
+    );
   }
 
   private onNodeClosed(i: number, attempt: number): void {

@@ -33,6 +33,8 @@ export interface ControlServerEvents {
   /** A later message from a registered trainer. */
   'node-message': (nodeIndex: number, attempt: number, msg: NodeToDriver) => void;
   'node-closed': (nodeIndex: number, attempt: number) => void;
+  /** A registered trainer answered no heartbeat for silentMs (host down, link cut); its socket is then closed. */
+  'node-unresponsive': (nodeIndex: number, attempt: number, silentMs: number) => void;
   'launcher-event': (ev: LauncherEvent) => void;
   /** One line of a trainer's stdout/stderr, relayed by its executor task. */
   log: (nodeIndex: number, attempt: number, line: string) => void;
@@ -53,15 +55,20 @@ export class ControlServer extends EventEmitter {
   /** Who exchanged the bootstrap token (it works once). */
   private tokenUsedBy?: string;
   private address?: AddressInfo;
+  private heartbeat?: NodeJS.Timeout;
 
   /**
    * `bootstrapToken`: the one-time token the routes hand the launcher instead of the secret
    * (without one, no bootstrap is possible: every party must already hold the secret).
+   * heartbeatTimeoutMs: a trainer whose WebSocket answers no ping for this long is declared
+   * unresponsive. A host that vanishes (link cut, power off) sends no FIN or RST, so without
+   * pings its socket would look open for the many minutes TCP takes to give up.
    */
   constructor(
     private readonly secret: string,
     private readonly jobSpec: () => JobSpec,
     private readonly bootstrapToken?: string,
+    private readonly heartbeatTimeoutMs = 30_000,
   ) {
     super();
     this.http = http.createServer((req, res) => this.onRequest(req, res));
@@ -97,6 +104,25 @@ export class ControlServer extends EventEmitter {
       });
     });
     this.address = this.http.address() as AddressInfo;
+    const interval = Math.max(250, Math.min(5000, this.heartbeatTimeoutMs / 4));
+    this.heartbeat = setInterval(() => this.pingNodes(), interval);
+    this.heartbeat.unref();
+  }
+
+  private readonly lastPong = new Map<WebSocket, number>();
+
+  private pingNodes(): void {
+    const now = Date.now();
+    for (const ws of this.sockets) {
+      const last = this.lastPong.get(ws) ?? now;
+      if (now - last > this.heartbeatTimeoutMs) {
+        this.lastPong.delete(ws);
+        ws.emit('unresponsive', now - last);
+        ws.terminate();
+        continue;
+      }
+      ws.ping();
+    }
   }
 
   /** Base URL as trainers and the launcher reach it (advertisedHost may differ from the bind host). */
@@ -113,6 +139,7 @@ export class ControlServer extends EventEmitter {
   }
 
   async close(): Promise<void> {
+    clearInterval(this.heartbeat);
     for (const wake of this.waiters.splice(0)) wake();
     for (const ws of this.sockets) ws.terminate();
     this.wss.close();
@@ -261,7 +288,12 @@ export class ControlServer extends EventEmitter {
     this.sockets.add(ws);
     const sealer = new WsSealer(this.secret, nonce, 'driver');
     this.sealers.set(ws, sealer);
+    this.lastPong.set(ws, Date.now());
+    ws.on('pong', () => this.lastPong.set(ws, Date.now()));
     let registered: RegisterMessage | undefined;
+    ws.once('unresponsive', (silentMs: number) => {
+      if (registered) this.emit('node-unresponsive', registered.nodeIndex, registered.attempt, silentMs);
+    });
     ws.on('message', (data) => {
       let msg: NodeToDriver;
       try {
@@ -291,6 +323,7 @@ export class ControlServer extends EventEmitter {
     });
     ws.on('close', () => {
       this.sockets.delete(ws);
+      this.lastPong.delete(ws);
       if (registered) this.emit('node-closed', registered.nodeIndex, registered.attempt);
     });
     ws.on('error', () => {

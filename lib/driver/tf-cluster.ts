@@ -6,7 +6,9 @@
  * handle; `handle.shutdown()` waits for the workers, stops ps nodes and the Spark application.
  */
 import * as crypto from 'node:crypto';
+import * as dns from 'node:dns/promises';
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { ClusterEnvironment, clusterEnvironment } from '../platform/cluster-env';
 import { JobName, PROTOCOL_VERSION } from '../protocol/control';
@@ -16,11 +18,12 @@ import { checkJsonArgs } from '../protocol/json-args';
 import { tfosPaths } from '../platform/paths';
 import { resolveSpark } from '../platform/spark';
 import { TFClusterHandle } from './cluster';
-import { controlAddress } from './control-address';
 import { createRunDir } from './run-dir';
 import { archiveLaunch, ArchiveOption } from './pack';
+import { isLoopbackHost, localAddressTowards, targetHost } from './addresses';
 import { ControlServer } from './control-server';
 import { assignRoles, Reservation } from './reservation';
+import { AttachedOptions, AttachedRoute } from './routes/attached';
 import { LivyRoute, LivyRouteOptions } from './routes/livy';
 import { SparkRoute } from './routes/route';
 import { SparkSubmitRoute } from './routes/spark-submit';
@@ -32,7 +35,9 @@ import { SparkSubmitRoute } from './routes/spark-submit';
 export type RouteOption =
   | { local: { cores?: number; conf?: Record<string, string> } }
   | { sparkSubmit: { master?: string; conf?: Record<string, string>; extraArgs?: string[] } }
-  | { livy: string | (Omit<LivyRouteOptions, 'url'> & { url?: string }) };
+  | { livy: string | (Omit<LivyRouteOptions, 'url'> & { url?: string }) }
+  /** The launcher of a hand-typed spark-submit started this process (see routes/attached.ts). */
+  | { attached: AttachedOptions };
 
 export interface TFClusterRunOptions {
   /** Path of the user's module (CommonJS or ESM) exporting the training function. */
@@ -54,12 +59,16 @@ export interface TFClusterRunOptions {
   /** Passes over `data` (default 1). */
   epochs?: number;
   logDir?: string;
-  tensorboard?: boolean;
   /** 'chief' (default) makes node numPs the chief; null gives only workers. */
   masterNode?: 'chief' | null;
   evalNode?: boolean;
   /** Seconds for all nodes to register (default 120). */
   reservationTimeout?: number;
+  /**
+   * Seconds a registered node may leave the driver's heartbeat unanswered before the cluster
+   * fails naming it and its host (default 30): how a vanished host or cut link is noticed.
+   */
+  heartbeatTimeout?: number;
   /** Extra environment for every trainer process. */
   env?: Record<string, string>;
   /** How to reach Spark; default: an embedded local Spark (no services needed). */
@@ -76,11 +85,12 @@ export interface TFClusterRunOptions {
   /** GPUs per worker node, from Spark's resource scheduling (ps nodes get none). */
   gpusPerNode?: number;
   /**
-   * Address to bind the control server; default: the interface this machine uses to reach the
-   * Spark master / Livy server (127.0.0.1 for local routes), see lib/driver/control-address.ts.
+   * Address to bind the control server; default 127.0.0.1 for local routes, else this machine's
+   * address on the interface that routes to the master / Livy host (this machine's own address when the
+   * master names no host, e.g. `yarn`; never 0.0.0.0 unless asked).
    */
   controlBindHost?: string;
-  /** Address trainers use to reach the driver (default: the bind address); alone, it also picks the bind address. */
+  /** Address trainers use to reach the driver (default: the bind host, or the cluster-facing address). */
   controlAdvertiseHost?: string;
   /** argv that starts a trainer on an executor (default: this Node binary + our trainer entry). */
   trainerCommand?: string[];
@@ -94,7 +104,7 @@ export const TRAINER_ENTRY = path.resolve(__dirname, '../node/trainer-main.js');
 
 /** The route with its master / Livy URL filled in from the environment or the running stack. */
 function resolveRoute(via: RouteOption | undefined, env: ClusterEnvironment): RouteOption {
-  if (!via || 'local' in via) return via ?? { local: {} };
+  if (!via || 'local' in via || 'attached' in via) return via ?? { local: {} };
   if ('livy' in via) {
     const o = typeof via.livy === 'string' ? { url: via.livy } : via.livy;
     const url = o.url ?? env.livyUrl;
@@ -108,14 +118,25 @@ function resolveRoute(via: RouteOption | undefined, env: ClusterEnvironment): Ro
 
 function routeTarget(via: RouteOption): string {
   if ('local' in via) return 'local';
+  if ('attached' in via) return via.attached.master;
   return 'livy' in via ? (typeof via.livy === 'string' ? via.livy : via.livy.url!) : via.sparkSubmit.master!;
 }
 
-function isLoopbackRoute(via: RouteOption): boolean {
-  return /(127\.0\.0\.1|localhost|\[::1\])|^local/.test(routeTarget(via));
+/**
+ * The address of this machine that the route's cluster reaches (the control server's bind and
+ * advertised address, and the Spark driver's for spark-submit): loopback for local targets, else
+ * the interface that routes to the master or Livy host — never the host name, which often
+ * resolves to 127.0.0.1 in /etc/hosts; undefined when the target names no host (e.g. `yarn`).
+ */
+async function clusterFacingAddress(via: RouteOption): Promise<string | undefined> {
+  const target = targetHost(routeTarget(via));
+  if (target === undefined) return undefined;
+  if (target === 'local' || isLoopbackHost(target)) return '127.0.0.1';
+  return localAddressTowards(target);
 }
 
-async function makeRoute(via: RouteOption, slots: number, hdfs: ClusterEnvironment['hdfs']): Promise<SparkRoute> {
+async function makeRoute(via: RouteOption, slots: number, hdfs: ClusterEnvironment['hdfs'], driverAddress: string | undefined): Promise<SparkRoute> {
+  if ('attached' in via) return new AttachedRoute(via.attached);
   if ('livy' in via) {
     return new LivyRoute(typeof via.livy === 'string' ? { url: via.livy } : { ...via.livy, url: via.livy.url! });
   }
@@ -124,7 +145,7 @@ async function makeRoute(via: RouteOption, slots: number, hdfs: ClusterEnvironme
   if ('sparkSubmit' in via) {
     const conf = { 'spark.executor.cores': '1', ...via.sparkSubmit.conf };
     // Spark's own hdfs:/// and relative paths follow the same Hadoop configuration as ours.
-    return new SparkSubmitRoute(spark, { master: via.sparkSubmit.master!, conf, extraArgs: via.sparkSubmit.extraArgs, hadoopConfDir: hdfs?.configDir });
+    return new SparkSubmitRoute(spark, { master: via.sparkSubmit.master!, conf, extraArgs: via.sparkSubmit.extraArgs, hadoopConfDir: hdfs?.configDir, driverAddress });
   }
   const local = via.local;
   return new SparkSubmitRoute(spark, { master: `local[${local.cores ?? slots}]`, conf: local.conf }, 'local');
@@ -135,6 +156,14 @@ function validate(opts: TFClusterRunOptions): void {
   if (typeof opts.module !== 'string' || !opts.module) throw new TypeError('TFCluster.run: options.module must be the path of your training module');
   const modulePath = path.resolve(opts.module);
   if (!fs.existsSync(modulePath)) throw new Error(`TFCluster.run: training module ${modulePath} does not exist`);
+  // TFoS's TFCluster.run(tensorboard=True) started a TensorBoard process; this one never did.
+  // Refused by name, so a port from TFoS fails here instead of silently doing nothing.
+  if ('tensorboard' in opts) {
+    throw new Error('TFCluster.run: there is no tensorboard option: write summaries from your training function into logDir and run `tensorboard --logdir` on it');
+  }
+  if (opts.heartbeatTimeout !== undefined && !(opts.heartbeatTimeout > 0)) {
+    throw new Error(`TFCluster.run: heartbeatTimeout must be a positive number of seconds, got ${opts.heartbeatTimeout}`);
+  }
   if (opts.reservationTimeout !== undefined && !(opts.reservationTimeout > 0)) {
     throw new Error(`TFCluster.run: reservationTimeout must be a positive number of seconds, got ${opts.reservationTimeout}`);
   }
@@ -148,6 +177,18 @@ function validate(opts: TFClusterRunOptions): void {
   if (opts.inputMode !== undefined && !Object.values(InputMode).includes(opts.inputMode)) {
     throw new Error(`TFCluster.run: inputMode must be one of ${Object.values(InputMode).join(', ')}, got ${String(opts.inputMode)}`);
   }
+}
+
+/**
+ * Exactly as many one-core executors as the cluster has task slots: without a cap a standalone
+ * master starts an executor JVM on every free core of every worker (most of them idle, all of
+ * them competing for start-up CPU). A user's own conf still wins (routes apply it last).
+ */
+function executorCount(via: RouteOption | undefined, slots: number): Record<string, string> {
+  if (!via || 'local' in via) return {};
+  const master = 'sparkSubmit' in via ? via.sparkSubmit.master : undefined;
+  if (master === undefined || master.startsWith('spark://')) return { 'spark.cores.max': String(slots) };
+  return {};
 }
 
 /** Starts a TF cluster on Spark; resolves once every node has registered. */
@@ -195,13 +236,20 @@ export async function run(opts: TFClusterRunOptions): Promise<TFClusterHandle> {
     // InputMode.SPARK: each worker's feeding task needs a slot beside the node stage.
     feedSlots: opts.inputMode === InputMode.SPARK ? roles.filter((r) => r.job === 'chief' || r.job === 'worker').length : 0,
   };
-  const loopback = isLoopbackRoute(via);
-  // One interface, the advertised one (never 0.0.0.0 unless the user asks for it).
-  const { bind: bindHost, advertise } = await controlAddress(routeTarget(via), loopback, { bindHost: opts.controlBindHost, advertiseHost: opts.controlAdvertiseHost });
+  const facing = await clusterFacingAddress(via);
+  // One interface, the advertised one: never 0.0.0.0 unless asked for (a master that names no
+  // host, e.g. yarn, gets this machine's own address).
+  const bindHost = opts.controlBindHost ?? facing ?? (await dns.lookup(os.hostname()).then((r) => r.address, () => '0.0.0.0'));
+  const advertise = opts.controlAdvertiseHost ?? (bindHost === '0.0.0.0' ? (facing ?? os.hostname()) : bindHost);
   // The launcher asks for the job when it starts: tell it how much of the reservation time is left.
   // A few seconds less than ours, so the launcher's more precise "Spark offered only k slots"
   // error arrives before the driver's generic reservation timeout.
-  const server = new ControlServer(secret, () => ({ ...job, reservationTimeoutSec: Math.max(1, Math.floor((deadline - Date.now()) / 1000) - 3) }), bootstrapToken);
+  const server = new ControlServer(
+    secret,
+    () => ({ ...job, reservationTimeoutSec: Math.max(1, Math.floor((deadline - Date.now()) / 1000) - 3) }),
+    bootstrapToken,
+    (opts.heartbeatTimeout ?? 30) * 1000,
+  );
   await server.listen(bindHost);
   const controlUrl = server.url(advertise);
 
@@ -228,8 +276,9 @@ export async function run(opts: TFClusterRunOptions): Promise<TFClusterHandle> {
   handle.once('failed', () => fs.rmSync(secretDir, { recursive: true, force: true }));
   opts.onHandle?.(handle);
   try {
-    const route = await makeRoute(via, roles.length + (job.feedSlots ?? 0), hdfs);
-    const conf: Record<string, string> = { ...shipped?.conf };
+    const slots = roles.length + (job.feedSlots ?? 0);
+    const route = await makeRoute(via, slots, hdfs, facing);
+    const conf: Record<string, string> = { ...shipped?.conf, ...executorCount(via, slots) };
     if (job.gpusPerNode > 0) {
       conf['spark.task.resource.gpu.amount'] = String(job.gpusPerNode);
       conf['spark.executor.resource.gpu.amount'] = String(job.gpusPerNode);

@@ -90,7 +90,11 @@ export function resolveSpark(env: NodeJS.ProcessEnv = process.env, paths: TfosPa
 }
 
 /** Environment for any Spark JVM or spark-submit we start. */
-export function sparkEnv(install: SparkInstall, base: NodeJS.ProcessEnv = process.env): NodeJS.ProcessEnv {
+/**
+ * Environment for any Spark JVM or spark-submit we start. `localIp` is the address Spark binds and
+ * advertises (SPARK_LOCAL_IP): loopback on one machine, this host's own address on a cluster.
+ */
+export function sparkEnv(install: SparkInstall, base: NodeJS.ProcessEnv = process.env, localIp = '127.0.0.1'): NodeJS.ProcessEnv {
   return {
     ...base,
     JAVA_HOME: install.javaHome,
@@ -99,7 +103,7 @@ export function sparkEnv(install: SparkInstall, base: NodeJS.ProcessEnv = proces
     SPARK_SCALA_VERSION: VERSIONS.scala,
     PYSPARK_PYTHON: install.python,
     PYSPARK_DRIVER_PYTHON: install.python,
-    SPARK_LOCAL_IP: '127.0.0.1',
+    SPARK_LOCAL_IP: localIp,
     PATH: `${path.join(install.javaHome, 'bin')}${path.delimiter}${base.PATH ?? ''}`,
   };
 }

@@ -15,7 +15,7 @@ import { JAVA17_OPENS, java17Home } from '../platform/java';
 import { Logger } from '../platform/log';
 import { TfosPaths } from '../platform/paths';
 import { VERSIONS } from '../platform/versions';
-import { ServiceSpec } from './service';
+import { LOOPBACK, Placement, ServiceSpec } from './service';
 
 export interface HadoopInstall {
   home: string;
@@ -94,15 +94,24 @@ export interface HdfsPorts {
   nameNodeHttpPort: number;
   /** DataNode ports: data transfer, HTTP (WebHDFS), IPC. Default: NameNode HTTP port + 1..3. */
   dataNodePorts?: [number, number, number];
+  /** Where the NameNode runs (default: loopback here). */
+  nameNode?: Placement;
+  /**
+   * One DataNode per entry (default: one beside the NameNode). Each binds and registers with its
+   * own address, which is what WebHDFS redirects clients to, so it must be reachable by them.
+   */
+  dataNodes?: Placement[];
 }
 
-/** Writes the config and describes the NameNode (formatted on first start) and one DataNode. */
+/** Writes the config and describes the NameNode (formatted on first start) and its DataNodes. */
 export function hdfsServices(install: HadoopInstall, opts: HdfsPorts & { stackDir: string }): HdfsStack {
   const confDir = path.join(opts.stackDir, 'hadoop-conf');
   const dataDir = path.join(opts.stackDir, 'hdfs');
   const [dnData, dnHttp, dnIpc] = opts.dataNodePorts ?? [opts.nameNodeHttpPort + 1, opts.nameNodeHttpPort + 2, opts.nameNodeHttpPort + 3];
-  const defaultFS = `hdfs://127.0.0.1:${opts.nameNodeRpcPort}`;
-  const webhdfs = `http://127.0.0.1:${opts.nameNodeHttpPort}`;
+  const nn = opts.nameNode ?? LOOPBACK;
+  const dataNodes = opts.dataNodes ?? [nn];
+  const defaultFS = `hdfs://${nn.address}:${opts.nameNodeRpcPort}`;
+  const webhdfs = `http://${nn.address}:${opts.nameNodeHttpPort}`;
   for (const d of ['webapps/hdfs', 'webapps/datanode', 'webapps/static']) fs.mkdirSync(path.join(confDir, d), { recursive: true });
   fs.writeFileSync(path.join(confDir, 'webapps/hdfs/index.html'), 'tfjs-on-spark local HDFS\n');
   fs.writeFileSync(path.join(confDir, 'webapps/datanode/index.html'), 'tfjs-on-spark local DataNode\n');
@@ -115,12 +124,13 @@ export function hdfsServices(install: HadoopInstall, opts: HdfsPorts & { stackDi
       'dfs.replication': '1',
       // A single-user development cluster on loopback.
       'dfs.permissions.enabled': 'false',
-      'dfs.namenode.rpc-bind-host': '127.0.0.1',
-      'dfs.namenode.http-address': `127.0.0.1:${opts.nameNodeHttpPort}`,
-      'dfs.datanode.address': `127.0.0.1:${dnData}`,
-      'dfs.datanode.http.address': `127.0.0.1:${dnHttp}`,
-      'dfs.datanode.ipc.address': `127.0.0.1:${dnIpc}`,
-      'dfs.datanode.hostname': '127.0.0.1',
+      'dfs.namenode.rpc-bind-host': nn.address,
+      'dfs.namenode.http-address': `${nn.address}:${opts.nameNodeHttpPort}`,
+      // The first DataNode's addresses; further DataNodes override them (see dataNodeOverrides).
+      'dfs.datanode.address': `${dataNodes[0].address}:${dnData}`,
+      'dfs.datanode.http.address': `${dataNodes[0].address}:${dnHttp}`,
+      'dfs.datanode.ipc.address': `${dataNodes[0].address}:${dnIpc}`,
+      'dfs.datanode.hostname': dataNodes[0].address,
       'dfs.client.use.datanode.hostname': 'true',
       'dfs.namenode.safemode.threshold-pct': '0',
       'dfs.namenode.datanode.registration.ip-hostname-check': 'false',
@@ -136,14 +146,14 @@ export function hdfsServices(install: HadoopInstall, opts: HdfsPorts & { stackDi
   const jvm = [...JAVA17_OPENS, '-Xmx512m', `-Dhadoop.log.dir=${path.join(opts.stackDir, 'logs')}`, '-cp', cp];
   const env = { ...process.env, JAVA_HOME: install.javaHome, HADOOP_CONF_DIR: confDir };
   const nameDir = path.join(dataDir, 'name');
-  const dataNodeDir = path.join(dataDir, 'data');
+  const dataNodeDir = (i: number) => path.join(dataDir, i === 0 ? 'data' : `data-${i + 1}`);
   // Format once: the name directory has no `current/` until the first format.
   // A fresh namespace gets a new cluster id, which DataNode storage of an older namespace would
   // refuse to join ("Incompatible clusterIDs"), so formatting also clears the DataNode's blocks.
   // `exec` makes the NameNode JVM itself the process-group leader the supervisor signals.
   const nameNodeScript = [
     `if [ ! -d ${q(nameDir + '/current')} ]; then`,
-    `  rm -rf ${q(dataNodeDir)} &&`,
+    `  rm -rf ${dataNodes.map((_, i) => q(dataNodeDir(i))).join(' ')} &&`,
     `  ${q(java)} ${jvm.map(q).join(' ')} org.apache.hadoop.hdfs.server.namenode.NameNode -format -force -nonInteractive || exit 1;`,
     'fi;',
     `exec ${q(java)} ${jvm.map(q).join(' ')} org.apache.hadoop.hdfs.server.namenode.NameNode`,
@@ -155,22 +165,37 @@ export function hdfsServices(install: HadoopInstall, opts: HdfsPorts & { stackDi
       args: ['-c', nameNodeScript],
       env,
       cwd: opts.stackDir,
+      netns: nn.netns,
       ports: [opts.nameNodeRpcPort, opts.nameNodeHttpPort],
       healthy: async () => (await webhdfsAnswers(webhdfs)) === true,
       startTimeoutMs: 120_000,
     },
-    {
-      name: 'hdfs-datanode',
+    ...dataNodes.map((at, i): ServiceSpec => ({
+      name: i === 0 ? 'hdfs-datanode' : `hdfs-datanode-${i + 1}`,
       command: java,
-      args: [...jvm, 'org.apache.hadoop.hdfs.server.datanode.DataNode'],
+      // Generic -D options (the DataNode parses them) give each DataNode its own address and storage.
+      args: [...jvm, 'org.apache.hadoop.hdfs.server.datanode.DataNode', ...dataNodeOverrides(at.address, [dnData, dnHttp, dnIpc], dataNodeDir(i))],
       env,
       cwd: opts.stackDir,
+      netns: at.netns,
       ports: [dnData, dnHttp, dnIpc],
-      healthy: () => hdfsHealthy(webhdfs),
+      // Side by side: all of them are healthy once the NameNode counts every one.
+      healthy: () => hdfsHealthy(webhdfs, dataNodes.length),
       startTimeoutMs: 120_000,
-    },
+      startsAfter: ['hdfs-namenode'],
+    })),
   ];
   return { configDir: confDir, defaultFS, webhdfs, services };
+}
+
+function dataNodeOverrides(address: string, [data, http, ipc]: number[], storage: string): string[] {
+  return Object.entries({
+    'dfs.datanode.address': `${address}:${data}`,
+    'dfs.datanode.http.address': `${address}:${http}`,
+    'dfs.datanode.ipc.address': `${address}:${ipc}`,
+    'dfs.datanode.hostname': address,
+    'dfs.datanode.data.dir': `file://${storage}`,
+  }).flatMap(([k, v]) => ['-D', `${k}=${v}`]);
 }
 
 function q(s: string): string {
@@ -197,14 +222,14 @@ async function webhdfsAnswers(webhdfs: string): Promise<boolean> {
  * but until its first storage report the NameNode sees no capacity and refuses to place blocks
  * ("Failed to find datanode"), so CapacityRemaining must be positive too.
  */
-export async function hdfsHealthy(webhdfs: string): Promise<boolean> {
+export async function hdfsHealthy(webhdfs: string, dataNodes = 1): Promise<boolean> {
   if (!(await webhdfsAnswers(webhdfs))) return false;
   try {
     const res = await fetch(`${webhdfs}/jmx?qry=Hadoop:service=NameNode,name=FSNamesystemState`, { signal: AbortSignal.timeout(3000) });
     if (!res.ok) return false;
     const body = (await res.json()) as { beans?: Array<{ NumLiveDataNodes?: number; CapacityRemaining?: number; FSState?: string }> };
     const state = body.beans?.[0];
-    return (state?.NumLiveDataNodes ?? 0) >= 1 && (state?.CapacityRemaining ?? 0) > 0 && state?.FSState !== 'safeMode';
+    return (state?.NumLiveDataNodes ?? 0) >= dataNodes && (state?.CapacityRemaining ?? 0) > 0 && state?.FSState !== 'safeMode';
   } catch {
     return false;
   }

@@ -21,7 +21,7 @@ import { Logger } from '../platform/log';
 import { TfosPaths } from '../platform/paths';
 import { SparkInstall, sparkEnv } from '../platform/spark';
 import { VERSIONS } from '../platform/versions';
-import { ServiceSpec } from './service';
+import { LOOPBACK, Placement, ServiceSpec } from './service';
 
 const LIVY_SOURCE_VERSION = VERSIONS.livy.source;
 const LIVY_CENTRAL_VERSION = VERSIONS.livy.central;
@@ -293,14 +293,15 @@ function pysparkArchives(sparkHome: string): string | undefined {
  */
 export function livyService(
   install: LivyInstall,
-  opts: { stackDir: string; port: number; sparkMaster: string; spark: SparkInstall; hadoopConfDir?: string },
+  opts: { stackDir: string; port: number; sparkMaster: string; spark: SparkInstall; hadoopConfDir?: string; at?: Placement },
 ): LivyStack {
+  const at = opts.at ?? LOOPBACK;
   const confDir = path.join(opts.stackDir, 'livy-conf');
   const logDir = path.join(opts.stackDir, 'logs', 'livy');
   fs.mkdirSync(confDir, { recursive: true });
   fs.mkdirSync(logDir, { recursive: true });
   const conf: Record<string, string> = {
-    'livy.server.host': '127.0.0.1',
+    'livy.server.host': at.address,
     'livy.server.port': String(opts.port),
     'livy.spark.master': opts.sparkMaster,
     'livy.spark.deploy-mode': 'client',
@@ -313,9 +314,9 @@ export function livyService(
     'livy.server.session.timeout': '30m',
     // Keep finished batches and sessions visible (state, log) for a while.
     'livy.server.session.state-retain.sec': '1800s',
-    // Session drivers and the server talk over loopback, whatever the host name resolves to.
-    'livy.rsc.launcher.address': '127.0.0.1',
-    'livy.rsc.rpc.server.address': '127.0.0.1',
+    // Session drivers and the server talk over this address, whatever the host name resolves to.
+    'livy.rsc.launcher.address': at.address,
+    'livy.rsc.rpc.server.address': at.address,
     'livy.rsc.jars': jarList(install.rscJarsDir),
   };
   if (install.replJarsDir) conf['livy.repl.jars'] = jarList(install.replJarsDir);
@@ -340,9 +341,10 @@ export function livyService(
       '',
     ].join('\n'),
   );
-  const url = `http://127.0.0.1:${opts.port}`;
+  const url = `http://${at.address}:${opts.port}`;
   const env: NodeJS.ProcessEnv = {
-    ...sparkEnv({ ...opts.spark, javaHome: install.javaHome }),
+    // Drivers Livy starts (spark-submit in client mode) run on Livy's host and bind its address.
+    ...sparkEnv({ ...opts.spark, javaHome: install.javaHome }, process.env, at.address),
     SPARK_SCALA_VERSION: SCALA,
     LIVY_HOME: install.home,
     LIVY_CONF_DIR: confDir,
@@ -366,9 +368,11 @@ export function livyService(
       ],
       env,
       cwd: opts.stackDir,
+      netns: at.netns,
       ports: [opts.port],
       healthy: () => livyHealthy(url),
       startTimeoutMs: 180_000,
+      startsAfter: ['spark-master'],
     },
   };
 }

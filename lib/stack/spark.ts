@@ -9,7 +9,7 @@ import { run } from '../platform/exec';
 import { Logger } from '../platform/log';
 import { TfosPaths } from '../platform/paths';
 import { resolveSpark, SPARK_ENV_MARKER, SparkInstall, sparkEnv, sparkPythonEnv, sparkPythonEnvComplete } from '../platform/spark';
-import { ServiceSpec } from './service';
+import { LOOPBACK, Placement, ServiceSpec } from './service';
 
 /**
  * Creates (once) the Python environment with pyspark + pyarrow, or with only the libraries when
@@ -54,6 +54,10 @@ export interface SparkStackOptions {
   workerMemory: string;
   /** First worker web UI port; worker i uses base + i. */
   workerUiPortBase: number;
+  /** Where the master runs (default: loopback here). */
+  master?: Placement;
+  /** Where worker i runs (default: every worker beside the master). */
+  workerHosts?: Placement[];
 }
 
 export interface SparkStack {
@@ -84,50 +88,60 @@ export function aliveWorkers(state: MasterState | undefined): number {
 }
 
 export function sparkServices(install: SparkInstall, opts: SparkStackOptions): SparkStack {
-  const masterUrl = `spark://127.0.0.1:${opts.masterPort}`;
-  const ui = `http://127.0.0.1:${opts.masterUiPort}`;
+  const at = opts.master ?? LOOPBACK;
+  const masterUrl = `spark://${at.address}:${opts.masterPort}`;
+  const ui = `http://${at.address}:${opts.masterUiPort}`;
   const sparkClass = path.join(install.sparkHome, 'bin', 'spark-class');
   const workDir = path.join(opts.stackDir, 'spark', 'work');
   fs.mkdirSync(workDir, { recursive: true });
-  const env = {
-    ...sparkEnv(install),
+  const envAt = (p: Placement) => ({
+    ...sparkEnv(install, process.env, p.address),
     SPARK_LOG_DIR: path.join(opts.stackDir, 'logs'),
     SPARK_WORKER_DIR: workDir,
     // Without this the master's and workers' UIs pick the next free port silently.
     SPARK_MASTER_OPTS: '-Dspark.ui.reverseProxy=false',
-  };
+  });
   const services: ServiceSpec[] = [
     {
       name: 'spark-master',
       command: sparkClass,
-      args: ['org.apache.spark.deploy.master.Master', '--host', '127.0.0.1', '--port', String(opts.masterPort), '--webui-port', String(opts.masterUiPort)],
-      env,
+      args: ['org.apache.spark.deploy.master.Master', '--host', at.address, '--port', String(opts.masterPort), '--webui-port', String(opts.masterUiPort)],
+      env: envAt(at),
       cwd: opts.stackDir,
+      netns: at.netns,
       ports: [opts.masterPort, opts.masterUiPort],
       healthy: async () => (await masterState(ui))?.status === 'ALIVE',
       startTimeoutMs: 120_000,
     },
   ];
+  const placed = new Set((opts.workerHosts ?? []).map((h) => h.address)).size === opts.workers;
   for (let i = 0; i < opts.workers; i++) {
     const uiPort = opts.workerUiPortBase + i;
+    const host = opts.workerHosts?.[i] ?? at;
     services.push({
       name: `spark-worker-${i + 1}`,
       command: sparkClass,
       args: [
         'org.apache.spark.deploy.worker.Worker',
-        '--host', '127.0.0.1',
+        '--host', host.address,
         '--cores', String(opts.workerCores),
         '--memory', opts.workerMemory,
         '--webui-port', String(uiPort),
         '--work-dir', workDir,
         masterUrl,
       ],
-      env,
+      env: envAt(host),
       cwd: opts.stackDir,
+      netns: host.netns,
       ports: [uiPort],
-      // A worker is healthy once the master counts it; workers start in order, so count i + 1.
-      healthy: async () => aliveWorkers(await masterState(ui)) >= i + 1,
+      // A worker is healthy once the master lists it ALIVE: by its own address when workers have
+      // hosts of their own (they start side by side); on one host they start one after the other
+      // and the master must count i + 1.
+      healthy: placed
+        ? async () => Boolean((await masterState(ui))?.workers.some((w) => w.host === host.address && w.state === 'ALIVE'))
+        : async () => aliveWorkers(await masterState(ui)) >= i + 1,
       startTimeoutMs: 120_000,
+      startsAfter: ['spark-master', ...(!placed && i > 0 ? [`spark-worker-${i}`] : [])],
     });
   }
   return { masterUrl, ui, services };

@@ -14,7 +14,8 @@ import { isAlive } from '../platform/process-group';
 import { sleep } from '../platform/sleep';
 import { externalHdfs, hdfsHealthy, hdfsServices, provisionHadoop } from './hadoop';
 import { livyHealthy, livyService, provisionLivy } from './livy';
-import { ServiceSpec } from './service';
+import { createNetwork, destroyNetwork, leftovers, NetworkPlan, planNetwork, setHostLink } from './netns';
+import { Placement, ServiceSpec } from './service';
 import { aliveWorkers, masterState, provisionSpark, sparkServices } from './spark';
 import { assertPortsFree, RunningService, startService, stopService } from './supervisor';
 
@@ -39,6 +40,12 @@ export const DEFAULT_PORTS: StackPorts = {
 
 export interface StackUpOptions {
   workers?: number;
+  /**
+   * Build N (>= 3) separate network hosts with network namespaces (see netns.ts): host a runs the
+   * Spark master, NameNode and Livy; every other host a Spark worker and a DataNode. The driver
+   * stays in this (the root) namespace and reaches them through the bridge.
+   */
+  hosts?: number;
   workerCores?: number;
   workerMemory?: string;
   ports?: Partial<StackPorts>;
@@ -52,6 +59,16 @@ export interface StackStatus {
   hdfs: { defaultFS: string; webhdfs: string; healthy: boolean; configDir?: string; external?: boolean };
   /** sessions: interactive sessions are possible (REPL jars for Scala 2.12 configured, or the user's Livy). */
   livy: { url: string; healthy: boolean; sessions?: boolean; external?: boolean };
+  /** Multi-host stacks only: each network host, its address and what runs there. */
+  hosts?: StackHost[];
+  /** Multi-host stacks only: the hosts' subnet and the address the root namespace has on it. */
+  network?: { id: string; subnet: string; gateway: string; bridge: string };
+}
+
+export interface StackHost {
+  name: string;
+  address: string;
+  roles: string[];
 }
 
 interface StackState {
@@ -60,6 +77,9 @@ interface StackState {
   workers: number;
   ports: StackPorts;
   services: RunningService[];
+  /** Recorded before any of it is created, so `down` removes it even after a crash of `up`. */
+  network?: NetworkPlan;
+  hosts?: StackHost[];
   endpoints: {
     sparkMaster: string;
     sparkUi: string;
@@ -99,6 +119,7 @@ async function probe(state: StackState): Promise<StackStatus> {
     spark: { master: e.sparkMaster, ui: e.sparkUi, workers, healthy: master?.status === 'ALIVE' && workers >= state.workers },
     hdfs: { defaultFS: e.defaultFS, webhdfs: e.webhdfs, healthy: hdfsOk, configDir: e.hadoopConfDir, external: e.hdfsExternal || undefined },
     livy: { url: e.livy, healthy: livyOk, sessions: e.livySessions ?? e.livyExternal, external: e.livyExternal || undefined },
+    ...(state.network ? { hosts: state.hosts, network: { id: state.network.id, subnet: state.network.subnet, gateway: state.network.gateway, bridge: state.network.bridge } } : {}),
   };
 }
 
@@ -160,9 +181,14 @@ export async function stackUp(opts: StackUpOptions = {}): Promise<StackStatus & 
     }
 
     const ports = { ...DEFAULT_PORTS, ...opts.ports };
-    const workers = opts.workers ?? 2;
-    const userLivy = env.TFOS_LIVY_URL?.trim();
-    const userHdfs = env.HADOOP_CONF_DIR?.trim() ? externalHdfs(env.HADOOP_CONF_DIR.trim()) : undefined;
+    const hostCount = opts.hosts;
+    if (hostCount !== undefined && (!Number.isInteger(hostCount) || hostCount < 3)) {
+      throw new Error(`--hosts must be an integer >= 3 (one host for the master, NameNode and Livy, one per worker), got ${hostCount}`);
+    }
+    const workers = hostCount ? hostCount - 1 : (opts.workers ?? 2);
+    // A multi-host stack is self-contained: a user's HDFS or Livy is not on its network.
+    const userLivy = hostCount ? undefined : env.TFOS_LIVY_URL?.trim();
+    const userHdfs = !hostCount && env.HADOOP_CONF_DIR?.trim() ? externalHdfs(env.HADOOP_CONF_DIR.trim()) : undefined;
 
     const [spark, hadoop, livy] = await Promise.all([
       provisionSpark(paths, log, env),
@@ -170,57 +196,85 @@ export async function stackUp(opts: StackUpOptions = {}): Promise<StackStatus & 
       userLivy ? undefined : provisionLivy(paths, log),
     ]);
 
-    const specs: ServiceSpec[] = [];
-    const hdfs = userHdfs ?? hdfsServices(hadoop!, { stackDir: paths.stack, nameNodeRpcPort: ports.nameNodeRpc, nameNodeHttpPort: ports.nameNodeHttp });
-    specs.push(...hdfs.services);
-    const sparkStack = sparkServices(spark, {
-      stackDir: paths.stack,
-      masterPort: ports.sparkMaster,
-      masterUiPort: ports.sparkMasterUi,
-      workers,
-      workerCores: opts.workerCores ?? 2,
-      workerMemory: opts.workerMemory ?? '4g',
-      workerUiPortBase: ports.sparkWorkerUiBase,
-    });
-    specs.push(...sparkStack.services);
-    const livyStack = livy
-      ? livyService(livy, { stackDir: paths.stack, port: ports.livy, sparkMaster: sparkStack.masterUrl, spark, hadoopConfDir: hdfs.configDir })
-      : undefined;
-    if (livyStack) specs.push(livyStack.service);
-
-    await assertPortsFree(specs);
     const state: StackState = {
       version: 1,
       startedAt: new Date().toISOString(),
       workers,
       ports,
       services: [],
-      endpoints: {
-        sparkMaster: sparkStack.masterUrl,
-        sparkUi: sparkStack.ui,
-        defaultFS: hdfs.defaultFS,
-        webhdfs: hdfs.webhdfs,
-        hadoopConfDir: hdfs.configDir,
-        hdfsExternal: Boolean(userHdfs),
-        livy: livyStack?.url ?? userLivy!,
-        livyExternal: !livyStack,
-        livySessions: livy ? Boolean(livy.replJarsDir) : true,
-      },
+      endpoints: { sparkMaster: '', sparkUi: '', defaultFS: '', webhdfs: '', hdfsExternal: Boolean(userHdfs), livy: '', livyExternal: Boolean(userLivy) },
     };
-    try {
-      for (const spec of specs) {
-        const started = Date.now();
-        log(`starting ${spec.name}`);
-        state.services.push(await startService(spec, paths.logs));
-        // Recorded after every service, so a crash of this process still lets `down` find them.
-        writeState(paths, state);
-        log(`${spec.name} healthy in ${((Date.now() - started) / 1000).toFixed(1)} s`);
-      }
-    } catch (err) {
+    const fail = async (err: unknown): Promise<never> => {
       await stopAll(state, log);
       fs.rmSync(stateFile(paths), { force: true });
       throw err;
+    };
+    // Where each service runs: all on loopback, or spread over the network hosts.
+    let head: Placement | undefined;
+    let workerHosts: Placement[] | undefined;
+    if (hostCount) {
+      const plan = await planNetwork(paths.stack, hostCount);
+      // Names taken by someone else are refused before the plan is recorded: `down` would remove them.
+      const taken = await leftovers(plan);
+      if (taken.length) {
+        throw new Error(`cannot build the stack network: ${taken.join(', ')} already exist (left by an earlier stack of ${paths.home}? remove them with ip netns del / ip link del)`);
+      }
+      state.network = plan;
+      state.hosts = plan.hosts.map((h, i) => ({ name: h.name, address: h.address, roles: i === 0 ? ['spark-master', 'namenode', 'livy'] : ['spark-worker', 'datanode'] }));
+      writeState(paths, state);
+      log(`creating ${hostCount} network hosts on ${plan.subnet} (bridge ${plan.bridge}, this machine ${plan.gateway})`);
+      await createNetwork(plan).catch(fail);
+      [head, ...workerHosts] = plan.hosts;
     }
+
+    const specs: ServiceSpec[] = [];
+    const hdfs = userHdfs ?? hdfsServices(hadoop!, { stackDir: paths.stack, nameNodeRpcPort: ports.nameNodeRpc, nameNodeHttpPort: ports.nameNodeHttp, nameNode: head, dataNodes: workerHosts });
+    specs.push(...hdfs.services);
+    const sparkStack = sparkServices(spark, {
+      stackDir: paths.stack,
+      masterPort: ports.sparkMaster,
+      masterUiPort: ports.sparkMasterUi,
+      workers,
+      workerCores: opts.workerCores ?? (hostCount ? 4 : 2),
+      workerMemory: opts.workerMemory ?? '4g',
+      workerUiPortBase: ports.sparkWorkerUiBase,
+      master: head,
+      workerHosts,
+    });
+    specs.push(...sparkStack.services);
+    const livyStack = livy
+      ? livyService(livy, { stackDir: paths.stack, port: ports.livy, sparkMaster: sparkStack.masterUrl, spark, hadoopConfDir: hdfs.configDir, at: head })
+      : undefined;
+    if (livyStack) specs.push(livyStack.service);
+
+    await assertPortsFree(specs).catch(fail);
+    state.endpoints = {
+      sparkMaster: sparkStack.masterUrl,
+      sparkUi: sparkStack.ui,
+      defaultFS: hdfs.defaultFS,
+      webhdfs: hdfs.webhdfs,
+      hadoopConfDir: hdfs.configDir,
+      hdfsExternal: Boolean(userHdfs),
+      livy: livyStack?.url ?? userLivy!,
+      livyExternal: !livyStack,
+      livySessions: livy ? Boolean(livy.replJarsDir) : true,
+    };
+    // Each service starts as soon as those it needs are healthy (workers after the master,
+    // DataNodes after the NameNode): independent JVMs start side by side.
+    const ready = new Map<string, Promise<void>>();
+    const start = async (spec: ServiceSpec): Promise<void> => {
+      await Promise.all((spec.startsAfter ?? []).map((name) => ready.get(name)));
+      const started = Date.now();
+      log(`starting ${spec.name}${spec.netns ? ` in ${spec.netns}` : ''}`);
+      state.services.push(await startService(spec, paths.logs));
+      // Recorded after every service, so a crash of this process still lets `down` find them.
+      writeState(paths, state);
+      log(`${spec.name} healthy in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+    };
+    for (const spec of specs) ready.set(spec.name, start(spec));
+    const outcomes = await Promise.allSettled(ready.values());
+    const failed = outcomes.find((o): o is PromiseRejectedResult => o.status === 'rejected');
+    if (failed) await fail(failed.reason);
     const status = await probe(state);
     if (!allHealthy(status)) {
       await stopAll(state, log);
@@ -237,6 +291,10 @@ async function stopAll(state: StackState, log: Logger): Promise<void> {
     log(`stopping ${svc.name} (pid ${svc.pid})`);
     await stopService(svc);
   }
+  if (state.network) {
+    log(`removing the stack network ${state.network.subnet} (namespaces, links, bridge ${state.network.bridge})`);
+    await destroyNetwork(state.network);
+  }
 }
 
 /** Stops every service of the stack; a no-op when none is running. */
@@ -250,4 +308,16 @@ export async function stackDown(opts: { log?: Logger; env?: NodeJS.ProcessEnv } 
     fs.rmSync(stateFile(paths), { force: true });
     return true;
   });
+}
+
+/**
+ * Cuts (up=false) or restores the network link of one host of a running multi-host stack, as a
+ * pulled cable would: the host's processes keep running but nothing reaches them.
+ */
+export async function setStackHostLink(host: string, up: boolean, env: NodeJS.ProcessEnv = process.env): Promise<void> {
+  const state = readState(tfosPaths(env));
+  if (!state?.network) throw new Error('no multi-host stack is running (start one with: tfos stack up --hosts 3)');
+  const h = state.network.hosts.find((x) => x.name === host || x.address === host);
+  if (!h) throw new Error(`the stack has no host '${host}' (hosts: ${state.network.hosts.map((x) => `${x.name} ${x.address}`).join(', ')})`);
+  await setHostLink(h, up);
 }

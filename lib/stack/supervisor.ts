@@ -10,6 +10,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { groupMembers, isAlive } from '../platform/process-group';
 import { sleep } from '../platform/sleep';
+import { inNamespace } from './netns';
 import { describePortHolder, isPortFree } from './ports';
 import { ServiceSpec } from './service';
 
@@ -34,6 +35,8 @@ export class PortTakenError extends Error {
 /** Fails with PortTakenError naming the first taken port and its holder. */
 export async function assertPortsFree(specs: ServiceSpec[]): Promise<void> {
   for (const spec of specs) {
+    // A host namespace is created fresh for the stack: nothing else can hold its ports.
+    if (spec.netns) continue;
     for (const port of spec.ports) {
       if (!(await isPortFree(port))) throw new PortTakenError(port, await describePortHolder(port), spec.name);
     }
@@ -54,8 +57,9 @@ export async function startService(spec: ServiceSpec, logsDir: string): Promise<
   fs.mkdirSync(logsDir, { recursive: true });
   const log = path.join(logsDir, `${spec.name}.log`);
   const fd = fs.openSync(log, 'a');
-  fs.writeSync(fd, `\n==== ${new Date().toISOString()} starting ${spec.name}: ${spec.command} ${spec.args.join(' ')}\n`);
-  const child = spawn(spec.command, spec.args, {
+  const { command, args } = inNamespace(spec.netns, spec.command, spec.args);
+  fs.writeSync(fd, `\n==== ${new Date().toISOString()} starting ${spec.name}: ${command} ${args.join(' ')}\n`);
+  const child = spawn(command, args, {
     cwd: spec.cwd,
     env: spec.env,
     detached: true,

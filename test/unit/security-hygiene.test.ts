@@ -10,7 +10,6 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { ControlServer } from '../../lib/driver/control-server';
-import { controlAddress, targetHost } from '../../lib/driver/control-address';
 import { createRunDir, RUN_DIR_PREFIX } from '../../lib/driver/run-dir';
 import { NodeControl } from '../../lib/node/control-client';
 import { PROTOCOL_VERSION, RegisterMessage } from '../../lib/protocol/control';
@@ -60,14 +59,3 @@ describe('register protocol version', function () {
   });
 });
 
-describe('the control server binds the interface it advertises', () => {
-  it('loopback for local routes; the address towards the master otherwise; never 0.0.0.0 unless asked', async () => {
-    expect(await controlAddress('local', true, {})).to.deep.equal({ bind: '127.0.0.1', advertise: '127.0.0.1' });
-    const towards = await controlAddress('spark://127.0.0.2:7077', false, {});
-    expect(towards).to.deep.equal({ bind: '127.0.0.1', advertise: '127.0.0.1' });
-    expect(targetHost('k8s://https://10.1.2.3:6443')).to.deep.equal({ host: '10.1.2.3', port: 6443 });
-    expect(targetHost('yarn')).to.equal(undefined);
-    expect((await controlAddress('spark://h:7077', false, { advertiseHost: '127.0.0.1' })).bind).to.equal('127.0.0.1');
-    expect((await controlAddress('yarn', false, { bindHost: '0.0.0.0' })).bind).to.equal('0.0.0.0');
-  });
-});

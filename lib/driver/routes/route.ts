@@ -38,7 +38,7 @@ export interface SubmittedApp {
 }
 
 export interface SparkRoute {
-  readonly name: 'local' | 'spark-submit' | 'livy';
+  readonly name: 'local' | 'spark-submit' | 'livy' | 'attached';
   submit(plan: LaunchPlan): Promise<SubmittedApp>;
 }
 

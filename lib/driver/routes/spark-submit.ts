@@ -19,6 +19,11 @@ export interface SparkSubmitOptions {
   extraArgs?: string[];
   /** HADOOP_CONF_DIR for the Spark application (fs.defaultFS for hdfs:/// and relative paths). */
   hadoopConfDir?: string;
+  /**
+   * The address the Spark driver binds and advertises to executors (SPARK_LOCAL_IP): this
+   * machine's address on the cluster's network. Default loopback, right only for local clusters.
+   */
+  driverAddress?: string;
 }
 
 export class SparkSubmitRoute implements SparkRoute {
@@ -39,7 +44,7 @@ export class SparkSubmitRoute implements SparkRoute {
     args.push(...(this.opts.extraArgs ?? []), LAUNCHER_PATH, '--control', plan.controlUrl, '--token-file', plan.tokenFile);
     const submit = path.join(this.spark.sparkHome, 'bin', 'spark-submit');
     // Own process group: kill() must reach the JVM, the Python driver and local-mode workers.
-    const env = sparkEnv(this.spark);
+    const env = sparkEnv(this.spark, process.env, this.opts.driverAddress);
     if (this.opts.hadoopConfDir) env.HADOOP_CONF_DIR = this.opts.hadoopConfDir;
     const child = spawn(submit, args, { env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
     const pid = await new Promise<number>((resolve, reject) => {
