@@ -29,7 +29,8 @@
 import type * as TF from '@tensorflow/tfjs';
 import type { Table } from 'apache-arrow';
 import { Checkpoint, Checkpoints } from '../../lib/io/checkpoints';
-import { imagesToFloat32, labelsToInt32, loadTf } from '../../lib/io/arrow-tensors';
+import { imagesToFloat32, labelsToInt32 } from '../../lib/io/arrow-tensors';
+import { loadTfjs } from '../../lib/platform/tfjs';
 import { resolveLocation, posixJoin } from '../../lib/io/dataset-fs';
 import { restoreTrainingState, saveModel, trainingState } from '../../lib/io/model-files';
 import { SummaryWriter } from '../../lib/io/tfevents';
@@ -440,7 +441,7 @@ export default async function train(args: unknown, ctx: TFNodeContext): Promise<
     modelDir: parsed.modelDir && ctx.absolutePath(parsed.modelDir),
     logDir: parsed.logDir && ctx.absolutePath(parsed.logDir),
   };
-  const { tf } = loadTf();
+  const { tf } = loadTfjs();
   const { server } = await TFNode.startClusterServer(ctx);
   if (ctx.jobName === 'ps') return server.join();
   if (ctx.jobName === 'evaluator') return evaluatorLoop(tf, o, ctx, server);
@@ -473,7 +474,7 @@ export default async function train(args: unknown, ctx: TFNodeContext): Promise<
 /** Standalone: the same training in this process alone (no Spark, no cluster). */
 export async function trainStandalone(args: string[], report: (m: TrainingMetrics) => void = () => undefined): Promise<TrainSummary> {
   const o = parseTrainArgs(args);
-  const { tf } = loadTf();
+  const { tf } = loadTfjs();
   const model = o.model.build(tf);
   const optimizer = o.model.optimizer(tf, o.lr);
   const group: Group = {

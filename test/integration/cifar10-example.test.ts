@@ -15,7 +15,7 @@ import { Checkpoints } from '../../lib/io/checkpoints';
 import { generatedCifarSet } from '../../lib/io/cifar10';
 import { resolveLocation } from '../../lib/io/dataset-fs';
 import { writeCifarDataset } from '../../lib/io/dataset';
-import { loadTf } from '../../lib/io/arrow-tensors';
+import { loadTfjs } from '../../lib/platform/tfjs';
 import { loadModel } from '../../lib/io/model-files';
 import { tempDir } from '../support/cifar-fixture';
 import { predict } from '../../examples/cifar10/predict';
@@ -53,7 +53,7 @@ describe('CIFAR-10 example (examples/cifar10/train.ts)', function () {
   this.timeout(900_000);
   let root: string;
   let data: string;
-  const { tf } = loadTf();
+  const { tf } = loadTfjs();
 
   before(async () => {
     root = tempDir('tfos-cifar-example-');
