@@ -5,7 +5,8 @@ import { RecordBatch, Table } from 'apache-arrow';
 import { CIFAR, generatedCifarSet } from '../../lib/io/cifar10';
 import { resolveLocation } from '../../lib/io/dataset-fs';
 import { datasetSchema, makeImageBatch, writeCifarDataset } from '../../lib/io/dataset';
-import { imagesToFloat32, labelsToInt32, labelsToOneHot, loadTf, tableToTensors } from '../../lib/io/arrow-tensors';
+import { imagesToFloat32, labelsToInt32, labelsToOneHot, tableToTensors } from '../../lib/io/arrow-tensors';
+import { loadTfjs } from '../../lib/platform/tfjs';
 import { DataFeed } from '../../lib/node/data-feed';
 import { generatedRecord, tempDir } from '../support/cifar-fixture';
 
@@ -138,7 +139,7 @@ describe('DataFeed', () => {
         await writeCifarDataset(generatedCifarSet(60, { seed: 8, testRecords: 10 }), resolveLocation(dest), { parquet: false, partitions: 2, batchRows: 16 });
         const feed = await DataFeed.fromDataset(path.join(dest, 'train'), { shard: 1, numShards: 2 });
         const t = (await feed.nextBatch(8))!;
-        const { tf } = loadTf();
+        const { tf } = loadTfjs();
         const { xs, ys } = tableToTensors(t);
         expect(xs.shape).to.deep.equal([8, 32, 32, 3]);
         expect(ys.shape).to.deep.equal([8, 10]);
@@ -198,7 +199,7 @@ describe('DataFeed', () => {
     });
 
     it('measures records/s from local Arrow partitions to tensors', async function () {
-      const { tf, backend } = loadTf();
+      const { tf, package: backend } = loadTfjs();
       for (const shuffle of [false, true]) {
         const feed = await DataFeed.fromDataset(path.join(dest, 'train'), { shuffle, epochs: 2 });
         const started = process.hrtime.bigint();

@@ -5,4 +5,3 @@ export { DistributedNode } from './node';
 export { DistributedOptimizer, DistributedOptimizerOptions, VariableLike } from './optimizer';
 export { assignShards, PsClient, PsModelConfig, PsWeights } from './ps';
 export { AuthError, DistributedError, peerName } from './peers';
-export { tf, tfSource } from './tf';

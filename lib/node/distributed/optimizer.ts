@@ -21,7 +21,7 @@ import type * as tfTypes from '@tensorflow/tfjs';
 import { DistributedNode } from './node';
 import { DistributedError, peerName } from './peers';
 import { assignShards, modelId, PsWeights } from './ps';
-import { tf } from './tf';
+import { tfjs as tf } from '../../platform/tfjs';
 
 type Variable = tfTypes.Variable;
 type Tensor = tfTypes.Tensor;

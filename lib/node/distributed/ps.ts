@@ -16,7 +16,7 @@ import { dialWithRetry } from './dial';
 import { Link } from './link';
 import type { PeerGroup } from './group';
 import { DistributedError, peerName, PeerId } from './peers';
-import { tf } from './tf';
+import { tfjs as tf } from '../../platform/tfjs';
 import { Channel, Frame, FrameFields, FrameType, payloadFloats, floatBytes } from './wire';
 
 export interface PsModelConfig {
