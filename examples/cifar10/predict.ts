@@ -8,7 +8,8 @@
  * `tf.loadLayersModel('file://DIR/model.json')` or the package's `loadModel(tf, 'hdfs://…')`.
  */
 import type * as TF from '@tensorflow/tfjs';
-import { imagesToFloat32, labelsToInt32, loadTf } from '../../lib/io/arrow-tensors';
+import { imagesToFloat32, labelsToInt32 } from '../../lib/io/arrow-tensors';
+import { loadTfjs } from '../../lib/platform/tfjs';
 import { loadModel } from '../../lib/io/model-files';
 import { DataFeed } from '../../lib/node/data-feed';
 import { preprocess } from './augment';
@@ -25,7 +26,7 @@ export interface Prediction {
 
 /** Classifies the first `count` images of DATA/split with the model in modelDir. */
 export async function predict(opts: { modelDir: string; data: string; split?: string; count?: number }): Promise<{ predictions: Prediction[]; accuracy: number }> {
-  const { tf } = loadTf();
+  const { tf } = loadTfjs();
   const model = await loadModel(tf, opts.modelDir);
   // The exported model's name says which preprocessing it was trained with.
   const r = recipe(model.name === 'cifar10_fast' ? 'fast' : 'seed');
