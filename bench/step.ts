@@ -48,7 +48,7 @@ const median = (a: number[]) => [...a].sort((x, y) => x - y)[Math.floor(a.length
 // ---- the tfjs runner (child process) ----------------------------------------------------------
 
 async function childMain(): Promise<void> {
-  const { tf } = await import('../lib/node/distributed/tf');
+  const { tfjs: tf } = await import('../lib/platform/tfjs');
   const t = tf();
   const levers = JSON.parse(process.env.TFOS_BENCH_LEVERS ?? '"none"') as Variant['levers'];
   if (levers !== 'none') {
