@@ -180,7 +180,9 @@ interface RunState {
 export interface TrainSummary {
   steps: number;
   resumedFromStep: number;
+  /** Wall-clock seconds of this run's training loop (evaluations and checkpoints included). */
   seconds: number;
+  /** Training images per second of this run, all workers together (evaluation and checkpoint time excluded). */
   imagesPerSec: number;
   testAccuracy: number;
   testImages: number;
@@ -189,6 +191,8 @@ export interface TrainSummary {
   workers: number;
   globalBatch: number;
   epochs: number;
+  /** Every evaluation of the run (time to a given accuracy). */
+  evaluations: Array<{ step: number; seconds: number; images: number; testAccuracy: number }>;
   modelDir?: string;
   logDir?: string;
   plot?: string;
@@ -262,9 +266,15 @@ async function trainLoop(tf: Tfjs, o: TrainOptions, g: Group, make: { model: TF.
       ...extra,
     });
 
+  // Time spent away from training steps (evaluations, checkpoints): not counted in imagesPerSec.
+  let pausedMs = 0;
+  const evaluations: TrainSummary['evaluations'] = [];
   const runEval = async () => {
     if (chief) report({ phase: 'evaluating' });
+    const t0 = Date.now();
     lastTest = await evaluate(tf, model, o, testPath, g);
+    pausedMs += Date.now() - t0;
+    evaluations.push({ step, seconds: +elapsed().toFixed(2), images: imagesSeen, testAccuracy: lastTest.accuracy });
     if (chief) {
       history.push({ step, seconds: elapsed(), images: imagesSeen, testAccuracy: lastTest.accuracy });
       writer?.scalars(step, { test_accuracy: lastTest.accuracy, test_loss: lastTest.loss });
@@ -275,7 +285,9 @@ async function trainLoop(tf: Tfjs, o: TrainOptions, g: Group, make: { model: TF.
   const save = async () => {
     if (!ckpts || !chief) return;
     const state: RunState = { step, seconds: elapsed(), images: imagesSeen, history, seed: o.seed, model: o.model.name, globalBatch, workers: g.size };
+    const t0 = Date.now();
     await g.whileBusy(async () => ckpts.save(step, await trainingState(model, g.checkpointOptimizer), state));
+    pausedMs += Date.now() - t0;
   };
 
   // The data: dataset shards per epoch (seeded order, so a resumed run skips to its place), or Spark's feed.
@@ -349,6 +361,7 @@ async function trainLoop(tf: Tfjs, o: TrainOptions, g: Group, make: { model: TF.
     await feed?.terminate();
   }
 
+  const trainSeconds = (Date.now() - started - pausedMs) / 1000;
   await runEval();
   const seconds = (Date.now() - started) / 1000;
   const stepsRun = step - resumedFromStep;
@@ -358,7 +371,7 @@ async function trainLoop(tf: Tfjs, o: TrainOptions, g: Group, make: { model: TF.
     steps: step,
     resumedFromStep,
     seconds: +seconds.toFixed(2),
-    imagesPerSec: seconds > 0 ? +((stepsRun * globalBatch) / seconds).toFixed(1) : 0,
+    imagesPerSec: trainSeconds > 0 ? +((stepsRun * globalBatch) / trainSeconds).toFixed(1) : 0,
     testAccuracy: lastTest!.accuracy,
     testImages: lastTest!.images,
     testLoss: lastTest!.loss,
@@ -366,6 +379,7 @@ async function trainLoop(tf: Tfjs, o: TrainOptions, g: Group, make: { model: TF.
     workers: g.size,
     globalBatch,
     epochs: step / spe,
+    evaluations,
   };
   // Everyone else is done with collectives; the chief's closing work can take its time.
   if (ckpts) {

@@ -18,6 +18,7 @@ import { writeCifarDataset } from '../../lib/io/dataset';
 import { loadTfjs } from '../../lib/platform/tfjs';
 import { loadModel } from '../../lib/io/model-files';
 import { tempDir } from '../support/cifar-fixture';
+import { predict } from '../../examples/cifar10/predict';
 
 const TRAIN = path.resolve(__dirname, '../../examples/cifar10/train.js');
 
@@ -84,6 +85,10 @@ describe('CIFAR-10 example (examples/cifar10/train.ts)', function () {
     const model = await loadModel(tf, `${run}/model`);
     const y = model.predict(tf.zeros([2, 24, 24, 3])) as TF.Tensor;
     expect(y.shape).to.deep.equal([2, 10]);
+    // The predict example classifies test images with it.
+    const p = await predict({ modelDir: `${run}/model`, data, count: 50 });
+    expect(p.predictions).to.have.length(50);
+    expect(p.accuracy).to.be.above(0.3);
   });
 
   it('checkpoint → kill → resume: continues from the saved step with the saved weights', async () => {

@@ -25,6 +25,10 @@ export class FakeControlServer extends EventEmitter {
     this.commands.push(cmd);
     this.onCommand?.(cmd);
   }
+  /** The real server seals each message for the trainer; the fake hands the JSON to the socket. */
+  send(ws: FakeSocket, msg: unknown, cb?: (err?: Error) => void): void {
+    ws.send(JSON.stringify(msg), cb);
+  }
   async close(): Promise<void> {
     this.closed = true;
   }
@@ -68,7 +72,7 @@ export interface FakeCluster {
   handle: TFClusterHandle;
   server: FakeControlServer;
   app: FakeApp;
-  secretFile: string;
+  tokenFile: string;
   sockets: FakeSocket[];
   /** Node i (of the roles) registers, as attempt `attempt`. */
   register(i: number, attempt?: number): FakeSocket;
@@ -85,8 +89,8 @@ export function fakeCluster(opts: { numExecutors: number; numPs: number; reserva
   const roles = assignRoles({ clusterSize: opts.numExecutors, numPs: opts.numPs });
   const server = new FakeControlServer();
   const app = new FakeApp();
-  const secretFile = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'tfos-fake-')), 'cluster.secret');
-  fs.writeFileSync(secretFile, 'secret', { mode: 0o600 });
+  const tokenFile = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'tfos-fake-')), 'bootstrap.token');
+  fs.writeFileSync(tokenFile, 'secret', { mode: 0o600 });
   const handle = new TFClusterHandle({
     job: {
       protocol: PROTOCOL_VERSION,
@@ -101,7 +105,7 @@ export function fakeCluster(opts: { numExecutors: number; numPs: number; reserva
     },
     reservation: new Reservation(roles),
     server: server as unknown as ControlServer,
-    secretFile,
+    tokenFile,
     reservationTimeoutMs: opts.reservationTimeoutMs ?? 60_000,
     lostNodeGraceMs: opts.lostNodeGraceMs ?? 20,
     inputMode: InputMode.TENSORFLOW,
@@ -117,7 +121,7 @@ export function fakeCluster(opts: { numExecutors: number; numPs: number; reserva
     handle,
     server,
     app,
-    secretFile,
+    tokenFile,
     sockets,
     register(i, attempt = 0) {
       const ws = new FakeSocket();

@@ -27,7 +27,7 @@ function expectReleased(c: FakeCluster): void {
   expect(c.server.commands).to.deep.include({ type: 'shutdown', reason: 'cluster failed' });
   expect(c.app.killed).to.equal(1);
   expect(c.server.closed).to.equal(true);
-  expect(fs.existsSync(c.secretFile)).to.equal(false);
+  expect(fs.existsSync(c.tokenFile)).to.equal(false);
 }
 
 describe('TFClusterHandle state machine (fake route)', () => {
@@ -66,7 +66,7 @@ describe('TFClusterHandle state machine (fake route)', () => {
     expect(c.handle.state).to.equal('finished');
     expect([...results.entries()]).to.deep.equal([[0, null], [1, 'chief done'], [2, 'worker done']]);
     expect(c.app.killed).to.equal(0);
-    expect(fs.existsSync(c.secretFile)).to.equal(false);
+    expect(fs.existsSync(c.tokenFile)).to.equal(false);
   });
 
   it("a node's error fails the cluster with its message and where it ran; the others are told to stop", async () => {
