@@ -9,6 +9,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/bootstrap.sh
+# Lint first: a style or type-rule break fails in seconds, not after the suites.
+bash scripts/lint.sh
 
 status="$(node bin/tfos.js stack status --json || true)"
 started_stack=0

@@ -568,8 +568,8 @@ def short_error(err):
     for marker in ("RuntimeError: ", "ValueError: "):
         if marker in text:
             return text[text.index(marker) + len(marker):].split("\n\tat ")[0].strip()[:4000]
-    lines = [l.strip() for l in text.splitlines() if l.strip() and not l.strip().startswith("at ")]
-    lines = [l for l in lines if not l.startswith("An error occurred while calling")]
+    lines = [line.strip() for line in text.splitlines() if line.strip() and not line.strip().startswith("at ")]
+    lines = [line for line in lines if not line.startswith("An error occurred while calling")]
     return (": ".join(lines[:2]) or type(err).__name__)[:4000]
 
 

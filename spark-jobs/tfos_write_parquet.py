@@ -11,6 +11,7 @@ Parquet layout: one row group per partition; dictionary encoding only for `label
 the small columns only (min/max of 3 KB image blobs are useless). Spark reads the result with
 spark.read.parquet (id -> LongType, label -> IntegerType, image -> BinaryType).
 """
+
 import json
 import sys
 

@@ -20,7 +20,7 @@ const WITH_VALUE = new Set(['--via', '--master', '--livy', '--livy-mode', '--con
 
 /** POSIX shell quoting: plain words stay as they are. */
 export function shellQuote(word: string): string {
-  return /^[A-Za-z0-9_\/.:=@%+,-]+$/.test(word) ? word : `'${word.replace(/'/g, `'\\''`)}'`;
+  return /^[A-Za-z0-9_/.:=@%+,-]+$/.test(word) ? word : `'${word.replace(/'/g, `'\\''`)}'`;
 }
 
 export interface SubmitLine {

@@ -168,7 +168,7 @@ export class TFClusterHandle extends EventEmitter {
     this.app = app;
     this.progress({ phase: 'submitted', message: `submitted ${app.describe}` });
     this.reservationTimer = setTimeout(() => this.onReservationTimeout(), this.cfg.reservationTimeoutMs);
-    app.exited.then((exit) => {
+    void app.exited.then((exit) => {
       this.launcherFinished = true;
       if (this.state === 'finished' || this.state === 'failed') return;
       if (!exit.ok || this.state !== 'stopping') {

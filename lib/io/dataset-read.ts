@@ -23,7 +23,8 @@ export async function* shardEpochs(
 ): AsyncGenerator<RecordBatch | EpochEnd> {
   for (let epoch = 0; epoch < o.epochs; epoch++) {
     if (!o.shuffle) {
-      for await (const { batch } of readUnits(fs, splitPath, manifest, units, { maxRangeBytes: o.maxRangeBytes, signal: o.signal })) yield batch;
+      for await (const { batch } of readUnits(fs, splitPath, manifest, units, { maxRangeBytes: o.maxRangeBytes, signal: o.signal }))
+        yield batch;
     } else {
       const rnd = mulberry32(((o.seed ?? 0) * 0x9e3779b1) ^ Math.imul(o.shard + 1, 0x85ebca6b) ^ Math.imul(epoch + 1, 0xc2b2ae35));
       const order = permutation(units.length, rnd).map((i) => units[i]);
@@ -51,7 +52,10 @@ function* shuffleRows(window: RecordBatch[], rnd: () => number, rowsPer: number)
   });
   const perm = permutation(picks.length, rnd);
   for (let s = 0; s < perm.length; s += rowsPer) {
-    yield takeRows(window, perm.slice(s, s + rowsPer).map((i) => picks[i]));
+    yield takeRows(
+      window,
+      perm.slice(s, s + rowsPer).map((i) => picks[i]),
+    );
   }
 }
 

@@ -33,7 +33,7 @@ import {
   Schema,
   Struct,
 } from 'apache-arrow';
-import { CIFAR, CifarSource, CifarSourceSet, checkSourceSize, readCifarRecords, Split, withReadAhead } from './cifar10';
+import { CIFAR, CifarSourceSet, checkSourceSize, readCifarRecords, Split, withReadAhead } from './cifar10';
 import { commitDirectory, DatasetFs, Location, posixJoin } from './dataset-fs';
 import { checkedRelativePath } from './hdfs-path';
 import { ParquetConverter } from './dataset-parquet';

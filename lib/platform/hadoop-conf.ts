@@ -34,12 +34,17 @@ export function resolveHadoopConf(hadoopConfDir: string): HadoopConf {
   const hdfs = readXmlProps(path.join(hadoopConfDir, 'hdfs-site.xml'));
   const defaultFS = core['fs.defaultFS'] ?? core['fs.default.name'];
   if (!defaultFS) throw new Error(`HADOOP_CONF_DIR=${hadoopConfDir}: core-site.xml has no fs.defaultFS`);
-  if (!/^hdfs:\/\//.test(defaultFS)) throw new Error(`HADOOP_CONF_DIR=${hadoopConfDir}: fs.defaultFS=${defaultFS} is not an hdfs:// file system`);
+  if (!/^hdfs:\/\//.test(defaultFS))
+    throw new Error(`HADOOP_CONF_DIR=${hadoopConfDir}: fs.defaultFS=${defaultFS} is not an hdfs:// file system`);
   const authority = new URL(defaultFS.replace(/^hdfs:/, 'http:')).hostname;
   const https = (hdfs['dfs.http.policy'] ?? 'HTTP_ONLY').toUpperCase() === 'HTTPS_ONLY';
   const key = https ? 'dfs.namenode.https-address' : 'dfs.namenode.http-address';
   // HA: fs.defaultFS names a nameservice, whose NameNodes are listed in dfs.ha.namenodes.<ns>.
-  const haIds = hdfs[`dfs.ha.namenodes.${authority}`]?.split(',').map((s) => s.trim()).filter(Boolean) ?? [];
+  const haIds =
+    hdfs[`dfs.ha.namenodes.${authority}`]
+      ?.split(',')
+      .map((s) => s.trim())
+      .filter(Boolean) ?? [];
   let address: string | undefined;
   let nnHost = authority;
   for (const id of haIds) {

@@ -42,7 +42,10 @@ export function userSparkHome(env: NodeJS.ProcessEnv = process.env): string | un
 }
 
 /** Where the Python environment for Spark lives and what it must contain. */
-export function sparkPythonEnv(paths: TfosPaths, env: NodeJS.ProcessEnv = process.env): { pythonEnv: string; python: string; packages: string[] } {
+export function sparkPythonEnv(
+  paths: TfosPaths,
+  env: NodeJS.ProcessEnv = process.env,
+): { pythonEnv: string; python: string; packages: string[] } {
   const existing = userSparkHome(env);
   const pythonEnv = existing ? `${paths.pythonEnv}-libs` : paths.pythonEnv;
   return { pythonEnv, python: path.join(pythonEnv, 'bin', 'python'), packages: sparkPythonPackages(!existing) };

@@ -15,7 +15,9 @@ let loaded: { tf: TF; package: TfjsPackage } | undefined;
 export function loadTfjs(env: NodeJS.ProcessEnv = process.env): { tf: TF; package: TfjsPackage } {
   const choice = env.TFOS_TFJS?.trim() ?? '';
   if (choice !== '' && choice !== 'js') {
-    throw new Error(`TFOS_TFJS=${choice} is not understood: set TFOS_TFJS=js for the pure-JavaScript @tensorflow/tfjs, or leave it unset (tfjs-node when its addon loads)`);
+    throw new Error(
+      `TFOS_TFJS=${choice} is not understood: set TFOS_TFJS=js for the pure-JavaScript @tensorflow/tfjs, or leave it unset (tfjs-node when its addon loads)`,
+    );
   }
   if (loaded) return loaded;
   if (choice !== 'js') {

@@ -131,7 +131,8 @@ export function checkFields(what: string, msg: Record<string, unknown>, fields: 
       continue;
     }
     const type = optional ? spec.slice(0, -1) : spec;
-    if (!typeOk(value, type)) throw new ProtocolError(`${what}: field '${name}' must be ${type}, got ${JSON.stringify(value)?.slice(0, 80)}`);
+    if (!typeOk(value, type))
+      throw new ProtocolError(`${what}: field '${name}' must be ${type}, got ${JSON.stringify(value)?.slice(0, 80)}`);
   }
   for (const name of Object.keys(msg)) {
     if (!(name in fields) && !ignore.includes(name)) throw new ProtocolError(`${what}: unknown field '${name}'`);
@@ -143,7 +144,8 @@ export function parseLauncherEvent(body: unknown, schema: ProtocolSchema = proto
   if (typeof body !== 'object' || body === null || Array.isArray(body)) throw new ProtocolError('launcher event: not a JSON object');
   const msg = body as Record<string, unknown>;
   const fields = typeof msg.type === 'string' && Object.hasOwn(schema.events, msg.type) ? schema.events[msg.type] : undefined;
-  if (!fields) throw new ProtocolError(`launcher event: unknown type ${JSON.stringify(msg.type)} (known: ${Object.keys(schema.events).join(', ')})`);
+  if (!fields)
+    throw new ProtocolError(`launcher event: unknown type ${JSON.stringify(msg.type)} (known: ${Object.keys(schema.events).join(', ')})`);
   checkFields(`launcher event '${String(msg.type)}'`, msg, fields, ['type']);
   return msg as unknown as LauncherEvent;
 }
@@ -152,15 +154,21 @@ export function parseLauncherEvent(body: unknown, schema: ProtocolSchema = proto
 type Schema = typeof import('../../spark-jobs/protocol.json');
 type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
 type Fields<U extends { type: string }, T extends string> = Exclude<keyof Extract<U, { type: T }>, 'type'>;
-type EachMatches<U extends { type: string }, S> = { [T in U['type']]: T extends keyof S ? Same<Fields<U, T>, keyof S[T]> : false }[U['type']];
-type AllTrue<T extends boolean> = false extends T ? false : true;
+type EachMatches<U extends { type: string }, S> = {
+  [T in U['type']]: T extends keyof S ? Same<Fields<U, T>, keyof S[T]> : false;
+}[U['type']];
+type AllTrue<T extends boolean[]> = false extends T[number] ? false : true;
 
+// A compile error here ("Type 'true' is not assignable to type 'false'") means a type below and
+// spark-jobs/protocol.json list different messages or fields: change both.
 const schemaMatchesTypes: AllTrue<
-  | Same<keyof JobSpec, keyof Schema['job']>
-  | Same<keyof FeedSpec, keyof Schema['feed']>
-  | Same<LauncherCommand['type'], keyof Schema['commands']>
-  | Same<LauncherEvent['type'], keyof Schema['events']>
-  | EachMatches<LauncherCommand, Schema['commands']>
-  | EachMatches<LauncherEvent, Schema['events']>
+  [
+    Same<keyof JobSpec, keyof Schema['job']>,
+    Same<keyof FeedSpec, keyof Schema['feed']>,
+    Same<LauncherCommand['type'], keyof Schema['commands']>,
+    Same<LauncherEvent['type'], keyof Schema['events']>,
+    EachMatches<LauncherCommand, Schema['commands']>,
+    EachMatches<LauncherEvent, Schema['events']>,
+  ]
 > = true;
 void schemaMatchesTypes;

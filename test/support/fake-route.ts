@@ -85,7 +85,12 @@ export interface FakeCluster {
 }
 
 /** A handle over `numExecutors` nodes (numPs of them ps) with its application already submitted. */
-export function fakeCluster(opts: { numExecutors: number; numPs: number; reservationTimeoutMs?: number; lostNodeGraceMs?: number }): FakeCluster {
+export function fakeCluster(opts: {
+  numExecutors: number;
+  numPs: number;
+  reservationTimeoutMs?: number;
+  lostNodeGraceMs?: number;
+}): FakeCluster {
   const roles = assignRoles({ clusterSize: opts.numExecutors, numPs: opts.numPs });
   const server = new FakeControlServer();
   const app = new FakeApp();
@@ -109,7 +114,15 @@ export function fakeCluster(opts: { numExecutors: number; numPs: number; reserva
     reservationTimeoutMs: opts.reservationTimeoutMs ?? 60_000,
     lostNodeGraceMs: opts.lostNodeGraceMs ?? 20,
     inputMode: InputMode.TENSORFLOW,
-    ctxBase: { clusterId: 'c0ffee', defaultFS: 'file://', workingDir: '/tmp', inputMode: InputMode.TENSORFLOW, module: '/m.js', fn: 'default', args: [] },
+    ctxBase: {
+      clusterId: 'c0ffee',
+      defaultFS: 'file://',
+      workingDir: '/tmp',
+      inputMode: InputMode.TENSORFLOW,
+      module: '/m.js',
+      fn: 'default',
+      args: [],
+    },
   });
   handle.attachApp(app);
   // Like the real launcher: on 'shutdown' it stops Spark, and the application ends.
@@ -126,7 +139,17 @@ export function fakeCluster(opts: { numExecutors: number; numPs: number; reserva
     register(i, attempt = 0) {
       const ws = new FakeSocket();
       sockets[i] = ws;
-      const msg = { type: 'register' as const, protocol: PROTOCOL_VERSION, nodeIndex: i, attempt, executorId: `e${i}`, host: '127.0.0.1', port: 9000 + i, dataPort: 9100 + i, pid: 100 + i };
+      const msg = {
+        type: 'register' as const,
+        protocol: PROTOCOL_VERSION,
+        nodeIndex: i,
+        attempt,
+        executorId: `e${i}`,
+        host: '127.0.0.1',
+        port: 9000 + i,
+        dataPort: 9100 + i,
+        pid: 100 + i,
+      };
       server.emit('register', msg, ws as unknown as WebSocket);
       return ws;
     },

@@ -43,7 +43,12 @@ describe('TFClusterHandle state machine (fake route)', () => {
     const ctxs = c.sockets.map((ws) => ws.sent.find((m) => m.type === 'cluster'));
     const roles = ctxs.map((m) => (m?.type === 'cluster' ? `${m.ctx.jobName}:${m.ctx.taskIndex}/${m.ctx.workerNum}` : undefined));
     expect(roles).to.deep.equal(['ps:0/-1', 'chief:0/0', 'worker:0/1']);
-    for (const m of ctxs) expect(m?.type === 'cluster' && m.ctx.clusterSpec).to.deep.equal({ ps: ['127.0.0.1:9000'], worker: ['127.0.0.1:9002'], chief: ['127.0.0.1:9001'] });
+    for (const m of ctxs)
+      expect(m?.type === 'cluster' && m.ctx.clusterSpec).to.deep.equal({
+        ps: ['127.0.0.1:9000'],
+        worker: ['127.0.0.1:9002'],
+        chief: ['127.0.0.1:9001'],
+      });
     await c.handle.kill('test over');
   });
 
@@ -64,7 +69,11 @@ describe('TFClusterHandle state machine (fake route)', () => {
     c.app.end({ ok: true, detail: 'exit 0', logTail: '' });
     const results = await done;
     expect(c.handle.state).to.equal('finished');
-    expect([...results.entries()]).to.deep.equal([[0, null], [1, 'chief done'], [2, 'worker done']]);
+    expect([...results.entries()]).to.deep.equal([
+      [0, null],
+      [1, 'chief done'],
+      [2, 'worker done'],
+    ]);
     expect(c.app.killed).to.equal(0);
     expect(fs.existsSync(c.tokenFile)).to.equal(false);
   });
@@ -96,7 +105,9 @@ describe('TFClusterHandle state machine (fake route)', () => {
     c.registerAll();
     await c.handle.waitReserved();
     c.drop(2);
-    expect((await failure(c)).message).to.equal('TF node worker:0 (node 2, executor e2 on 127.0.0.1, pid 102) disconnected without reporting a result');
+    expect((await failure(c)).message).to.equal(
+      'TF node worker:0 (node 2, executor e2 on 127.0.0.1, pid 102) disconnected without reporting a result',
+    );
     expectReleased(c);
   });
 
@@ -138,7 +149,9 @@ describe('TFClusterHandle state machine (fake route)', () => {
     await c.handle.waitReserved();
     c.app.end({ ok: false, detail: 'spark-submit exited with code 1', logTail: 'java.lang.OutOfMemoryError' });
     const err = await failure(c);
-    expect(err.message).to.equal('the Spark application ended before the cluster finished (spark-submit exited with code 1); its last output:\njava.lang.OutOfMemoryError');
+    expect(err.message).to.equal(
+      'the Spark application ended before the cluster finished (spark-submit exited with code 1); its last output:\njava.lang.OutOfMemoryError',
+    );
   });
 
   it('a node registering after the cluster failed is turned away', async () => {

@@ -3,7 +3,7 @@ import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Table } from 'apache-arrow';
-import { CIFAR, CifarSourceSet, findCifarFiles, generatedCifarSet } from '../../lib/io/cifar10';
+import { CifarSourceSet, findCifarFiles, generatedCifarSet } from '../../lib/io/cifar10';
 import { LocalFs, resolveLocation } from '../../lib/io/dataset-fs';
 import { DatasetInfo, planShard, readManifest, shardRange, SplitManifest, stepsPerEpoch, writeCifarDataset } from '../../lib/io/dataset';
 import { dataCommand } from '../../lib/cli/data-command';

@@ -135,7 +135,7 @@ describe('distributed collectives (in-process nodes, loopback TCP)', function ()
     const pending = workers.slice(0, 2).map((w) => settle(w.allReduce(new Float32Array(4_000_000).fill(1))));
     const third = settle(workers[2].allReduce(new Float32Array(4_000_000).fill(1)));
     // All three have entered the collective (4 M floats cannot finish synchronously): worker 2 leaves.
-    workers[2].close('test closes it');
+    void workers[2].close('test closes it');
     const errs = (await Promise.all(pending)) as Error[];
     for (const e of errs) {
       expect(e).to.be.instanceOf(Error);

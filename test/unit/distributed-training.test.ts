@@ -262,7 +262,7 @@ describe('DistributedOptimizer (in-process workers)', function () {
     await Promise.all([step(0), step(1)]);
     // Worker 0's next step waits in the sync ps for worker 1, which quits instead of stepping.
     const pending = step(0).catch((e: Error) => e);
-    workers[1].close('worker 1 quits');
+    void workers[1].close('worker 1 quits');
     const err = (await pending) as Error;
     expect(err.message).to.match(/ps:0 127\.0\.0\.1:\d+: worker:0 127\.0\.0\.1:\d+ (left|closed|disconnected)/);
   });

@@ -2,7 +2,14 @@ import { expect } from 'chai';
 import { execFileSync } from 'node:child_process';
 import * as path from 'node:path';
 import { PROTOCOL_VERSION } from '../../lib/protocol/control';
-import { JobSpec, LauncherCommand, parseLauncherEvent, ProtocolError, protocolSchema, PROTOCOL_SCHEMA_PATH } from '../../lib/protocol/launcher';
+import {
+  JobSpec,
+  LauncherCommand,
+  parseLauncherEvent,
+  ProtocolError,
+  protocolSchema,
+  PROTOCOL_SCHEMA_PATH,
+} from '../../lib/protocol/launcher';
 
 const SPARK_JOBS = path.resolve(__dirname, '../../../spark-jobs');
 
@@ -19,7 +26,9 @@ function launcherCheck(fn: 'check_job' | 'check_command', msg: unknown): string 
     'except L.ProtocolError as err:',
     '    print(err)',
   ].join('\n');
-  return execFileSync('python3', ['-c', script], { input: JSON.stringify(msg) }).toString().trim();
+  return execFileSync('python3', ['-c', script], { input: JSON.stringify(msg) })
+    .toString()
+    .trim();
 }
 
 const job: JobSpec = {
@@ -63,11 +72,15 @@ describe('launcher protocol: one schema (spark-jobs/protocol.json) for driver an
     });
 
     it('refuses a driver of another protocol version, saying so', () => {
-      expect(launcherCheck('check_job', { ...job, protocol: PROTOCOL_VERSION + 1 })).to.match(/the driver speaks protocol 2, this launcher 1/);
+      expect(launcherCheck('check_job', { ...job, protocol: PROTOCOL_VERSION + 1 })).to.match(
+        /the driver speaks protocol 2, this launcher 1/,
+      );
     });
 
     it('names an unknown command and a bad field inside a feed', () => {
-      expect(launcherCheck('check_command', { type: 'cancel-feed', feedId: 'f1' })).to.match(/^command: unknown type 'cancel-feed' \(known: shutdown, feed\)/);
+      expect(launcherCheck('check_command', { type: 'cancel-feed', feedId: 'f1' })).to.match(
+        /^command: unknown type 'cancel-feed' \(known: shutdown, feed\)/,
+      );
       const { epochs: _, ...noEpochs } = (feed as Extract<LauncherCommand, { type: 'feed' }>).feed;
       expect(launcherCheck('check_command', { type: 'feed', feed: noEpochs })).to.equal("feed command's feed: missing field 'epochs'");
     });
@@ -90,7 +103,10 @@ describe('launcher protocol: one schema (spark-jobs/protocol.json) for driver an
     it('rejects an unknown type, a missing field and a mistyped field, naming them', () => {
       expect(() => parseLauncherEvent({ type: 'exploded' })).to.throw(ProtocolError, /unknown type "exploded"/);
       expect(() => parseLauncherEvent({ type: 'failed' })).to.throw(ProtocolError, "launcher event 'failed': missing field 'error'");
-      expect(() => parseLauncherEvent({ type: 'feed-epoch', feedId: 'f', epoch: 'one', workers: [] })).to.throw(ProtocolError, "field 'epoch' must be int");
+      expect(() => parseLauncherEvent({ type: 'feed-epoch', feedId: 'f', epoch: 'one', workers: [] })).to.throw(
+        ProtocolError,
+        "field 'epoch' must be int",
+      );
       expect(() => parseLauncherEvent([])).to.throw(ProtocolError, 'not a JSON object');
     });
   });

@@ -35,7 +35,9 @@ describe('platform: the runtime never installs', () => {
       err = e;
     }
     expect(err).to.be.instanceOf(NotProvisionedError);
-    expect((err as Error).message).to.contain('run `tfos setup`').and.contain(home);
+    expect((err as Error).message)
+      .to.contain('run `tfos setup`')
+      .and.contain(home);
     // Nothing was created behind the user's back.
     expect(fs.readdirSync(home)).to.deep.equal([]);
   });
@@ -56,7 +58,6 @@ describe('platform: the runtime never installs', () => {
 
 describe('platform: the one tfjs loader', () => {
   it('the package exports tfjs as `tf`, the same module loadTfjs() loads, loaded on first use', () => {
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
     const pkg = require('../../lib/index') as typeof import('../../lib/index');
     const { tf: real, package: name } = loadTfjs();
     expect(name).to.be.oneOf(['@tensorflow/tfjs-node', '@tensorflow/tfjs']);
@@ -69,4 +70,3 @@ describe('platform: the one tfjs loader', () => {
     expect(() => loadTfjs({ TFOS_TFJS: 'tfjs' })).to.throw(/TFOS_TFJS=tfjs is not understood: set TFOS_TFJS=js/);
   });
 });
-
