@@ -1,7 +1,7 @@
 /**
  * tfjs-on-spark: train and serve TensorFlow.js models on Spark executors.
  *
- *   import { TFCluster, TFNode, InputMode } from 'tfjs-on-spark';
+ *   import { TFCluster, TFNode, InputMode, tf } from 'tfjs-on-spark';
  *
  * TFCluster runs in the driver (the user's Node process); TFNode is used inside the training
  * function that each reserved executor runs.
@@ -14,6 +14,8 @@ registerNativeKernelsOnLoad();
 export { InputMode } from './protocol/input-mode';
 export { TFCluster } from './driver/tf-cluster';
 export { TFNode } from './node/tf-node';
+/** The package's tfjs (tfjs-node when its addon loads): use it rather than requiring tfjs yourself. */
+export { tf } from './tfjs';
 
 // Data helpers for training functions: the feed types and Arrow → tfjs tensors.
 export { DataFeed, stepsPerEpoch } from './node/data-feed';

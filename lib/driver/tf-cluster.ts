@@ -21,6 +21,7 @@ import { archiveLaunch, ArchiveOption } from './pack';
 import { isLoopbackHost, localAddressTowards, targetHost } from './addresses';
 import { ControlServer } from './control-server';
 import { assignRoles, Reservation } from './reservation';
+import { isTypeScriptModule, typeCheckModule } from './type-check';
 import { AttachedOptions, AttachedRoute } from './routes/attached';
 import { LivyRoute, LivyRouteOptions } from './routes/livy';
 import { SparkRoute } from './routes/route';
@@ -40,6 +41,11 @@ export type RouteOption =
 export interface TFClusterRunOptions {
   /** Path of the user's module (CommonJS or ESM) exporting the training function. */
   module: string;
+  /**
+   * A `.ts` module runs as is; it is type-checked against this package's types first (set false to
+   * skip: e.g. a module checked by your own build).
+   */
+  typeCheck?: boolean;
   /** Export to call; 'default' (the default) takes the default export or module.exports. */
   fn?: string;
   /** Any JSON value; the CLI passes the arguments after `--` as a string array. */
@@ -155,6 +161,7 @@ function validate(opts: TFClusterRunOptions): void {
   if (typeof opts.module !== 'string' || !opts.module) throw new TypeError('TFCluster.run: options.module must be the path of your training module');
   const modulePath = path.resolve(opts.module);
   if (!fs.existsSync(modulePath)) throw new Error(`TFCluster.run: training module ${modulePath} does not exist`);
+  if (isTypeScriptModule(modulePath) && opts.typeCheck !== false) typeCheckModule(modulePath);
   if (opts.heartbeatTimeout !== undefined && !(opts.heartbeatTimeout > 0)) {
     throw new Error(`TFCluster.run: heartbeatTimeout must be a positive number of seconds, got ${opts.heartbeatTimeout}`);
   }
