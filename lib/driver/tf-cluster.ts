@@ -101,6 +101,11 @@ export interface TFClusterRunOptions {
   trainerCommand?: string[];
   /** A project packed with `tfos pack`, for executors that have no copy of it (see lib/driver/pack.ts). */
   archive?: ArchiveOption;
+  /**
+   * Stop the cluster when this process gets SIGINT (a notebook's kernel interrupt, Ctrl-C), instead
+   * of leaving it running behind an interrupted await; the process itself goes on.
+   */
+  stopOnInterrupt?: boolean;
   /** Called with the handle as soon as it exists, before run() resolves: attach progress/log listeners. */
   onHandle?: (handle: TFClusterHandle) => void;
 }
@@ -186,7 +191,8 @@ function validate(opts: TFClusterRunOptions): void {
  * them competing for start-up CPU). A user's own conf still wins (routes apply it last).
  */
 function executorCount(via: RouteOption | undefined, slots: number): Record<string, string> {
-  if (!via || 'local' in via) return {};
+  // An attached run's application exists already (spark-submit typed by hand sized it).
+  if (!via || 'local' in via || 'attached' in via) return {};
   const master = 'sparkSubmit' in via ? via.sparkSubmit.master : undefined;
   if (master === undefined || master.startsWith('spark://')) return { 'spark.cores.max': String(slots) };
   return {};
@@ -267,6 +273,13 @@ export async function run(opts: TFClusterRunOptions): Promise<TFClusterHandle> {
     },
   });
   handle.once('failed', () => fs.rmSync(secretDir, { recursive: true, force: true }));
+  if (opts.stopOnInterrupt) {
+    const onInterrupt = () => void handle.kill('interrupted (SIGINT)');
+    process.on('SIGINT', onInterrupt);
+    const forget = () => process.off('SIGINT', onInterrupt);
+    handle.once('failed', forget);
+    handle.on('progress', (p: { phase: string }) => p.phase === 'finished' && forget());
+  }
   opts.onHandle?.(handle);
   try {
     const slots = roles.length + (job.feedSlots ?? 0);
