@@ -7,6 +7,7 @@ import { InputMode } from '../protocol/input-mode';
 import { ProgressEvent, LogLine, TFClusterHandle } from '../driver/cluster';
 import { RouteOption, TFCluster, TFClusterRunOptions } from '../driver/tf-cluster';
 import { clusterEnvironment } from '../platform/cluster-env';
+import { TrainingProgress } from '../driver/training-progress';
 
 export const RUN_USAGE = `tfos run <module> [--fn NAME] [--via local|spark-submit|livy] [--master URL] [--livy URL]
          [--livy-mode batch|session] [--cluster-size N] [--num-ps K] [--input-mode spark|tensorflow]
@@ -167,10 +168,12 @@ export async function parseRunArgs(argv: string[], env: NodeJS.ProcessEnv = proc
 
 export async function runCommand(argv: string[]): Promise<number> {
   const { options, quiet, feed } = await parseRunArgs(argv);
+  // One progress bar for the cluster (from the chief's TFNode.reportMetrics); other output prints above it.
+  const progress = new TrainingProgress();
   const say = (line: string) => {
-    if (!quiet) process.stderr.write(`[tfos] ${line}\n`);
+    if (!quiet) progress.log(`[tfos] ${line}`, process.stderr);
   };
-  const onLog = (l: LogLine) => process.stdout.write(`${l.label.padEnd(10)}| ${l.line}\n`);
+  const onLog = (l: LogLine) => progress.log(`${l.label.padEnd(10)}| ${l.line}`);
   say(`starting ${options.numExecutors} TF nodes (${options.numPs ?? 0} ps) for ${options.module}`);
   const started = Date.now();
   let handle: TFClusterHandle;
@@ -180,6 +183,7 @@ export async function runCommand(argv: string[]): Promise<number> {
       onHandle: (h) => {
         h.on('progress', (p: ProgressEvent) => say(p.registered !== undefined ? `${p.message} [${p.registered}/${p.total}]` : p.message));
         h.on('log', onLog);
+        if (!quiet) progress.attach(h);
       },
     });
   } catch (err) {
@@ -203,6 +207,7 @@ export async function runCommand(argv: string[]): Promise<number> {
       say(`inference results written to ${output}`);
     }
     const results = await handle.shutdown();
+    progress.finish();
     for (const [i, value] of results) {
       const n = handle.nodes.get(i);
       if (value !== null && value !== undefined) say(`${n?.job}:${n?.taskIndex} returned ${JSON.stringify(value)}`);
@@ -210,6 +215,7 @@ export async function runCommand(argv: string[]): Promise<number> {
     say(`finished in ${((Date.now() - started) / 1000).toFixed(1)} s`);
     return 0;
   } catch (err) {
+    progress.finish();
     process.stderr.write(`[tfos] FAILED: ${err instanceof Error ? err.message : String(err)}\n`);
     return 1;
   } finally {

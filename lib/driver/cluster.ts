@@ -8,7 +8,7 @@ import { EventEmitter } from 'node:events';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { WebSocket } from 'ws';
-import { DriverToNode, NodeContext, NodeToDriver, RegisterMessage } from '../protocol/control';
+import { DriverToNode, NodeContext, NodeToDriver, RegisterMessage, TrainingMetrics } from '../protocol/control';
 import { InputMode } from '../protocol/input-mode';
 import { FeedSpec, JobSpec, LauncherEvent } from '../protocol/launcher';
 import { ControlServer } from './control-server';
@@ -69,6 +69,13 @@ export interface InferenceOptions {
 export interface FeedEpochReport {
   epoch: number;
   workers: Array<{ worker: number; rows: number; taken: number; terminated: boolean }>;
+}
+
+/** A node's TFNode.reportMetrics(), as the handle's 'metrics' event. */
+export interface MetricsEvent extends TrainingMetrics {
+  nodeIndex: number;
+  /** "chief:0" */
+  label: string;
 }
 
 export interface ProgressEvent {
@@ -416,6 +423,9 @@ export class TFClusterHandle extends EventEmitter {
       this.fail(`TF node ${node.job}:${node.taskIndex} (node ${i}, executor ${node.executorId} on ${node.host}) failed: ${msg.message}`);
     } else if (msg.type === 'progress') {
       this.emit('node-progress', { nodeIndex: i, message: msg.message, data: msg.data });
+    } else if (msg.type === 'metrics') {
+      this.emit('metrics', { ...msg.metrics, nodeIndex: i, label: `${node.job}:${node.taskIndex}` } satisfies MetricsEvent);
+      return;
     }
     this.changed();
   }

@@ -59,6 +59,14 @@ export class ClusterServer {
     return this.distributed.barrier();
   }
 
+  /**
+   * Runs work that keeps this worker away from collectives for a while (a chief-only checkpoint,
+   * export or evaluation) without tripping the other workers' stall detection (timeoutMs).
+   */
+  whileBusy<T>(work: () => Promise<T> | T): Promise<T> {
+    return this.distributed.whileBusy(work);
+  }
+
   /** Client of the ps nodes (workers only). */
   get ps(): PsClient {
     return this.distributed.ps;

@@ -14,7 +14,8 @@ import { DistributedOptimizer, DistributedOptimizerOptions } from './distributed
 import { DataFeed, DatasetFeedOptions } from './data-feed';
 import { NO_DATA_HINT, sparkDataFeed } from './feeds';
 import { InputMode } from '../protocol/input-mode';
-import { TFNodeContext } from './runtime';
+import type { TrainingMetrics } from '../protocol/control';
+import { runtimeOf, TFNodeContext } from './runtime';
 import { SparkFeed } from './spark-feed';
 
 const servers = new WeakMap<TFNodeContext, ClusterServer>();
@@ -63,6 +64,18 @@ export const TFNode = {
     if (ctx.workerNum < 0) throw new Error(`TFNode.dataFeed: ${ctx.jobName} nodes do not read training data`);
     const epochs = opts.epochs ?? (opts.path === undefined ? ctx.data?.epochs : undefined);
     return DataFeed.fromDataset(ctx.absolutePath(splitPath), { shard: ctx.workerNum, numShards: ctx.numWorkers, ...opts, epochs });
+  },
+
+  /**
+   * Reports training progress to the driver: the driver's progress bar for the cluster
+   * (`tfos run`) and the handle's 'metrics' events (TFCluster.run). Best effort, never blocks
+   * training: a message that cannot be sent is dropped. Report from one node (the chief) per step.
+   */
+  reportMetrics(ctx: TFNodeContext, metrics: TrainingMetrics): void {
+    if (!metrics || typeof metrics.step !== 'number' || !(metrics.step >= 0)) throw new TypeError(`TFNode.reportMetrics: metrics.step must be a number >= 0, got ${String(metrics?.step)}`);
+    runtimeOf(ctx)
+      .control.send({ type: 'metrics', metrics })
+      .catch(() => undefined);
   },
 
   /** TFoS's hdfs_path: resolves a path against the cluster's defaultFS and working directory. */

@@ -133,6 +133,11 @@ export class DistributedNode {
     return this.collectives.barrier();
   }
 
+  /** Local work during which peers waiting in collectives do not time out (Collectives.whileBusy). */
+  whileBusy<T>(work: () => Promise<T> | T): Promise<T> {
+    return this.collectivesImpl ? this.collectivesImpl.whileBusy(work) : Promise.resolve().then(work);
+  }
+
   dialOptions(channel: ChannelCode, target: PeerId): DialOptions {
     return {
       secret: this.transport.secret,
