@@ -4,5 +4,5 @@ import lib from '../dist/lib/index.js';
 
 export const { TFCluster, TFNode, InputMode, DataFeed, stepsPerEpoch, SparkFeed, tableToTensors, imagesToTensor, labelsToInt32, registerNativeKernels,
   LocalResponseNormalization, localResponseNormalization, Checkpoints, CheckpointError, trainingState, restoreTrainingState, saveModel, loadModel,
-  SummaryWriter, renderTrainingPlot, trainingPlotSpec, TrainingProgress } = lib;
+  SummaryWriter, renderTrainingPlot, trainingPlotSpec, TrainingProgress, tf, loadTfjs } = lib;
 export default lib;

@@ -27,8 +27,11 @@ export { TrainingProgress } from './driver/training-progress';
 // Data helpers for training functions: the feed types and Arrow → tfjs tensors.
 export { DataFeed, stepsPerEpoch } from './node/data-feed';
 export { SparkFeed } from './node/spark-feed';
+export type { Feed } from './node/feed';
 export { tableToTensors, imagesToTensor, labelsToInt32 } from './io/arrow-tensors';
 export { registerNativeKernels } from './tfjs-native';
+// tfjs itself, from the one loader (tfjs-node when its addon loads): `import { tf } from 'tfjs-on-spark'`.
+export { tf, loadTfjs } from './platform/tfjs';
 export type { TFNodeContext } from './node/runtime';
 export type { TFClusterRunOptions } from './driver/tf-cluster';
 export type { TFClusterHandle, TrainOptions, InferenceOptions, MetricsEvent } from './driver/cluster';

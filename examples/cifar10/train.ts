@@ -29,7 +29,8 @@
 import type * as TF from '@tensorflow/tfjs';
 import type { Table } from 'apache-arrow';
 import { Checkpoint, Checkpoints } from '../../lib/io/checkpoints';
-import { imagesToFloat32, labelsToInt32, loadTf } from '../../lib/io/arrow-tensors';
+import { imagesToFloat32, labelsToInt32 } from '../../lib/io/arrow-tensors';
+import { loadTfjs } from '../../lib/platform/tfjs';
 import { resolveLocation, posixJoin } from '../../lib/io/dataset-fs';
 import { restoreTrainingState, saveModel, trainingState } from '../../lib/io/model-files';
 import { SummaryWriter } from '../../lib/io/tfevents';
@@ -179,7 +180,9 @@ interface RunState {
 export interface TrainSummary {
   steps: number;
   resumedFromStep: number;
+  /** Wall-clock seconds of this run's training loop (evaluations and checkpoints included). */
   seconds: number;
+  /** Training images per second of this run, all workers together (evaluation and checkpoint time excluded). */
   imagesPerSec: number;
   testAccuracy: number;
   testImages: number;
@@ -188,6 +191,8 @@ export interface TrainSummary {
   workers: number;
   globalBatch: number;
   epochs: number;
+  /** Every evaluation of the run (time to a given accuracy). */
+  evaluations: Array<{ step: number; seconds: number; images: number; testAccuracy: number }>;
   modelDir?: string;
   logDir?: string;
   plot?: string;
@@ -261,9 +266,15 @@ async function trainLoop(tf: Tfjs, o: TrainOptions, g: Group, make: { model: TF.
       ...extra,
     });
 
+  // Time spent away from training steps (evaluations, checkpoints): not counted in imagesPerSec.
+  let pausedMs = 0;
+  const evaluations: TrainSummary['evaluations'] = [];
   const runEval = async () => {
     if (chief) report({ phase: 'evaluating' });
+    const t0 = Date.now();
     lastTest = await evaluate(tf, model, o, testPath, g);
+    pausedMs += Date.now() - t0;
+    evaluations.push({ step, seconds: +elapsed().toFixed(2), images: imagesSeen, testAccuracy: lastTest.accuracy });
     if (chief) {
       history.push({ step, seconds: elapsed(), images: imagesSeen, testAccuracy: lastTest.accuracy });
       writer?.scalars(step, { test_accuracy: lastTest.accuracy, test_loss: lastTest.loss });
@@ -274,7 +285,9 @@ async function trainLoop(tf: Tfjs, o: TrainOptions, g: Group, make: { model: TF.
   const save = async () => {
     if (!ckpts || !chief) return;
     const state: RunState = { step, seconds: elapsed(), images: imagesSeen, history, seed: o.seed, model: o.model.name, globalBatch, workers: g.size };
+    const t0 = Date.now();
     await g.whileBusy(async () => ckpts.save(step, await trainingState(model, g.checkpointOptimizer), state));
+    pausedMs += Date.now() - t0;
   };
 
   // The data: dataset shards per epoch (seeded order, so a resumed run skips to its place), or Spark's feed.
@@ -348,6 +361,7 @@ async function trainLoop(tf: Tfjs, o: TrainOptions, g: Group, make: { model: TF.
     await feed?.terminate();
   }
 
+  const trainSeconds = (Date.now() - started - pausedMs) / 1000;
   await runEval();
   const seconds = (Date.now() - started) / 1000;
   const stepsRun = step - resumedFromStep;
@@ -357,7 +371,7 @@ async function trainLoop(tf: Tfjs, o: TrainOptions, g: Group, make: { model: TF.
     steps: step,
     resumedFromStep,
     seconds: +seconds.toFixed(2),
-    imagesPerSec: seconds > 0 ? +((stepsRun * globalBatch) / seconds).toFixed(1) : 0,
+    imagesPerSec: trainSeconds > 0 ? +((stepsRun * globalBatch) / trainSeconds).toFixed(1) : 0,
     testAccuracy: lastTest!.accuracy,
     testImages: lastTest!.images,
     testLoss: lastTest!.loss,
@@ -365,6 +379,7 @@ async function trainLoop(tf: Tfjs, o: TrainOptions, g: Group, make: { model: TF.
     workers: g.size,
     globalBatch,
     epochs: step / spe,
+    evaluations,
   };
   // Everyone else is done with collectives; the chief's closing work can take its time.
   if (ckpts) {
@@ -426,7 +441,7 @@ export default async function train(args: unknown, ctx: TFNodeContext): Promise<
     modelDir: parsed.modelDir && ctx.absolutePath(parsed.modelDir),
     logDir: parsed.logDir && ctx.absolutePath(parsed.logDir),
   };
-  const { tf } = loadTf();
+  const { tf } = loadTfjs();
   const { server } = await TFNode.startClusterServer(ctx);
   if (ctx.jobName === 'ps') return server.join();
   if (ctx.jobName === 'evaluator') return evaluatorLoop(tf, o, ctx, server);
@@ -459,7 +474,7 @@ export default async function train(args: unknown, ctx: TFNodeContext): Promise<
 /** Standalone: the same training in this process alone (no Spark, no cluster). */
 export async function trainStandalone(args: string[], report: (m: TrainingMetrics) => void = () => undefined): Promise<TrainSummary> {
   const o = parseTrainArgs(args);
-  const { tf } = loadTf();
+  const { tf } = loadTfjs();
   const model = o.model.build(tf);
   const optimizer = o.model.optimizer(tf, o.lr);
   const group: Group = {

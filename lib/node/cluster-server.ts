@@ -8,7 +8,8 @@
  */
 import type { ClusterSpec } from '../protocol/control';
 import type { ReduceOp } from './distributed/collectives';
-import { DistributedNode, DistributedOptions } from './distributed/node';
+import { DistributedOptions } from './distributed/group';
+import { DistributedNode } from './distributed/node';
 import type { PsClient } from './distributed/ps';
 import { runtimeOf, TFNodeContext } from './runtime';
 

@@ -12,11 +12,11 @@ import type { Optimizer } from '@tensorflow/tfjs';
 import { ClusterServer, ClusterServerOptions, StartedCluster } from './cluster-server';
 import { DistributedOptimizer, DistributedOptimizerOptions } from './distributed/optimizer';
 import { DataFeed, DatasetFeedOptions } from './data-feed';
+import { Feed } from './feed';
 import { NO_DATA_HINT, sparkDataFeed } from './feeds';
 import { InputMode } from '../protocol/input-mode';
 import type { TrainingMetrics } from '../protocol/control';
 import { runtimeOf, TFNodeContext } from './runtime';
-import { SparkFeed } from './spark-feed';
 
 const servers = new WeakMap<TFNodeContext, ClusterServer>();
 
@@ -55,7 +55,7 @@ export const TFNode = {
    *    the run (`--data PATH [--epochs E]`, i.e. ctx.data) or at `opts.path` (relative paths resolve
    *    with ctx.absolutePath), read straight from HDFS or disk.
    */
-  async dataFeed(ctx: TFNodeContext, opts: DatasetFeedOptions & { path?: string } = {}): Promise<SparkFeed | DataFeed> {
+  async dataFeed(ctx: TFNodeContext, opts: DatasetFeedOptions & { path?: string } = {}): Promise<Feed> {
     if (ctx.inputMode === InputMode.SPARK) return sparkDataFeed(ctx);
     const splitPath = opts.path ?? ctx.data?.path;
     if (!splitPath) {

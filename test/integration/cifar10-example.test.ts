@@ -15,9 +15,10 @@ import { Checkpoints } from '../../lib/io/checkpoints';
 import { generatedCifarSet } from '../../lib/io/cifar10';
 import { resolveLocation } from '../../lib/io/dataset-fs';
 import { writeCifarDataset } from '../../lib/io/dataset';
-import { loadTf } from '../../lib/io/arrow-tensors';
+import { loadTfjs } from '../../lib/platform/tfjs';
 import { loadModel } from '../../lib/io/model-files';
 import { tempDir } from '../support/cifar-fixture';
+import { predict } from '../../examples/cifar10/predict';
 
 const TRAIN = path.resolve(__dirname, '../../examples/cifar10/train.js');
 
@@ -52,7 +53,7 @@ describe('CIFAR-10 example (examples/cifar10/train.ts)', function () {
   this.timeout(900_000);
   let root: string;
   let data: string;
-  const { tf } = loadTf();
+  const { tf } = loadTfjs();
 
   before(async () => {
     root = tempDir('tfos-cifar-example-');
@@ -84,6 +85,10 @@ describe('CIFAR-10 example (examples/cifar10/train.ts)', function () {
     const model = await loadModel(tf, `${run}/model`);
     const y = model.predict(tf.zeros([2, 24, 24, 3])) as TF.Tensor;
     expect(y.shape).to.deep.equal([2, 10]);
+    // The predict example classifies test images with it.
+    const p = await predict({ modelDir: `${run}/model`, data, count: 50 });
+    expect(p.predictions).to.have.length(50);
+    expect(p.accuracy).to.be.above(0.3);
   });
 
   it('checkpoint → kill → resume: continues from the saved step with the saved weights', async () => {

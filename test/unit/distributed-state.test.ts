@@ -8,7 +8,7 @@
 import { expect } from 'chai';
 import type * as TF from '@tensorflow/tfjs';
 import { DistributedOptimizer } from '../../lib/node/distributed/optimizer';
-import { loadTf } from '../../lib/io/arrow-tensors';
+import { loadTfjs } from '../../lib/platform/tfjs';
 import { fakeCluster, FakeCluster } from '../fixtures/distributed/fake-cluster';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -42,7 +42,7 @@ describe('distributed state: busy workers and non-trainable weights', function (
   });
 
   it('batch-norm moving statistics are the same on every worker after each step', async () => {
-    const { tf } = loadTf();
+    const { tf } = loadTfjs();
     cluster = await fakeCluster({ numWorkers: 2 });
     const { workers } = await cluster.start({ timeoutMs: 20_000 });
     const build = () => {

@@ -6,7 +6,7 @@
 import { expect } from 'chai';
 import type * as tfTypes from '@tensorflow/tfjs';
 import { DistributedOptimizer } from '../../lib/node/distributed/optimizer';
-import { tf } from '../../lib/node/distributed/tf';
+import { tfjs as tf } from '../../lib/platform/tfjs';
 import { fakeCluster, FakeCluster } from '../fixtures/distributed/fake-cluster';
 
 const K = 6;

@@ -10,12 +10,12 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import type * as TF from '@tensorflow/tfjs';
-import { loadTf } from '../../lib/io/arrow-tensors';
+import { loadTfjs } from '../../lib/platform/tfjs';
 import { LocalResponseNormalization, localResponseNormalization } from '../../lib/layers/local-response-normalization';
 import { loadModel, restoreTrainingState, saveModel, trainingState } from '../../lib/io/model-files';
 
 const repo = path.resolve(__dirname, '../../..');
-const { tf } = loadTf();
+const { tf } = loadTfjs();
 
 function smallNet(): TF.Sequential {
   const m = tf.sequential();

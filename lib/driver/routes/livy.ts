@@ -5,7 +5,9 @@
  *
  * Batch: Livy runs spark-submit on its own host, so the launcher file must be readable there —
  * on one machine the repo's file (Livy's local-dir whitelist must allow it), on a real cluster an
- * hdfs:// copy (`launcherFile`). The secret travels as spark.tfos.secret, which Spark redacts.
+ * hdfs:// copy (`launcherFile`). Only the one-time bootstrap token travels, as the Spark property
+ * spark.tfos.bootstrap.token (Spark redacts names with 'token'); Livy may log and show it, but
+ * it is exchanged within seconds and worthless afterwards (a second use fails the cluster).
  * Session: the launcher's source is sent as the statement itself, so nothing has to be shipped.
  */
 import * as fs from 'node:fs';
@@ -61,12 +63,12 @@ export class LivyRoute implements SparkRoute {
   }
 
   private async submitBatch(plan: LaunchPlan): Promise<SubmittedApp> {
-    const secret = fs.readFileSync(plan.secretFile, 'utf8').trim();
+    const token = fs.readFileSync(plan.tokenFile, 'utf8').trim();
     const batch = await this.client.submitBatch({
       file: this.opts.launcherFile ?? LAUNCHER_PATH,
       args: ['--control', plan.controlUrl],
       name: plan.appName,
-      conf: { 'spark.executor.cores': '1', ...baseConf(plan), ...this.opts.conf, 'spark.tfos.secret': secret },
+      conf: { 'spark.executor.cores': '1', ...baseConf(plan), ...this.opts.conf, 'spark.tfos.bootstrap.token': token },
       ...this.resources(),
     });
     const describe = `Livy batch ${batch.id} at ${this.opts.url}`;
@@ -123,9 +125,10 @@ export class LivyRoute implements SparkRoute {
       if (ownSession) await this.client.closeSession(sessionId).catch(() => undefined);
       throw err;
     }
-    const secret = fs.readFileSync(plan.secretFile, 'utf8').trim();
+    // The statement (which Livy's statements API returns) holds only the one-time token.
+    const token = fs.readFileSync(plan.tokenFile, 'utf8').trim();
     const source = fs.readFileSync(this.opts.launcherFile ?? LAUNCHER_PATH, 'utf8');
-    const program = `TFOS_SESSION = True\n${source}\nprint(run_cluster(sc, ${JSON.stringify(plan.controlUrl)}, ${JSON.stringify(secret)}))\n`;
+    const program = `TFOS_SESSION = True\n${source}\nprint(run_cluster(sc, ${JSON.stringify(plan.controlUrl)}, ${JSON.stringify(token)}))\n`;
     // One expression statement: Livy 0.7's Python shell cannot compile multi-statement cells on
     // Python >= 3.8. A JSON string literal is also a valid Python string literal.
     const code = `exec(compile(${JSON.stringify(program)}, 'tfos_launcher.py', 'exec'), globals())`;

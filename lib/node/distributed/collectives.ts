@@ -11,7 +11,7 @@
 import type { Established } from './auth';
 import { dialWithRetry } from './dial';
 import { Link } from './link';
-import type { DistributedNode } from './node';
+import type { PeerGroup } from './group';
 import { DistributedError, peerName, PeerId } from './peers';
 import { Channel, floatBytes, Frame, FrameHeader, FrameType, PayloadSink, payloadFloats } from './wire';
 
@@ -58,7 +58,7 @@ export class Collectives {
   private mesh?: Promise<void>;
   private current?: Op;
 
-  constructor(private readonly node: DistributedNode) {
+  constructor(private readonly node: PeerGroup) {
     this.peers = node.workers;
     this.rank = node.self.rank;
     this.size = node.workers.length;

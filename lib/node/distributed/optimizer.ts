@@ -18,11 +18,10 @@
  * (onBatchEnd) reduces and applies them before the next batch. wrapModel installs both.
  */
 import type * as tfTypes from '@tensorflow/tfjs';
-import type { ClusterServer } from '../cluster-server';
 import { DistributedNode } from './node';
 import { DistributedError, peerName } from './peers';
 import { assignShards, modelId, PsWeights } from './ps';
-import { tf } from './tf';
+import { tfjs as tf } from '../../platform/tfjs';
 
 type Variable = tfTypes.Variable;
 type Tensor = tfTypes.Tensor;
@@ -93,7 +92,7 @@ export class DistributedOptimizer {
   private stateVars: Variable[] = [];
   private stateBuffer?: Float32Array;
 
-  constructor(server: ClusterServer | DistributedNode, inner: Optimizer, opts: DistributedOptimizerOptions = {}) {
+  constructor(server: { readonly distributed: DistributedNode } | DistributedNode, inner: Optimizer, opts: DistributedOptimizerOptions = {}) {
     this.node = server instanceof DistributedNode ? server : server.distributed;
     if (!inner || typeof inner.applyGradients !== 'function') throw new TypeError('DistributedOptimizer wraps a tfjs optimizer (e.g. tf.train.adam(1e-3))');
     this.inner = inner;
