@@ -55,6 +55,8 @@ export class ControlServer extends EventEmitter {
   /** Who exchanged the bootstrap token (it works once). */
   private tokenUsedBy?: string;
   private address?: AddressInfo;
+  /** When the launcher last made an authenticated request (0: never): is the Spark side alive? */
+  lastLauncherContact = 0;
   private heartbeat?: NodeJS.Timeout;
 
   /**
@@ -177,6 +179,7 @@ export class ControlServer extends EventEmitter {
       return;
     }
     authenticated(req.socket);
+    if (url.pathname.startsWith('/v1/launcher/')) this.lastLauncherContact = Date.now();
     const answer = (status: number, body?: unknown) => reply(res, status, body, (text) => responseMac(this.secret, auth.nonce, status, text));
     const route = `${req.method} ${url.pathname}`;
     switch (route) {
