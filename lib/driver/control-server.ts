@@ -99,9 +99,14 @@ export class ControlServer extends EventEmitter {
 
   async listen(host: string, port = 0): Promise<void> {
     await new Promise<void>((resolve, reject) => {
-      this.http.once('error', reject);
+      const onError = (err: NodeJS.ErrnoException) => {
+        const where = `${host.includes(':') ? `[${host}]` : host}:${port}`;
+        const why = err.code === 'EADDRINUSE' ? 'the port is taken by another process' : err.code === 'EADDRNOTAVAIL' ? 'no interface of this machine has that address' : err.message;
+        reject(new Error(`the driver's control server cannot listen on ${where}: ${why} (${err.code ?? 'error'}); choose another controlPort / controlBindHost`));
+      };
+      this.http.once('error', onError);
       this.http.listen({ host, port }, () => {
-        this.http.off('error', reject);
+        this.http.off('error', onError);
         resolve();
       });
     });

@@ -92,6 +92,8 @@ export interface TFClusterRunOptions {
   controlBindHost?: string;
   /** Address trainers use to reach the driver (default: the bind host, or the cluster-facing address). */
   controlAdvertiseHost?: string;
+  /** Port of the control server (default: any free port); a taken port fails run() naming it. */
+  controlPort?: number;
   /** argv that starts a trainer on an executor (default: this Node binary + our trainer entry). */
   trainerCommand?: string[];
   /** A project packed with `tfos pack`, for executors that have no copy of it (see lib/driver/pack.ts). */
@@ -250,7 +252,7 @@ export async function run(opts: TFClusterRunOptions): Promise<TFClusterHandle> {
     bootstrapToken,
     (opts.heartbeatTimeout ?? 30) * 1000,
   );
-  await server.listen(bindHost);
+  await server.listen(bindHost, opts.controlPort ?? 0);
   const controlUrl = server.url(advertise);
 
   const handle = new TFClusterHandle({
