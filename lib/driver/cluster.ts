@@ -8,6 +8,7 @@ import { EventEmitter } from 'node:events';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { WebSocket } from 'ws';
+import { sleep } from '../platform/sleep';
 import { DriverToNode, NodeContext, NodeToDriver, RegisterMessage, TrainingMetrics } from '../protocol/control';
 import { InputMode } from '../protocol/input-mode';
 import { FeedSpec, JobSpec, LauncherEvent } from '../protocol/launcher';
@@ -129,7 +130,7 @@ export class TFClusterHandle extends EventEmitter {
   private launcherFinished = false;
   private reservationTimer?: NodeJS.Timeout;
   private shutdownPromise?: Promise<Map<number, unknown>>;
-  private closed = false;
+  private releasing?: Promise<void>;
 
   constructor(private readonly cfg: ClusterConfig) {
     super();
@@ -517,15 +518,18 @@ export class TFClusterHandle extends EventEmitter {
     void this.release();
   }
 
-  /** Stops the Spark application and the control server; removes the secret. Once. */
-  private async release(): Promise<void> {
-    if (this.closed) return;
-    this.closed = true;
+  /** Stops the Spark application and the control server; removes the secret. Once: every caller waits for the same release. */
+  private release(): Promise<void> {
+    this.releasing ??= this.doRelease();
+    return this.releasing;
+  }
+
+  private async doRelease(): Promise<void> {
     clearTimeout(this.reservationTimer);
     if (this.state === 'failed') this.cfg.server.sendLauncherCommand({ type: 'shutdown', reason: 'cluster failed' });
     if (this.app) {
       // The launcher stops Spark itself on 'shutdown'; kill whatever is left after a grace period.
-      const graceful = await Promise.race([this.app.exited.then(() => true), delay(this.state === 'failed' ? 8000 : 30_000).then(() => false)]);
+      const graceful = await Promise.race([this.app.exited.then(() => true), sleep(this.state === 'failed' ? 8000 : 30_000, { keepAlive: false }).then(() => false)]);
       if (!graceful || this.state === 'failed') await this.app.kill();
     }
     await this.cfg.server.close();
@@ -569,9 +573,4 @@ function toNodeInfo(reg: Registration): NodeInfo {
     attempt: reg.attempt,
     state: 'running',
   };
-}
-
-
-function delay(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms).unref());
 }

@@ -24,7 +24,7 @@ import { isLoopbackHost, localAddressTowards, targetHost } from './addresses';
 import { ControlServer } from './control-server';
 import { assignRoles, Reservation } from './reservation';
 import { AttachedOptions, AttachedRoute } from './routes/attached';
-import { LivyRoute, LivyRouteOptions } from './routes/livy';
+import { LivyRoute, LivyRouteOptions } from './routes/livy-route';
 import { SparkRoute } from './routes/route';
 import { SparkSubmitRoute } from './routes/spark-submit';
 

@@ -4,8 +4,8 @@
  * the launcher is silent too does the route report the application gone, saying both.
  */
 import { expect } from 'chai';
-import { followThroughLivy, LAUNCHER_SILENCE_MS } from '../../lib/driver/routes/livy';
-import { LivyConnectionError, LivyHttpError } from '../../lib/io/livy';
+import { followThroughLivy, LAUNCHER_SILENCE_MS } from '../../lib/driver/routes/livy-route';
+import { LivyConnectionError, LivyHttpError } from '../../lib/io/livy-client';
 import type { AppExit } from '../../lib/driver/routes/route';
 
 const gone = () => new LivyHttpError('GET', 'http://livy/batches/7/state', 404, 'Batch 7 not found');

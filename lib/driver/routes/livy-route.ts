@@ -11,7 +11,8 @@
  * Session: the launcher's source is sent as the statement itself, so nothing has to be shipped.
  */
 import * as fs from 'node:fs';
-import { isTransientLivyError, LivyClient, LivyHttpError, LivyStatement } from '../../io/livy';
+import { isBatchFinal, isTransientLivyError, LivyClient, LivyHttpError, LivyStatement, PollOptions, pollUntil, STATEMENT_FINAL_STATES } from '../../io/livy-client';
+import { sleep } from '../../platform/sleep';
 import { AppExit, baseConf, LaunchPlan, SparkRoute, SubmittedApp } from './route';
 import { LAUNCHER_PATH } from './spark-submit';
 
@@ -35,7 +36,20 @@ export interface LivyRouteOptions {
   headers?: Record<string, string>;
 }
 
-const FINAL_BATCH = new Set(['success', 'dead', 'killed', 'error']);
+/**
+ * Watching a running application with the client's poller: no deadline (a cluster runs for
+ * hours), a Livy that is briefly unreachable or overloaded is ridden out (20 failed polls in a
+ * row, about 40 s), and the timer never holds the driver process open by itself.
+ */
+const WATCH: PollOptions = {
+  timeoutMs: Infinity,
+  pollMs: 250,
+  maxPollMs: 2000,
+  retries: 20,
+  clock: { now: () => Date.now(), sleep: (ms) => sleep(ms, { keepAlive: false }) },
+};
+
+const message = (err: unknown) => (err instanceof Error ? err.message : String(err));
 
 export class LivyRoute implements SparkRoute {
   readonly name = 'livy' as const;
@@ -73,9 +87,10 @@ export class LivyRoute implements SparkRoute {
     });
     const describe = `Livy batch ${batch.id} at ${this.opts.url}`;
     let stopped = false;
+    // The client's own polling rules first (transient failures ridden out); when it gives up, the
+    // launcher's contact with the driver decides whether the application is really gone.
     const exited = followThroughLivy(describe, plan, () => stopped, async () => {
-      const state = await this.client.batchState(batch.id);
-      if (!FINAL_BATCH.has(state)) return undefined;
+      const state = await pollUntil(describe, () => this.client.batchState(batch.id), isBatchFinal, (st) => st, WATCH);
       const log = await this.client.batchLog(batch.id, undefined, 200).catch(() => ({ log: [] as string[] }));
       return { ok: state === 'success', detail: `${describe} ended in state ${state}`, logTail: log.log.slice(-60).join('\n') };
     });
@@ -86,7 +101,7 @@ export class LivyRoute implements SparkRoute {
         if (stopped) return exited.then(() => undefined);
         stopped = true;
         await this.client.killBatch(batch.id).catch(() => undefined);
-        await Promise.race([exited, sleep(20_000)]);
+        await Promise.race([exited, sleep(20_000, { keepAlive: false })]);
       },
     };
   }
@@ -120,8 +135,13 @@ export class LivyRoute implements SparkRoute {
     const statement = await this.client.submitStatement(sessionId, code, 'pyspark');
     let stopped = false;
     const exited = followThroughLivy(describe, plan, () => stopped, async () => {
-      const st: LivyStatement = await this.client.getStatement(sessionId, statement.id);
-      if (st.state !== 'available' && st.state !== 'error' && st.state !== 'cancelled') return undefined;
+      const st: LivyStatement = await pollUntil(
+        `${describe}, statement ${statement.id}`,
+        () => this.client.getStatement(sessionId, statement.id),
+        (x) => STATEMENT_FINAL_STATES.includes(x.state),
+        (x) => x.state,
+        WATCH,
+      );
       const out = st.output;
       const text = out && out.status === 'ok' ? String(out.data?.['text/plain'] ?? '') : out ? `${out.ename}: ${out.evalue}\n${(out.traceback ?? []).join('')}` : '';
       const ok = st.state === 'available' && out?.status === 'ok' && text.trim() === '0';
@@ -136,7 +156,7 @@ export class LivyRoute implements SparkRoute {
         stopped = true;
         await this.client.cancelStatement(sessionId, statement.id).catch(() => undefined);
         if (ownSession) await this.client.closeSession(sessionId).catch(() => undefined);
-        await Promise.race([exited, sleep(20_000)]);
+        await Promise.race([exited, sleep(20_000, { keepAlive: false })]);
       },
     };
   }
@@ -178,6 +198,3 @@ export async function followThroughLivy(describe: string, plan: Pick<LaunchPlan,
   }
 }
 
-function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms).unref());
-}
