@@ -1,6 +1,6 @@
 /**
- * `npm run bench -- step`: one training step (batch 64, Adam, softmax cross-entropy on logits) of
- * the seed's tutorial CNN and of the example's net, in tfjs-node and in Python TensorFlow
+ * `npm run bench -- step`: one training step (batch 64, softmax cross-entropy on logits) of the
+ * CIFAR-10 example's two nets (bench/step-nets.ts), in tfjs-node and in Python TensorFlow
  * (tensorflow-cpu of the version whose C library tfjs-node runs on, Keras model + tf.function),
  * alternating in one invocation. Every runner is its own process, started once and kept across
  * rounds; rounds alternate the runners so machine noise hits all of them alike.
@@ -21,7 +21,7 @@ import type * as tfTypes from '@tensorflow/tfjs';
 import { tfosPaths } from '../lib/platform/paths';
 import { VERSIONS } from '../lib/platform/versions';
 import type { Row } from './table';
-import { buildNet, NetName } from './step-nets';
+import { buildNet, NET_TITLES, NetName, NETS } from './step-nets';
 
 interface StepRequest {
   net: NetName;
@@ -57,13 +57,12 @@ async function childMain(): Promise<void> {
   }
   const nets = new Map<NetName, { run: () => Promise<void> }>();
   const prepare = (name: NetName) => {
-    const { model, inputShape } = buildNet(t, name);
-    const opt = t.train.adam(1e-3);
+    const { model, inputShape, optimizer: opt, labelSmoothing } = buildNet(t, name);
     const x = t.randomUniform([64, ...inputShape]);
     const y = t.oneHot(t.randomUniform([64], 0, 10, 'int32') as tfTypes.Tensor1D, 10);
     const vars = model.trainableWeights.map((w) => w.read() as tfTypes.Variable);
-    // As examples/cifar10/train.js: the loss of the logits, minimized, read back every step.
-    const loss = () => t.losses.softmaxCrossEntropy(y, model.predict(x) as tfTypes.Tensor) as tfTypes.Scalar;
+    // As examples/cifar10/train.ts: the loss of the logits in training mode, minimized, read back every step.
+    const loss = () => t.losses.softmaxCrossEntropy(y, model.apply(x, { training: true }) as tfTypes.Tensor, undefined, labelSmoothing || undefined) as tfTypes.Scalar;
     return {
       run: async () => {
         const l = opt.minimize(loss, true, vars)!;
@@ -183,6 +182,8 @@ export function leverVariants(): Variant[] {
     { name: '+ fused-bias-act only', levers: ['fused-bias-act'] },
     { name: '+ adam only', levers: ['adam'] },
     { name: '+ softmax-xent only', levers: ['softmax-xent'] },
+    { name: '+ batch-norm only', levers: ['batch-norm'] },
+    { name: '+ max-pool only', levers: ['max-pool'] },
     { name: `all kernels, intra-op ${os.cpus().length} / inter-op 1`, levers: 'all', env: { TF_NUM_INTRAOP_THREADS: String(os.cpus().length), TF_NUM_INTEROP_THREADS: '1' } },
     { name: 'all kernels, intra-op 1 / inter-op 1', levers: 'all', env: { TF_NUM_INTRAOP_THREADS: '1', TF_NUM_INTEROP_THREADS: '1' } },
     { name: 'all kernels, oneDNN off', levers: 'all', env: { TF_ENABLE_ONEDNN_OPTS: '0' } },
@@ -197,7 +198,7 @@ export interface StepBenchOptions {
 }
 
 export async function benchStep(o: StepBenchOptions = {}): Promise<Row[]> {
-  const nets = o.nets ?? ['seed', 'example'];
+  const nets = o.nets ?? NETS;
   const variants = o.variants ?? [STOCK, NATIVE];
   // Many short rounds: on a shared machine, noise comes in bursts; pairing within a round cancels it.
   const rounds = o.rounds ?? Number(process.env.TFOS_BENCH_STEP_ROUNDS ?? 5);
@@ -237,7 +238,7 @@ export async function benchStep(o: StepBenchOptions = {}): Promise<Row[]> {
       const vsStock = stockMs && runner.name !== STOCK.name && runner !== runners[0] ? mine.map((m, i) => stockMs[i] / m) : undefined;
       const rep = info.get(`${net}|${runner.name}`)!;
       rows.push({
-        net: net === 'seed' ? 'seed CNN (24×24, LRN)' : 'example net (32×32)',
+        net: NET_TITLES[net],
         runner: runner.name + (rep.version ? ` ${rep.version}` : ''),
         'ms/step median': +median(mine).toFixed(1),
         'min–max': `${Math.min(...mine).toFixed(1)}–${Math.max(...mine).toFixed(1)}`,

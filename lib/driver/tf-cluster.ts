@@ -6,6 +6,7 @@
  * handle; `handle.shutdown()` waits for the workers, stops ps nodes and the Spark application.
  */
 import * as crypto from 'node:crypto';
+import * as dns from 'node:dns/promises';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -17,12 +18,13 @@ import { checkJsonArgs } from '../protocol/json-args';
 import { tfosPaths } from '../platform/paths';
 import { resolveSpark } from '../platform/spark';
 import { TFClusterHandle } from './cluster';
+import { createRunDir } from './run-dir';
 import { archiveLaunch, ArchiveOption } from './pack';
 import { isLoopbackHost, localAddressTowards, targetHost } from './addresses';
 import { ControlServer } from './control-server';
 import { assignRoles, Reservation } from './reservation';
 import { AttachedOptions, AttachedRoute } from './routes/attached';
-import { LivyRoute, LivyRouteOptions } from './routes/livy';
+import { LivyRoute, LivyRouteOptions } from './routes/livy-route';
 import { SparkRoute } from './routes/route';
 import { SparkSubmitRoute } from './routes/spark-submit';
 
@@ -84,8 +86,8 @@ export interface TFClusterRunOptions {
   gpusPerNode?: number;
   /**
    * Address to bind the control server; default 127.0.0.1 for local routes, else this machine's
-   * address on the interface that routes to the master / Livy host (0.0.0.0 when the master names
-   * no host, e.g. `yarn`).
+   * address on the interface that routes to the master / Livy host (this machine's own address when the
+   * master names no host, e.g. `yarn`; never 0.0.0.0 unless asked).
    */
   controlBindHost?: string;
   /** Address trainers use to reach the driver (default: the bind host, or the cluster-facing address). */
@@ -204,10 +206,14 @@ export async function run(opts: TFClusterRunOptions): Promise<TFClusterHandle> {
   const reservationTimeoutMs = (opts.reservationTimeout ?? 120) * 1000;
   const deadline = Date.now() + reservationTimeoutMs;
 
-  // The secret travels in a file only this user can read (never argv or Spark properties).
-  const secretDir = fs.mkdtempSync(path.join(os.tmpdir(), 'tfos-'));
-  const secretFile = path.join(secretDir, 'cluster.secret');
-  fs.writeFileSync(secretFile, secret, { mode: 0o600 });
+  // The secret never leaves this process in the clear: routes hand the launcher a one-time
+  // bootstrap token instead, which its first request exchanges for the secret (sealed with the
+  // token; docs/security.md). On spark-submit routes the token is in a file only this user reads.
+  // createRunDir also removes what killed drivers left behind (their run directories).
+  const bootstrapToken = crypto.randomBytes(32).toString('hex');
+  const secretDir = createRunDir();
+  const tokenFile = path.join(secretDir, 'bootstrap.token');
+  fs.writeFileSync(tokenFile, bootstrapToken, { mode: 0o600 });
 
   const shipped = opts.archive ? archiveLaunch(opts.archive, opts.module) : undefined;
   const job: JobSpec = {
@@ -231,7 +237,9 @@ export async function run(opts: TFClusterRunOptions): Promise<TFClusterHandle> {
     feedSlots: opts.inputMode === InputMode.SPARK ? roles.filter((r) => r.job === 'chief' || r.job === 'worker').length : 0,
   };
   const facing = await clusterFacingAddress(via);
-  const bindHost = opts.controlBindHost ?? facing ?? '0.0.0.0';
+  // One interface, the advertised one: never 0.0.0.0 unless asked for (a master that names no
+  // host, e.g. yarn, gets this machine's own address).
+  const bindHost = opts.controlBindHost ?? facing ?? (await dns.lookup(os.hostname()).then((r) => r.address, () => '0.0.0.0'));
   const advertise = opts.controlAdvertiseHost ?? (bindHost === '0.0.0.0' ? (facing ?? os.hostname()) : bindHost);
   // The launcher asks for the job when it starts: tell it how much of the reservation time is left.
   // A few seconds less than ours, so the launcher's more precise "Spark offered only k slots"
@@ -239,6 +247,7 @@ export async function run(opts: TFClusterRunOptions): Promise<TFClusterHandle> {
   const server = new ControlServer(
     secret,
     () => ({ ...job, reservationTimeoutSec: Math.max(1, Math.floor((deadline - Date.now()) / 1000) - 3) }),
+    bootstrapToken,
     (opts.heartbeatTimeout ?? 30) * 1000,
   );
   await server.listen(bindHost);
@@ -248,7 +257,8 @@ export async function run(opts: TFClusterRunOptions): Promise<TFClusterHandle> {
     job,
     reservation: new Reservation(roles),
     server,
-    secretFile,
+    tokenFile,
+    runDir: secretDir,
     reservationTimeoutMs,
     inputMode: opts.inputMode ?? InputMode.TENSORFLOW,
     ctxBase: {
@@ -274,7 +284,7 @@ export async function run(opts: TFClusterRunOptions): Promise<TFClusterHandle> {
       conf['spark.executor.resource.gpu.amount'] = String(job.gpusPerNode);
     }
     const logFile = path.join(tfosPaths().logs, 'clusters', `${clusterId}.log`);
-    const app = await route.submit({ appName, clusterSize: roles.length, controlUrl, secretFile, conf, logFile });
+    const app = await route.submit({ appName, clusterSize: roles.length, controlUrl, tokenFile, conf, logFile });
     handle.attachApp(app);
     await handle.waitReserved();
     if (opts.data && opts.inputMode === InputMode.SPARK) handle.feedRunData(opts.data, opts.epochs ?? 1);

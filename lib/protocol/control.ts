@@ -6,7 +6,8 @@
  * Transport: one HTTP server on the driver.
  *  - trainers (Node) hold a WebSocket at /v1/nodes and exchange the JSON messages below;
  *  - the launcher and executor tasks (Python, stdlib only) use plain HTTP under /v1/launcher/.
- * Every request carries `Authorization: Bearer <secret>` (the per-cluster secret), never in a URL.
+ * Every request and answer proves the per-cluster secret with a one-time HMAC, never the secret
+ * itself (lib/protocol/control-auth.ts).
  */
 
 import { InputMode } from './input-mode';
@@ -116,6 +117,3 @@ export type NodeToDriver =
 
 export const AUTH_HEADER = 'authorization';
 
-export function bearer(secret: string): string {
-  return `Bearer ${secret}`;
-}

@@ -3,7 +3,7 @@
  * tfos_launcher.py <module> ...` made the launcher the Spark driver program, and the launcher
  * started this Node process (`tfos run --attach-fd N --attach-master URL ...`) to be the driver
  * side. Submitting is then only telling the launcher where the control server listens (one JSON
- * line on the pipe it passed as fd N); the launcher reads the secret file and serves the cluster.
+ * line on the pipe it passed as fd N); the launcher reads the one-time token file, exchanges it and serves the cluster.
  * It writes "exit <code>" on our stdin when its part has ended; stdin closing means it is gone.
  */
 import * as fs from 'node:fs';
@@ -46,7 +46,7 @@ export class AttachedRoute implements SparkRoute {
       this.input.resume();
     });
     try {
-      fs.writeSync(this.opts.fd, `${JSON.stringify({ controlUrl: plan.controlUrl, secretFile: plan.secretFile })}\n`);
+      fs.writeSync(this.opts.fd, `${JSON.stringify({ controlUrl: plan.controlUrl, tokenFile: plan.tokenFile })}\n`);
       fs.closeSync(this.opts.fd);
     } catch (err) {
       throw new Error(`cannot reach the launcher on fd ${this.opts.fd} (--attach-fd is for the launcher's own use): ${(err as Error).message}`);
