@@ -16,6 +16,8 @@ const USAGE = `usage:
   tfos stack up [--workers N]             start HDFS, a Spark master + N workers and Livy on loopback
   tfos stack up --hosts N                 the same on N network namespaces (host a: master, NameNode, Livy;
                                           the others: a worker + DataNode each); needs root (ip netns)
+  tfos stack up ... --yarn                also a YARN ResourceManager (beside the master) and a NodeManager per
+                                          worker host; Livy then submits to YARN
   tfos stack status [--json]              show the local stack's endpoints and health
   tfos stack env                          print the running stack's exports for a shell: eval "$(tfos stack env)"
                                           (SPARK_MASTER, HADOOP_CONF_DIR, TFOS_LIVY_URL; every command finds
@@ -71,7 +73,7 @@ async function cmdStack(args: string[]): Promise<number> {
   const [sub, ...rest] = args;
   switch (sub) {
     case 'up': {
-      const { values } = parseArgs({ args: rest, options: { workers: { type: 'string' }, hosts: { type: 'string' } } });
+      const { values } = parseArgs({ args: rest, options: { workers: { type: 'string' }, hosts: { type: 'string' }, yarn: { type: 'boolean' } } });
       const workers = values.workers === undefined ? undefined : Number(values.workers);
       if (workers !== undefined && (!Number.isInteger(workers) || workers < 1)) {
         throw new Error(`--workers must be a positive integer, got '${values.workers}'`);
@@ -81,7 +83,7 @@ async function cmdStack(args: string[]): Promise<number> {
         throw new Error(`--hosts must be an integer >= 3, got '${values.hosts}'`);
       }
       if (hosts !== undefined && workers !== undefined) throw new Error('--hosts N gives one worker per host after the first: leave out --workers');
-      const status = await stackUp({ workers, hosts, log: stderrLogger });
+      const status = await stackUp({ workers, hosts, yarn: values.yarn, log: stderrLogger });
       printStatus(status);
       return 0;
     }
@@ -120,6 +122,7 @@ function printStatus(s: NonNullable<Awaited<ReturnType<typeof stackStatus>>>): v
       `spark  ${s.spark.master}  ui ${s.spark.ui}  workers ${s.spark.workers}  ${mark(s.spark.healthy)}`,
       `hdfs   ${s.hdfs.defaultFS}  webhdfs ${s.hdfs.webhdfs}  ${mark(s.hdfs.healthy)}`,
       `livy   ${s.livy.url}  ${mark(s.livy.healthy)}`,
+      ...(s.yarn ? [`yarn   ${s.yarn.resourceManager}  nodemanagers ${s.yarn.nodeManagers}  ${mark(s.yarn.healthy)}`] : []),
       ...(s.hosts ?? []).map((h) => `host ${h.name}  ${h.address}  ${h.roles.join(', ')}`),
     ].join('\n'),
   );
