@@ -178,11 +178,11 @@ function validate(opts: TFClusterRunOptions): void {
  */
 function executorCount(via: RouteOption | undefined, slots: number): Record<string, string> {
   if (!via || 'local' in via) return {};
-  const master = 'sparkSubmit' in via ? via.sparkSubmit.master : undefined;
-  if (master === undefined || master.startsWith('spark://')) return { 'spark.cores.max': String(slots) };
-  // YARN: static allocation, one single-core executor container per slot.
-  if (master === 'yarn') return { 'spark.executor.instances': String(slots) };
-  return {};
+  const cap = { 'spark.cores.max': String(slots) };
+  // YARN and Kubernetes: static allocation, one single-core executor per slot.
+  const instances = { 'spark.executor.instances': String(slots) };
+  if ('livy' in via) return { ...cap, ...instances }; // Livy's master is not known here: both
+  return via.sparkSubmit.master?.startsWith('spark://') ? cap : instances;
 }
 
 /** What the running `tfos stack --yarn` asks of its YARN applications, when we submit to it. */
