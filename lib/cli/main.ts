@@ -10,6 +10,7 @@ import { packCommand, PACK_USAGE } from './pack-command';
 import { runCommand, RUN_USAGE } from './run-command';
 import { exportLines, runningStack } from '../platform/cluster-env';
 import { allHealthy, stackDown, stackStatus, stackUp } from '../stack/stack';
+import { Role, ROLES, runRole } from '../stack/roles';
 
 const USAGE = `usage:
   tfos setup [--skip-tensorflow]          provision Spark, Hadoop, Livy and native TensorFlow (idempotent)
@@ -18,6 +19,10 @@ const USAGE = `usage:
                                           the others: a worker + DataNode each); needs root (ip netns)
   tfos stack up ... --yarn                also a YARN ResourceManager (beside the master) and a NodeManager per
                                           worker host; Livy then submits to YARN
+  tfos stack role ROLE [--self HOST] [--master HOST] [--namenode HOST] [--resourcemanager HOST]
+                                          run one service of the stack in the foreground (containers, one
+                                          machine per role): spark-master, spark-worker, namenode, datanode,
+                                          livy, resourcemanager, nodemanager
   tfos stack status [--json]              show the local stack's endpoints and health
   tfos stack env                          print the running stack's exports for a shell: eval "$(tfos stack env)"
                                           (SPARK_MASTER, HADOOP_CONF_DIR, TFOS_LIVY_URL; every command finds
@@ -105,13 +110,28 @@ async function cmdStack(args: string[]): Promise<number> {
       console.log(exportLines(stack).join('\n'));
       return 0;
     }
+    case 'role': {
+      const [role, ...more] = rest;
+      const { values } = parseArgs({
+        args: more,
+        options: { self: { type: 'string' }, master: { type: 'string' }, namenode: { type: 'string' }, resourcemanager: { type: 'string' }, 'worker-cores': { type: 'string' } },
+      });
+      if (!role || !(role in ROLES)) throw new Error(`tfos stack role needs one of ${Object.keys(ROLES).join(', ')}, got '${role ?? ''}'`);
+      return runRole(role as Role, {
+        self: values.self ?? process.env.TFOS_SELF,
+        master: values.master,
+        namenode: values.namenode,
+        resourcemanager: values.resourcemanager,
+        workerCores: values['worker-cores'] === undefined ? undefined : Number(values['worker-cores']),
+      }, stderrLogger);
+    }
     case 'down': {
       const stopped = await stackDown({ log: stderrLogger });
       console.log(stopped ? 'stack stopped' : 'no local stack was running');
       return 0;
     }
     default:
-      throw new Error(`unknown stack command '${sub ?? ''}': expected up, status, env or down`);
+      throw new Error(`unknown stack command '${sub ?? ''}': expected up, status, env, role or down`);
   }
 }
 

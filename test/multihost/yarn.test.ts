@@ -41,7 +41,7 @@ describe('Spark on YARN (tfos stack up --hosts 3 --yarn)', function () {
     // The stack's HADOOP_CONF_DIR (found through TFOS_HOME) names the ResourceManager.
     const { stdout, stderr } = await promisify(execFile)(
       process.execPath,
-      [path.join(ROOT, 'bin/tfos.js'), 'run', ALLREDUCE, '--via', 'spark-submit', '--master', 'yarn', '--cluster-size', '3', '--num-ps', '1', '--reservation-timeout', '400'],
+      [path.join(ROOT, 'bin/tfos.js'), 'run', ALLREDUCE, '--via', 'spark-submit', '--master', 'yarn', '--cluster-size', '3', '--num-ps', '1', '--reservation-timeout', '600'],
       { env: mh.env, timeout: 800_000, maxBuffer: 1 << 26 },
     ).catch((err: { stdout?: string; stderr?: string; message: string }) => {
       throw new Error(`tfos run failed: ${err.message}\n${err.stderr ?? ''}`);
@@ -65,7 +65,7 @@ describe('Spark on YARN (tfos stack up --hosts 3 --yarn)', function () {
       inputMode: InputMode.SPARK,
       args: { infer: true },
       via: { sparkSubmit: { master: 'yarn' } },
-      reservationTimeout: 400,
+      reservationTimeout: 600,
     });
     try {
       const epochs = await handle.train(`${data}/train`);
@@ -96,7 +96,7 @@ describe('Spark on YARN (tfos stack up --hosts 3 --yarn)', function () {
         args: ['shipped'],
         via: { sparkSubmit: { master: 'yarn' } },
         archive: { uri: `${mh.status.hdfs.defaultFS}/tfos-mh/packme.tgz`, projectDir: project },
-        reservationTimeout: 400,
+        reservationTimeout: 600,
       });
       const results = [...(await handle.shutdown({ timeout: 180 })).values()] as Array<{ cwd: string; file: string; args: unknown }>;
       expect(results).to.have.length(2);
