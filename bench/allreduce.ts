@@ -17,9 +17,9 @@ import * as os from 'node:os';
 import type * as tfTypes from '@tensorflow/tfjs';
 import type { ClusterSpec, JobName } from '../lib/protocol/control';
 import type { ClusterServer } from '../lib/node/cluster-server';
-import { localContext } from '../lib/node/distributed/local';
+import { localContext } from '../test/support/local-context';
 import { DistributedOptimizer } from '../lib/node/distributed/optimizer';
-import { tf, tfSource } from '../lib/node/distributed/tf';
+import { loadTfjs, tfjs as tf } from '../lib/platform/tfjs';
 import { TFNode } from '../lib/node/tf-node';
 import type { Row } from './table';
 
@@ -117,7 +117,7 @@ async function runTask(server: ClusterServer, task: Task): Promise<TaskResult> {
   for (let i = 0; i < task.steps; i++) await step();
   const msPerStep = Number(process.hrtime.bigint() - t0) / 1e6 / task.steps;
   await server.barrier();
-  return { msPerStep, params: vars.reduce((n, v) => n + v.size, 0), backend: `${tfSource()} (${t.getBackend()})` };
+  return { msPerStep, params: vars.reduce((n, v) => n + v.size, 0), backend: `${loadTfjs().package} (${t.getBackend()})` };
 }
 
 async function childMain(): Promise<void> {

@@ -9,7 +9,8 @@ import * as path from 'node:path';
 import { generatedCifarSet, writeCifarFiles } from '../lib/io/cifar10';
 import { resolveLocation } from '../lib/io/dataset-fs';
 import { writeCifarDataset } from '../lib/io/dataset';
-import { loadTf, tableToTensors } from '../lib/io/arrow-tensors';
+import { tableToTensors } from '../lib/io/arrow-tensors';
+import { loadTfjs } from '../lib/platform/tfjs';
 import { TFCluster } from '../lib/driver/tf-cluster';
 import { DataFeed } from '../lib/node/data-feed';
 import { InputMode } from '../lib/protocol/input-mode';
@@ -50,7 +51,7 @@ export async function benchFeed(): Promise<Row[]> {
     await writeCifarDataset(set, resolveLocation(hdfsDest, { webhdfs: stack.hdfs.webhdfs }), { parquet: { python } });
 
     // 1. Upper bound: the raw CIFAR file in this process, decoded straight into tensors.
-    const { tf } = loadTf();
+    const { tf } = loadTfjs();
     let t0 = Date.now();
     let n = 0;
     for (const f of fs.readdirSync(raw).filter((x) => x.startsWith('data_batch'))) {

@@ -1,52 +1,33 @@
 /**
- * The two networks of the step benchmark, in tfjs (bench/step_tf.py builds the same in Keras):
- *   seed    — the TensorFlow CIFAR-10 tutorial CNN on 24×24×3 crops: conv5×5×64 → maxpool 3/2 →
- *             LRN → conv5×5×64 → LRN → maxpool 3/2 → dense 384 → dense 192 → dense 10 (1.07 M floats);
- *   example — examples/cifar10/model.js, the example's current VGG-style net on 32×32×3.
- * The bench keeps its own copy of the seed net (with a small LRN layer) until the example has one.
+ * The two networks of the step benchmark are the CIFAR-10 example's (examples/cifar10/models.ts),
+ * with the optimizer and loss the example trains them with; bench/step_tf.py builds the same in
+ * Keras:
+ *   seed — the TensorFlow tutorial CNN on 24×24×3 crops: conv5×5×64 → maxpool 3/2 → LRN →
+ *          conv5×5×64 → LRN → maxpool 3/2 → dense 384 → dense 192 → dense 10 (1.07 M floats); Adam;
+ *   fast — the example's residual net with batch norm on 32×32×3; SGD with Nesterov momentum,
+ *          label smoothing 0.2.
+ * Weight decay is left out on both sides (a custom training step adds no regularization losses).
  */
-import * as path from 'node:path';
 import type * as tfTypes from '@tensorflow/tfjs';
+import { FAST, ModelRecipe, SEED } from '../examples/cifar10/models';
 
 type TF = typeof tfTypes;
-export type NetName = 'seed' | 'example';
+export type NetName = 'seed' | 'fast';
+export const NETS: NetName[] = ['seed', 'fast'];
 
 export interface NetSpec {
   model: tfTypes.LayersModel;
   inputShape: [number, number, number];
-}
-
-/** The tutorial's LRN: depth_radius 4, bias 1, alpha 0.001/9, beta 0.75. */
-function lrnLayer(tf: TF): tfTypes.layers.Layer {
-  class LRN extends tf.layers.Layer {
-    static readonly className = 'BenchLRN';
-    override call(inputs: tfTypes.Tensor | tfTypes.Tensor[]): tfTypes.Tensor {
-      const x = (Array.isArray(inputs) ? inputs[0] : inputs) as tfTypes.Tensor4D;
-      return tf.localResponseNormalization(x, 4, 1, 0.001 / 9, 0.75);
-    }
-    override getClassName(): string {
-      return LRN.className;
-    }
-  }
-  return new LRN({});
+  optimizer: tfTypes.Optimizer;
+  labelSmoothing: number;
 }
 
 export function buildNet(tf: TF, name: NetName): NetSpec {
-  if (name === 'example') {
-    // The example's model module, exactly as `npm start` trains it.
-    const { buildModel } = require(path.resolve(__dirname, '../../examples/cifar10/model.js')) as { buildModel: (t: TF) => tfTypes.LayersModel };
-    return { model: buildModel(tf), inputShape: [32, 32, 3] };
-  }
-  const m = tf.sequential();
-  m.add(tf.layers.conv2d({ inputShape: [24, 24, 3], filters: 64, kernelSize: 5, padding: 'same', activation: 'relu' }));
-  m.add(tf.layers.maxPooling2d({ poolSize: 3, strides: 2, padding: 'same' }));
-  m.add(lrnLayer(tf));
-  m.add(tf.layers.conv2d({ filters: 64, kernelSize: 5, padding: 'same', activation: 'relu' }));
-  m.add(lrnLayer(tf));
-  m.add(tf.layers.maxPooling2d({ poolSize: 3, strides: 2, padding: 'same' }));
-  m.add(tf.layers.flatten());
-  m.add(tf.layers.dense({ units: 384, activation: 'relu' }));
-  m.add(tf.layers.dense({ units: 192, activation: 'relu' }));
-  m.add(tf.layers.dense({ units: 10 }));
-  return { model: m, inputShape: [24, 24, 3] };
+  const r: ModelRecipe = name === 'seed' ? SEED : FAST;
+  return { model: r.build(tf), inputShape: [r.imageSize, r.imageSize, 3], optimizer: r.optimizer(tf, r.lr), labelSmoothing: r.labelSmoothing };
 }
+
+export const NET_TITLES: Record<NetName, string> = {
+  seed: 'seed CNN (24×24, LRN, Adam)',
+  fast: 'example fast net (32×32, residual + batch norm, Nesterov SGD)',
+};

@@ -1,7 +1,8 @@
 """Python TensorFlow side of `npm run bench -- step`: the same two nets in Keras, one training step
-as a tf.function (GradientTape + Adam), batch 64 of random data, like bench/step-nets.ts.
+as a tf.function (GradientTape + the example's optimizer), batch 64 of random data, like
+bench/step-nets.ts.
 
-Protocol: one JSON request per stdin line {"net": "seed"|"example", "steps": n, "warmup": w},
+Protocol: one JSON request per stdin line {"net": "seed"|"fast", "steps": n, "warmup": w},
 one JSON reply per stdout line {"ms": [per-step ms...], "version": tf version}. Ends at EOF."""
 import json
 import os
@@ -35,28 +36,34 @@ def seed_net():
     ])
 
 
-def example_net():
-    # examples/cifar10/model.js
-    return tf.keras.Sequential([
-        L.Input((32, 32, 3)),
-        L.Conv2D(32, 3, padding="same", activation="relu"),
-        L.Conv2D(32, 3, padding="same", activation="relu"),
-        L.MaxPooling2D(2),
-        L.Conv2D(64, 3, padding="same", activation="relu"),
-        L.Conv2D(64, 3, padding="same", activation="relu"),
-        L.MaxPooling2D(2),
-        L.Flatten(),
-        L.Dense(256, activation="relu"),
-        L.Dense(10),
-    ])
+def fast_net():
+    # examples/cifar10/models.ts, FAST
+    def conv_bn(x, filters):
+        x = L.Conv2D(filters, 3, padding="same", use_bias=False)(x)
+        x = L.BatchNormalization(momentum=0.9, epsilon=1e-5)(x)
+        return L.ReLU()(x)
+
+    def residual(x, filters):
+        return L.Add()([x, conv_bn(conv_bn(x, filters), filters)])
+
+    pool = lambda x: L.MaxPooling2D(2)(x)  # noqa: E731
+    inp = L.Input((32, 32, 3))
+    x = conv_bn(inp, 32)
+    x = residual(pool(conv_bn(x, 64)), 64)
+    x = pool(conv_bn(x, 128))
+    x = residual(pool(conv_bn(x, 256)), 256)
+    x = L.GlobalMaxPooling2D()(x)
+    return tf.keras.Model(inp, L.Dense(10, use_bias=False)(x))
 
 
 class Trainer:
     def __init__(self, net):
-        self.model = seed_net() if net == "seed" else example_net()
-        side = 24 if net == "seed" else 32
-        self.opt = tf.keras.optimizers.Adam(1e-3, epsilon=1e-7)
-        self.loss = tf.keras.losses.CategoricalCrossentropy(from_logits=True)
+        seed = net == "seed"
+        self.model = seed_net() if seed else fast_net()
+        side = 24 if seed else 32
+        # As the example trains them (models.ts): Adam 1e-3, or Nesterov SGD 0.1 with label smoothing 0.2.
+        self.opt = tf.keras.optimizers.Adam(1e-3, epsilon=1e-7) if seed else tf.keras.optimizers.SGD(0.1, momentum=0.9, nesterov=True)
+        self.loss = tf.keras.losses.CategoricalCrossentropy(from_logits=True, label_smoothing=0.0 if seed else 0.2)
         self.x = tf.random.uniform((BATCH, side, side, 3))
         self.y = tf.one_hot(tf.random.uniform((BATCH,), 0, 10, dtype=tf.int32), 10)
         self.step = tf.function(self._step)

@@ -2,8 +2,9 @@
 
 It is a thin agent of the Node driver (the process that called TFCluster.run):
 
-1. Reads the per-cluster secret (a file, never a command-line value), connects back to the
-   driver's control server over HTTP and fetches the job spec.
+1. Reads its one-time bootstrap token (a file, or a Spark property on Livy), exchanges it with the
+   driver's control server for the cluster secret (the token never crosses the wire and works
+   once), then fetches the job spec; every request and answer is authenticated both ways.
 2. Starts a SparkContext and waits until Spark offers enough task slots for all nodes at once.
 3. Runs the node stage in barrier mode: one task per TF node, all started together or none.
    Each task starts one Node trainer, relays its output to the executor log and to the driver,
@@ -18,6 +19,8 @@ Only the Python standard library and pyspark are used, so any Spark cluster can 
 """
 
 import argparse
+import hashlib
+import hmac as hmac_mod
 import http.client
 import json
 import os
@@ -34,8 +37,69 @@ import urllib.request
 DRIVER_LOST_SEC = 20
 
 
+# ---------------------------------------------------------------------------------------------
+# Control-channel authentication (lib/protocol/control-auth.ts holds the same strings).
+# ---------------------------------------------------------------------------------------------
+
+UNSIGNED_STREAM = "UNSIGNED-STREAM"
+
+
+def _mac(key, text):
+    return hmac_mod.new(key.encode("utf-8"), text.encode("utf-8"), hashlib.sha256).hexdigest()
+
+
+def sign_request(secret, method, path, body=b"", ts=None, nonce=None):
+    """(Authorization header, nonce) for one request; body=UNSIGNED_STREAM for a streamed body."""
+    ts = int(time.time() * 1000) if ts is None else ts
+    nonce = os.urandom(16).hex() if nonce is None else nonce
+    digest = UNSIGNED_STREAM if body is UNSIGNED_STREAM else hashlib.sha256(body or b"").hexdigest()
+    mac = _mac(secret, "tfos-control/2 request\n%s\n%s\n%d\n%s\n%s" % (method.upper(), path, ts, nonce, digest))
+    return "TFOS-HMAC ts=%d,nonce=%s,body=%s,mac=%s" % (ts, nonce, digest, mac), nonce
+
+
+def response_ok(secret, nonce, status, body, mac):
+    expected = _mac(secret, "tfos-control/2 response\n%s\n%d\n%s" % (nonce, status, hashlib.sha256(body or b"").hexdigest()))
+    return bool(mac) and hmac_mod.compare_digest(expected, mac)
+
+
+def bootstrap_request(token, ts=None, nonce=None):
+    ts = int(time.time() * 1000) if ts is None else ts
+    nonce = os.urandom(16).hex() if nonce is None else nonce
+    return {"ts": ts, "nonce": nonce, "proof": _mac(token, "tfos-bootstrap/1 client\n%d\n%s" % (ts, nonce))}
+
+
+class DriverNotProven(Exception):
+    pass
+
+
+def exchange_token(control_url, token, timeout=30):
+    """The launcher's first request: the one-time bootstrap token buys the cluster secret."""
+    req = bootstrap_request(token)
+    http_req = urllib.request.Request(control_url.rstrip("/") + "/v1/launcher/bootstrap", data=json.dumps(req).encode("utf-8"), method="POST")
+    http_req.add_header("Content-Type", "application/json")
+    try:
+        with urllib.request.urlopen(http_req, timeout=timeout) as res:
+            answer = json.loads(res.read())
+    except urllib.error.HTTPError as err:
+        raise SystemExit("tfos-launcher: the driver at %s refused the bootstrap token (HTTP %d: %s); it works only once" % (control_url, err.code, err.read()[:200].decode("utf-8", "replace")))
+    return open_bootstrap_answer(token, req, answer)
+
+
+def open_bootstrap_answer(token, req, answer):
+    """The cluster secret from the driver's answer, after checking the driver's proof of the token."""
+    if not hmac_mod.compare_digest(_mac(token, "tfos-bootstrap/1 server\n%s" % req["nonce"]), str(answer.get("proof", ""))):
+        raise SystemExit("tfos-launcher: the driver could not prove the bootstrap token; refusing to take orders from it")
+    sealed = bytes.fromhex(answer["sealed"])
+    stream = b""
+    i = 0
+    while len(stream) < len(sealed):
+        stream += bytes.fromhex(_mac(token, "tfos-bootstrap/1 seal\n%s\n%d" % (req["nonce"], i)))
+        i += 1
+    return bytes(a ^ b for a, b in zip(sealed, stream)).decode("utf-8")
+
+
 class Control:
-    """HTTP client of the driver's control server."""
+    """HTTP client of the driver's control server: signed requests, answers checked."""
 
     def __init__(self, url, secret):
         self.url = url.rstrip("/")
@@ -44,11 +108,15 @@ class Control:
     def _request(self, method, path, body=None, timeout=30):
         data = None if body is None else json.dumps(body).encode("utf-8")
         req = urllib.request.Request(self.url + path, data=data, method=method)
-        req.add_header("Authorization", "Bearer " + self.secret)
+        header, nonce = sign_request(self.secret, method, path, data or b"")
+        req.add_header("Authorization", header)
         if data is not None:
             req.add_header("Content-Type", "application/json")
         with urllib.request.urlopen(req, timeout=timeout) as res:
             raw = res.read()
+            # Only the real driver can sign its answer: nobody else hands us a job or a command.
+            if not response_ok(self.secret, nonce, res.status, raw, res.headers.get("X-TFOS-MAC")):
+                raise DriverNotProven("the server at %s could not prove the cluster secret in its answer to %s %s" % (self.url, method, path.split("?")[0]))
             return json.loads(raw) if raw else None
 
     def job(self):
@@ -136,7 +204,7 @@ def log(msg):
     sys.stderr.flush()
 
 
-def read_secret(path):
+def read_token(path):
     candidates = [path]
     try:  # shipped with --files on a real cluster: look in SparkFiles' folder too
         from pyspark import SparkFiles
@@ -148,7 +216,7 @@ def read_secret(path):
         if p and os.path.exists(p):
             with open(p) as f:
                 return f.read().strip()
-    raise SystemExit("tfos-launcher: secret file %s not found" % path)
+    raise SystemExit("tfos-launcher: bootstrap token file %s not found" % path)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -161,6 +229,9 @@ def make_node_task(control_url, secret, job):
     trainer_env = job["trainerEnv"]
     roles = job["roles"]
     gpus_per_node = job.get("gpusPerNode", 0)
+
+    def spark_internal(name):
+        return name.startswith(("SPARK_", "_SPARK_", "PYSPARK_", "PYTHON_WORKER_FACTORY")) or "SECRET" in name.upper()
 
     def set_parent_death_signal():
         # The trainer dies with its task's Python worker even if that worker is SIGKILLed.
@@ -182,8 +253,9 @@ def make_node_task(control_url, secret, job):
             try:
                 u = urllib.parse.urlparse(control_url)
                 self.conn = http.client.HTTPConnection(u.hostname, u.port, timeout=30)
-                self.conn.putrequest("POST", "/v1/launcher/log?node=%d&attempt=%d" % (node, attempt))
-                self.conn.putheader("Authorization", "Bearer " + secret)
+                path = "/v1/launcher/log?node=%d&attempt=%d" % (node, attempt)
+                self.conn.putrequest("POST", path)
+                self.conn.putheader("Authorization", sign_request(secret, "POST", path, UNSIGNED_STREAM)[0])
                 self.conn.putheader("Transfer-Encoding", "chunked")
                 self.conn.putheader("Content-Type", "text/plain; charset=utf-8")
                 self.conn.endheaders()
@@ -221,7 +293,9 @@ def make_node_task(control_url, secret, job):
         attempt = ctx.attemptNumber()
         role = roles[index]
         label = "%s:%d" % (role["job"], role["taskIndex"])
-        env = dict(os.environ)
+        # A clean environment: none of Spark's internals (PYTHON_WORKER_FACTORY_SECRET authenticates
+        # this Python worker to its executor; _SPARK_AUTH_SECRET, SPARK_*/PYSPARK_* settings).
+        env = {k: v for k, v in os.environ.items() if not spark_internal(k)}
         env.update(trainer_env)
         # In standalone mode an executor's working directory is .../<app-id>/<executor-id>; on YARN
         # the executor is its container.
@@ -596,35 +670,137 @@ class ReservationError(Exception):
     pass
 
 
-def read_secret_from_conf(sc):
-    secret = sc.getConf().get("spark.tfos.secret", None)
-    if not secret:
-        raise SystemExit("tfos-launcher: no --secret-file given and no spark.tfos.secret in the Spark conf")
-    return secret
+def read_token_from_conf(sc):
+    token = sc.getConf().get("spark.tfos.bootstrap.token", None)
+    if not token:
+        raise SystemExit("tfos-launcher: no --token-file given and no spark.tfos.bootstrap.token in the Spark conf")
+    return token
+
+
+# Properties every route sets (lib/driver/routes/route.ts baseConf); a hand-typed spark-submit gets
+# them here unless it sets them itself.
+BASE_CONF = {
+    "spark.dynamicAllocation.enabled": "false",
+    "spark.scheduler.barrier.maxConcurrentTasksCheck.interval": "1s",
+    "spark.scheduler.barrier.maxConcurrentTasksCheck.maxFailures": "3",
+    "spark.task.maxFailures": "1",
+    "spark.ui.showConsoleProgress": "false",
+    "spark.executor.cores": "1",
+}
 
 
 def main():
+    if "--control" not in sys.argv[1:2]:
+        return self_driven(sys.argv[1:])
     parser = argparse.ArgumentParser(description="tfjs-on-spark launcher (Spark driver program)")
     parser.add_argument("--control", required=True, help="URL of the driver's control server")
-    parser.add_argument("--secret-file", help="file holding the per-cluster secret (else spark.tfos.secret)")
+    parser.add_argument("--token-file", help="file holding the one-time bootstrap token (else spark.tfos.bootstrap.token)")
     args = parser.parse_args()
 
-    # Fail fast, before a SparkContext exists, when the secret file is missing.
-    secret = read_secret(args.secret_file) if args.secret_file else None
+    # Fail fast, before a SparkContext exists, when the token file is missing.
+    token = read_token(args.token_file) if args.token_file else None
 
     from pyspark import SparkConf, SparkContext
 
     sc = SparkContext(conf=SparkConf())
     sc.setLogLevel("WARN")
     try:
-        return run_cluster(sc, args.control, secret or read_secret_from_conf(sc), owns_context=True)
+        return run_cluster(sc, args.control, token or read_token_from_conf(sc), owns_context=True)
     finally:
         sc.stop()
 
 
-def run_cluster(sc, control_url, secret, owns_context=False):
+# ---------------------------------------------------------------------------------------------
+# Self-driven: `spark-submit ... tfos_launcher.py <module> [tfos run options] -- <args>` typed by
+# hand. No Node process of the user's exists, so this Spark driver program starts the Node driver
+# side itself (`tfos run` attached to this SparkContext) and serves it like any route's launcher.
+# ---------------------------------------------------------------------------------------------
+
+
+def package_dir():
+    """The tfjs-on-spark package this launcher belongs to (TFOS_PACKAGE_DIR overrides)."""
+    candidates = [os.environ.get("TFOS_PACKAGE_DIR", ""), os.path.dirname(os.path.dirname(os.path.abspath(__file__)))]
+    for d in candidates:
+        if d and os.path.exists(os.path.join(d, "dist", "lib", "cli", "main.js")):
+            return d
+    raise SystemExit(
+        "tfos-launcher: cannot find the tfjs-on-spark package (looked in %s); pass the launcher from the "
+        "package's spark-jobs/ folder or set TFOS_PACKAGE_DIR (spark.driverEnv / spark.yarn.appMasterEnv)" % ", ".join(c for c in candidates if c)
+    )
+
+
+def node_binary():
+    import shutil
+
+    node = os.environ.get("TFOS_NODE") or shutil.which("node")
+    if not node:
+        raise SystemExit("tfos-launcher: no Node.js on the Spark driver host (it runs the Node driver side): install Node >= 20 or set TFOS_NODE")
+    return node
+
+
+def self_driven(argv):
+    if not argv or argv[0] in ("-h", "--help"):
+        sys.stderr.write("usage: spark-submit [spark options] tfos_launcher.py <module> [tfos run options] -- <args for your function>\n")
+        return 2 if not argv else 0
+    pkg = package_dir()
+    node = node_binary()
+    from pyspark import SparkConf, SparkContext
+
+    conf = SparkConf()
+    for k, v in BASE_CONF.items():
+        conf.setIfMissing(k, v)
+    sc = SparkContext(conf=conf)
+    sc.setLogLevel("WARN")
+    # The Node driver says where its control server listens on a pipe of its own.
+    hs_read, hs_write = os.pipe()
+    cmd = [node, os.path.join(pkg, "bin", "tfos.js"), "run", "--attach-fd", str(hs_write), "--attach-master", sc.master]
+    # A project shipped with spark-submit --archives packed.tgz#alias: trainers start from there.
+    archives = sc.getConf().get("spark.archives", "")
+    if archives:
+        cmd += ["--attach-archives", archives]
+    cmd += list(argv)
+    log("starting the Node driver: %s" % " ".join(cmd[:4] + ["..."]))
+
+    try:
+        child = subprocess.Popen(cmd, stdin=subprocess.PIPE, pass_fds=(hs_write,), preexec_fn=set_death_signal)
+    except OSError as err:
+        sc.stop()
+        raise SystemExit("tfos-launcher: cannot start %s: %s" % (node, err))
+    os.close(hs_write)
+    with os.fdopen(hs_read) as hs:
+        line = hs.readline()
+    code = 1
+    try:
+        if line:
+            hello = json.loads(line)
+            code = run_cluster(sc, hello["controlUrl"], read_token(hello["tokenFile"]))
+        # Tell the Node driver how the Spark side ended, then let it finish (results, errors, exit code).
+        try:
+            child.stdin.write(("exit %d\n" % code).encode("ascii"))
+            child.stdin.close()
+        except Exception:
+            pass
+        node_code = child.wait()
+        return node_code if node_code != 0 else code
+    finally:
+        if child.poll() is None:
+            child.kill()
+        sc.stop()
+
+
+def set_death_signal():
+    """The child dies with this process, even when this one is SIGKILLed."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except Exception:
+        pass
+
+
+def run_cluster(sc, control_url, token, owns_context=False):
     """Runs one TF cluster on an existing SparkContext (a Livy session calls this directly)."""
-    ctl = Control(control_url, secret)
+    ctl = Control(control_url, exchange_token(control_url, token))
     schema = load_protocol(ctl)
     job = ctl.job()
     try:

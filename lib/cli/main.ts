@@ -8,6 +8,7 @@ import { setup } from '../stack/setup';
 import { dataCommand, DATA_USAGE } from './data-command';
 import { packCommand, PACK_USAGE } from './pack-command';
 import { runCommand, RUN_USAGE } from './run-command';
+import { submitCommand, SUBMIT_USAGE } from './submit-command';
 import { exportLines, runningStack } from '../platform/cluster-env';
 import { allHealthy, stackDown, stackStatus, stackUp } from '../stack/stack';
 import { Role, ROLES, runRole } from '../stack/roles';
@@ -29,6 +30,7 @@ const USAGE = `usage:
                                           the running stack without them, they are for spark-submit, pyspark...)
   tfos stack down                         stop every process of the local stack
   ${RUN_USAGE}
+  ${SUBMIT_USAGE}
   ${PACK_USAGE}
   ${DATA_USAGE}
 environment: TFOS_HOME (cache, default ~/.cache/tfjs-on-spark), SPARK_HOME, SPARK_MASTER, HADOOP_CONF_DIR, TFOS_LIVY_URL,
@@ -45,6 +47,8 @@ export async function main(argv: string[]): Promise<number> {
       return runCommand(rest);
     case 'pack':
       return packCommand(rest);
+    case 'submit-command':
+      return submitCommand(rest);
     case 'data':
       return dataCommand(rest);
     case undefined:

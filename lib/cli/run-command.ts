@@ -7,6 +7,7 @@ import { InputMode } from '../protocol/input-mode';
 import { ProgressEvent, LogLine, TFClusterHandle } from '../driver/cluster';
 import { RouteOption, TFCluster, TFClusterRunOptions } from '../driver/tf-cluster';
 import { clusterEnvironment } from '../platform/cluster-env';
+import { TrainingProgress } from '../driver/training-progress';
 
 export const RUN_USAGE = `tfos run <module> [--fn NAME] [--via local|spark-submit|livy] [--master URL] [--livy URL]
          [--livy-mode batch|session] [--cluster-size N] [--num-ps K] [--input-mode spark|tensorflow]
@@ -37,6 +38,55 @@ function keyValues(name: string, list: string[] | undefined): Record<string, str
     out[item.slice(0, eq)] = item.slice(eq + 1);
   }
   return out;
+}
+
+interface RouteFlags {
+  via?: string;
+  master?: string;
+  livy?: string;
+  'livy-mode'?: string;
+  'attach-fd'?: string;
+  'attach-master'?: string;
+  'attach-archives'?: string;
+}
+
+/**
+ * The route from the flags. No route flags: the Spark master of SPARK_MASTER or the running
+ * `tfos stack`, else an embedded local Spark; a master or Livy URL left out is found by
+ * TFCluster.run the same way. Under a hand-typed spark-submit the launcher passes --attach-*.
+ */
+function pickRoute(values: RouteFlags, conf: Record<string, string>, env: NodeJS.ProcessEnv): RouteOption {
+  if (values['attach-fd'] !== undefined) {
+    if (values.via || values.master || values.livy) {
+      throw new Error('--via, --master and --livy do not apply under spark-submit: the Spark application is the one spark-submit started (give spark-submit its --master)');
+    }
+    return { attached: { fd: positiveInt('attach-fd', values['attach-fd'], 0, 0), master: values['attach-master'] ?? 'spark', archives: values['attach-archives'] } };
+  }
+  const via = values.via ?? (values.livy ? 'livy' : values.master || clusterEnvironment(env).sparkMaster ? 'spark-submit' : 'local');
+  switch (via) {
+    case 'local':
+      return { local: { conf } };
+    case 'spark-submit':
+      return { sparkSubmit: { master: values.master, conf } };
+    case 'livy': {
+      const mode = values['livy-mode'] ?? 'batch';
+      if (mode !== 'batch' && mode !== 'session') throw new Error(`--livy-mode must be batch or session, got '${mode}'`);
+      return { livy: { url: values.livy, mode, conf } };
+    }
+    default:
+      throw new Error(`--via must be local, spark-submit or livy, got '${via}'`);
+  }
+}
+
+/**
+ * Under spark-submit --archives packed.tgz#alias (the project packed by `tfos pack`), trainers start
+ * from the executor's unpacked copy; module paths are relative to the project (--project, default .).
+ */
+function shippedBySparkSubmit(values: { 'attach-archives'?: string; project?: string; 'bundled-node'?: boolean }): TFClusterRunOptions['archive'] {
+  const entry = values['attach-archives']?.split(',').find((a) => a.includes('#'));
+  if (!entry) return undefined;
+  const hash = entry.lastIndexOf('#');
+  return { uri: entry.slice(0, hash), alias: entry.slice(hash + 1), projectDir: values.project ?? '.', bundledNode: values['bundled-node'] };
 }
 
 /** Parses argv (after "run"); picks the route: explicit --via, else SPARK_MASTER or the running stack, else embedded. */
@@ -73,6 +123,10 @@ export async function parseRunArgs(argv: string[], env: NodeJS.ProcessEnv = proc
       output: { type: 'string' },
       overwrite: { type: 'boolean' },
       'result-schema': { type: 'string' },
+      // Set by the launcher of a hand-typed spark-submit that started this process (routes/attached.ts).
+      'attach-fd': { type: 'string' },
+      'attach-master': { type: 'string' },
+      'attach-archives': { type: 'string' },
     },
   });
   if (positionals.length !== 1) throw new Error(`tfos run needs exactly one module path (got ${positionals.length})\nusage: ${RUN_USAGE}`);
@@ -81,26 +135,7 @@ export async function parseRunArgs(argv: string[], env: NodeJS.ProcessEnv = proc
     throw new Error(`--input-mode must be spark or tensorflow, got '${inputMode}'`);
   }
   const conf = keyValues('conf', values.conf);
-  // No route flags: the Spark master of SPARK_MASTER or the running `tfos stack`, else an embedded
-  // local Spark. Masters, Livy URLs and HDFS left out are found by TFCluster.run the same way.
-  const via = values.via ?? (values.livy ? 'livy' : values.master || clusterEnvironment(env).sparkMaster ? 'spark-submit' : 'local');
-  let route: RouteOption;
-  switch (via) {
-    case 'local':
-      route = { local: { conf } };
-      break;
-    case 'spark-submit':
-      route = { sparkSubmit: { master: values.master, conf } };
-      break;
-    case 'livy': {
-      const mode = values['livy-mode'] ?? 'batch';
-      if (mode !== 'batch' && mode !== 'session') throw new Error(`--livy-mode must be batch or session, got '${mode}'`);
-      route = { livy: { url: values.livy, mode, conf } };
-      break;
-    }
-    default:
-      throw new Error(`--via must be local, spark-submit or livy, got '${via}'`);
-  }
+  const route = pickRoute(values, conf, env);
   if (values.epochs !== undefined && values.data === undefined) throw new Error('--epochs needs --data PATH (the dataset to pass over)');
   if (values.inference !== undefined && inputMode !== InputMode.SPARK) {
     throw new Error('--inference makes Spark feed the trainers: add --input-mode spark');
@@ -126,17 +161,19 @@ export async function parseRunArgs(argv: string[], env: NodeJS.ProcessEnv = proc
       env: keyValues('env', values.env),
       webhdfs: env.TFOS_WEBHDFS?.trim() || undefined,
       via: route,
-      archive: values.archive ? { uri: values.archive, projectDir: values.project ?? '.', bundledNode: values['bundled-node'] } : undefined,
+      archive: values.archive ? { uri: values.archive, projectDir: values.project ?? '.', bundledNode: values['bundled-node'] } : shippedBySparkSubmit(values),
     },
   };
 }
 
 export async function runCommand(argv: string[]): Promise<number> {
   const { options, quiet, feed } = await parseRunArgs(argv);
+  // One progress bar for the cluster (from the chief's TFNode.reportMetrics); other output prints above it.
+  const progress = new TrainingProgress();
   const say = (line: string) => {
-    if (!quiet) process.stderr.write(`[tfos] ${line}\n`);
+    if (!quiet) progress.log(`[tfos] ${line}`, process.stderr);
   };
-  const onLog = (l: LogLine) => process.stdout.write(`${l.label.padEnd(10)}| ${l.line}\n`);
+  const onLog = (l: LogLine) => progress.log(`${l.label.padEnd(10)}| ${l.line}`);
   say(`starting ${options.numExecutors} TF nodes (${options.numPs ?? 0} ps) for ${options.module}`);
   const started = Date.now();
   let handle: TFClusterHandle;
@@ -146,6 +183,7 @@ export async function runCommand(argv: string[]): Promise<number> {
       onHandle: (h) => {
         h.on('progress', (p: ProgressEvent) => say(p.registered !== undefined ? `${p.message} [${p.registered}/${p.total}]` : p.message));
         h.on('log', onLog);
+        if (!quiet) progress.attach(h);
       },
     });
   } catch (err) {
@@ -169,6 +207,7 @@ export async function runCommand(argv: string[]): Promise<number> {
       say(`inference results written to ${output}`);
     }
     const results = await handle.shutdown();
+    progress.finish();
     for (const [i, value] of results) {
       const n = handle.nodes.get(i);
       if (value !== null && value !== undefined) say(`${n?.job}:${n?.taskIndex} returned ${JSON.stringify(value)}`);
@@ -176,6 +215,7 @@ export async function runCommand(argv: string[]): Promise<number> {
     say(`finished in ${((Date.now() - started) / 1000).toFixed(1)} s`);
     return 0;
   } catch (err) {
+    progress.finish();
     process.stderr.write(`[tfos] FAILED: ${err instanceof Error ? err.message : String(err)}\n`);
     return 1;
   } finally {

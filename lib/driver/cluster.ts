@@ -8,7 +8,8 @@ import { EventEmitter } from 'node:events';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { WebSocket } from 'ws';
-import { DriverToNode, NodeContext, NodeToDriver, RegisterMessage } from '../protocol/control';
+import { sleep } from '../platform/sleep';
+import { DriverToNode, NodeContext, NodeToDriver, RegisterMessage, TrainingMetrics } from '../protocol/control';
 import { InputMode } from '../protocol/input-mode';
 import { FeedSpec, JobSpec, LauncherEvent } from '../protocol/launcher';
 import { ControlServer } from './control-server';
@@ -71,6 +72,13 @@ export interface FeedEpochReport {
   workers: Array<{ worker: number; rows: number; taken: number; terminated: boolean }>;
 }
 
+/** A node's TFNode.reportMetrics(), as the handle's 'metrics' event. */
+export interface MetricsEvent extends TrainingMetrics {
+  nodeIndex: number;
+  /** "chief:0" */
+  label: string;
+}
+
 export interface ProgressEvent {
   phase: 'submitted' | 'spark-started' | 'registering' | 'reserved' | 'feed' | 'node-finished' | 'stopping' | 'finished';
   message: string;
@@ -92,7 +100,10 @@ export interface ClusterConfig {
   job: JobSpec;
   reservation: Reservation;
   server: ControlServer;
-  secretFile: string;
+  /** The launcher's one-time bootstrap token (a 0600 file), removed when the cluster ends. */
+  tokenFile: string;
+  /** The run's private directory (holding the token file), removed when the cluster ends. */
+  runDir?: string;
   /** Fields of each node's ctx that come from the driver's options. */
   ctxBase: Omit<NodeContext, 'jobName' | 'taskIndex' | 'clusterSpec' | 'numWorkers' | 'executorId' | 'workerNum' | 'nodeIndex'>;
   reservationTimeoutMs: number;
@@ -119,7 +130,7 @@ export class TFClusterHandle extends EventEmitter {
   private launcherFinished = false;
   private reservationTimer?: NodeJS.Timeout;
   private shutdownPromise?: Promise<Map<number, unknown>>;
-  private closed = false;
+  private releasing?: Promise<void>;
 
   constructor(private readonly cfg: ClusterConfig) {
     super();
@@ -130,6 +141,10 @@ export class TFClusterHandle extends EventEmitter {
     s.on('node-unresponsive', (i: number, attempt: number, silentMs: number) => this.onNodeUnresponsive(i, attempt, silentMs));
     s.on('launcher-event', (ev: LauncherEvent) => this.onLauncherEvent(ev));
     // Refused connections are part of the run's record (never with secret material in them).
+    // A second use of the bootstrap token: someone read it and holds the secret now. Stop.
+    s.on('token-reuse', (remote: string, first: string) => {
+      this.fail(`the launcher's one-time bootstrap token was presented again by ${remote} after ${first} had exchanged it: someone else read it (Livy log or API, a process list); the cluster was stopped so its secret is worthless`);
+    });
     s.on('auth-failure', (remote: string, what: string) => {
       this.emit('log', { nodeIndex: -1, label: 'driver', line: `control server refused ${remote}: ${what}` } satisfies LogLine);
     });
@@ -271,7 +286,7 @@ export class TFClusterHandle extends EventEmitter {
           this.feeds.off('event', onEvent);
           for (const w of workers) {
             const ws = this.sockets.get(w.nodeIndex);
-            if (ws) send(ws, { type: 'feed-failed', feedId, error: ev.error });
+            if (ws) this.post(ws, { type: 'feed-failed', feedId, error: ev.error });
           }
           reject(new Error(`feeding ${what} failed: ${ev.error}`));
         }
@@ -305,7 +320,7 @@ export class TFClusterHandle extends EventEmitter {
     try {
       await this.waitReserved();
       // No feed starts after shutdown(): a worker still asking TFNode.dataFeed for one gets an error, not a hang.
-      for (const ws of this.sockets.values()) send(ws, { type: 'no-more-feeds' });
+      for (const ws of this.sockets.values()) this.post(ws, { type: 'no-more-feeds' });
       if (this.dataFed) await this.dataFed;
       const isService = (job: string) => job === 'ps' || job === 'evaluator';
       await this.until(() => [...this.nodes.values()].every((n) => isService(n.job) || n.state !== 'running'));
@@ -393,9 +408,18 @@ export class TFClusterHandle extends EventEmitter {
     if (ws) this.sendTo(reg.nodeIndex, ws, { type: 'cluster', ctx });
   }
 
+  /** Sends (sealed for that trainer) without waiting; `onError` hears of a message that did not reach the socket. */
+  private post(ws: WebSocket, msg: DriverToNode, onError?: (err: Error) => void): void {
+    try {
+      this.cfg.server.send(ws, msg, (err) => err && onError?.(err));
+    } catch (err) {
+      onError?.(err as Error);
+    }
+  }
+
   /** A message a node must get: if it cannot be sent, the node is lost and the cluster fails. */
   private sendTo(nodeIndex: number, ws: WebSocket, msg: DriverToNode): void {
-    send(ws, msg, (err) => {
+    this.post(ws, msg, (err) => {
       if (this.sockets.get(nodeIndex) !== ws) return; // replaced by a newer attempt meanwhile
       const n = this.nodes.get(nodeIndex);
       const who = n ? `TF node ${n.job}:${n.taskIndex} (node ${nodeIndex}, executor ${n.executorId} on ${n.host})` : `TF node ${nodeIndex}`;
@@ -416,6 +440,9 @@ export class TFClusterHandle extends EventEmitter {
       this.fail(`TF node ${node.job}:${node.taskIndex} (node ${i}, executor ${node.executorId} on ${node.host}) failed: ${msg.message}`);
     } else if (msg.type === 'progress') {
       this.emit('node-progress', { nodeIndex: i, message: msg.message, data: msg.data });
+    } else if (msg.type === 'metrics') {
+      this.emit('metrics', { ...msg.metrics, nodeIndex: i, label: `${node.job}:${node.taskIndex}` } satisfies MetricsEvent);
+      return;
     }
     this.changed();
   }
@@ -485,25 +512,29 @@ export class TFClusterHandle extends EventEmitter {
     this.failure = new ClusterFailedError(message);
     this.state = 'failed';
     clearTimeout(this.reservationTimer);
-    for (const ws of this.sockets.values()) send(ws, { type: 'shutdown', reason: 'cluster failed' });
+    for (const ws of this.sockets.values()) this.post(ws, { type: 'shutdown', reason: 'cluster failed' });
     this.emit('failed', this.failure);
     for (const w of this.failedWaiters.splice(0)) w(this.failure);
     void this.release();
   }
 
-  /** Stops the Spark application and the control server; removes the secret. Once. */
-  private async release(): Promise<void> {
-    if (this.closed) return;
-    this.closed = true;
+  /** Stops the Spark application and the control server; removes the secret. Once: every caller waits for the same release. */
+  private release(): Promise<void> {
+    this.releasing ??= this.doRelease();
+    return this.releasing;
+  }
+
+  private async doRelease(): Promise<void> {
     clearTimeout(this.reservationTimer);
     if (this.state === 'failed') this.cfg.server.sendLauncherCommand({ type: 'shutdown', reason: 'cluster failed' });
     if (this.app) {
       // The launcher stops Spark itself on 'shutdown'; kill whatever is left after a grace period.
-      const graceful = await Promise.race([this.app.exited.then(() => true), delay(this.state === 'failed' ? 8000 : 30_000).then(() => false)]);
+      const graceful = await Promise.race([this.app.exited.then(() => true), sleep(this.state === 'failed' ? 8000 : 30_000, { keepAlive: false }).then(() => false)]);
       if (!graceful || this.state === 'failed') await this.app.kill();
     }
     await this.cfg.server.close();
-    fs.rmSync(this.cfg.secretFile, { force: true });
+    fs.rmSync(this.cfg.tokenFile, { force: true });
+    if (this.cfg.runDir) fs.rmSync(this.cfg.runDir, { recursive: true, force: true });
     this.changed();
   }
 
@@ -542,17 +573,4 @@ function toNodeInfo(reg: Registration): NodeInfo {
     attempt: reg.attempt,
     state: 'running',
   };
-}
-
-/** Sends without waiting; `onError` hears of a message that did not reach the socket. */
-function send(ws: WebSocket, msg: DriverToNode, onError?: (err: Error) => void): void {
-  try {
-    ws.send(JSON.stringify(msg), (err) => err && onError?.(err));
-  } catch (err) {
-    onError?.(err as Error);
-  }
-}
-
-function delay(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms).unref());
 }

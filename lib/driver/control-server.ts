@@ -1,15 +1,30 @@
 /**
  * The driver's control server: one HTTP port for the launcher and executor tasks (plain HTTP,
  * so the Python side needs only the standard library) and a WebSocket endpoint for trainers.
- * Every request must prove the per-cluster secret; see docs/protocol.md.
+ * Every request proves the per-cluster secret with a one-time HMAC and every answer carries the
+ * driver's own proof (lib/protocol/control-auth.ts); the launcher's first request exchanges its
+ * one-time bootstrap token for the secret. See docs/protocol.md and docs/security.md.
  */
 import { EventEmitter } from 'node:events';
-import * as crypto from 'node:crypto';
 import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { WebSocket, WebSocketServer } from 'ws';
 import { authenticated, guardListener } from '../platform/preauth';
-import { NodeToDriver, RegisterMessage } from '../protocol/control';
+import {
+  BootstrapRequest,
+  bootstrapAnswer,
+  bootstrapProofOk,
+  parseRequestAuth,
+  ReplayGuard,
+  RequestAuth,
+  RESPONSE_MAC_HEADER,
+  responseMac,
+  sha256Hex,
+  UNSIGNED_STREAM,
+  verifyRequest,
+  WsSealer,
+} from '../protocol/control-auth';
+import { NodeToDriver, PROTOCOL_VERSION, RegisterMessage } from '../protocol/control';
 import { JobSpec, LauncherCommand, LauncherEvent, parseLauncherEvent, protocolSchema } from '../protocol/launcher';
 
 export interface ControlServerEvents {
@@ -25,6 +40,8 @@ export interface ControlServerEvents {
   log: (nodeIndex: number, attempt: number, line: string) => void;
   /** A connection was refused or closed before proving the secret (`what` never holds secrets). */
   'auth-failure': (remote: string, what: string) => void;
+  /** The bootstrap token was presented again after it had been exchanged: someone else read it. */
+  'token-reuse': (remote: string, first: string) => void;
 }
 
 export class ControlServer extends EventEmitter {
@@ -33,10 +50,16 @@ export class ControlServer extends EventEmitter {
   private readonly commands: LauncherCommand[] = [];
   private readonly waiters: Array<() => void> = [];
   private readonly sockets = new Set<WebSocket>();
+  private readonly sealers = new WeakMap<WebSocket, WsSealer>();
+  private readonly replay = new ReplayGuard();
+  /** Who exchanged the bootstrap token (it works once). */
+  private tokenUsedBy?: string;
   private address?: AddressInfo;
   private heartbeat?: NodeJS.Timeout;
 
   /**
+   * `bootstrapToken`: the one-time token the routes hand the launcher instead of the secret
+   * (without one, no bootstrap is possible: every party must already hold the secret).
    * heartbeatTimeoutMs: a trainer whose WebSocket answers no ping for this long is declared
    * unresponsive. A host that vanishes (link cut, power off) sends no FIN or RST, so without
    * pings its socket would look open for the many minutes TCP takes to give up.
@@ -44,19 +67,26 @@ export class ControlServer extends EventEmitter {
   constructor(
     private readonly secret: string,
     private readonly jobSpec: () => JobSpec,
+    private readonly bootstrapToken?: string,
     private readonly heartbeatTimeoutMs = 30_000,
   ) {
     super();
     this.http = http.createServer((req, res) => this.onRequest(req, res));
     this.http.on('upgrade', (req, socket, head) => {
-      if (req.url !== '/v1/nodes' || !this.authorized(req)) {
-        this.emit('auth-failure', remoteOf(req), `WebSocket ${pathOf(req)}: missing or wrong proof of the cluster secret`);
+      const auth = req.url === '/v1/nodes' ? this.checkRequest(req) : 'no WebSocket here';
+      if (typeof auth === 'string') {
+        this.emit('auth-failure', remoteOf(req), `WebSocket ${pathOf(req)}: ${auth}`);
         socket.end('HTTP/1.1 401 Unauthorized\r\nConnection: close\r\n\r\n');
         setTimeout(() => socket.destroy(), 1000).unref();
         return;
       }
       authenticated(req.socket);
-      this.wss.handleUpgrade(req, socket, head, (ws) => this.onNodeSocket(ws));
+      this.wss.handleUpgrade(req, socket, head, (ws) => this.onNodeSocket(ws, req, auth.nonce));
+    });
+    // The upgrade answer proves the secret too: a trainer takes orders only from the real driver.
+    this.wss.on('headers', (headers: string[], req: http.IncomingMessage) => {
+      const nonce = parseRequestAuth(req.headers.authorization)?.nonce ?? '';
+      headers.push(`X-TFOS-MAC: ${responseMac(this.secret, nonce, 101)}`);
     });
     // Long-polls and log streams stay open; never time them out on the server side. A connection
     // that has not sent an authenticated request within the pre-auth bound is closed, though.
@@ -117,56 +147,103 @@ export class ControlServer extends EventEmitter {
     await new Promise<void>((resolve) => this.http.close(() => resolve()));
   }
 
-  private authorized(req: http.IncomingMessage): boolean {
-    const header = req.headers.authorization ?? '';
-    const given = Buffer.from(header.startsWith('Bearer ') ? header.slice(7) : '');
-    const expected = Buffer.from(this.secret);
-    return given.length === expected.length && crypto.timingSafeEqual(given, expected);
+  /** A message to a trainer's socket, sealed for it; `cb` hears of a failed send. */
+  send(ws: WebSocket, msg: unknown, cb?: (err?: Error) => void): void {
+    const sealer = this.sealers.get(ws);
+    if (!sealer) return cb?.(new Error('not a trainer socket of this server'));
+    ws.send(sealer.seal(msg), cb);
+  }
+
+  /** The request's proof, or why it is refused (never containing secret material). */
+  private checkRequest(req: http.IncomingMessage): RequestAuth | string {
+    const auth = parseRequestAuth(req.headers.authorization);
+    if (!auth) return 'no proof of the cluster secret';
+    if (!verifyRequest(this.secret, req.method ?? '', req.url ?? '', auth)) return 'wrong proof of the cluster secret';
+    if (auth.body === UNSIGNED_STREAM && !(req.method === 'POST' && pathOf(req) === '/v1/launcher/log')) return 'an unsigned body is only allowed for log streams';
+    return this.replay.check(auth) ?? auth;
   }
 
   private onRequest(req: http.IncomingMessage, res: http.ServerResponse): void {
     const url = new URL(req.url ?? '/', 'http://control');
-    if (!this.authorized(req)) {
-      this.emit('auth-failure', remoteOf(req), `${req.method} ${url.pathname}: missing or wrong proof of the cluster secret`);
+    if (req.method === 'POST' && url.pathname === '/v1/launcher/bootstrap') return this.onBootstrap(req, res);
+    const auth = this.checkRequest(req);
+    if (typeof auth === 'string') {
+      this.emit('auth-failure', remoteOf(req), `${req.method} ${url.pathname}: ${auth}`);
       // A failed proof ends the connection: no second guess on the same socket.
       res.setHeader('connection', 'close');
-      reply(res, 401, { error: 'missing or wrong cluster secret' });
+      reply(res, 401, { error: `refused: ${auth}` });
       req.resume();
       res.once('finish', () => req.socket.destroySoon());
       return;
     }
     authenticated(req.socket);
+    const answer = (status: number, body?: unknown) => reply(res, status, body, (text) => responseMac(this.secret, auth.nonce, status, text));
     const route = `${req.method} ${url.pathname}`;
     switch (route) {
       case 'GET /v1/launcher/job':
-        return reply(res, 200, this.jobSpec());
+        return answer(200, this.jobSpec());
       // The schema for a launcher that was shipped without spark-jobs/protocol.json beside it.
       case 'GET /v1/launcher/protocol':
-        return reply(res, 200, protocolSchema());
+        return answer(200, protocolSchema());
       case 'POST /v1/launcher/event':
-        return void readJson(req).then(
-          (body) => {
+        return void readBody(req).then(
+          (raw) => {
+            if (sha256Hex(raw) !== auth.body) return answer(400, { error: 'the body is not the one the request signed' });
             let ev: LauncherEvent;
             try {
-              ev = parseLauncherEvent(body);
+              ev = parseLauncherEvent(JSON.parse(raw.toString('utf8')));
             } catch (err) {
-              return reply(res, 400, { error: err instanceof Error ? err.message : String(err) });
+              return answer(400, { error: err instanceof Error ? err.message : String(err) });
             }
-            reply(res, 204);
+            answer(204);
             this.emit('launcher-event', ev);
           },
-          (err) => reply(res, 400, { error: String(err) }),
+          (err) => answer(400, { error: String(err) }),
         );
       case 'GET /v1/launcher/command':
         return void this.nextCommand(Math.min(Number(url.searchParams.get('wait') ?? 5), 30) * 1000).then((cmd) => {
-          if (cmd) reply(res, 200, cmd);
-          else reply(res, 204);
+          if (cmd) answer(200, cmd);
+          else answer(204);
         });
       case 'POST /v1/launcher/log':
         return this.onLogStream(req, res, Number(url.searchParams.get('node')), Number(url.searchParams.get('attempt') ?? 0));
       default:
-        return reply(res, 404, { error: `no route ${route}` });
+        return answer(404, { error: `no route ${route}` });
     }
+  }
+
+  /**
+   * The launcher's first request: it proves the one-time bootstrap token and gets the secret,
+   * sealed with that token. The token works once; a second valid use means someone else read it
+   * (from a log, an argv, Livy's API): the cluster is failed rather than shared.
+   */
+  private onBootstrap(req: http.IncomingMessage, res: http.ServerResponse): void {
+    const remote = remoteOf(req);
+    const refuse = (why: string) => {
+      this.emit('auth-failure', remote, `POST /v1/launcher/bootstrap: ${why}`);
+      res.setHeader('connection', 'close');
+      reply(res, 401, { error: `refused: ${why}` });
+      res.once('finish', () => req.socket.destroySoon());
+    };
+    void readBody(req, 4096).then(
+      (raw) => {
+        let body: BootstrapRequest;
+        try {
+          body = JSON.parse(raw.toString('utf8')) as BootstrapRequest;
+        } catch {
+          return refuse('not JSON');
+        }
+        if (!this.bootstrapToken || !bootstrapProofOk(this.bootstrapToken, body)) return refuse('no valid proof of the bootstrap token');
+        if (this.tokenUsedBy) {
+          this.emit('token-reuse', remote, this.tokenUsedBy);
+          return refuse('the bootstrap token was already used');
+        }
+        this.tokenUsedBy = remote;
+        authenticated(req.socket);
+        reply(res, 200, bootstrapAnswer(this.bootstrapToken, body, this.secret));
+      },
+      (err) => refuse(String(err instanceof Error ? err.message : err)),
+    );
   }
 
   private nextCommand(waitMs: number): Promise<LauncherCommand | undefined> {
@@ -187,6 +264,7 @@ export class ControlServer extends EventEmitter {
 
   /** A streamed (chunked) POST of newline-separated log lines from one executor task. */
   private onLogStream(req: http.IncomingMessage, res: http.ServerResponse, node: number, attempt: number): void {
+    // (Its body is a stream, not signed: it only carries log lines, on a connection whose request was.)
     let pending = '';
     req.setEncoding('utf8');
     req.on('data', (chunk: string) => {
@@ -206,8 +284,10 @@ export class ControlServer extends EventEmitter {
     });
   }
 
-  private onNodeSocket(ws: WebSocket): void {
+  private onNodeSocket(ws: WebSocket, req: http.IncomingMessage, nonce: string): void {
     this.sockets.add(ws);
+    const sealer = new WsSealer(this.secret, nonce, 'driver');
+    this.sealers.set(ws, sealer);
     this.lastPong.set(ws, Date.now());
     ws.on('pong', () => this.lastPong.set(ws, Date.now()));
     let registered: RegisterMessage | undefined;
@@ -217,14 +297,22 @@ export class ControlServer extends EventEmitter {
     ws.on('message', (data) => {
       let msg: NodeToDriver;
       try {
-        msg = JSON.parse(data.toString()) as NodeToDriver;
-      } catch {
-        ws.close(1003, 'not JSON');
+        msg = sealer.open(data.toString()) as NodeToDriver;
+      } catch (err) {
+        // Not from the trainer that opened this socket: drop the socket, not the cluster's word on it.
+        this.emit('auth-failure', remoteOf(req), `WebSocket message: ${(err as Error).message}`);
+        ws.close(1008, 'message failed authentication');
         return;
       }
       if (!registered) {
         if (msg.type !== 'register') {
           ws.close(1008, 'first message must be register');
+          return;
+        }
+        if (msg.protocol !== PROTOCOL_VERSION) {
+          // A trainer from another version of tfjs-on-spark: refuse it with a reason it can show.
+          this.emit('auth-failure', remoteOf(req), `node ${msg.nodeIndex} registered with protocol ${msg.protocol}; this driver speaks ${PROTOCOL_VERSION}`);
+          ws.close(1008, `protocol ${msg.protocol} is not supported (driver speaks ${PROTOCOL_VERSION})`);
           return;
         }
         registered = msg;
@@ -254,17 +342,17 @@ function pathOf(req: http.IncomingMessage): string {
   return (req.url ?? '').split('?')[0].slice(0, 200);
 }
 
-function reply(res: http.ServerResponse, status: number, body?: unknown): void {
+/** Answers with JSON (or nothing); `mac` gives the X-TFOS-MAC over the exact body text. */
+function reply(res: http.ServerResponse, status: number, body?: unknown, mac?: (text: string) => string): void {
   if (res.headersSent) return;
-  if (body === undefined) {
-    res.writeHead(status).end();
-    return;
-  }
-  const text = JSON.stringify(body);
-  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) }).end(text);
+  const text = body === undefined ? '' : JSON.stringify(body);
+  const headers: Record<string, string | number> = { 'content-length': Buffer.byteLength(text) };
+  if (text) headers['content-type'] = 'application/json';
+  if (mac) headers[RESPONSE_MAC_HEADER] = mac(text);
+  res.writeHead(status, headers).end(text);
 }
 
-function readJson(req: http.IncomingMessage, limit = 16 * 1024 * 1024): Promise<unknown> {
+function readBody(req: http.IncomingMessage, limit = 16 * 1024 * 1024): Promise<Buffer> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let size = 0;
@@ -277,13 +365,7 @@ function readJson(req: http.IncomingMessage, limit = 16 * 1024 * 1024): Promise<
       }
       chunks.push(c);
     });
-    req.on('end', () => {
-      try {
-        resolve(JSON.parse(Buffer.concat(chunks).toString('utf8')));
-      } catch (err) {
-        reject(err);
-      }
-    });
+    req.on('end', () => resolve(Buffer.concat(chunks)));
     req.on('error', reject);
   });
 }

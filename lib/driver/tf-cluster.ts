@@ -6,6 +6,7 @@
  * handle; `handle.shutdown()` waits for the workers, stops ps nodes and the Spark application.
  */
 import * as crypto from 'node:crypto';
+import * as dns from 'node:dns/promises';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -18,11 +19,13 @@ import { checkJsonArgs } from '../protocol/json-args';
 import { tfosPaths } from '../platform/paths';
 import { resolveSpark } from '../platform/spark';
 import { TFClusterHandle } from './cluster';
+import { createRunDir } from './run-dir';
 import { archiveLaunch, ArchiveOption } from './pack';
 import { isLoopbackHost, localAddressTowards, targetHost } from './addresses';
 import { ControlServer } from './control-server';
 import { assignRoles, Reservation } from './reservation';
-import { LivyRoute, LivyRouteOptions } from './routes/livy';
+import { AttachedOptions, AttachedRoute } from './routes/attached';
+import { LivyRoute, LivyRouteOptions } from './routes/livy-route';
 import { SparkRoute } from './routes/route';
 import { SparkSubmitRoute } from './routes/spark-submit';
 
@@ -33,7 +36,9 @@ import { SparkSubmitRoute } from './routes/spark-submit';
 export type RouteOption =
   | { local: { cores?: number; conf?: Record<string, string> } }
   | { sparkSubmit: { master?: string; conf?: Record<string, string>; extraArgs?: string[] } }
-  | { livy: string | (Omit<LivyRouteOptions, 'url'> & { url?: string }) };
+  | { livy: string | (Omit<LivyRouteOptions, 'url'> & { url?: string }) }
+  /** The launcher of a hand-typed spark-submit started this process (see routes/attached.ts). */
+  | { attached: AttachedOptions };
 
 export interface TFClusterRunOptions {
   /** Path of the user's module (CommonJS or ESM) exporting the training function. */
@@ -55,7 +60,6 @@ export interface TFClusterRunOptions {
   /** Passes over `data` (default 1). */
   epochs?: number;
   logDir?: string;
-  tensorboard?: boolean;
   /** 'chief' (default) makes node numPs the chief; null gives only workers. */
   masterNode?: 'chief' | null;
   evalNode?: boolean;
@@ -83,8 +87,8 @@ export interface TFClusterRunOptions {
   gpusPerNode?: number;
   /**
    * Address to bind the control server; default 127.0.0.1 for local routes, else this machine's
-   * address on the interface that routes to the master / Livy host (0.0.0.0 when the master names
-   * no host, e.g. `yarn`).
+   * address on the interface that routes to the master / Livy host (this machine's own address when the
+   * master names no host, e.g. `yarn`; never 0.0.0.0 unless asked).
    */
   controlBindHost?: string;
   /** Address trainers use to reach the driver (default: the bind host, or the cluster-facing address). */
@@ -101,7 +105,7 @@ export const TRAINER_ENTRY = path.resolve(__dirname, '../node/trainer-main.js');
 
 /** The route with its master / Livy URL filled in from the environment or the running stack. */
 function resolveRoute(via: RouteOption | undefined, env: ClusterEnvironment): RouteOption {
-  if (!via || 'local' in via) return via ?? { local: {} };
+  if (!via || 'local' in via || 'attached' in via) return via ?? { local: {} };
   if ('livy' in via) {
     const o = typeof via.livy === 'string' ? { url: via.livy } : via.livy;
     const url = o.url ?? env.livyUrl;
@@ -115,6 +119,7 @@ function resolveRoute(via: RouteOption | undefined, env: ClusterEnvironment): Ro
 
 function routeTarget(via: RouteOption): string {
   if ('local' in via) return 'local';
+  if ('attached' in via) return via.attached.master;
   return 'livy' in via ? (typeof via.livy === 'string' ? via.livy : via.livy.url!) : via.sparkSubmit.master!;
 }
 
@@ -134,6 +139,7 @@ async function clusterFacingAddress(via: RouteOption, hadoopConfDir: string | un
 }
 
 async function makeRoute(via: RouteOption, slots: number, hdfs: ClusterEnvironment['hdfs'], driverAddress: string | undefined): Promise<SparkRoute> {
+  if ('attached' in via) return new AttachedRoute(via.attached);
   if ('livy' in via) {
     return new LivyRoute(typeof via.livy === 'string' ? { url: via.livy } : { ...via.livy, url: via.livy.url! });
   }
@@ -153,6 +159,11 @@ function validate(opts: TFClusterRunOptions): void {
   if (typeof opts.module !== 'string' || !opts.module) throw new TypeError('TFCluster.run: options.module must be the path of your training module');
   const modulePath = path.resolve(opts.module);
   if (!fs.existsSync(modulePath)) throw new Error(`TFCluster.run: training module ${modulePath} does not exist`);
+  // TFoS's TFCluster.run(tensorboard=True) started a TensorBoard process; this one never did.
+  // Refused by name, so a port from TFoS fails here instead of silently doing nothing.
+  if ('tensorboard' in opts) {
+    throw new Error('TFCluster.run: there is no tensorboard option: write summaries from your training function into logDir and run `tensorboard --logdir` on it');
+  }
   if (opts.heartbeatTimeout !== undefined && !(opts.heartbeatTimeout > 0)) {
     throw new Error(`TFCluster.run: heartbeatTimeout must be a positive number of seconds, got ${opts.heartbeatTimeout}`);
   }
@@ -177,7 +188,8 @@ function validate(opts: TFClusterRunOptions): void {
  * them competing for start-up CPU). A user's own conf still wins (routes apply it last).
  */
 function executorCount(via: RouteOption | undefined, slots: number): Record<string, string> {
-  if (!via || 'local' in via) return {};
+  // Local runs need no cap; an attached run's application is already running (the user's submit).
+  if (!via || 'local' in via || 'attached' in via) return {};
   const cap = { 'spark.cores.max': String(slots) };
   // YARN and Kubernetes: static allocation, one single-core executor per slot.
   const instances = { 'spark.executor.instances': String(slots) };
@@ -208,10 +220,14 @@ export async function run(opts: TFClusterRunOptions): Promise<TFClusterHandle> {
   const reservationTimeoutMs = (opts.reservationTimeout ?? 120) * 1000;
   const deadline = Date.now() + reservationTimeoutMs;
 
-  // The secret travels in a file only this user can read (never argv or Spark properties).
-  const secretDir = fs.mkdtempSync(path.join(os.tmpdir(), 'tfos-'));
-  const secretFile = path.join(secretDir, 'cluster.secret');
-  fs.writeFileSync(secretFile, secret, { mode: 0o600 });
+  // The secret never leaves this process in the clear: routes hand the launcher a one-time
+  // bootstrap token instead, which its first request exchanges for the secret (sealed with the
+  // token; docs/security.md). On spark-submit routes the token is in a file only this user reads.
+  // createRunDir also removes what killed drivers left behind (their run directories).
+  const bootstrapToken = crypto.randomBytes(32).toString('hex');
+  const secretDir = createRunDir();
+  const tokenFile = path.join(secretDir, 'bootstrap.token');
+  fs.writeFileSync(tokenFile, bootstrapToken, { mode: 0o600 });
 
   const shipped = opts.archive ? archiveLaunch(opts.archive, opts.module) : undefined;
   const job: JobSpec = {
@@ -235,7 +251,9 @@ export async function run(opts: TFClusterRunOptions): Promise<TFClusterHandle> {
     feedSlots: opts.inputMode === InputMode.SPARK ? roles.filter((r) => r.job === 'chief' || r.job === 'worker').length : 0,
   };
   const facing = await clusterFacingAddress(via, hdfs?.configDir);
-  const bindHost = opts.controlBindHost ?? facing ?? '0.0.0.0';
+  // One interface, the advertised one: never 0.0.0.0 unless asked for (a master that names no
+  // host and no ResourceManager in the configuration gets this machine's own address).
+  const bindHost = opts.controlBindHost ?? facing ?? (await dns.lookup(os.hostname()).then((r) => r.address, () => '0.0.0.0'));
   const advertise = opts.controlAdvertiseHost ?? (bindHost === '0.0.0.0' ? (facing ?? os.hostname()) : bindHost);
   // The launcher asks for the job when it starts: tell it how much of the reservation time is left.
   // A few seconds less than ours, so the launcher's more precise "Spark offered only k slots"
@@ -243,6 +261,7 @@ export async function run(opts: TFClusterRunOptions): Promise<TFClusterHandle> {
   const server = new ControlServer(
     secret,
     () => ({ ...job, reservationTimeoutSec: Math.max(1, Math.floor((deadline - Date.now()) / 1000) - 3) }),
+    bootstrapToken,
     (opts.heartbeatTimeout ?? 30) * 1000,
   );
   await server.listen(bindHost);
@@ -252,7 +271,8 @@ export async function run(opts: TFClusterRunOptions): Promise<TFClusterHandle> {
     job,
     reservation: new Reservation(roles),
     server,
-    secretFile,
+    tokenFile,
+    runDir: secretDir,
     reservationTimeoutMs,
     inputMode: opts.inputMode ?? InputMode.TENSORFLOW,
     ctxBase: {
@@ -278,7 +298,7 @@ export async function run(opts: TFClusterRunOptions): Promise<TFClusterHandle> {
       conf['spark.executor.resource.gpu.amount'] = String(job.gpusPerNode);
     }
     const logFile = path.join(tfosPaths().logs, 'clusters', `${clusterId}.log`);
-    const app = await route.submit({ appName, clusterSize: roles.length, controlUrl, secretFile, conf, logFile });
+    const app = await route.submit({ appName, clusterSize: roles.length, controlUrl, tokenFile, conf, logFile });
     handle.attachApp(app);
     await handle.waitReserved();
     if (opts.data && opts.inputMode === InputMode.SPARK) handle.feedRunData(opts.data, opts.epochs ?? 1);

@@ -4,32 +4,13 @@
  * Float32Array NHWC buffer that becomes the tensor; an int32 label column becomes a tensor over
  * the Arrow buffer itself when it is a single chunk.
  *
- * tfjs is loaded lazily: @tensorflow/tfjs-node when its native addon loads, else @tensorflow/tfjs
- * (pure JS CPU backend).
+ * tfjs comes from the one loader, lib/platform/tfjs.ts, unless a caller passes its own (`opts.tf`).
  */
 import { Data, DataType, RecordBatch, Table, Type } from 'apache-arrow';
 import type * as TF from '@tensorflow/tfjs';
+import { tfjs } from '../platform/tfjs';
 
 export type Tfjs = typeof TF;
-
-let tfCached: { tf: Tfjs; backend: 'tfjs-node' | 'tfjs' } | undefined;
-
-/** tfjs, preferring @tensorflow/tfjs-node (native) and falling back to @tensorflow/tfjs. */
-export function loadTf(): { tf: Tfjs; backend: 'tfjs-node' | 'tfjs' } {
-  if (tfCached) return tfCached;
-  if (process.env.TFOS_TFJS !== 'js') {
-    try {
-      // eslint-disable-next-line @typescript-eslint/no-require-imports
-      tfCached = { tf: require('@tensorflow/tfjs-node') as Tfjs, backend: 'tfjs-node' };
-      return tfCached;
-    } catch {
-      /* the native addon is not built here: use the JS backend */
-    }
-  }
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
-  tfCached = { tf: require('@tensorflow/tfjs') as Tfjs, backend: 'tfjs' };
-  return tfCached;
-}
 
 export interface ImageLayout {
   height: number;
@@ -136,7 +117,7 @@ export interface TensorOptions {
 
 /** xs: float32 [n, h, w, c] in [0, 1]; ys: one-hot float32 [n, classes] (or int32 [n]). */
 export function tableToTensors(source: Columnar, opts: TensorOptions = {}): { xs: TF.Tensor4D; ys: TF.Tensor } {
-  const tf = opts.tf ?? loadTf().tf;
+  const tf = opts.tf ?? tfjs();
   const { height, width, channels } = opts.layout ?? CIFAR_LAYOUT;
   const n = source.numRows;
   const xs = tf.tensor4d(imagesToFloat32(source, { column: opts.imageColumn, layout: opts.layout }), [n, height, width, channels], 'float32');
@@ -147,7 +128,7 @@ export function tableToTensors(source: Columnar, opts: TensorOptions = {}): { xs
 
 /** Images only (inference): float32 [n, h, w, c] in [0, 1]. */
 export function imagesToTensor(source: Columnar, opts: { column?: string; layout?: ImageLayout; tf?: Tfjs } = {}): TF.Tensor4D {
-  const tf = opts.tf ?? loadTf().tf;
+  const tf = opts.tf ?? tfjs();
   const { height, width, channels } = opts.layout ?? CIFAR_LAYOUT;
   return tf.tensor4d(imagesToFloat32(source, opts), [source.numRows, height, width, channels], 'float32');
 }

@@ -11,6 +11,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { mulberry32 } from './random';
 
 export const CIFAR = {
   height: 32,
@@ -330,18 +331,6 @@ class EagerRead {
 // ---------------------------------------------------------------------------------------------
 // Generated CIFAR-format data
 // ---------------------------------------------------------------------------------------------
-
-/** mulberry32: small, fast, deterministic 32-bit PRNG. */
-export function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return (t ^ (t >>> 14)) >>> 0;
-  };
-}
 
 /** Per-class base colour so a model can learn something from generated data. */
 const CLASS_COLOURS: ReadonlyArray<readonly [number, number, number]> = [

@@ -8,7 +8,8 @@
  */
 import type { ClusterSpec } from '../protocol/control';
 import type { ReduceOp } from './distributed/collectives';
-import { DistributedNode, DistributedOptions } from './distributed/node';
+import { DistributedOptions } from './distributed/group';
+import { DistributedNode } from './distributed/node';
 import type { PsClient } from './distributed/ps';
 import { runtimeOf, TFNodeContext } from './runtime';
 
@@ -57,6 +58,14 @@ export class ClusterServer {
   /** Resolves once every worker has reached the barrier. */
   barrier(): Promise<void> {
     return this.distributed.barrier();
+  }
+
+  /**
+   * Runs work that keeps this worker away from collectives for a while (a chief-only checkpoint,
+   * export or evaluation) without tripping the other workers' stall detection (timeoutMs).
+   */
+  whileBusy<T>(work: () => Promise<T> | T): Promise<T> {
+    return this.distributed.whileBusy(work);
   }
 
   /** Client of the ps nodes (workers only). */

@@ -1,5 +1,6 @@
 /**
- * DataFeed: how a trainer gets its data, with TensorFlowOnSpark's DataFeed semantics.
+ * DataFeed: InputMode.TENSORFLOW's Feed (./feed.ts) — this worker's shard of a dataset split,
+ * read by the trainer itself with TensorFlowOnSpark's DataFeed semantics:
  *
  *   const feed = await DataFeed.fromDataset('hdfs://nn:8020/data/cifar10/train',
  *                                           { shard: ctx.workerNum, numShards, epochs: 2, shuffle: true });
@@ -12,46 +13,27 @@
  *   }
  *   await feed.terminate();
  *
- * Sources:
- *   - TENSORFLOW mode: `DataFeed.fromDataset(splitPath, {shard, numShards, epochs, shuffle})` reads
- *     this shard's rows of a tfos dataset split (lib/io/dataset.ts) with ranged reads over local
- *     disk or WebHDFS. Batches never cross an epoch boundary (the last batch of an epoch may be short).
- *   - SPARK mode: `DataFeed.fromArrowStream(readable)` takes Arrow IPC stream bytes (several
- *     streams back to back are fine: e.g. one per Spark partition fed), or `new DataFeed(batches)`
- *     any AsyncIterable<RecordBatch>. Epochs are whatever the feeder sends.
- * Both read ahead a bounded number of record batches (`prefetch`), so I/O overlaps training and
- * a slow trainer back-pressures the source.
+ * The shard's record batches come from lib/io/dataset-read.ts (ranged reads over local disk or
+ * WebHDFS, seeded shuffle); batches never cross an epoch boundary (the last batch of an epoch may
+ * be short). `new DataFeed(batches)` / `fromRecordBatches` wrap any other source. A bounded number
+ * of record batches is read ahead (`prefetch`), so I/O overlaps training and a slow trainer
+ * back-pressures the reads. InputMode.SPARK's Feed is SparkFeed (./spark-feed.ts).
  */
-import { Readable } from 'node:stream';
-import { Data, DataType, makeData, RecordBatch, RecordBatchReader, Schema, Struct, Table, Type } from 'apache-arrow';
-import { mulberry32 } from '../io/cifar10';
+import { RecordBatch, Table } from 'apache-arrow';
 import { DatasetFs, resolveLocation } from '../io/dataset-fs';
-import { planShard, readManifest, readUnits, ReadUnit, shardRange, SplitManifest, stepsPerEpoch } from '../io/dataset';
+import { EpochEnd, shardEpochs } from '../io/dataset-read';
+import { planShard, readManifest, shardRange, SplitManifest, stepsPerEpoch } from '../io/dataset';
+import { Feed } from './feed';
 
-export { stepsPerEpoch, shardRange };
-
-/** Marks the end of an epoch in a feed's item stream. */
-export class EpochEnd {
-  constructor(readonly epoch: number) {}
-}
+export { EpochEnd, stepsPerEpoch, shardRange };
 
 type FeedItem = RecordBatch | EpochEnd;
 
 export interface DataFeedOptions {
   /** Record batches read ahead of the consumer (default 4). */
   prefetch?: number;
-  /**
-   * Where batchResults() rows go (SPARK-mode inference: back to the executor). Without a sink they
-   * are kept and returned by takeResults().
-   */
+  /** Where batchResults() rows go; without a sink they are kept and returned by takeResults(). */
   resultSink?: (rows: unknown[]) => void | Promise<void>;
-  /** Called once by terminate(), e.g. to tell the feeding side to stop sending. */
-  onTerminate?: () => void | Promise<void>;
-  /**
-   * After terminate(), keep reading and discarding the source until it ends (TFoS semantics for
-   * SPARK mode: feeders are not left blocked). Default false: stop reading at once.
-   */
-  drainOnTerminate?: boolean;
 }
 
 export interface DatasetFeedOptions extends DataFeedOptions {
@@ -148,7 +130,7 @@ class BoundedQueue<T> {
   }
 }
 
-export class DataFeed {
+export class DataFeed implements Feed {
   /** Set by fromDataset: what this feed reads. */
   info?: FeedInfo;
   readonly stats: FeedStats = { rows: 0, batches: 0, recordBatchesRead: 0 };
@@ -167,8 +149,8 @@ export class DataFeed {
   private readonly hasEpochs: boolean;
 
   /**
-   * A feed over any source of record batches (SPARK mode wires its socket here). `EpochEnd`
-   * markers in the source delimit epochs; sources without them are one long epoch.
+   * A feed over any source of record batches. `EpochEnd` markers in the source delimit epochs;
+   * sources without them are one long epoch.
    */
   constructor(
     source: AsyncIterable<FeedItem> | Iterable<FeedItem> | ((signal: AbortSignal) => AsyncIterable<FeedItem>),
@@ -187,11 +169,7 @@ export class DataFeed {
     try {
       for await (const item of source as AsyncIterable<FeedItem>) {
         if (!(item instanceof EpochEnd)) this.stats.recordBatchesRead++;
-        if (this.queue.isCancelled) {
-          if (this.opts.drainOnTerminate) continue; // discard the rest, keep the sender unblocked
-          break;
-        }
-        if (!(await this.queue.put(item)) && !this.opts.drainOnTerminate) break;
+        if (this.queue.isCancelled || !(await this.queue.put(item))) break;
       }
       this.queue.end();
     } catch (err) {
@@ -210,31 +188,10 @@ export class DataFeed {
     const range = shardRange(manifest.rows, shard, numShards);
     const units = planShard(manifest, shard, numShards);
     const window = opts.shuffleWindow ?? 8;
-    const gen = (signal: AbortSignal) => datasetItems(loc.fs, loc.path, manifest, units, { ...opts, epochs, shard, window, signal });
+    const gen = (signal: AbortSignal) => shardEpochs(loc.fs, loc.path, manifest, units, { ...opts, epochs, shard, window, signal });
     const feed = new DataFeed(gen, { ...opts, epochs: true });
     feed.info = { globalRows: manifest.rows, shard, numShards, shardRows: range[1] - range[0], range, epochs, manifest };
     return feed;
-  }
-
-  /** SPARK mode: Arrow IPC stream bytes (one or more streams back to back) from a socket or pipe. */
-  static fromArrowStream(stream: NodeJS.ReadableStream | AsyncIterable<Uint8Array>, opts: DataFeedOptions = {}): DataFeed {
-    const drain = opts.drainOnTerminate ?? true;
-    // apache-arrow's own Node-stream adapter loses its place between back-to-back streams when
-    // chunks are small; a plain async iterable of the chunks does not.
-    async function* bytes(): AsyncGenerator<Uint8Array> {
-      for await (const chunk of stream as AsyncIterable<Uint8Array>) yield chunk;
-    }
-    async function* batches(): AsyncGenerator<RecordBatch> {
-      for await (const reader of RecordBatchReader.readAll(bytes())) {
-        for await (const batch of reader) yield batch;
-      }
-    }
-    const onTerminate = async () => {
-      // Not draining: release the sender at once by closing our end.
-      if (!drain) (stream as Partial<Readable>).destroy?.();
-      await opts.onTerminate?.();
-    };
-    return new DataFeed(batches(), { ...opts, drainOnTerminate: drain, onTerminate });
   }
 
   /** Any (async) iterable of record batches. */
@@ -330,7 +287,7 @@ export class DataFeed {
   }
 
   /** Inference output for the rows of the last batch(es): sent to resultSink, else kept. */
-  async batchResults(rows: unknown[] | Table): Promise<void> {
+  async batchResults(rows: Table | unknown[]): Promise<void> {
     const list = rows instanceof Table ? rows.toArray() : rows;
     if (this.opts.resultSink) await this.opts.resultSink(list);
     else for (const r of list) this.results.push(r);
@@ -341,123 +298,18 @@ export class DataFeed {
     return this.results.splice(0);
   }
 
-  /** Stops the feed: no more batches, reads aborted (or drained, see drainOnTerminate). */
+  /** Stops the feed: no more batches, reads aborted (a source that takes the signal is awaited). */
   async terminate(): Promise<void> {
     if (this.terminated) return;
     this.terminated = true;
     this.current = undefined;
     this.queue.cancel();
-    if (!this.opts.drainOnTerminate) this.abort.abort(new Error('DataFeed terminated'));
-    try {
-      await this.opts.onTerminate?.();
-    } finally {
-      if (!this.opts.drainOnTerminate && this.abortable) await this.producer;
-    }
+    this.abort.abort(new Error('DataFeed terminated'));
+    if (this.abortable) await this.producer;
   }
 
   /** Resolves when the source has been read to its end (or abandoned after terminate). */
   finished(): Promise<void> {
     return this.producer;
   }
-}
-
-/** Items of a dataset feed: the shard's record batches per epoch, shuffled when asked, then EpochEnd. */
-async function* datasetItems(
-  fs: DatasetFs,
-  splitPath: string,
-  manifest: SplitManifest,
-  units: ReadUnit[],
-  o: { epochs: number; shard: number; shuffle?: boolean; seed?: number; window: number; maxRangeBytes?: number; signal: AbortSignal },
-): AsyncGenerator<FeedItem> {
-  for (let epoch = 0; epoch < o.epochs; epoch++) {
-    if (!o.shuffle) {
-      for await (const { batch } of readUnits(fs, splitPath, manifest, units, { maxRangeBytes: o.maxRangeBytes, signal: o.signal })) yield batch;
-    } else {
-      const rnd = mulberry32(((o.seed ?? 0) * 0x9e3779b1) ^ Math.imul(o.shard + 1, 0x85ebca6b) ^ Math.imul(epoch + 1, 0xc2b2ae35));
-      const order = permutation(units.length, rnd).map((i) => units[i]);
-      let window: RecordBatch[] = [];
-      let outRows = 0;
-      for await (const { batch } of readUnits(fs, splitPath, manifest, order, { maxRangeBytes: o.maxRangeBytes, signal: o.signal })) {
-        window.push(batch);
-        outRows = Math.max(outRows, batch.numRows);
-        if (window.length >= o.window) {
-          yield* shuffleRows(window, rnd, outRows);
-          window = [];
-        }
-      }
-      if (window.length) yield* shuffleRows(window, rnd, outRows);
-    }
-    yield new EpochEnd(epoch);
-  }
-}
-
-function permutation(n: number, rnd: () => number): number[] {
-  const p = Array.from({ length: n }, (_, i) => i);
-  for (let i = n - 1; i > 0; i--) {
-    const j = rnd() % (i + 1);
-    [p[i], p[j]] = [p[j], p[i]];
-  }
-  return p;
-}
-
-/** The rows of `window` in random order, as record batches of up to `rowsPer` rows (copies). */
-function* shuffleRows(window: RecordBatch[], rnd: () => number, rowsPer: number): Generator<RecordBatch> {
-  const picks: [number, number][] = [];
-  window.forEach((b, bi) => {
-    for (let r = 0; r < b.numRows; r++) picks.push([bi, r]);
-  });
-  const perm = permutation(picks.length, rnd);
-  for (let s = 0; s < perm.length; s += rowsPer) {
-    yield takeRows(window, perm.slice(s, s + rowsPer).map((i) => picks[i]));
-  }
-}
-
-/**
- * Gathers rows (batch index, row) of record batches sharing a schema into a new batch. Supports
- * non-null fixed-width numeric columns and Binary/Utf8 columns (the dataset's schema).
- */
-export function takeRows(batches: RecordBatch[], picks: [number, number][]): RecordBatch {
-  const schema: Schema = batches[0].schema;
-  const n = picks.length;
-  const children = schema.fields.map((field, ci) => {
-    const cols = batches.map((b) => {
-      const data = b.data.children[ci] as Data;
-      if (data.nullCount > 0) throw new Error(`takeRows: column '${field.name}' has nulls (not supported)`);
-      return data;
-    });
-    const type = field.type as DataType;
-    if (type.typeId === Type.Binary || type.typeId === Type.Utf8) {
-      let total = 0;
-      for (const [bi, r] of picks) total += cols[bi].valueOffsets[r + 1] - cols[bi].valueOffsets[r];
-      const values = new Uint8Array(total);
-      const offsets = new Int32Array(n + 1);
-      let at = 0;
-      picks.forEach(([bi, r], i) => {
-        const d = cols[bi];
-        const s = d.valueOffsets[r];
-        const e = d.valueOffsets[r + 1];
-        values.set((d.values as Uint8Array).subarray(s, e), at);
-        at += e - s;
-        offsets[i + 1] = at;
-      });
-      return makeData({ type, length: n, nullCount: 0, valueOffsets: offsets, data: values } as never);
-    }
-    if (DataType.isInt(type) || DataType.isFloat(type)) {
-      const stride = cols[0].stride;
-      const Ctor = (cols[0].values as unknown as { constructor: new (n: number) => { [i: number]: number | bigint } }).constructor;
-      const out = new Ctor(n * stride);
-      picks.forEach(([bi, r], i) => {
-        const v = cols[bi].values as unknown as { [i: number]: number | bigint };
-        for (let k = 0; k < stride; k++) out[i * stride + k] = v[r * stride + k];
-      });
-      return makeData({ type, length: n, nullCount: 0, data: out } as never);
-    }
-    throw new Error(`takeRows: column '${field.name}' of type ${type} is not supported`);
-  });
-  return new RecordBatch(schema, makeData({ type: new Struct(schema.fields), length: n, nullCount: 0, children }));
-}
-
-/** Adapts a Node Readable of bytes for fromArrowStream (re-exported for callers with sockets). */
-export function asByteStream(readable: Readable): AsyncIterable<Uint8Array> {
-  return readable as AsyncIterable<Uint8Array>;
 }

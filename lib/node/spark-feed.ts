@@ -1,10 +1,9 @@
 /**
- * TFoS's DataFeed for InputMode.SPARK: the record batches Spark streams into this trainer
- * (see feed-server.ts), across all epochs of one feed, with TFoS's calls:
- * nextBatch(n) → Table of at most n rows, or null at the end; shouldStop(); batchResults(rows);
- * terminate().
+ * InputMode.SPARK's Feed (./feed.ts): the record batches Spark streams into this trainer (see
+ * feed-server.ts), across all epochs of one feed.
  */
 import { RecordBatch, Table, tableFromJSON } from 'apache-arrow';
+import { Feed } from './feed';
 import { FeedConnection, FeedServer } from './feed-server';
 
 export interface FeedAnnouncement {
@@ -13,7 +12,7 @@ export interface FeedAnnouncement {
   epochs: number;
 }
 
-export class SparkFeed {
+export class SparkFeed implements Feed {
   private conn?: FeedConnection;
   private batchIt?: AsyncGenerator<RecordBatch>;
   private epoch = 0;

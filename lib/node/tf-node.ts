@@ -12,10 +12,11 @@ import type { Optimizer } from '@tensorflow/tfjs';
 import { ClusterServer, ClusterServerOptions, StartedCluster } from './cluster-server';
 import { DistributedOptimizer, DistributedOptimizerOptions } from './distributed/optimizer';
 import { DataFeed, DatasetFeedOptions } from './data-feed';
+import { Feed } from './feed';
 import { NO_DATA_HINT, sparkDataFeed } from './feeds';
 import { InputMode } from '../protocol/input-mode';
-import { TFNodeContext } from './runtime';
-import { SparkFeed } from './spark-feed';
+import type { TrainingMetrics } from '../protocol/control';
+import { runtimeOf, TFNodeContext } from './runtime';
 
 const servers = new WeakMap<TFNodeContext, ClusterServer>();
 
@@ -54,7 +55,7 @@ export const TFNode = {
    *    the run (`--data PATH [--epochs E]`, i.e. ctx.data) or at `opts.path` (relative paths resolve
    *    with ctx.absolutePath), read straight from HDFS or disk.
    */
-  async dataFeed(ctx: TFNodeContext, opts: DatasetFeedOptions & { path?: string } = {}): Promise<SparkFeed | DataFeed> {
+  async dataFeed(ctx: TFNodeContext, opts: DatasetFeedOptions & { path?: string } = {}): Promise<Feed> {
     if (ctx.inputMode === InputMode.SPARK) return sparkDataFeed(ctx);
     const splitPath = opts.path ?? ctx.data?.path;
     if (!splitPath) {
@@ -63,6 +64,18 @@ export const TFNode = {
     if (ctx.workerNum < 0) throw new Error(`TFNode.dataFeed: ${ctx.jobName} nodes do not read training data`);
     const epochs = opts.epochs ?? (opts.path === undefined ? ctx.data?.epochs : undefined);
     return DataFeed.fromDataset(ctx.absolutePath(splitPath), { shard: ctx.workerNum, numShards: ctx.numWorkers, ...opts, epochs });
+  },
+
+  /**
+   * Reports training progress to the driver: the driver's progress bar for the cluster
+   * (`tfos run`) and the handle's 'metrics' events (TFCluster.run). Best effort, never blocks
+   * training: a message that cannot be sent is dropped. Report from one node (the chief) per step.
+   */
+  reportMetrics(ctx: TFNodeContext, metrics: TrainingMetrics): void {
+    if (!metrics || typeof metrics.step !== 'number' || !(metrics.step >= 0)) throw new TypeError(`TFNode.reportMetrics: metrics.step must be a number >= 0, got ${String(metrics?.step)}`);
+    runtimeOf(ctx)
+      .control.send({ type: 'metrics', metrics })
+      .catch(() => undefined);
   },
 
   /** TFoS's hdfs_path: resolves a path against the cluster's defaultFS and working directory. */

@@ -6,7 +6,8 @@
  * Transport: one HTTP server on the driver.
  *  - trainers (Node) hold a WebSocket at /v1/nodes and exchange the JSON messages below;
  *  - the launcher and executor tasks (Python, stdlib only) use plain HTTP under /v1/launcher/.
- * Every request carries `Authorization: Bearer <secret>` (the per-cluster secret), never in a URL.
+ * Every request and answer proves the per-cluster secret with a one-time HMAC, never the secret
+ * itself (lib/protocol/control-auth.ts).
  */
 
 import { InputMode } from './input-mode';
@@ -78,15 +79,41 @@ export type DriverToNode =
   /** shutdown() began: no feed will start after the ones announced (a worker still waiting for one gives up). */
   | { type: 'no-more-feeds' };
 
+/**
+ * A training function's progress, as numbers the driver can show (one bar for the cluster) and
+ * hand to TFCluster users as 'metrics' events. Every field but `step` is optional.
+ */
+export interface TrainingMetrics {
+  /** Global step reached. */
+  step: number;
+  /** Steps the run will take in all (for step/total and the ETA). */
+  totalSteps?: number;
+  /** Current epoch (0-based, fractional allowed) and the number of epochs. */
+  epoch?: number;
+  epochs?: number;
+  /** Training images seen by all workers together, and their rate. */
+  images?: number;
+  imagesPerSec?: number;
+  loss?: number;
+  learningRate?: number;
+  /** The latest evaluation: accuracy on how many test images. */
+  testAccuracy?: number;
+  testImages?: number;
+  /** Seconds of training so far (continuing across resumes). */
+  seconds?: number;
+  /** The step this run resumed from (0 on a fresh start). */
+  resumedFromStep?: number;
+  /** A short free-form phase, e.g. 'evaluating', 'checkpoint'. */
+  phase?: string;
+}
+
 /** Trainer → driver, on the WebSocket (register first, exactly once). */
 export type NodeToDriver =
   | RegisterMessage
   | { type: 'progress'; message: string; data?: unknown }
+  | { type: 'metrics'; metrics: TrainingMetrics }
   | { type: 'result'; value: unknown }
   | { type: 'error'; message: string; stack?: string };
 
 export const AUTH_HEADER = 'authorization';
 
-export function bearer(secret: string): string {
-  return `Bearer ${secret}`;
-}

@@ -12,6 +12,7 @@
 import * as crypto from 'node:crypto';
 import { run, runAllowingFailure } from '../platform/exec';
 import { isAlive } from '../platform/process-group';
+import { sleep } from '../platform/sleep';
 
 export interface NetworkHost {
   /** Short host name: a, b, c ... */
@@ -143,7 +144,6 @@ export async function namespacePids(netns: string): Promise<number[]> {
     .filter((n) => n > 0);
 }
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /**
  * Removes everything of the plan that exists: kills any process still inside a namespace (the

@@ -11,7 +11,7 @@ import { Logger } from '../platform/log';
 import { tfosPaths } from '../platform/paths';
 import { DEFAULT_PORTS } from './stack';
 import { hdfsServices, provisionHadoop } from './hadoop';
-import { livyService, provisionLivy } from './livy';
+import { livyService, provisionLivy } from './livy-server';
 import { Placement, ServiceSpec } from './service';
 import { provisionSpark, sparkServices } from './spark';
 import { provisionYarn, yarnServices } from './yarn';

@@ -4,7 +4,7 @@
  * (SPARK_HOME, HADOOP_CONF_DIR, TFOS_LIVY_URL).
  */
 import { provisionHadoop } from './hadoop';
-import { provisionLivy } from './livy';
+import { provisionLivy } from './livy-server';
 import { Logger, stderrLogger } from '../platform/log';
 import { tfosPaths } from '../platform/paths';
 import { SparkInstall } from '../platform/spark';

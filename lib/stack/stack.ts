@@ -13,7 +13,7 @@ import { TfosPaths, tfosPaths } from '../platform/paths';
 import { isAlive } from '../platform/process-group';
 import { sleep } from '../platform/sleep';
 import { externalHdfs, hdfsHealthy, hdfsServices, provisionHadoop } from './hadoop';
-import { livyHealthy, livyService, provisionLivy } from './livy';
+import { livyHealthy, livyService, provisionLivy } from './livy-server';
 import { createNetwork, destroyNetwork, leftovers, NetworkPlan, planNetwork, setHostLink } from './netns';
 import { Placement, ServiceSpec } from './service';
 import { provisionYarn, yarnServices, YarnStatus, yarnStatus } from './yarn';

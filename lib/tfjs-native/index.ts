@@ -6,6 +6,7 @@
  *   fused-bias-act  conv2d / matMul + bias + relu as one op; ReluGrad, BiasAddGrad (bias-act.ts)
  *   softmax-xent    tf.losses.softmaxCrossEntropy through SoftmaxCrossEntropyWithLogits (softmax-xent.ts)
  *   adam            tf.train.adam's update as ResourceApplyAdam, one kernel per variable (adam.ts)
+ *   batch-norm      layers' BatchNormalization in training as FusedBatchNormV3 / GradV3 (batch-norm.ts)
  *
  * Loading the package (`require('tfjs-on-spark')`) and every trainer call registerNativeKernels
  * once; TFOS_NATIVE_KERNELS=0 turns it off, or names the levers to use (comma-separated). The
@@ -14,11 +15,12 @@
  */
 import type { TF } from './native-op';
 import { registerAdam } from './adam';
+import { registerBatchNorm } from './batch-norm';
 import { registerBiasAct } from './bias-act';
 import { registerReluGrad } from './relu';
 import { registerSoftmaxXent } from './softmax-xent';
 
-export const LEVERS = ['relu-grad', 'fused-bias-act', 'softmax-xent', 'adam'] as const;
+export const LEVERS = ['relu-grad', 'fused-bias-act', 'softmax-xent', 'adam', 'batch-norm'] as const;
 export type Lever = (typeof LEVERS)[number];
 
 const REGISTER: Record<Lever, (tf: TF) => void> = {
@@ -26,6 +28,7 @@ const REGISTER: Record<Lever, (tf: TF) => void> = {
   'fused-bias-act': registerBiasAct,
   'softmax-xent': registerSoftmaxXent,
   adam: registerAdam,
+  'batch-norm': registerBatchNorm,
 };
 
 const DONE = Symbol.for('tfjs-on-spark.native-kernels');

@@ -54,6 +54,7 @@ export function attrs(b: NativeBackend) {
     str: (name: string, value: string): OpAttr => ({ name, type: B.TF_ATTR_STRING, value }),
     bool: (name: string, value: boolean): OpAttr => ({ name, type: B.TF_ATTR_BOOL, value }),
     ints: (name: string, value: number[]): OpAttr => ({ name, type: B.TF_ATTR_INT, value }),
+    float: (name: string, value: number): OpAttr => ({ name, type: B.TF_ATTR_FLOAT, value }),
   };
 }
 

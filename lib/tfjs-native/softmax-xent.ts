@@ -2,8 +2,8 @@
  * Softmax cross-entropy on logits as TensorFlow's one SoftmaxCrossEntropyWithLogits kernel, which
  * also yields the gradient (softmax − labels) in the same pass. tfjs builds the loss from
  * logSumExp, Sub, Mul, Neg and Sum, and its gradient from Exp, Sub and Mul for both inputs.
- * tf.losses.softmaxCrossEntropy keeps its signature and its weighting / reduction; only the
- * per-example loss comes from here (label smoothing and other backends use tfjs's own).
+ * tf.losses.softmaxCrossEntropy keeps its signature, its label smoothing and its weighting /
+ * reduction; only the per-example loss comes from here (other backends use tfjs's own).
  */
 import type * as tfTypes from '@tensorflow/tfjs';
 import { attrs, hasKernel, registerNativeKernel, TF } from './native-op';
@@ -41,14 +41,16 @@ export function registerSoftmaxXent(tf: TF): void {
   losses.softmaxCrossEntropy = function softmaxCrossEntropy(onehotLabels, logits, weights?, labelSmoothing = 0, reduction?) {
     const usable =
       hasKernel(tf, SOFTMAX_XENT) &&
-      labelSmoothing === 0 &&
+      typeof labelSmoothing === 'number' && labelSmoothing >= 0 &&
       onehotLabels instanceof tf.Tensor && logits instanceof tf.Tensor &&
       logits.rank === 2 && logits.dtype === 'float32' &&
       (onehotLabels.dtype === 'float32' || onehotLabels.dtype === 'int32') &&
       onehotLabels.shape[0] === logits.shape[0] && onehotLabels.shape[1] === logits.shape[1];
     if (!usable) return original(onehotLabels, logits, weights, labelSmoothing, reduction);
     return tf.tidy(() => {
-      const labels = onehotLabels.dtype === 'float32' ? onehotLabels : tf.cast(onehotLabels, 'float32');
+      let labels = onehotLabels.dtype === 'float32' ? onehotLabels : tf.cast(onehotLabels, 'float32');
+      // tfjs's smoothing: towards 1/numClasses.
+      if (labelSmoothing > 0) labels = tf.add(tf.mul(labels, 1 - labelSmoothing), labelSmoothing / logits.shape[1]!);
       return tf.losses.computeWeightedLoss(softmaxCrossEntropyWithLogits(tf, labels, logits), weights, reduction);
     }) as never;
   } as TF['losses']['softmaxCrossEntropy'];

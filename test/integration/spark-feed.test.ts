@@ -9,7 +9,7 @@ import * as path from 'node:path';
 import { InputMode } from '../../lib/protocol/input-mode';
 import { RouteOption, TFCluster } from '../../lib/driver/tf-cluster';
 import { readParquet, writeParquetDataset } from '../support/parquet-fixture';
-import { LivyClient } from '../../lib/io/livy';
+import { LivyClient } from '../../lib/io/livy-client';
 import { livySessionsOrWhyNot, requireStack, skipBecause } from '../support/stack';
 import { rejection } from '../support/rejection';
 

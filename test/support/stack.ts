@@ -9,7 +9,7 @@
  */
 import { execFileSync } from 'node:child_process';
 import * as path from 'node:path';
-import { findLivySource } from '../../lib/stack/livy';
+import { findLivySource } from '../../lib/stack/livy-server';
 import { tfosPaths } from '../../lib/platform/paths';
 
 const REPO = path.resolve(__dirname, '../../..');

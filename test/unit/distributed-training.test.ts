@@ -6,7 +6,7 @@
 import { expect } from 'chai';
 import type * as tfTypes from '@tensorflow/tfjs';
 import { DistributedOptimizer } from '../../lib/node/distributed/optimizer';
-import { tf } from '../../lib/node/distributed/tf';
+import { tfjs as tf } from '../../lib/platform/tfjs';
 import { fakeCluster, FakeCluster } from '../fixtures/distributed/fake-cluster';
 
 const K = 6;
@@ -265,5 +265,55 @@ describe('DistributedOptimizer (in-process workers)', function () {
     workers[1].close('worker 1 quits');
     const err = (await pending) as Error;
     expect(err.message).to.match(/ps:0 127\.0\.0\.1:\d+: worker:0 127\.0\.0\.1:\d+ (left|closed|disconnected)/);
+  });
+  for (const average of ['mean', 'sum'] as const) {
+    it(`applyGradients with the workers' own gradients: ${average} of them applied everywhere, starting from the chief's values`, async () => {
+      cluster = await fakeCluster({ numWorkers: 2 });
+      const { workers } = await cluster.start({ timeoutMs: 20_000 });
+      const tag = `${average}-${Date.now().toString(36)}`;
+      const results = await Promise.all(
+        workers.map(async (server, r) => {
+          // Different starting values per worker: init must overwrite them with the chief's [1, 1, 1].
+          const v = t.variable(t.tensor1d(r === 0 ? [1, 1, 1] : [7, 7, 7]), true, `apply-${tag}-w${r}`);
+          const dist = new DistributedOptimizer(server, t.train.sgd(1), { average });
+          // Worker r's gradient is [1, 2, 3] * (r + 1).
+          await dist.applyGradients({ [v.name]: t.tensor1d([1, 2, 3].map((x) => x * (r + 1))) });
+          expect(dist.steps).to.equal(1);
+          return Array.from(v.dataSync());
+        }),
+      );
+      // mean: 1 - [1.5, 3, 4.5]; sum: 1 - [3, 6, 9] (SGD, learning rate 1).
+      const want = average === 'mean' ? [-0.5, -2, -3.5] : [-2, -5, -8];
+      expect(results).to.deep.equal([want, want]);
+    });
+  }
+
+  it('trainOnBatch through asOptimizer stashes the step; flush() combines and applies it, once', async () => {
+    cluster = await fakeCluster({ numWorkers: 2 });
+    const { workers } = await cluster.start({ timeoutMs: 20_000 });
+    const results = await Promise.all(
+      workers.map(async (server, r) => {
+        const model = makeModel(t, r === 0 ? 1 : 55);
+        const dist = new DistributedOptimizer(server, t.train.adam(LR));
+        model.compile({ optimizer: dist.asOptimizer(), loss: 'meanSquaredError' });
+        await dist.init(model);
+        expect(await dist.flush(), 'nothing stashed yet').to.equal(false);
+        for (let k = 0; k < K; k++) {
+          const { x, y } = shard(t, r, k, 2);
+          await model.trainOnBatch(x, y);
+          if (k === 0) {
+            // A step stashed and not flushed: the next step of another kind is refused, naming the fix.
+            const err = await dist.minimize(() => t.losses.meanSquaredError(y, model.apply(x) as tfTypes.Tensor) as tfTypes.Scalar).catch((e: Error) => e);
+            expect((err as Error).message).to.contain('await dist.flush()');
+          }
+          expect(await dist.flush()).to.equal(true);
+          expect(await dist.flush(), 'a second flush has nothing to do').to.equal(false);
+        }
+        expect(dist.steps).to.equal(K);
+        return weightsOf(model);
+      }),
+    );
+    expect(results[1]).to.deep.equal(results[0]);
+    expectClose(results[0], expected, 1e-5, 'trainOnBatch + flush vs reference');
   });
 });

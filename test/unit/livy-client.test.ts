@@ -16,7 +16,7 @@ import {
   LivyTimeoutError,
   parseLivyErrorBody,
   pollUntil,
-} from '../../lib/io/livy';
+} from '../../lib/io/livy-client';
 import { freePort } from '../../lib/stack/ports';
 
 interface Seen {

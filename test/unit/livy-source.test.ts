@@ -9,7 +9,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { VERSIONS } from '../../lib/platform/versions';
-import { findLivySource } from '../../lib/stack/livy';
+import { findLivySource } from '../../lib/stack/livy-server';
 import { tfosPaths } from '../../lib/platform/paths';
 
 const NAME = `apache-livy-${VERSIONS.livy.source}-src.tgz`;

@@ -8,7 +8,7 @@
 import { expect } from 'chai';
 import type * as tfTypes from '@tensorflow/tfjs';
 import { DistributedOptimizer } from '../../lib/node/distributed/optimizer';
-import { tf } from '../../lib/node/distributed/tf';
+import { tfjs as tf } from '../../lib/platform/tfjs';
 import { fakeCluster, FakeCluster } from '../fixtures/distributed/fake-cluster';
 import { LEVERS, leversFromEnv, registerNativeKernels } from '../../lib/tfjs-native';
 
@@ -103,11 +103,12 @@ describe('native kernels (lib/tfjs-native)', function () {
     await sameOnBothBackends('conv2d elu', [rand([2, 5, 5, 2], 12), rand([3, 3, 2, 3], 13), rand([3], 14)], (x, f, bias) => t.fused.conv2d({ x: x as tfTypes.Tensor4D, filter: f as tfTypes.Tensor4D, bias, strides: 1, pad: 'same', activation: 'elu' }));
   });
 
-  it('softmax cross-entropy on logits: loss and gradient of the logits, with reductions and weights', async () => {
+  it('softmax cross-entropy on logits: loss and gradient of the logits, with label smoothing, reductions and weights', async () => {
     const labels = rand([8, 5], 15);
     labels.values.forEach((v, i) => (labels.values[i] = v + 0.5)); // non-negative, like probabilities
     // Output 2 is the labels' gradient, checked in the next test.
     await sameOnBothBackends('softmaxCrossEntropy', [labels, rand([8, 5], 16, 4)], (y, logits) => t.losses.softmaxCrossEntropy(y, logits), 1e-4, [2]);
+    await sameOnBothBackends('softmaxCrossEntropy label smoothing 0.2', [labels, rand([8, 5], 20, 4)], (y, logits) => t.losses.softmaxCrossEntropy(y, logits, undefined, 0.2), 1e-4, [2]);
     await sameOnBothBackends('softmaxCrossEntropy NONE', [labels, rand([8, 5], 17, 4)], (y, logits) => t.losses.softmaxCrossEntropy(y, logits, undefined, 0, t.Reduction.NONE), 1e-4, [2]);
     // Weights as a constant: tfjs has no gradient through the non-zero count of the weights.
     const weights = rand([8], 19);
@@ -122,6 +123,27 @@ describe('native kernels (lib/tfjs-native)', function () {
     const w = rand([], 99).values[0];
     const expected = t.tidy(() => Array.from(t.mul(-w, t.logSoftmax(t.tensor(logits.values, logits.shape))).dataSync()));
     expectClose([dLabels], [expected], 'labels gradient');
+  });
+
+  it('batch norm in training: output, gradients of x, gamma and beta, and the moving averages', async () => {
+    const run = async (backend: string) => {
+      await t.setBackend(backend);
+      const layer = t.layers.batchNormalization({ momentum: 0.9, epsilon: 1e-5, gammaInitializer: 'randomNormal', betaInitializer: 'randomNormal' });
+      const x0 = rand([4, 5, 3, 6], 40, 3);
+      const x = t.tensor(x0.values, x0.shape);
+      layer.build(x.shape);
+      const r = rand([4, 5, 3, 6], 41);
+      const w = t.tensor(r.values, r.shape);
+      const [g0, b0] = [rand([6], 42), rand([6], 43)];
+      layer.setWeights([t.tensor(g0.values), t.tensor(b0.values), ...layer.getWeights().slice(2)]);
+      const vars = layer.trainableWeights.map((v) => v.read() as tfTypes.Variable);
+      const f = (xx: Tensor) => t.sum(t.mul(layer.apply(xx, { training: true }) as Tensor, w)) as tfTypes.Scalar;
+      const { value, grads } = t.variableGrads(() => f(x), vars);
+      const dx = t.grad(f)(x);
+      // The moving averages saw both training calls.
+      return [[value.dataSync()[0]], Array.from(dx.dataSync()), ...vars.map((v) => Array.from(grads[v.name].dataSync())), ...layer.getWeights().slice(2).map((m) => Array.from(m.dataSync()))];
+    };
+    expectClose(await run('tensorflow'), await run('cpu'), 'batch norm', 2e-4);
   });
 
   it('adam: the native update gives tfjs Adam\'s weights and moments, also after outside assignments', async () => {

@@ -6,6 +6,7 @@ import { TFCluster } from '../../lib/driver/tf-cluster';
 import { NotProvisionedError } from '../../lib/platform/not-provisioned';
 import { tfosPaths } from '../../lib/platform/paths';
 import { resolveSpark, SPARK_ENV_MARKER } from '../../lib/platform/spark';
+import { loadTfjs } from '../../lib/platform/tfjs';
 import { rejection } from '../support/rejection';
 
 const MODULE = path.resolve(__dirname, '../../../test/fixtures/modules/report-context.js');
@@ -52,3 +53,20 @@ describe('platform: the runtime never installs', () => {
     expect(fs.readdirSync(home).filter((f) => f.startsWith('python'))).to.deep.equal([]);
   });
 });
+
+describe('platform: the one tfjs loader', () => {
+  it('the package exports tfjs as `tf`, the same module loadTfjs() loads, loaded on first use', () => {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const pkg = require('../../lib/index') as typeof import('../../lib/index');
+    const { tf: real, package: name } = loadTfjs();
+    expect(name).to.be.oneOf(['@tensorflow/tfjs-node', '@tensorflow/tfjs']);
+    expect(pkg.tf.version).to.deep.equal(real.version);
+    expect(pkg.tf.tensor1d([1, 2, 3]).sum().dataSync()[0]).to.equal(6);
+    expect('train' in pkg.tf).to.equal(true);
+  });
+
+  it('TFOS_TFJS has one meaning: js, or unset; anything else is refused, naming the variable', () => {
+    expect(() => loadTfjs({ TFOS_TFJS: 'tfjs' })).to.throw(/TFOS_TFJS=tfjs is not understood: set TFOS_TFJS=js/);
+  });
+});
+

@@ -90,7 +90,7 @@ describe('control server (driver) refuses strangers', function () {
     expect(res.headers.connection).to.equal('close');
     res.resume();
     await closed(res.socket);
-    expect(failures.join('\n')).to.match(/GET \/v1\/launcher\/job: missing or wrong proof/);
+    expect(failures.join('\n')).to.match(/GET \/v1\/launcher\/job: no proof of the cluster secret/);
     expect(failures.join('\n')).not.to.include(SECRET);
   });
 

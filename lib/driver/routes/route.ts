@@ -8,8 +8,12 @@ export interface LaunchPlan {
   clusterSize: number;
   /** URL of the driver's control server as the launcher must reach it. */
   controlUrl: string;
-  /** File with the cluster secret, readable only by this user. */
-  secretFile: string;
+  /**
+   * File (0600) with the launcher's one-time bootstrap token: the only credential a route hands
+   * on. The launcher exchanges it for the cluster secret with its first request; after that the
+   * token is worthless, and a second use fails the cluster.
+   */
+  tokenFile: string;
   /** Where the route keeps the Spark application's own output (spark-submit's stdout/stderr). */
   logFile: string;
   /** Spark properties this job needs (on top of the user's). */
@@ -34,7 +38,7 @@ export interface SubmittedApp {
 }
 
 export interface SparkRoute {
-  readonly name: 'local' | 'spark-submit' | 'livy';
+  readonly name: 'local' | 'spark-submit' | 'livy' | 'attached';
   submit(plan: LaunchPlan): Promise<SubmittedApp>;
 }
 

@@ -41,7 +41,7 @@ export class SparkSubmitRoute implements SparkRoute {
     const conf = { ...baseConf(plan), ...this.opts.conf };
     const args = ['--master', this.opts.master, '--deploy-mode', 'client', '--name', plan.appName];
     for (const [k, v] of Object.entries(conf)) args.push('--conf', `${k}=${v}`);
-    args.push(...(this.opts.extraArgs ?? []), LAUNCHER_PATH, '--control', plan.controlUrl, '--secret-file', plan.secretFile);
+    args.push(...(this.opts.extraArgs ?? []), LAUNCHER_PATH, '--control', plan.controlUrl, '--token-file', plan.tokenFile);
     const submit = path.join(this.spark.sparkHome, 'bin', 'spark-submit');
     // Own process group: kill() must reach the JVM, the Python driver and local-mode workers.
     const env = sparkEnv(this.spark, process.env, this.opts.driverAddress);
@@ -52,8 +52,9 @@ export class SparkSubmitRoute implements SparkRoute {
       child.once('error', (err) => reject(new Error(`cannot run ${submit}: ${err.message}`)));
     });
     let tail: string[] = [];
-    fs.mkdirSync(path.dirname(plan.logFile), { recursive: true });
-    const logStream = fs.createWriteStream(plan.logFile);
+    // The application's output is this user's business only (it may name paths, hosts, data).
+    fs.mkdirSync(path.dirname(plan.logFile), { recursive: true, mode: 0o700 });
+    const logStream = fs.createWriteStream(plan.logFile, { mode: 0o600 });
     const keep = (chunk: Buffer) => {
       logStream.write(chunk);
       tail.push(...chunk.toString('utf8').split('\n'));

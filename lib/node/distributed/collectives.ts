@@ -11,7 +11,7 @@
 import type { Established } from './auth';
 import { dialWithRetry } from './dial';
 import { Link } from './link';
-import type { DistributedNode } from './node';
+import type { PeerGroup } from './group';
 import { DistributedError, peerName, PeerId } from './peers';
 import { Channel, floatBytes, Frame, FrameHeader, FrameType, PayloadSink, payloadFloats } from './wire';
 
@@ -52,11 +52,13 @@ export class Collectives {
   /** Sequence number of the last collective this worker entered (sent in heartbeats). */
   private position = 0;
   private chain: Promise<unknown> = Promise.resolve();
+  /** Local work in progress (whileBusy), announced in heartbeats. */
+  private busyCount = 0;
   private broken?: DistributedError;
   private mesh?: Promise<void>;
   private current?: Op;
 
-  constructor(private readonly node: DistributedNode) {
+  constructor(private readonly node: PeerGroup) {
     this.peers = node.workers;
     this.rank = node.self.rank;
     this.size = node.workers.length;
@@ -86,6 +88,7 @@ export class Collectives {
     const link = new Link(peer, est, {
       pingMs: this.node.opts.pingMs,
       position: () => this.position,
+      busy: () => this.busyCount > 0,
       onClose: (err, l) => this.onLinkClose(err, l),
     });
     const old = this.links.get(peer.rank);
@@ -213,6 +216,11 @@ export class Collectives {
     }
     if (now - op.lastProgress > limit) {
       const behind = [...this.links.values()].filter((l) => l.peerPosition < op.seq);
+      // A peer that says it is busy with local work (whileBusy) is late, not stalled.
+      if (behind.length && behind.every((l) => l.peerBusy)) {
+        op.lastProgress = now;
+        return;
+      }
       const msg = behind.length
         ? `${behind.map((l) => `${l.name} (at collective #${l.peerPosition})`).join(', ')} did not enter ${op.name} #${op.seq} within ${secs} s`
         : `no data from ${op.waitingOn?.name ?? 'the other workers'} for ${secs} s`;
@@ -368,6 +376,21 @@ export class Collectives {
         op.lastProgress = Date.now();
       }
     });
+  }
+
+  /**
+   * Runs local work that may keep this worker out of collectives for longer than timeoutMs (a
+   * chief-only checkpoint or evaluation): meanwhile its heartbeats say "busy", so peers waiting
+   * in the next collective keep waiting instead of failing it as stalled. Heartbeats still stop
+   * if the process hangs, which the peers detect as before.
+   */
+  async whileBusy<T>(work: () => Promise<T> | T): Promise<T> {
+    this.busyCount++;
+    try {
+      return await work();
+    } finally {
+      this.busyCount--;
+    }
   }
 
   /** Closes every link (peers see a clean goodbye); later calls reject with `reason`. */

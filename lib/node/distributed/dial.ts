@@ -1,8 +1,8 @@
 /** Dialing a peer with retries until a deadline (the peer may not be listening or serving yet). */
 import { dialOnce, DialOptions, Established } from './auth';
 import { DistributedError, peerName, RetryableError } from './peers';
+import { sleep } from '../../platform/sleep';
 
-const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms).unref());
 
 /**
  * Retries while the failure is retryable (refused, reset, no answer: a peer that has not called
@@ -27,7 +27,7 @@ export async function dialWithRetry<T>(o: DialOptions, deadline: number, adopt: 
       const name = peerName(o.target);
       throw new DistributedError(`could not connect to ${name} within ${((Date.now() - started) / 1000).toFixed(1)} s (last error: ${last.message})`, name);
     }
-    await sleep(delay);
+    await sleep(delay, { keepAlive: false });
     delay = Math.min(delay * 2, 500);
     step = Math.min(step * 2, o.stepTimeoutMs);
   }

@@ -13,6 +13,8 @@ export interface LinkOptions {
   pingMs: number;
   /** What this node reports in its heartbeats (collectives: the sequence number it is at). */
   position: () => number;
+  /** True while this node is busy with local work between collectives (sent in heartbeats). */
+  busy?: () => boolean;
   /** Takes every non-upkeep frame; when absent frames queue for recv(). */
   deliver?: (f: Frame) => void;
   onClose?: (err: DistributedError, link: Link) => void;
@@ -30,6 +32,8 @@ export class Link {
   lastHeard = Date.now();
   /** The position the peer last reported in a heartbeat. */
   peerPosition = 0;
+  /** The peer's last heartbeat said it is busy with local work (a checkpoint, an evaluation). */
+  peerBusy = false;
   closed = false;
   closeError?: DistributedError;
   /** The peer said goodbye (BYE) before closing. */
@@ -70,7 +74,7 @@ export class Link {
       );
     });
     this.pingTimer = setInterval(() => {
-      if (!this.closed && this.socket.writableLength < 4 << 20) this.trySend(FrameType.PING, { seq: this.opts.position() });
+      if (!this.closed && this.socket.writableLength < 4 << 20) this.trySend(FrameType.PING, { seq: this.opts.position(), aux: this.opts.busy?.() ? 1 : 0 });
     }, opts.pingMs);
     this.pingTimer.unref();
     for (const f of est.backlog) this.onFrame(f);
@@ -91,6 +95,7 @@ export class Link {
   private onFrame(f: Frame): void {
     if (f.type === FrameType.PING) {
       this.peerPosition = f.seq;
+      this.peerBusy = f.aux === 1;
       return;
     }
     if (f.type === FrameType.BYE) {

@@ -1,51 +1,17 @@
 /**
  * The distributed side of a node's cluster server: owns the node's shared listener (every
  * connection starts with a HELLO naming its channel), the collective group of workers, the
- * parameter-server service on ps nodes, and the ps client on workers.
+ * parameter-server service on ps nodes, and the ps client on workers. Those three see the node
+ * only as a PeerGroup (./group.ts), so they do not depend on this file.
  */
 import type * as net from 'node:net';
 import type { ClusterSpec, JobName } from '../../protocol/control';
 import { acceptConnection, DialOptions, Hello } from './auth';
 import { Collectives, ReduceOp } from './collectives';
+import { DistributedOptions, PeerGroup, ResolvedOptions, resolveOptions } from './group';
 import { DistributedError, findPeer, peerName, PeerId, psOf, workersOf } from './peers';
 import { PsClient, PsService } from './ps';
 import { Channel, ChannelCode } from './wire';
-
-export interface DistributedOptions {
-  /**
-   * A peer that shows no sign of life, or a collective / ps step that makes no progress, for
-   * this long fails every waiting call with an error naming the peer. Default 60 000 ms.
-   */
-  timeoutMs?: number;
-  /** How long to wait for peers to come up and connect. Default max(timeoutMs, 120 000) ms. */
-  connectTimeoutMs?: number;
-  /** Chunk size of collective transfers (pipelining granularity). Default 1 MiB. */
-  chunkBytes?: number;
-  /** Heartbeat interval. Default min(timeoutMs / 4, 5000) ms. */
-  pingMs?: number;
-  /** Where refused connections are reported (default: stderr, which reaches the driver's log). */
-  log?: (line: string) => void;
-}
-
-export interface ResolvedOptions {
-  timeoutMs: number;
-  connectTimeoutMs: number;
-  chunkBytes: number;
-  pingMs: number;
-  log: (line: string) => void;
-}
-
-export function resolveOptions(o: DistributedOptions = {}): ResolvedOptions {
-  const timeoutMs = o.timeoutMs ?? 60_000;
-  if (!(timeoutMs > 0)) throw new RangeError(`timeoutMs must be > 0 (got ${timeoutMs})`);
-  return {
-    timeoutMs,
-    connectTimeoutMs: o.connectTimeoutMs ?? Math.max(timeoutMs, 120_000),
-    chunkBytes: Math.max(4, o.chunkBytes ?? 1 << 20),
-    pingMs: o.pingMs ?? Math.max(5, Math.min(timeoutMs / 4, 5000)),
-    log: o.log ?? ((line) => console.error(line)),
-  };
-}
 
 export interface NodeIdentity {
   jobName: JobName;
@@ -58,7 +24,7 @@ export interface NodeTransport {
   secret: string;
 }
 
-export class DistributedNode {
+export class DistributedNode implements PeerGroup {
   readonly self: PeerId;
   readonly selfName: string;
   readonly workers: PeerId[];
@@ -131,6 +97,11 @@ export class DistributedNode {
 
   barrier(): Promise<void> {
     return this.collectives.barrier();
+  }
+
+  /** Local work during which peers waiting in collectives do not time out (Collectives.whileBusy). */
+  whileBusy<T>(work: () => Promise<T> | T): Promise<T> {
+    return this.collectivesImpl ? this.collectivesImpl.whileBusy(work) : Promise.resolve().then(work);
   }
 
   dialOptions(channel: ChannelCode, target: PeerId): DialOptions {

@@ -18,11 +18,10 @@
  * (onBatchEnd) reduces and applies them before the next batch. wrapModel installs both.
  */
 import type * as tfTypes from '@tensorflow/tfjs';
-import type { ClusterServer } from '../cluster-server';
 import { DistributedNode } from './node';
 import { DistributedError, peerName } from './peers';
 import { assignShards, modelId, PsWeights } from './ps';
-import { tf } from './tf';
+import { tfjs as tf } from '../../platform/tfjs';
 
 type Variable = tfTypes.Variable;
 type Tensor = tfTypes.Tensor;
@@ -89,8 +88,11 @@ export class DistributedOptimizer {
   private shim?: Optimizer;
   private stepsDone = 0;
   private readonly wrapped = new WeakSet<object>();
+  /** Non-trainable float weights of the model (batch-norm moving statistics), kept equal on every worker. */
+  private stateVars: Variable[] = [];
+  private stateBuffer?: Float32Array;
 
-  constructor(server: ClusterServer | DistributedNode, inner: Optimizer, opts: DistributedOptimizerOptions = {}) {
+  constructor(server: { readonly distributed: DistributedNode } | DistributedNode, inner: Optimizer, opts: DistributedOptimizerOptions = {}) {
     this.node = server instanceof DistributedNode ? server : server.distributed;
     if (!inner || typeof inner.applyGradients !== 'function') throw new TypeError('DistributedOptimizer wraps a tfjs optimizer (e.g. tf.train.adam(1e-3))');
     this.inner = inner;
@@ -140,6 +142,8 @@ export class DistributedOptimizer {
       all = trainable;
     } else throw new TypeError('DistributedOptimizer.init takes a model or a list of variables');
     if (!trainable.length) throw new Error('DistributedOptimizer: no trainable variables');
+    const names = new Set(trainable.map((v) => v.name));
+    this.stateVars = all.filter((v) => !names.has(v.name) && v.dtype === 'float32');
     this.layout(trainable);
     if (this.mode === 'allreduce') {
       await this.checkLayout();
@@ -315,7 +319,34 @@ export class DistributedOptimizer {
       const replies = await Promise.all(this.buffers.map((b, p) => (b.length ? ps.pushPull(p, id, this.psVersions[p], b) : Promise.resolve(undefined))));
       this.assignFromPs(replies);
     }
+    await this.syncState();
     this.stepsDone++;
+  }
+
+  /**
+   * Averages the model's non-trainable weights (batch-norm moving means and variances, which each
+   * worker updates from its own batches) across the workers, so every worker — and every
+   * checkpoint and evaluation — sees the same values. Runs after every step; a no-op for models
+   * without such weights and on one worker.
+   */
+  async syncState(): Promise<void> {
+    if (this.node.size === 1 || !this.stateVars.length) return;
+    const t = tf();
+    const total = this.stateVars.reduce((n, v) => n + v.size, 0);
+    const buf = (this.stateBuffer ??= new Float32Array(total));
+    let at = 0;
+    for (const v of this.stateVars) {
+      buf.set(v.dataSync() as Float32Array, at);
+      at += v.size;
+    }
+    await this.node.allReduce(buf, 'mean');
+    t.tidy(() => {
+      let off = 0;
+      for (const v of this.stateVars) {
+        v.assign(t.tensor(buf.subarray(off, off + v.size), v.shape, 'float32'));
+        off += v.size;
+      }
+    });
   }
 
   /**

@@ -14,9 +14,9 @@
 import type { Optimizer, Variable } from '@tensorflow/tfjs';
 import { dialWithRetry } from './dial';
 import { Link } from './link';
-import type { DistributedNode } from './node';
+import type { PeerGroup } from './group';
 import { DistributedError, peerName, PeerId } from './peers';
-import { tf } from './tf';
+import { tfjs as tf } from '../../platform/tfjs';
 import { Channel, Frame, FrameFields, FrameType, payloadFloats, floatBytes } from './wire';
 
 export interface PsModelConfig {
@@ -95,7 +95,7 @@ export class PsService {
   private readonly models = new Map<number, PsModel>();
   private readonly links = new Set<Link>();
 
-  constructor(private readonly node: DistributedNode) {}
+  constructor(private readonly node: PeerGroup) {}
 
   adopt(peer: PeerId, est: import('./auth').Established): void {
     const link: Link = new Link(peer, est, {
@@ -317,7 +317,7 @@ export class PsClient {
   private timer?: NodeJS.Timeout;
   private closedError?: DistributedError;
 
-  constructor(private readonly node: DistributedNode) {}
+  constructor(private readonly node: PeerGroup) {}
 
   get numPs(): number {
     return this.node.psNodes.length;

@@ -5,11 +5,14 @@
  *
  * Batch: Livy runs spark-submit on its own host, so the launcher file must be readable there —
  * on one machine the repo's file (Livy's local-dir whitelist must allow it), on a real cluster an
- * hdfs:// copy (`launcherFile`). The secret travels as spark.tfos.secret, which Spark redacts.
+ * hdfs:// copy (`launcherFile`). Only the one-time bootstrap token travels, as the Spark property
+ * spark.tfos.bootstrap.token (Spark redacts names with 'token'); Livy may log and show it, but
+ * it is exchanged within seconds and worthless afterwards (a second use fails the cluster).
  * Session: the launcher's source is sent as the statement itself, so nothing has to be shipped.
  */
 import * as fs from 'node:fs';
-import { LivyClient, LivyStatement } from '../../io/livy';
+import { isBatchFinal, LivyClient, LivyHttpError, LivyStatement, PollOptions, pollUntil, STATEMENT_FINAL_STATES } from '../../io/livy-client';
+import { sleep } from '../../platform/sleep';
 import { AppExit, baseConf, LaunchPlan, SparkRoute, SubmittedApp } from './route';
 import { LAUNCHER_PATH } from './spark-submit';
 
@@ -33,7 +36,20 @@ export interface LivyRouteOptions {
   headers?: Record<string, string>;
 }
 
-const FINAL_BATCH = new Set(['success', 'dead', 'killed', 'error']);
+/**
+ * Watching a running application with the client's poller: no deadline (a cluster runs for
+ * hours), a Livy that is briefly unreachable or overloaded is ridden out (20 failed polls in a
+ * row, about 40 s), and the timer never holds the driver process open by itself.
+ */
+const WATCH: PollOptions = {
+  timeoutMs: Infinity,
+  pollMs: 250,
+  maxPollMs: 2000,
+  retries: 20,
+  clock: { now: () => Date.now(), sleep: (ms) => sleep(ms, { keepAlive: false }) },
+};
+
+const message = (err: unknown) => (err instanceof Error ? err.message : String(err));
 
 export class LivyRoute implements SparkRoute {
   readonly name = 'livy' as const;
@@ -61,36 +77,28 @@ export class LivyRoute implements SparkRoute {
   }
 
   private async submitBatch(plan: LaunchPlan): Promise<SubmittedApp> {
-    const secret = fs.readFileSync(plan.secretFile, 'utf8').trim();
+    const token = fs.readFileSync(plan.tokenFile, 'utf8').trim();
     const batch = await this.client.submitBatch({
       file: this.opts.launcherFile ?? LAUNCHER_PATH,
       args: ['--control', plan.controlUrl],
       name: plan.appName,
-      conf: { 'spark.executor.cores': '1', ...baseConf(plan), ...this.opts.conf, 'spark.tfos.secret': secret },
+      conf: { 'spark.executor.cores': '1', ...baseConf(plan), ...this.opts.conf, 'spark.tfos.bootstrap.token': token },
       ...this.resources(),
     });
     const describe = `Livy batch ${batch.id} at ${this.opts.url}`;
     let stopped = false;
     const exited = (async (): Promise<AppExit> => {
-      let delay = 250;
-      for (;;) {
-        let state: string;
-        try {
-          state = await this.client.batchState(batch.id);
-        } catch (err) {
-          // Livy forgets a batch some time after it ends; treat "gone" as ended.
-          if (stopped) return { ok: true, detail: 'killed', logTail: '' };
-          if (/404/.test(String(err))) return { ok: false, detail: `${describe} disappeared`, logTail: '' };
-          await sleep(delay);
-          continue;
-        }
-        if (FINAL_BATCH.has(state)) {
-          const log = await this.client.batchLog(batch.id, undefined, 200).catch(() => ({ log: [] as string[] }));
-          return { ok: state === 'success', detail: `${describe} ended in state ${state}`, logTail: log.log.slice(-60).join('\n') };
-        }
-        await sleep(delay);
-        delay = Math.min(2000, delay * 1.5);
+      let state: string;
+      try {
+        state = await pollUntil(describe, () => this.client.batchState(batch.id), isBatchFinal, (s) => s, WATCH);
+      } catch (err) {
+        // Livy forgets a batch some time after it ends; treat "gone" as ended.
+        if (stopped) return { ok: true, detail: 'killed', logTail: '' };
+        if (err instanceof LivyHttpError && err.status === 404) return { ok: false, detail: `${describe} disappeared`, logTail: '' };
+        return { ok: false, detail: `${describe}: lost track of it (${message(err)})`, logTail: '' };
       }
+      const log = await this.client.batchLog(batch.id, undefined, 200).catch(() => ({ log: [] as string[] }));
+      return { ok: state === 'success', detail: `${describe} ended in state ${state}`, logTail: log.log.slice(-60).join('\n') };
     })();
     return {
       describe,
@@ -99,7 +107,7 @@ export class LivyRoute implements SparkRoute {
         if (stopped) return exited.then(() => undefined);
         stopped = true;
         await this.client.killBatch(batch.id).catch(() => undefined);
-        await Promise.race([exited, sleep(20_000)]);
+        await Promise.race([exited, sleep(20_000, { keepAlive: false })]);
       },
     };
   }
@@ -123,34 +131,34 @@ export class LivyRoute implements SparkRoute {
       if (ownSession) await this.client.closeSession(sessionId).catch(() => undefined);
       throw err;
     }
-    const secret = fs.readFileSync(plan.secretFile, 'utf8').trim();
+    // The statement (which Livy's statements API returns) holds only the one-time token.
+    const token = fs.readFileSync(plan.tokenFile, 'utf8').trim();
     const source = fs.readFileSync(this.opts.launcherFile ?? LAUNCHER_PATH, 'utf8');
-    const program = `TFOS_SESSION = True\n${source}\nprint(run_cluster(sc, ${JSON.stringify(plan.controlUrl)}, ${JSON.stringify(secret)}))\n`;
+    const program = `TFOS_SESSION = True\n${source}\nprint(run_cluster(sc, ${JSON.stringify(plan.controlUrl)}, ${JSON.stringify(token)}))\n`;
     // One expression statement: Livy 0.7's Python shell cannot compile multi-statement cells on
     // Python >= 3.8. A JSON string literal is also a valid Python string literal.
     const code = `exec(compile(${JSON.stringify(program)}, 'tfos_launcher.py', 'exec'), globals())`;
     const statement = await this.client.submitStatement(sessionId, code, 'pyspark');
     let stopped = false;
     const exited = (async (): Promise<AppExit> => {
-      let delay = 250;
-      for (;;) {
-        let st: LivyStatement;
-        try {
-          st = await this.client.getStatement(sessionId, statement.id);
-        } catch (err) {
-          if (stopped) return { ok: true, detail: 'stopped', logTail: '' };
-          return { ok: false, detail: `${describe}: ${err instanceof Error ? err.message : String(err)}`, logTail: '' };
-        }
-        if (st.state === 'available' || st.state === 'error' || st.state === 'cancelled') {
-          const out = st.output;
-          const text = out && out.status === 'ok' ? String(out.data?.['text/plain'] ?? '') : out ? `${out.ename}: ${out.evalue}\n${(out.traceback ?? []).join('')}` : '';
-          const ok = st.state === 'available' && out?.status === 'ok' && text.trim() === '0';
-          if (ownSession) await this.client.closeSession(sessionId).catch(() => undefined);
-          return { ok, detail: `${describe}, statement ${st.id} ended ${st.state}${text ? ` (${text.trim().slice(0, 200)})` : ''}`, logTail: text };
-        }
-        await sleep(delay);
-        delay = Math.min(2000, delay * 1.5);
+      let st: LivyStatement;
+      try {
+        st = await pollUntil(
+          `${describe}, statement ${statement.id}`,
+          () => this.client.getStatement(sessionId, statement.id),
+          (s) => STATEMENT_FINAL_STATES.includes(s.state),
+          (s) => s.state,
+          WATCH,
+        );
+      } catch (err) {
+        if (stopped) return { ok: true, detail: 'stopped', logTail: '' };
+        return { ok: false, detail: `${describe}: ${message(err)}`, logTail: '' };
       }
+      const out = st.output;
+      const text = out && out.status === 'ok' ? String(out.data?.['text/plain'] ?? '') : out ? `${out.ename}: ${out.evalue}\n${(out.traceback ?? []).join('')}` : '';
+      const ok = st.state === 'available' && out?.status === 'ok' && text.trim() === '0';
+      if (ownSession) await this.client.closeSession(sessionId).catch(() => undefined);
+      return { ok, detail: `${describe}, statement ${st.id} ended ${st.state}${text ? ` (${text.trim().slice(0, 200)})` : ''}`, logTail: text };
     })();
     return {
       describe,
@@ -160,12 +168,8 @@ export class LivyRoute implements SparkRoute {
         stopped = true;
         await this.client.cancelStatement(sessionId, statement.id).catch(() => undefined);
         if (ownSession) await this.client.closeSession(sessionId).catch(() => undefined);
-        await Promise.race([exited, sleep(20_000)]);
+        await Promise.race([exited, sleep(20_000, { keepAlive: false })]);
       },
     };
   }
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms).unref());
 }

@@ -5,6 +5,7 @@
  * Livy's own message. Waiting is polling with capped exponential backoff, because Livy has no
  * push notifications and a JVM start on a small machine takes anything from seconds to minutes.
  */
+import { sleep } from '../platform/sleep';
 
 // ---------------------------------------------------------------------------------------------
 // States and payloads, as Livy reports them
@@ -293,7 +294,7 @@ export function backoffDelay(attempt: number, pollMs = 250, maxPollMs = 5000, fa
   return Math.min(Number.isFinite(raw) ? raw : maxPollMs, maxPollMs);
 }
 
-const REAL_CLOCK: PollClock = { now: () => Date.now(), sleep: (ms) => new Promise<void>((resolve) => setTimeout(resolve, ms)) };
+const REAL_CLOCK: PollClock = { now: () => Date.now(), sleep: (ms) => sleep(ms) };
 
 /** Errors worth retrying: the server was unreachable or overloaded, not wrong. */
 export function isTransientLivyError(err: unknown): boolean {

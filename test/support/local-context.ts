@@ -4,11 +4,11 @@
  * control connection that does nothing.
  */
 import type * as net from 'node:net';
-import type { ClusterSpec, JobName, NodeContext } from '../../protocol/control';
-import { InputMode } from '../../protocol/input-mode';
-import type { NodeControl } from '../control-client';
-import { absolutePath, NodeRuntime, RUNTIME, TFNodeContext } from '../runtime';
-import { psOf, workersOf } from './peers';
+import type { ClusterSpec, JobName, NodeContext } from '../../lib/protocol/control';
+import { InputMode } from '../../lib/protocol/input-mode';
+import type { NodeControl } from '../../lib/node/control-client';
+import { absolutePath, NodeRuntime, RUNTIME, TFNodeContext } from '../../lib/node/runtime';
+import { psOf, workersOf } from '../../lib/node/distributed/peers';
 
 export interface LocalNodeSpec {
   clusterSpec: ClusterSpec;

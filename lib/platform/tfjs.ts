@@ -1,0 +1,52 @@
+/**
+ * The one TensorFlow.js loader. Prefers '@tensorflow/tfjs-node' (native TensorFlow kernels) when
+ * its addon loads, else the pure-JavaScript '@tensorflow/tfjs' (cpu backend); TFOS_TFJS=js asks
+ * for the pure-JavaScript package. Nothing is loaded until first use, so processes that never
+ * touch tensors (the driver, the collectives transport) never pay for it.
+ */
+import type * as tfTypes from '@tensorflow/tfjs';
+
+export type TF = typeof tfTypes;
+export type TfjsPackage = '@tensorflow/tfjs-node' | '@tensorflow/tfjs';
+
+let loaded: { tf: TF; package: TfjsPackage } | undefined;
+
+/** Loads tfjs once per process and says which package it is. */
+export function loadTfjs(env: NodeJS.ProcessEnv = process.env): { tf: TF; package: TfjsPackage } {
+  const choice = env.TFOS_TFJS?.trim() ?? '';
+  if (choice !== '' && choice !== 'js') {
+    throw new Error(`TFOS_TFJS=${choice} is not understood: set TFOS_TFJS=js for the pure-JavaScript @tensorflow/tfjs, or leave it unset (tfjs-node when its addon loads)`);
+  }
+  if (loaded) return loaded;
+  if (choice !== 'js') {
+    try {
+      loaded = { tf: require('@tensorflow/tfjs-node') as TF, package: '@tensorflow/tfjs-node' };
+      return loaded;
+    } catch {
+      /* the native addon is not built here (`tfos setup` builds it): use the JS package */
+    }
+  }
+  loaded = { tf: require('@tensorflow/tfjs') as TF, package: '@tensorflow/tfjs' };
+  return loaded;
+}
+
+/** The loaded tfjs module. */
+export function tfjs(): TF {
+  return loadTfjs().tf;
+}
+
+/**
+ * tfjs as a value to import (`import { tf } from 'tfjs-on-spark'`): the same module loadTfjs()
+ * gives, loaded on first property access rather than when the package is imported.
+ */
+export const tf: TF = new Proxy({} as TF, {
+  get: (_target, key) => Reflect.get(tfjs(), key) as unknown,
+  has: (_target, key) => Reflect.has(tfjs(), key),
+  ownKeys: () => Reflect.ownKeys(tfjs()),
+  getOwnPropertyDescriptor: (_target, key) => {
+    const real = tfjs();
+    const d = Reflect.getOwnPropertyDescriptor(real, key);
+    // Reported configurable: the proxy's own (empty) target cannot hold non-configurable keys.
+    return d && { value: Reflect.get(real, key) as unknown, writable: false, enumerable: d.enumerable, configurable: true };
+  },
+});

@@ -1,0 +1,170 @@
+/**
+ * The secret never leaves the driver in the clear, on a real run through each route: while a
+ * cluster runs, the test searches every process's argv, every log file of the stack and of the
+ * Spark applications, the Livy API (batches, sessions, statements, logs) and the Spark UIs (driver
+ * application's environment, the standalone master) for the cluster secret. Trainers get a clean
+ * environment (no Spark internals such as PYTHON_WORKER_FACTORY_SECRET). And a run with Spark's
+ * own authentication and wire encryption on (spark.authenticate, spark.network.crypto.enabled)
+ * works.
+ */
+import { expect } from 'chai';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { TFClusterHandle } from '../../lib/driver/cluster';
+import { RouteOption, TFCluster } from '../../lib/driver/tf-cluster';
+import { tfosPaths } from '../../lib/platform/paths';
+
+const PROBE = path.resolve(__dirname, '../../../test/fixtures/modules/leak-probe.js');
+
+async function waitUntil(cond: () => boolean, ms: number): Promise<boolean> {
+  const deadline = Date.now() + ms;
+  while (!cond() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 250));
+  return cond();
+}
+
+/** Every readable process's argv and (for our own user) environment. */
+function processTexts(): Array<[string, string]> {
+  const out: Array<[string, string]> = [];
+  for (const pid of fs.readdirSync('/proc').filter((e) => /^\d+$/.test(e))) {
+    for (const what of ['cmdline', 'environ']) {
+      try {
+        out.push([`/proc/${pid}/${what}`, fs.readFileSync(`/proc/${pid}/${what}`).toString('latin1')]);
+      } catch {
+        /* gone or not ours */
+      }
+    }
+  }
+  return out;
+}
+
+/** Log files: the stack's service logs, cluster logs, Spark applications' work dirs. */
+function logFiles(): string[] {
+  const roots = [tfosPaths().logs, path.join(tfosPaths().stack, 'spark')];
+  const files: string[] = [];
+  const walk = (dir: string) => {
+    let entries: fs.Dirent[] = [];
+    try {
+      entries = fs.readdirSync(dir, { withFileTypes: true });
+    } catch {
+      return;
+    }
+    for (const e of entries) {
+      const p = path.join(dir, e.name);
+      if (e.isDirectory()) walk(p);
+      else if (e.isFile() && !/\.(jar|tgz|gz|so)$/.test(e.name)) files.push(p);
+    }
+  };
+  roots.forEach(walk);
+  return files;
+}
+
+async function httpTexts(urls: string[]): Promise<Array<[string, string]>> {
+  const out: Array<[string, string]> = [];
+  for (const url of urls) {
+    try {
+      const res = await fetch(url, { signal: AbortSignal.timeout(10_000) });
+      out.push([url, await res.text()]);
+    } catch {
+      /* not served here */
+    }
+  }
+  return out;
+}
+
+function securitySuite(name: string, via: () => RouteOption | undefined) {
+  describe(`the secret stays in the driver: a real run via ${name}`, function () {
+    this.timeout(600_000);
+    before(function () {
+      if (!via()) this.skip();
+    });
+
+    it('appears in no argv, log file, Livy API answer or Spark UI page; trainers get no Spark internals', async () => {
+      const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tfos-leak-'));
+      const secretOut = path.join(dir, 'secret');
+      const doneFile = path.join(dir, 'done');
+      let handle: TFClusterHandle | undefined;
+      const progress: string[] = [];
+      try {
+        handle = await TFCluster.run({
+          module: PROBE,
+          numExecutors: 2,
+          args: { secretOut, doneFile },
+          via: via(),
+          reservationTimeout: 240,
+          onHandle: (h) => h.on('progress', (p: { message: string }) => progress.push(p.message)),
+        });
+        expect(await waitUntil(() => fs.existsSync(secretOut), 60_000), 'the probe never wrote the secret').to.equal(true);
+        const secret = fs.readFileSync(secretOut, 'utf8');
+        expect(secret).to.have.length.above(30);
+
+        const places: Array<[string, string]> = processTexts();
+        for (const f of logFiles()) {
+          try {
+            places.push([f, fs.readFileSync(f).toString('latin1')]);
+          } catch {
+            /* rotated away */
+          }
+        }
+        const urls: string[] = [];
+        const livy = typeof via() === 'object' && 'livy' in via()! ? (via() as { livy: { url: string } }).livy.url : undefined;
+        if (livy) {
+          urls.push(`${livy}/batches`, `${livy}/sessions`);
+          for (const m of progress.join('\n').matchAll(/Livy (batch|session) (\d+)/g)) {
+            const base = `${livy}/${m[1] === 'batch' ? 'batches' : 'sessions'}/${m[2]}`;
+            urls.push(base, `${base}/log?from=0&size=10000`, `${base}/state`);
+            if (m[1] === 'session') urls.push(`${base}/statements`);
+          }
+        }
+        if (handle.sparkUiUrl) {
+          const ui = handle.sparkUiUrl.replace(/\/$/, '');
+          urls.push(`${ui}/environment/`, `${ui}/jobs/`, `${ui}/api/v1/applications`);
+          if (handle.sparkAppId) urls.push(`${ui}/api/v1/applications/${handle.sparkAppId}/environment`);
+        }
+        urls.push('http://127.0.0.1:8080/json/', 'http://127.0.0.1:8080/');
+        places.push(...(await httpTexts(urls)));
+        const leaks = places.filter(([, text]) => text.includes(secret)).map(([where]) => where);
+        expect(leaks, 'places holding the cluster secret').to.deep.equal([]);
+        expect(places.length).to.be.above(10);
+
+        fs.writeFileSync(doneFile, '');
+        const results = [...(await handle.shutdown({ timeout: 120 })).values()] as Array<{ sparkVars: string[] }>;
+        for (const r of results) expect(r.sparkVars, 'Spark internals in a trainer environment').to.deep.equal([]);
+      } finally {
+        fs.writeFileSync(doneFile, '');
+        await handle?.kill().catch(() => undefined);
+        fs.rmSync(dir, { recursive: true, force: true });
+      }
+    });
+  });
+}
+
+securitySuite('the embedded local Spark', () => ({ local: {} }));
+const master = process.env.TFOS_TEST_SPARK_MASTER;
+securitySuite('spark-submit to the standalone master', () => (master ? { sparkSubmit: { master, conf: { 'spark.executor.memory': '512m' } } } : undefined));
+const livy = process.env.TFOS_TEST_LIVY;
+securitySuite('a Livy batch', () => (livy ? { livy: { url: livy, executorMemory: '512m', driverMemory: '512m' } } : undefined));
+const sessions = livy && process.env.TFOS_TEST_LIVY_SESSIONS === '1';
+securitySuite('a Livy interactive session', () => (sessions ? { livy: { url: livy!, mode: 'session', executorMemory: '512m', driverMemory: '512m' } } : undefined));
+
+describe("Spark's own authentication and encryption on", function () {
+  this.timeout(600_000);
+  it('a run with spark.authenticate and spark.network.crypto.enabled works (as `tfos run --conf` passes them)', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tfos-sparkauth-'));
+    const doneFile = path.join(dir, 'done');
+    fs.writeFileSync(doneFile, '');
+    try {
+      const handle = await TFCluster.run({
+        module: PROBE,
+        numExecutors: 2,
+        args: { secretOut: path.join(dir, 'secret'), doneFile },
+        via: { local: { conf: { 'spark.authenticate': 'true', 'spark.network.crypto.enabled': 'true' } } },
+        reservationTimeout: 240,
+      });
+      const results = await handle.shutdown({ timeout: 120 });
+      expect(results.size).to.equal(2);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});

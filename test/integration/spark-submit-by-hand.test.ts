@@ -1,0 +1,79 @@
+/**
+ * spark-submit by hand, no Node process of the user's: `tfos submit-command` prints the line, bash
+ * runs it, and the bundled launcher starts the Node driver side itself on the Spark driver host —
+ * the same run as `tfos run`: trainers' output in the driver log, the failing node's error and a
+ * non-zero exit. Against the stack's standalone master (TFOS_TEST_SPARK_MASTER), client mode.
+ */
+import { expect } from 'chai';
+import { spawn, execFileSync } from 'node:child_process';
+import * as path from 'node:path';
+import { shellQuote, submitLine } from '../../lib/cli/submit-command';
+
+const FIXTURES = path.resolve(__dirname, '../../../test/fixtures/modules');
+const master = process.env.TFOS_TEST_SPARK_MASTER;
+
+/** Runs one shell line; resolves with its exit code and everything it printed. */
+function bash(line: string, timeoutMs: number): Promise<{ code: number | null; output: string }> {
+  return new Promise((resolve) => {
+    const child = spawn('bash', ['-c', line], { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+    let output = '';
+    child.stdout.on('data', (c: Buffer) => (output += c.toString()));
+    child.stderr.on('data', (c: Buffer) => (output += c.toString()));
+    const timer = setTimeout(() => process.kill(-child.pid!, 'SIGKILL'), timeoutMs);
+    child.once('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code, output });
+    });
+  });
+}
+
+function trainersOf(modulePath: string): number[] {
+  try {
+    return execFileSync('pgrep', ['-f', `trainer-main.js`]).toString().split('\n').filter(Boolean).map(Number)
+      .filter((pid) => {
+        try {
+          return execFileSync('cat', [`/proc/${pid}/environ`]).toString().includes(path.basename(modulePath));
+        } catch {
+          return false;
+        }
+      });
+  } catch {
+    return [];
+  }
+}
+
+async function printedLine(args: string[]): Promise<string> {
+  const line = await submitLine(args);
+  return [...Object.entries(line.env).map(([k, v]) => `${k}=${shellQuote(v)}`), ...line.argv.map(shellQuote)].join(' ');
+}
+
+describe('spark-submit typed by hand (the line `tfos submit-command` prints)', function () {
+  before(function () {
+    if (!master) this.skip();
+  });
+
+  it('runs 3 nodes with 1 ps like tfos run: roles, arguments and results in the driver log, exit 0', async () => {
+    const line = await printedLine([path.join(FIXTURES, 'report-context.js'), '--master', master!, '--cluster-size', '3', '--num-ps', '1', '--reservation-timeout', '300', '--', 'lr=0.1', 'two words']);
+    expect(line).to.match(/spark-submit --master spark:\/\/\S+ .*tfos_launcher\.py \S+report-context\.js --cluster-size 3 --num-ps 1 --reservation-timeout 300 -- lr=0\.1 'two words'$/);
+    const { code, output } = await bash(line, 600_000);
+    expect(output).to.contain('[tfos-launcher] starting the Node driver');
+    for (const role of ['ps:0', 'chief:0', 'worker:0']) {
+      // The trainers' own output, labelled, streamed into the driver's log.
+      expect(output).to.match(new RegExp(`${role}\\s*\\| hello from ${role} args=\\["lr=0.1","two words"\\]`));
+      expect(output).to.contain(`[tfos] ${role} returned`);
+    }
+    expect(output).to.contain('[tfos] cluster finished');
+    expect(code, output.slice(-3000)).to.equal(0);
+  });
+
+  it("a failing node: its message in the driver log, spark-submit exits non-zero, no trainer left", async () => {
+    const module = path.join(FIXTURES, 'throws.js');
+    const line = await printedLine([module, '--master', master!, '--cluster-size', '3', '--num-ps', '1', '--reservation-timeout', '300']);
+    const { code, output } = await bash(line, 600_000);
+    expect(output).to.match(/\[tfos\] FAILED: TF node chief:0 \(node \d, executor \S+ on [\d.]+\) failed: boom-from-the-chief: bad learning rate/);
+    expect(code).to.not.equal(0);
+    const deadline = Date.now() + 15_000;
+    while (trainersOf(module).length && Date.now() < deadline) await new Promise((r) => setTimeout(r, 250));
+    expect(trainersOf(module), 'trainers left behind').to.deep.equal([]);
+  });
+});
