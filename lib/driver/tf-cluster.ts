@@ -93,6 +93,8 @@ export interface TFClusterRunOptions {
   controlBindHost?: string;
   /** Address trainers use to reach the driver (default: the bind host, or the cluster-facing address). */
   controlAdvertiseHost?: string;
+  /** Port of the control server (default: any free port); a taken port fails run() naming it. */
+  controlPort?: number;
   /** argv that starts a trainer on an executor (default: this Node binary + our trainer entry). */
   trainerCommand?: string[];
   /** A project packed with `tfos pack`, for executors that have no copy of it (see lib/driver/pack.ts). */
@@ -264,7 +266,7 @@ export async function run(opts: TFClusterRunOptions): Promise<TFClusterHandle> {
     bootstrapToken,
     (opts.heartbeatTimeout ?? 30) * 1000,
   );
-  await server.listen(bindHost);
+  await server.listen(bindHost, opts.controlPort ?? 0);
   const controlUrl = server.url(advertise);
 
   const handle = new TFClusterHandle({
@@ -298,7 +300,7 @@ export async function run(opts: TFClusterRunOptions): Promise<TFClusterHandle> {
       conf['spark.executor.resource.gpu.amount'] = String(job.gpusPerNode);
     }
     const logFile = path.join(tfosPaths().logs, 'clusters', `${clusterId}.log`);
-    const app = await route.submit({ appName, clusterSize: roles.length, controlUrl, tokenFile, conf, logFile });
+    const app = await route.submit({ appName, clusterSize: roles.length, controlUrl, tokenFile, conf, logFile, launcherLastSeen: () => server.lastLauncherContact });
     handle.attachApp(app);
     await handle.waitReserved();
     if (opts.data && opts.inputMode === InputMode.SPARK) handle.feedRunData(opts.data, opts.epochs ?? 1);

@@ -69,7 +69,10 @@ function listen(host: string): Promise<net.Server> {
         if (!why.startsWith('no proof')) console.error(`tfos: cluster-server port: closed a connection from ${remote}: ${why}`);
       },
     });
-    server.once('error', reject);
+    const port = Number(process.env.TFOS_NODE_PORT ?? 0);
+    server.once('error', (err: NodeJS.ErrnoException) =>
+      reject(new Error(`node ${process.env.TFOS_NODE_INDEX ?? '?'}: cannot listen on ${host}:${port} for its cluster server: ${err.code === 'EADDRINUSE' ? 'the port is taken (TFOS_NODE_PORT)' : err.message}`)),
+    );
     server.listen({ host, port: Number(process.env.TFOS_NODE_PORT ?? 0) }, () => resolve(server));
   });
 }

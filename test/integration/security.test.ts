@@ -74,7 +74,7 @@ async function httpTexts(urls: string[]): Promise<Array<[string, string]>> {
 
 function securitySuite(name: string, via: () => RouteOption | undefined) {
   describe(`the secret stays in the driver: a real run via ${name}`, function () {
-    this.timeout(600_000);
+    this.timeout(900_000);
     before(function () {
       if (!via()) this.skip();
     });
@@ -91,7 +91,8 @@ function securitySuite(name: string, via: () => RouteOption | undefined) {
           numExecutors: 2,
           args: { secretOut, doneFile },
           via: via(),
-          reservationTimeout: 240,
+          // Generous: on a loaded CI machine a Spark application can take minutes to come up.
+          reservationTimeout: 480,
           onHandle: (h) => h.on('progress', (p: { message: string }) => progress.push(p.message)),
         });
         expect(await waitUntil(() => fs.existsSync(secretOut), 60_000), 'the probe never wrote the secret').to.equal(true);
