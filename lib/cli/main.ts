@@ -9,12 +9,16 @@ import { dataCommand, DATA_USAGE } from './data-command';
 import { packCommand, PACK_USAGE } from './pack-command';
 import { runCommand, RUN_USAGE } from './run-command';
 import { submitCommand, SUBMIT_USAGE } from './submit-command';
+import { notebookCommand, NOTEBOOK_USAGE } from './notebook-command';
+import { provisionNotebook } from '../stack/notebook';
+import { tfosPaths } from '../platform/paths';
 import { exportLines, runningStack } from '../platform/cluster-env';
 import { allHealthy, stackDown, stackStatus, stackUp } from '../stack/stack';
 import { Role, ROLES, runRole } from '../stack/roles';
 
 const USAGE = `usage:
-  tfos setup [--skip-tensorflow]          provision Spark, Hadoop, Livy and native TensorFlow (idempotent)
+  tfos setup [--skip-tensorflow] [--notebook]  provision Spark, Hadoop, Livy and native TensorFlow (idempotent);
+                                          --notebook: also Jupyter (PyPI) and the tslab TypeScript kernel (npm)
   tfos stack up [--workers N]             start HDFS, a Spark master + N workers and Livy on loopback
   tfos stack up --hosts N                 the same on N network namespaces (host a: master, NameNode, Livy;
                                           the others: a worker + DataNode each); needs root (ip netns)
@@ -31,6 +35,7 @@ const USAGE = `usage:
   tfos stack down                         stop every process of the local stack
   ${RUN_USAGE}
   ${SUBMIT_USAGE}
+  ${NOTEBOOK_USAGE}
   ${PACK_USAGE}
   ${DATA_USAGE}
 environment: TFOS_HOME (cache, default ~/.cache/tfjs-on-spark), SPARK_HOME, SPARK_MASTER, HADOOP_CONF_DIR, TFOS_LIVY_URL,
@@ -51,6 +56,8 @@ export async function main(argv: string[]): Promise<number> {
       return submitCommand(rest);
     case 'data':
       return dataCommand(rest);
+    case 'notebook':
+      return notebookCommand(rest);
     case undefined:
     case '-h':
     case '--help':
@@ -63,8 +70,9 @@ export async function main(argv: string[]): Promise<number> {
 }
 
 async function cmdSetup(args: string[]): Promise<number> {
-  const { values } = parseArgs({ args, options: { 'skip-tensorflow': { type: 'boolean' } } });
+  const { values } = parseArgs({ args, options: { 'skip-tensorflow': { type: 'boolean' }, notebook: { type: 'boolean' } } });
   const res = await setup({ skipTensorflow: values['skip-tensorflow'] });
+  const notebook = values.notebook ? await provisionNotebook(tfosPaths(), res.spark, stderrLogger) : undefined;
   console.log(
     [
       `setup complete in ${res.seconds.toFixed(1)} s (cache: ${res.home})`,
@@ -73,6 +81,7 @@ async function cmdSetup(args: string[]): Promise<number> {
       `  hadoop       ${res.hadoop}`,
       `  livy         ${res.livy}`,
       `  tfjs-node    backend=${res.tensorflow.backend} (${res.tensorflow.source})`,
+      ...(notebook ? [`  jupyter      ${notebook.jupyter} (kernel: ${notebook.kernelName}, JUPYTER_PATH=${notebook.jupyterPath})`] : []),
     ].join('\n'),
   );
   return 0;

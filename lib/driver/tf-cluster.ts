@@ -24,6 +24,7 @@ import { archiveLaunch, ArchiveOption } from './pack';
 import { isLoopbackHost, localAddressTowards, targetHost } from './addresses';
 import { ControlServer } from './control-server';
 import { assignRoles, Reservation } from './reservation';
+import { isTypeScriptModule, typeCheckModule } from './type-check';
 import { AttachedOptions, AttachedRoute } from './routes/attached';
 import { LivyRoute, LivyRouteOptions } from './routes/livy-route';
 import { SparkRoute } from './routes/route';
@@ -43,6 +44,11 @@ export type RouteOption =
 export interface TFClusterRunOptions {
   /** Path of the user's module (CommonJS or ESM) exporting the training function. */
   module: string;
+  /**
+   * A `.ts` module runs as is; it is type-checked against this package's types first (set false to
+   * skip: e.g. a module checked by your own build).
+   */
+  typeCheck?: boolean;
   /** Export to call; 'default' (the default) takes the default export or module.exports. */
   fn?: string;
   /** Any JSON value; the CLI passes the arguments after `--` as a string array. */
@@ -99,6 +105,11 @@ export interface TFClusterRunOptions {
   trainerCommand?: string[];
   /** A project packed with `tfos pack`, for executors that have no copy of it (see lib/driver/pack.ts). */
   archive?: ArchiveOption;
+  /**
+   * Stop the cluster when this process gets SIGINT (a notebook's kernel interrupt, Ctrl-C), instead
+   * of leaving it running behind an interrupted await; the process itself goes on.
+   */
+  stopOnInterrupt?: boolean;
   /** Called with the handle as soon as it exists, before run() resolves: attach progress/log listeners. */
   onHandle?: (handle: TFClusterHandle) => void;
 }
@@ -161,6 +172,7 @@ function validate(opts: TFClusterRunOptions): void {
   if (typeof opts.module !== 'string' || !opts.module) throw new TypeError('TFCluster.run: options.module must be the path of your training module');
   const modulePath = path.resolve(opts.module);
   if (!fs.existsSync(modulePath)) throw new Error(`TFCluster.run: training module ${modulePath} does not exist`);
+  if (isTypeScriptModule(modulePath) && opts.typeCheck !== false) typeCheckModule(modulePath);
   // TFoS's TFCluster.run(tensorboard=True) started a TensorBoard process; this one never did.
   // Refused by name, so a port from TFoS fails here instead of silently doing nothing.
   if ('tensorboard' in opts) {
@@ -290,6 +302,13 @@ export async function run(opts: TFClusterRunOptions): Promise<TFClusterHandle> {
     },
   });
   handle.once('failed', () => fs.rmSync(secretDir, { recursive: true, force: true }));
+  if (opts.stopOnInterrupt) {
+    const onInterrupt = () => void handle.kill('interrupted (SIGINT)');
+    process.on('SIGINT', onInterrupt);
+    const forget = () => process.off('SIGINT', onInterrupt);
+    handle.once('failed', forget);
+    handle.on('progress', (p: { phase: string }) => p.phase === 'finished' && forget());
+  }
   opts.onHandle?.(handle);
   try {
     const slots = roles.length + (job.feedSlots ?? 0);
