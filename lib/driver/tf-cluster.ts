@@ -11,6 +11,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { ClusterEnvironment, clusterEnvironment } from '../platform/cluster-env';
+import { yarnResourceManagerHost } from '../platform/hadoop-conf';
 import { JobName, PROTOCOL_VERSION } from '../protocol/control';
 import { JobSpec } from '../protocol/launcher';
 import { InputMode } from '../protocol/input-mode';
@@ -141,8 +142,10 @@ function routeTarget(via: RouteOption): string {
  * the interface that routes to the master or Livy host — never the host name, which often
  * resolves to 127.0.0.1 in /etc/hosts; undefined when the target names no host (e.g. `yarn`).
  */
-async function clusterFacingAddress(via: RouteOption): Promise<string | undefined> {
-  const target = targetHost(routeTarget(via));
+async function clusterFacingAddress(via: RouteOption, hadoopConfDir: string | undefined): Promise<string | undefined> {
+  const name = routeTarget(via);
+  // `--master yarn` names no host: the ResourceManager's is in the Hadoop configuration.
+  const target = name === 'yarn' ? (hadoopConfDir ? yarnResourceManagerHost(hadoopConfDir) : undefined) : targetHost(name);
   if (target === undefined) return undefined;
   if (target === 'local' || isLoopbackHost(target)) return '127.0.0.1';
   return localAddressTowards(target);
@@ -199,11 +202,21 @@ function validate(opts: TFClusterRunOptions): void {
  * them competing for start-up CPU). A user's own conf still wins (routes apply it last).
  */
 function executorCount(via: RouteOption | undefined, slots: number): Record<string, string> {
-  // An attached run's application exists already (spark-submit typed by hand sized it).
+  // Local runs need no cap; an attached run's application is already running (the user's submit).
   if (!via || 'local' in via || 'attached' in via) return {};
-  const master = 'sparkSubmit' in via ? via.sparkSubmit.master : undefined;
-  if (master === undefined || master.startsWith('spark://')) return { 'spark.cores.max': String(slots) };
-  return {};
+  const cap = { 'spark.cores.max': String(slots) };
+  // YARN and Kubernetes: static allocation, one single-core executor per slot.
+  const instances = { 'spark.executor.instances': String(slots) };
+  if ('livy' in via) return { ...cap, ...instances }; // Livy's master is not known here: both
+  return via.sparkSubmit.master?.startsWith('spark://') ? cap : instances;
+}
+
+/** What the running `tfos stack --yarn` asks of its YARN applications, when we submit to it. */
+function yarnConf(via: RouteOption, found: ClusterEnvironment, hadoopConfDir: string | undefined): Record<string, string> {
+  if (!('sparkSubmit' in via) || via.sparkSubmit.master !== 'yarn') return {};
+  const stack = found.stack;
+  if (!stack?.yarn || !hadoopConfDir || stack.endpoints.hadoopConfDir !== hadoopConfDir) return {};
+  return stack.yarn.sparkConf ?? {};
 }
 
 /** Starts a TF cluster on Spark; resolves once every node has registered. */
@@ -251,9 +264,9 @@ export async function run(opts: TFClusterRunOptions): Promise<TFClusterHandle> {
     // InputMode.SPARK: each worker's feeding task needs a slot beside the node stage.
     feedSlots: opts.inputMode === InputMode.SPARK ? roles.filter((r) => r.job === 'chief' || r.job === 'worker').length : 0,
   };
-  const facing = await clusterFacingAddress(via);
+  const facing = await clusterFacingAddress(via, hdfs?.configDir);
   // One interface, the advertised one: never 0.0.0.0 unless asked for (a master that names no
-  // host, e.g. yarn, gets this machine's own address).
+  // host and no ResourceManager in the configuration gets this machine's own address).
   const bindHost = opts.controlBindHost ?? facing ?? (await dns.lookup(os.hostname()).then((r) => r.address, () => '0.0.0.0'));
   const advertise = opts.controlAdvertiseHost ?? (bindHost === '0.0.0.0' ? (facing ?? os.hostname()) : bindHost);
   // The launcher asks for the job when it starts: tell it how much of the reservation time is left.
@@ -300,7 +313,7 @@ export async function run(opts: TFClusterRunOptions): Promise<TFClusterHandle> {
   try {
     const slots = roles.length + (job.feedSlots ?? 0);
     const route = await makeRoute(via, slots, hdfs, facing);
-    const conf: Record<string, string> = { ...shipped?.conf, ...executorCount(via, slots) };
+    const conf: Record<string, string> = { ...shipped?.conf, ...executorCount(via, slots), ...yarnConf(via, found, hdfs?.configDir) };
     if (job.gpusPerNode > 0) {
       conf['spark.task.resource.gpu.amount'] = String(job.gpusPerNode);
       conf['spark.executor.resource.gpu.amount'] = String(job.gpusPerNode);
