@@ -183,6 +183,7 @@ export function leverVariants(): Variant[] {
     { name: '+ adam only', levers: ['adam'] },
     { name: '+ softmax-xent only', levers: ['softmax-xent'] },
     { name: '+ batch-norm only', levers: ['batch-norm'] },
+    { name: '+ max-pool only', levers: ['max-pool'] },
     { name: `all kernels, intra-op ${os.cpus().length} / inter-op 1`, levers: 'all', env: { TF_NUM_INTRAOP_THREADS: String(os.cpus().length), TF_NUM_INTEROP_THREADS: '1' } },
     { name: 'all kernels, intra-op 1 / inter-op 1', levers: 'all', env: { TF_NUM_INTRAOP_THREADS: '1', TF_NUM_INTEROP_THREADS: '1' } },
     { name: 'all kernels, oneDNN off', levers: 'all', env: { TF_ENABLE_ONEDNN_OPTS: '0' } },

@@ -1,7 +1,7 @@
 /**
  * tfjs-on-spark: train and serve TensorFlow.js models on Spark executors.
  *
- *   import { TFCluster, TFNode, InputMode } from 'tfjs-on-spark';
+ *   import { TFCluster, TFNode, InputMode, tf } from 'tfjs-on-spark';
  *
  * TFCluster runs in the driver (the user's Node process); TFNode is used inside the training
  * function that each reserved executor runs.

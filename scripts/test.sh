@@ -8,7 +8,8 @@
 # letting suites skip.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/bootstrap.sh
+# --notebook: Jupyter and the tslab kernel too, for the notebook suite.
+bash scripts/bootstrap.sh --notebook
 # Lint first: a style or type-rule break fails in seconds, not after the suites.
 bash scripts/lint.sh
 

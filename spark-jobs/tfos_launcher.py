@@ -297,8 +297,13 @@ def make_node_task(control_url, secret, job):
         # this Python worker to its executor; _SPARK_AUTH_SECRET, SPARK_*/PYSPARK_* settings).
         env = {k: v for k, v in os.environ.items() if not spark_internal(k)}
         env.update(trainer_env)
-        # In standalone mode an executor's working directory is .../<app-id>/<executor-id>.
-        executor_id = os.path.basename(os.getcwd()) if os.path.basename(os.path.dirname(os.getcwd())).startswith("app-") else "driver"
+        # In standalone mode an executor's working directory is .../<app-id>/<executor-id>; on YARN
+        # the executor is its container.
+        cwd = os.getcwd()
+        if os.path.basename(os.path.dirname(cwd)).startswith("app-"):
+            executor_id = os.path.basename(cwd)
+        else:
+            executor_id = os.environ.get("CONTAINER_ID") or "driver"
         env.update(
             {
                 "TFOS_CONTROL_URL": control_url,

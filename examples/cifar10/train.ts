@@ -39,7 +39,7 @@ import type { TrainingMetrics } from '../../lib/protocol/control';
 import { DataFeed, stepsPerEpoch } from '../../lib/node/data-feed';
 import type { ClusterServer } from '../../lib/node/cluster-server';
 import type { DistributedOptimizer } from '../../lib/node/distributed/optimizer';
-import type { TFNodeContext } from '../../lib/node/runtime';
+import { runtimeOf, TFNodeContext } from '../../lib/node/runtime';
 import type { SparkFeed } from '../../lib/node/spark-feed';
 import { TFNode } from '../../lib/node/tf-node';
 import { preprocess, rng } from './augment';
@@ -122,14 +122,22 @@ interface Group {
 }
 
 /** Loss and accuracy on (a shard of) the test split; summed over the group. */
-async function evaluate(tf: Tfjs, model: TF.LayersModel, o: TrainOptions, path: string, g: Group): Promise<{ accuracy: number; loss: number; images: number }> {
+async function evaluate(
+  tf: Tfjs,
+  model: TF.LayersModel,
+  o: TrainOptions,
+  path: string,
+  g: Group,
+  opts: { batch?: number; stop?: () => boolean } = {},
+): Promise<{ accuracy: number; loss: number; images: number }> {
   const feed = await DataFeed.fromDataset(path, { shard: g.rank, numShards: g.size, epochs: 1 });
+  const batch = opts.batch ?? 250;
   const limit = Math.ceil(Math.min(o.testRows, feed.info!.globalRows) / g.size);
   let correct = 0;
   let lossSum = 0;
   let seen = 0;
   try {
-    for (let t = await feed.nextBatch(250); t && seen < limit; t = await feed.nextBatch(250)) {
+    for (let t = await feed.nextBatch(batch); t && seen < limit && !opts.stop?.(); t = await feed.nextBatch(batch)) {
       const n = Math.min(t.numRows, limit - seen);
       const raw = imagesToFloat32(t);
       const labels = labelsToInt32(t).subarray(0, n);
@@ -407,9 +415,11 @@ async function trainLoop(tf: Tfjs, o: TrainOptions, g: Group, make: { model: TF.
 async function evaluatorLoop(tf: Tfjs, o: TrainOptions, ctx: TFNodeContext, server: ClusterServer): Promise<unknown> {
   if (!o.modelDir) return server.join();
   let stopped = false;
-  const done = server.join().then(() => (stopped = true));
-  const ckpts = new Checkpoints(ctx.absolutePath(o.modelDir), { keep: o.keepCheckpoints });
-  const writer = o.logDir ? new SummaryWriter(posixJoin(ctx.absolutePath(o.logDir), 'eval')) : undefined;
+  // The shutdown signal itself (server.join() resolves only after closing the server).
+  runtimeOf(ctx).shutdown.then(() => (stopped = true), () => undefined);
+  const done = server.join();
+  const ckpts = new Checkpoints(o.modelDir, { keep: o.keepCheckpoints });
+  const writer = o.logDir ? new SummaryWriter(`${o.logDir.replace(/\/+$/, '')}/eval`) : undefined;
   const model = o.model.build(tf);
   const single: Group = { rank: 0, size: 1, sum: async (b) => b, minimize: () => Promise.reject(new Error('not training')), whileBusy: (w) => w(), readsDataset: true, report: () => undefined };
   let seen = -1;
@@ -419,7 +429,10 @@ async function evaluatorLoop(tf: Tfjs, o: TrainOptions, ctx: TFNodeContext, serv
     if (cp && cp.step !== seen) {
       seen = cp.step;
       await restoreTrainingState(tf, model, cp);
-      const r = await evaluate(tf, model, o, ctx.absolutePath(`${o.data}/test`), single);
+      // Small batches, checking for the end of the run between them: the driver stops the
+      // evaluator once the workers are done, and an evaluation cut short is simply dropped.
+      const r = await evaluate(tf, model, o, `${o.data}/test`, single, { batch: 50, stop: () => stopped });
+      if (stopped) break;
       evaluated++;
       writer?.scalars(cp.step, { test_accuracy: r.accuracy, test_loss: r.loss });
       await writer?.flush();

@@ -52,7 +52,14 @@ export async function submitLine(argv: string[], env: NodeJS.ProcessEnv = proces
   if (/^local|\/\/(127\.0\.0\.1|localhost)[:/]/.test(master)) out.env.SPARK_LOCAL_IP = '127.0.0.1';
   // Executors and the launcher need the Python with pyarrow that `tfos setup` provisioned.
   out.argv.push('--conf', `spark.pyspark.python=${spark.python}`);
-  for (const kv of (values.conf as string[] | undefined) ?? []) out.argv.push('--conf', kv);
+  const userConf = (values.conf as string[] | undefined) ?? [];
+  // As tfos run does on a standalone master: one one-core executor per task slot, not every free core.
+  if (master.startsWith('spark://') && !userConf.some((kv) => kv.startsWith('spark.cores.max='))) {
+    const workers = parsed.options.numExecutors - (parsed.options.numPs ?? 0);
+    const slots = parsed.options.numExecutors + (parsed.options.inputMode === 'spark' ? workers : 0);
+    out.argv.push('--conf', `spark.cores.max=${slots}`);
+  }
+  for (const kv of userConf) out.argv.push('--conf', kv);
   if (values.archive) out.argv.push('--archives', `${values.archive}#tfos-app`);
   out.argv.push(LAUNCHER_PATH, path.resolve(parsed.options.module));
   // Everything else passes through to the Node driver side unchanged.

@@ -171,7 +171,10 @@ export class TFClusterHandle extends EventEmitter {
     void app.exited.then((exit) => {
       this.launcherFinished = true;
       if (this.state === 'finished' || this.state === 'failed') return;
-      if (!exit.ok || this.state !== 'stopping') {
+      // Every node returned before shutdown() was called (a notebook inspects results first): the
+      // application had nothing left to run, which is no failure.
+      const allReturned = this.nodes.size === this.clusterSize && [...this.nodes.values()].every((n) => n.state === 'done');
+      if (!exit.ok || (this.state !== 'stopping' && !allReturned)) {
         // Give a launcher 'failed' event carrying the node's own error a moment to arrive first.
         setTimeout(() => {
           this.fail(`the Spark application ended before the cluster finished (${exit.detail})${exit.logTail ? `; its last output:\n${exit.logTail}` : ''}`);

@@ -55,6 +55,8 @@ export class ControlServer extends EventEmitter {
   /** Who exchanged the bootstrap token (it works once). */
   private tokenUsedBy?: string;
   private address?: AddressInfo;
+  /** When the launcher last made an authenticated request (0: never): is the Spark side alive? */
+  lastLauncherContact = 0;
   private heartbeat?: NodeJS.Timeout;
 
   /**
@@ -97,9 +99,14 @@ export class ControlServer extends EventEmitter {
 
   async listen(host: string, port = 0): Promise<void> {
     await new Promise<void>((resolve, reject) => {
-      this.http.once('error', reject);
+      const onError = (err: NodeJS.ErrnoException) => {
+        const where = `${host.includes(':') ? `[${host}]` : host}:${port}`;
+        const why = err.code === 'EADDRINUSE' ? 'the port is taken by another process' : err.code === 'EADDRNOTAVAIL' ? 'no interface of this machine has that address' : err.message;
+        reject(new Error(`the driver's control server cannot listen on ${where}: ${why} (${err.code ?? 'error'}); choose another controlPort / controlBindHost`));
+      };
+      this.http.once('error', onError);
       this.http.listen({ host, port }, () => {
-        this.http.off('error', reject);
+        this.http.off('error', onError);
         resolve();
       });
     });
@@ -177,6 +184,7 @@ export class ControlServer extends EventEmitter {
       return;
     }
     authenticated(req.socket);
+    if (url.pathname.startsWith('/v1/launcher/')) this.lastLauncherContact = Date.now();
     const answer = (status: number, body?: unknown) => reply(res, status, body, (text) => responseMac(this.secret, auth.nonce, status, text));
     const route = `${req.method} ${url.pathname}`;
     switch (route) {

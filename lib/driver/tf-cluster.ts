@@ -11,6 +11,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { ClusterEnvironment, clusterEnvironment } from '../platform/cluster-env';
+import { yarnResourceManagerHost } from '../platform/hadoop-conf';
 import { JobName, PROTOCOL_VERSION } from '../protocol/control';
 import { JobSpec } from '../protocol/launcher';
 import { InputMode } from '../protocol/input-mode';
@@ -23,6 +24,7 @@ import { archiveLaunch, ArchiveOption } from './pack';
 import { isLoopbackHost, localAddressTowards, targetHost } from './addresses';
 import { ControlServer } from './control-server';
 import { assignRoles, Reservation } from './reservation';
+import { isTypeScriptModule, typeCheckModule } from './type-check';
 import { AttachedOptions, AttachedRoute } from './routes/attached';
 import { LivyRoute, LivyRouteOptions } from './routes/livy-route';
 import { SparkRoute } from './routes/route';
@@ -42,6 +44,11 @@ export type RouteOption =
 export interface TFClusterRunOptions {
   /** Path of the user's module (CommonJS or ESM) exporting the training function. */
   module: string;
+  /**
+   * A `.ts` module runs as is; it is type-checked against this package's types first (set false to
+   * skip: e.g. a module checked by your own build).
+   */
+  typeCheck?: boolean;
   /** Export to call; 'default' (the default) takes the default export or module.exports. */
   fn?: string;
   /** Any JSON value; the CLI passes the arguments after `--` as a string array. */
@@ -92,10 +99,17 @@ export interface TFClusterRunOptions {
   controlBindHost?: string;
   /** Address trainers use to reach the driver (default: the bind host, or the cluster-facing address). */
   controlAdvertiseHost?: string;
+  /** Port of the control server (default: any free port); a taken port fails run() naming it. */
+  controlPort?: number;
   /** argv that starts a trainer on an executor (default: this Node binary + our trainer entry). */
   trainerCommand?: string[];
   /** A project packed with `tfos pack`, for executors that have no copy of it (see lib/driver/pack.ts). */
   archive?: ArchiveOption;
+  /**
+   * Stop the cluster when this process gets SIGINT (a notebook's kernel interrupt, Ctrl-C), instead
+   * of leaving it running behind an interrupted await; the process itself goes on.
+   */
+  stopOnInterrupt?: boolean;
   /** Called with the handle as soon as it exists, before run() resolves: attach progress/log listeners. */
   onHandle?: (handle: TFClusterHandle) => void;
 }
@@ -128,8 +142,10 @@ function routeTarget(via: RouteOption): string {
  * the interface that routes to the master or Livy host — never the host name, which often
  * resolves to 127.0.0.1 in /etc/hosts; undefined when the target names no host (e.g. `yarn`).
  */
-async function clusterFacingAddress(via: RouteOption): Promise<string | undefined> {
-  const target = targetHost(routeTarget(via));
+async function clusterFacingAddress(via: RouteOption, hadoopConfDir: string | undefined): Promise<string | undefined> {
+  const name = routeTarget(via);
+  // `--master yarn` names no host: the ResourceManager's is in the Hadoop configuration.
+  const target = name === 'yarn' ? (hadoopConfDir ? yarnResourceManagerHost(hadoopConfDir) : undefined) : targetHost(name);
   if (target === undefined) return undefined;
   if (target === 'local' || isLoopbackHost(target)) return '127.0.0.1';
   return localAddressTowards(target);
@@ -156,6 +172,7 @@ function validate(opts: TFClusterRunOptions): void {
   if (typeof opts.module !== 'string' || !opts.module) throw new TypeError('TFCluster.run: options.module must be the path of your training module');
   const modulePath = path.resolve(opts.module);
   if (!fs.existsSync(modulePath)) throw new Error(`TFCluster.run: training module ${modulePath} does not exist`);
+  if (isTypeScriptModule(modulePath) && opts.typeCheck !== false) typeCheckModule(modulePath);
   // TFoS's TFCluster.run(tensorboard=True) started a TensorBoard process; this one never did.
   // Refused by name, so a port from TFoS fails here instead of silently doing nothing.
   if ('tensorboard' in opts) {
@@ -185,10 +202,21 @@ function validate(opts: TFClusterRunOptions): void {
  * them competing for start-up CPU). A user's own conf still wins (routes apply it last).
  */
 function executorCount(via: RouteOption | undefined, slots: number): Record<string, string> {
-  if (!via || 'local' in via) return {};
-  const master = 'sparkSubmit' in via ? via.sparkSubmit.master : undefined;
-  if (master === undefined || master.startsWith('spark://')) return { 'spark.cores.max': String(slots) };
-  return {};
+  // Local runs need no cap; an attached run's application is already running (the user's submit).
+  if (!via || 'local' in via || 'attached' in via) return {};
+  const cap = { 'spark.cores.max': String(slots) };
+  // YARN and Kubernetes: static allocation, one single-core executor per slot.
+  const instances = { 'spark.executor.instances': String(slots) };
+  if ('livy' in via) return { ...cap, ...instances }; // Livy's master is not known here: both
+  return via.sparkSubmit.master?.startsWith('spark://') ? cap : instances;
+}
+
+/** What the running `tfos stack --yarn` asks of its YARN applications, when we submit to it. */
+function yarnConf(via: RouteOption, found: ClusterEnvironment, hadoopConfDir: string | undefined): Record<string, string> {
+  if (!('sparkSubmit' in via) || via.sparkSubmit.master !== 'yarn') return {};
+  const stack = found.stack;
+  if (!stack?.yarn || !hadoopConfDir || stack.endpoints.hadoopConfDir !== hadoopConfDir) return {};
+  return stack.yarn.sparkConf ?? {};
 }
 
 /** Starts a TF cluster on Spark; resolves once every node has registered. */
@@ -236,9 +264,9 @@ export async function run(opts: TFClusterRunOptions): Promise<TFClusterHandle> {
     // InputMode.SPARK: each worker's feeding task needs a slot beside the node stage.
     feedSlots: opts.inputMode === InputMode.SPARK ? roles.filter((r) => r.job === 'chief' || r.job === 'worker').length : 0,
   };
-  const facing = await clusterFacingAddress(via);
+  const facing = await clusterFacingAddress(via, hdfs?.configDir);
   // One interface, the advertised one: never 0.0.0.0 unless asked for (a master that names no
-  // host, e.g. yarn, gets this machine's own address).
+  // host and no ResourceManager in the configuration gets this machine's own address).
   const bindHost = opts.controlBindHost ?? facing ?? (await dns.lookup(os.hostname()).then((r) => r.address, () => '0.0.0.0'));
   const advertise = opts.controlAdvertiseHost ?? (bindHost === '0.0.0.0' ? (facing ?? os.hostname()) : bindHost);
   // The launcher asks for the job when it starts: tell it how much of the reservation time is left.
@@ -250,7 +278,7 @@ export async function run(opts: TFClusterRunOptions): Promise<TFClusterHandle> {
     bootstrapToken,
     (opts.heartbeatTimeout ?? 30) * 1000,
   );
-  await server.listen(bindHost);
+  await server.listen(bindHost, opts.controlPort ?? 0);
   const controlUrl = server.url(advertise);
 
   const handle = new TFClusterHandle({
@@ -274,17 +302,24 @@ export async function run(opts: TFClusterRunOptions): Promise<TFClusterHandle> {
     },
   });
   handle.once('failed', () => fs.rmSync(secretDir, { recursive: true, force: true }));
+  if (opts.stopOnInterrupt) {
+    const onInterrupt = () => void handle.kill('interrupted (SIGINT)');
+    process.on('SIGINT', onInterrupt);
+    const forget = () => process.off('SIGINT', onInterrupt);
+    handle.once('failed', forget);
+    handle.on('progress', (p: { phase: string }) => p.phase === 'finished' && forget());
+  }
   opts.onHandle?.(handle);
   try {
     const slots = roles.length + (job.feedSlots ?? 0);
     const route = await makeRoute(via, slots, hdfs, facing);
-    const conf: Record<string, string> = { ...shipped?.conf, ...executorCount(via, slots) };
+    const conf: Record<string, string> = { ...shipped?.conf, ...executorCount(via, slots), ...yarnConf(via, found, hdfs?.configDir) };
     if (job.gpusPerNode > 0) {
       conf['spark.task.resource.gpu.amount'] = String(job.gpusPerNode);
       conf['spark.executor.resource.gpu.amount'] = String(job.gpusPerNode);
     }
     const logFile = path.join(tfosPaths().logs, 'clusters', `${clusterId}.log`);
-    const app = await route.submit({ appName, clusterSize: roles.length, controlUrl, tokenFile, conf, logFile });
+    const app = await route.submit({ appName, clusterSize: roles.length, controlUrl, tokenFile, conf, logFile, launcherLastSeen: () => server.lastLauncherContact });
     handle.attachApp(app);
     await handle.waitReserved();
     if (opts.data && opts.inputMode === InputMode.SPARK) handle.feedRunData(opts.data, opts.epochs ?? 1);

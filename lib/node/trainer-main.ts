@@ -19,6 +19,7 @@ import { closeClusterServerOf } from './tf-node';
 import { FeedAnnouncement } from './spark-feed';
 import { absolutePath, NodeRuntime, RUNTIME, TFNodeContext } from './runtime';
 import { registerNativeKernelsOnLoad } from '../tfjs-native/auto';
+import { installEsmHooks, installUserModuleHooks } from './user-modules';
 
 function env(name: string): string {
   const v = process.env[name];
@@ -69,7 +70,10 @@ function listen(host: string): Promise<net.Server> {
         if (!why.startsWith('no proof')) console.error(`tfos: cluster-server port: closed a connection from ${remote}: ${why}`);
       },
     });
-    server.once('error', reject);
+    const port = Number(process.env.TFOS_NODE_PORT ?? 0);
+    server.once('error', (err: NodeJS.ErrnoException) =>
+      reject(new Error(`node ${process.env.TFOS_NODE_INDEX ?? '?'}: cannot listen on ${host}:${port} for its cluster server: ${err.code === 'EADDRINUSE' ? 'the port is taken (TFOS_NODE_PORT)' : err.message}`)),
+    );
     server.listen({ host, port: Number(process.env.TFOS_NODE_PORT ?? 0) }, () => resolve(server));
   });
 }
@@ -79,12 +83,15 @@ type UserFn = (args: unknown, ctx: TFNodeContext) => unknown;
 /** Loads the user's module (CommonJS or ESM) and picks the function by name, or its default. */
 export async function loadUserFunction(modulePath: string, fnName: string): Promise<UserFn> {
   const resolved = path.resolve(modulePath);
+  // .ts modules, and one tfjs-on-spark / one tfjs engine for modules anywhere (user-modules.ts).
+  installUserModuleHooks();
   let mod: Record<string, unknown>;
   try {
     mod = require(resolved);
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     if (code !== 'ERR_REQUIRE_ESM' && code !== 'ERR_REQUIRE_ASYNC_MODULE' && !resolved.endsWith('.mjs')) throw err;
+    installEsmHooks();
     // A string-built import() keeps tsc from rewriting it into require().
     const importer = new Function('u', 'return import(u)') as (u: string) => Promise<Record<string, unknown>>;
     mod = await importer(pathToFileURL(resolved).href);

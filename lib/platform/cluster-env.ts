@@ -31,6 +31,11 @@ export interface RecordedStack {
     livy: string;
     livySessions?: boolean;
   };
+  /**
+   * A stack started with --yarn: its ResourceManager, and Spark properties its YARN applications
+   * should get (e.g. spark.yarn.jars from the shared local Spark instead of uploading it per run).
+   */
+  yarn?: { resourceManager: string; nodeManagers: number; sparkConf?: Record<string, string> };
 }
 
 export interface HdfsEndpoints {

@@ -11,7 +11,7 @@ export interface HadoopConf {
 }
 
 /** name → value of a Hadoop *-site.xml (tolerates <description>/<final> and any element order). */
-function readXmlProps(file: string): Record<string, string> {
+export function readXmlProps(file: string): Record<string, string> {
   if (!fs.existsSync(file)) return {};
   const out: Record<string, string> = {};
   const text = fs.readFileSync(file, 'utf8').replace(/<!--[\s\S]*?-->/g, '');
@@ -57,4 +57,15 @@ export function resolveHadoopConf(hadoopConfDir: string): HadoopConf {
   address ??= hdfs[`${key}.${authority}`] ?? hdfs[key] ?? `${nnHost}:${https ? 9871 : 9870}`;
   const webhdfs = `${https ? 'https' : 'http'}://${address.replace(/^0\.0\.0\.0(?=:)/, nnHost)}`;
   return { configDir: path.resolve(hadoopConfDir), defaultFS, webhdfs };
+}
+
+/**
+ * The YARN ResourceManager's host from HADOOP_CONF_DIR/yarn-site.xml (`--master yarn` names no
+ * host), or undefined when the directory has no YARN configuration.
+ */
+export function yarnResourceManagerHost(hadoopConfDir: string): string | undefined {
+  const yarn = readXmlProps(path.join(hadoopConfDir, 'yarn-site.xml'));
+  const address = yarn['yarn.resourcemanager.address'];
+  const host = address ? address.replace(/:\d+$/, '') : yarn['yarn.resourcemanager.hostname'];
+  return host && host !== '0.0.0.0' ? host : undefined;
 }

@@ -52,3 +52,27 @@ export const tf: TF = new Proxy({} as TF, {
     return d && { value: Reflect.get(real, key) as unknown, writable: false, enumerable: d.enumerable, configurable: true };
   },
 });
+
+/**
+ * tfjs's types under the same name, so `tf.Tensor` and `tf.LayersModel` work in annotations as
+ * with `import * as tf from '@tensorflow/tfjs'` (a const cannot carry them by itself).
+ */
+// eslint-disable-next-line @typescript-eslint/no-namespace
+export declare namespace tf {
+  export type Rank = tfTypes.Rank;
+  export type DataType = tfTypes.DataType;
+  export type TensorLike = tfTypes.TensorLike;
+  export type Tensor<R extends tfTypes.Rank = tfTypes.Rank> = tfTypes.Tensor<R>;
+  export type Scalar = tfTypes.Scalar;
+  export type Tensor1D = tfTypes.Tensor1D;
+  export type Tensor2D = tfTypes.Tensor2D;
+  export type Tensor3D = tfTypes.Tensor3D;
+  export type Tensor4D = tfTypes.Tensor4D;
+  export type Variable<R extends tfTypes.Rank = tfTypes.Rank> = tfTypes.Variable<R>;
+  export type NamedTensorMap = tfTypes.NamedTensorMap;
+  export type Optimizer = tfTypes.Optimizer;
+  export type LayersModel = tfTypes.LayersModel;
+  export type Sequential = tfTypes.Sequential;
+  export type SymbolicTensor = tfTypes.SymbolicTensor;
+  export type History = tfTypes.History;
+}

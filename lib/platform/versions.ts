@@ -17,4 +17,6 @@ export const VERSIONS = {
   pyarrow: '17.0.0',
   pandas: '2.2.3',
   numpy: '1.26.4',
+  /** `tfos setup --notebook`: Jupyter from PyPI into Spark's Python environment, tslab from npm. */
+  notebook: { notebook: '7.6.5', nbclient: '0.11.0', nbconvert: '7.17.2', tslab: '1.0.22' },
 } as const;

@@ -33,12 +33,12 @@ export interface HdfsStack {
 
 const MARKER = '.tfos-complete';
 
-function pom(): string {
+function pom(artifacts: string[]): string {
   const dep = (a: string) => `<dependency><groupId>org.apache.hadoop</groupId><artifactId>${a}</artifactId><version>${VERSIONS.hadoop}</version></dependency>`;
   return `<project xmlns="http://maven.apache.org/POM/4.0.0">
   <modelVersion>4.0.0</modelVersion>
   <groupId>tfjs-on-spark</groupId><artifactId>hadoop-runtime</artifactId><version>1</version><packaging>pom</packaging>
-  <dependencies>${['hadoop-hdfs', 'hadoop-hdfs-client', 'hadoop-common'].map(dep).join('')}</dependencies>
+  <dependencies>${artifacts.map(dep).join('')}</dependencies>
 </project>
 `;
 }
@@ -52,17 +52,24 @@ function jarsIn(dir: string): string[] {
 }
 
 /** Resolves the Hadoop jars into paths.hadoop once (Maven's local repository is cached too). */
-export async function provisionHadoop(paths: TfosPaths, log: Logger): Promise<HadoopInstall> {
-  const home = paths.hadoop;
+export function provisionHadoop(paths: TfosPaths, log: Logger): Promise<HadoopInstall> {
+  return provisionHadoopArtifacts(paths, log, paths.hadoop, ['hadoop-hdfs', 'hadoop-hdfs-client', 'hadoop-common'], 'HDFS');
+}
+
+/**
+ * Resolves Hadoop artifacts (and their runtime dependencies) from Maven Central into `home/lib`
+ * once; a marker written last tells a complete install from an interrupted one.
+ */
+export async function provisionHadoopArtifacts(paths: TfosPaths, log: Logger, home: string, artifacts: string[], what: string): Promise<HadoopInstall> {
   const lib = path.join(home, 'lib');
   const javaHome = java17Home();
   if (fs.existsSync(path.join(home, MARKER))) return { home, classpath: jarsIn(lib), javaHome };
-  log(`resolving Hadoop ${VERSIONS.hadoop} (HDFS) from Maven Central into ${home}`);
+  log(`resolving Hadoop ${VERSIONS.hadoop} (${what}) from Maven Central into ${home}`);
   const started = Date.now();
   const work = fs.mkdtempSync(path.join(os.tmpdir(), 'tfos-hadoop-'));
   const staging = `${home}.tmp-${process.pid}`;
   try {
-    fs.writeFileSync(path.join(work, 'pom.xml'), pom());
+    fs.writeFileSync(path.join(work, 'pom.xml'), pom(artifacts));
     fs.rmSync(staging, { recursive: true, force: true });
     await run(
       'mvn',
@@ -74,15 +81,15 @@ export async function provisionHadoop(paths: TfosPaths, log: Logger): Promise<Ha
     fs.renameSync(staging, home);
   } catch (err) {
     fs.rmSync(staging, { recursive: true, force: true });
-    throw new Error(`could not resolve Hadoop ${VERSIONS.hadoop} from Maven Central: ${err instanceof Error ? err.message : String(err)}`);
+    throw new Error(`could not resolve Hadoop ${VERSIONS.hadoop} (${what}) from Maven Central: ${err instanceof Error ? err.message : String(err)}`);
   } finally {
     fs.rmSync(work, { recursive: true, force: true });
   }
-  log(`Hadoop jars ready in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+  log(`Hadoop ${what} jars ready in ${((Date.now() - started) / 1000).toFixed(1)} s`);
   return { home, classpath: jarsIn(lib), javaHome };
 }
 
-function xml(props: Record<string, string>): string {
+export function xml(props: Record<string, string>): string {
   const body = Object.entries(props)
     .map(([k, v]) => `  <property><name>${k}</name><value>${v}</value></property>`)
     .join('\n');

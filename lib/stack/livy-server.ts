@@ -293,7 +293,7 @@ function pysparkArchives(sparkHome: string): string | undefined {
  */
 export function livyService(
   install: LivyInstall,
-  opts: { stackDir: string; port: number; sparkMaster: string; spark: SparkInstall; hadoopConfDir?: string; at?: Placement },
+  opts: { stackDir: string; port: number; sparkMaster: string; spark: SparkInstall; hadoopConfDir?: string; at?: Placement; sparkDefaults?: Record<string, string> },
 ): LivyStack {
   const at = opts.at ?? LOOPBACK;
   const confDir = path.join(opts.stackDir, 'livy-conf');
@@ -351,6 +351,13 @@ export function livyService(
     LIVY_LOG_DIR: logDir,
   };
   if (opts.hadoopConfDir) env.HADOOP_CONF_DIR = opts.hadoopConfDir;
+  if (opts.sparkDefaults) {
+    // spark-defaults.conf for the applications Livy submits (its spark-submit reads SPARK_CONF_DIR).
+    const sparkConf = path.join(opts.stackDir, 'livy-spark-conf');
+    fs.mkdirSync(sparkConf, { recursive: true });
+    fs.writeFileSync(path.join(sparkConf, 'spark-defaults.conf'), Object.entries(opts.sparkDefaults).map(([k, v]) => `${k} ${v}\n`).join(''));
+    env.SPARK_CONF_DIR = sparkConf;
+  }
   return {
     url,
     confDir,

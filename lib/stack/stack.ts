@@ -16,6 +16,7 @@ import { externalHdfs, hdfsHealthy, hdfsServices, provisionHadoop } from './hado
 import { livyHealthy, livyService, provisionLivy } from './livy-server';
 import { createNetwork, destroyNetwork, leftovers, NetworkPlan, planNetwork, setHostLink } from './netns';
 import { Placement, ServiceSpec } from './service';
+import { provisionYarn, yarnServices, YarnStatus, yarnStatus } from './yarn';
 import { aliveWorkers, masterState, provisionSpark, sparkServices } from './spark';
 import { assertPortsFree, RunningService, startService, stopService } from './supervisor';
 
@@ -46,6 +47,11 @@ export interface StackUpOptions {
    * stays in this (the root) namespace and reaches them through the bridge.
    */
   hosts?: number;
+  /**
+   * Also start YARN: a ResourceManager (beside the master) and a NodeManager per worker host (one
+   * on loopback), from Hadoop's own daemons; the stack's HADOOP_CONF_DIR then names it too.
+   */
+  yarn?: boolean;
   workerCores?: number;
   workerMemory?: string;
   ports?: Partial<StackPorts>;
@@ -63,6 +69,8 @@ export interface StackStatus {
   hosts?: StackHost[];
   /** Multi-host stacks only: the hosts' subnet and the address the root namespace has on it. */
   network?: { id: string; subnet: string; gateway: string; bridge: string };
+  /** Stacks started with --yarn only. */
+  yarn?: YarnStatus;
 }
 
 export interface StackHost {
@@ -80,6 +88,7 @@ interface StackState {
   /** Recorded before any of it is created, so `down` removes it even after a crash of `up`. */
   network?: NetworkPlan;
   hosts?: StackHost[];
+  yarn?: { resourceManager: string; nodeManagers: number; sparkConf?: Record<string, string> };
   endpoints: {
     sparkMaster: string;
     sparkUi: string;
@@ -113,18 +122,24 @@ function writeState(paths: TfosPaths, state: StackState): void {
 
 async function probe(state: StackState): Promise<StackStatus> {
   const e = state.endpoints;
-  const [master, hdfsOk, livyOk] = await Promise.all([masterState(e.sparkUi), hdfsHealthy(e.webhdfs), livyHealthy(e.livy)]);
+  const [master, hdfsOk, livyOk, yarn] = await Promise.all([
+    masterState(e.sparkUi),
+    hdfsHealthy(e.webhdfs),
+    livyHealthy(e.livy),
+    state.yarn ? yarnStatus(state.yarn.resourceManager, state.yarn.nodeManagers) : undefined,
+  ]);
   const workers = aliveWorkers(master);
   return {
     spark: { master: e.sparkMaster, ui: e.sparkUi, workers, healthy: master?.status === 'ALIVE' && workers >= state.workers },
     hdfs: { defaultFS: e.defaultFS, webhdfs: e.webhdfs, healthy: hdfsOk, configDir: e.hadoopConfDir, external: e.hdfsExternal || undefined },
     livy: { url: e.livy, healthy: livyOk, sessions: e.livySessions ?? e.livyExternal, external: e.livyExternal || undefined },
     ...(state.network ? { hosts: state.hosts, network: { id: state.network.id, subnet: state.network.subnet, gateway: state.network.gateway, bridge: state.network.bridge } } : {}),
+    ...(yarn ? { yarn } : {}),
   };
 }
 
 export function allHealthy(s: StackStatus): boolean {
-  return s.spark.healthy && s.hdfs.healthy && s.livy.healthy;
+  return s.spark.healthy && s.hdfs.healthy && s.livy.healthy && (s.yarn?.healthy ?? true);
 }
 
 /** The running stack's status, or undefined when no stack was started. */
@@ -170,6 +185,10 @@ export async function stackUp(opts: StackUpOptions = {}): Promise<StackStatus & 
   return withLock(paths, async () => {
     const previous = readState(paths);
     if (previous) {
+      const shape = (hosts: number | undefined, yarn: boolean) => `${hosts ? `${hosts} hosts` : 'loopback'}${yarn ? ' with YARN' : ''}`;
+      const running = shape(previous.network?.hosts.length, Boolean(previous.yarn));
+      const wanted = shape(opts.hosts, Boolean(opts.yarn));
+      if (running !== wanted) throw new Error(`a ${running} stack is already running in ${paths.home}; stop it first (tfos stack down) to start a ${wanted} one`);
       const status = await probe(previous);
       if (allHealthy(status) && previous.services.every((s) => isAlive(s.pid))) {
         log('stack already running: reusing it');
@@ -190,10 +209,11 @@ export async function stackUp(opts: StackUpOptions = {}): Promise<StackStatus & 
     const userLivy = hostCount ? undefined : env.TFOS_LIVY_URL?.trim();
     const userHdfs = !hostCount && env.HADOOP_CONF_DIR?.trim() ? externalHdfs(env.HADOOP_CONF_DIR.trim()) : undefined;
 
-    const [spark, hadoop, livy] = await Promise.all([
+    const [spark, hadoop, livy, yarnInstall] = await Promise.all([
       provisionSpark(paths, log, env),
       userHdfs ? undefined : provisionHadoop(paths, log),
       userLivy ? undefined : provisionLivy(paths, log),
+      opts.yarn ? provisionYarn(paths, log) : undefined,
     ]);
 
     const state: StackState = {
@@ -220,7 +240,8 @@ export async function stackUp(opts: StackUpOptions = {}): Promise<StackStatus & 
         throw new Error(`cannot build the stack network: ${taken.join(', ')} already exist (left by an earlier stack of ${paths.home}? remove them with ip netns del / ip link del)`);
       }
       state.network = plan;
-      state.hosts = plan.hosts.map((h, i) => ({ name: h.name, address: h.address, roles: i === 0 ? ['spark-master', 'namenode', 'livy'] : ['spark-worker', 'datanode'] }));
+      const roles = (head: boolean) => (head ? ['spark-master', 'namenode', 'livy', ...(opts.yarn ? ['resourcemanager'] : [])] : ['spark-worker', 'datanode', ...(opts.yarn ? ['nodemanager'] : [])]);
+      state.hosts = plan.hosts.map((h, i) => ({ name: h.name, address: h.address, roles: roles(i === 0) }));
       writeState(paths, state);
       log(`creating ${hostCount} network hosts on ${plan.subnet} (bridge ${plan.bridge}, this machine ${plan.gateway})`);
       await createNetwork(plan).catch(fail);
@@ -242,8 +263,26 @@ export async function stackUp(opts: StackUpOptions = {}): Promise<StackStatus & 
       workerHosts,
     });
     specs.push(...sparkStack.services);
+    const yarnStack = yarnInstall
+      ? yarnServices(yarnInstall, { stackDir: paths.stack, hdfsConfDir: hdfs.configDir, resourceManager: head, nodeManagers: workerHosts })
+      : undefined;
+    if (yarnStack) {
+      specs.push(...yarnStack.services);
+      // Every host of this stack shares this machine's file system: containers take Spark's jars
+      // from where they are instead of a 300 MB upload per application.
+      state.yarn = { resourceManager: yarnStack.resourceManager, nodeManagers: yarnStack.nodeManagers, sparkConf: { 'spark.yarn.jars': `local:${path.join(spark.sparkHome, 'jars')}/*` } };
+    }
     const livyStack = livy
-      ? livyService(livy, { stackDir: paths.stack, port: ports.livy, sparkMaster: sparkStack.masterUrl, spark, hadoopConfDir: hdfs.configDir, at: head })
+      ? livyService(livy, {
+          stackDir: paths.stack,
+          port: ports.livy,
+          // With --yarn, Livy submits to YARN (client deploy mode, the driver beside Livy).
+          sparkMaster: yarnStack ? 'yarn' : sparkStack.masterUrl,
+          spark,
+          hadoopConfDir: yarnStack?.confDir ?? hdfs.configDir,
+          sparkDefaults: state.yarn?.sparkConf,
+          at: head,
+        })
       : undefined;
     if (livyStack) specs.push(livyStack.service);
 
@@ -253,7 +292,8 @@ export async function stackUp(opts: StackUpOptions = {}): Promise<StackStatus & 
       sparkUi: sparkStack.ui,
       defaultFS: hdfs.defaultFS,
       webhdfs: hdfs.webhdfs,
-      hadoopConfDir: hdfs.configDir,
+      // With YARN, the client configuration that names both HDFS and the ResourceManager.
+      hadoopConfDir: yarnStack?.confDir ?? hdfs.configDir,
       hdfsExternal: Boolean(userHdfs),
       livy: livyStack?.url ?? userLivy!,
       livyExternal: !livyStack,

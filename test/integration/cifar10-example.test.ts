@@ -118,26 +118,33 @@ describe('CIFAR-10 example (examples/cifar10/train.ts)', function () {
     expect((await ckpts.latest())!.step).to.equal(saved.step + 5);
   });
 
-  it('learns on a 2-worker cluster (TFCluster.run, embedded local Spark) and reports metrics to the driver', async () => {
+  it('learns on a 2-worker cluster with an evaluator node (TFCluster.run, embedded local Spark); metrics reach the driver', async () => {
     const run = path.join(root, 'cluster');
     const metrics: MetricsEvent[] = [];
     const handle = await TFCluster.run({
       module: TRAIN,
-      numExecutors: 2,
-      args: ['--data', data, '--model', 'fast', '--epochs', '2', '--batch', '32', '--lr', '0.05', '--model-dir', `${run}/model`, '--log-dir', `${run}/logs`, '--eval-every', '20'],
+      numExecutors: 3,
+      evalNode: true,
+      args: ['--data', data, '--model', 'fast', '--epochs', '2', '--batch', '32', '--lr', '0.05', '--model-dir', `${run}/model`, '--log-dir', `${run}/logs`, '--checkpoint-every', '20'],
       via: { local: {} },
       env: { TF_CPP_MIN_LOG_LEVEL: '2' },
       onHandle: (h) => h.on('metrics', (m: MetricsEvent) => metrics.push(m)),
     });
-    const results = [...(await handle.shutdown({ timeout: 600 })).values()] as Array<Summary & { rank?: number }>;
+    const results = [...(await handle.shutdown({ timeout: 600 })).values()] as Array<Summary & { rank?: number; evaluated?: number }>;
     const chief = results.find((r) => 'testAccuracy' in r)!;
     expect(chief).to.include({ steps: 80, resumedFromStep: 0, testImages: 400 });
     expect(chief.testAccuracy).to.be.above(0.3);
     expect(results.find((r) => r.rank === 1)).to.deep.include({ steps: 80 });
-    expect(metrics.length).to.be.above(0);
-    expect(metrics.every((m) => m.label === 'chief:0')).to.equal(true);
-    expect(metrics.some((m) => m.testAccuracy !== undefined)).to.equal(true);
-    expect(metrics[metrics.length - 1].totalSteps).to.equal(80);
+    // The chief drives the progress bar; the evaluator reports the accuracy of each checkpoint it evaluated.
+    const fromChief = metrics.filter((m) => m.label === 'chief:0');
+    expect(fromChief.length).to.be.above(0);
+    expect(fromChief[fromChief.length - 1].totalSteps).to.equal(80);
+    const evaluator = results.find((r) => r && typeof r.evaluated === 'number')!;
+    expect(evaluator.evaluated).to.be.at.least(1);
+    const fromEvaluator = metrics.filter((m) => m.label === 'evaluator:0');
+    expect(fromEvaluator.length).to.equal(evaluator.evaluated);
+    for (const m of fromEvaluator) expect(m.step % 20).to.equal(0), expect(m.testAccuracy).to.be.within(0, 1);
+    expect(fs.readdirSync(`${run}/logs/eval`).some((f) => f.startsWith('events.out.tfevents.'))).to.equal(true);
     const model = await loadModel(tf, `${run}/model`);
     expect((model.predict(tf.zeros([1, 32, 32, 3])) as TF.Tensor).shape).to.deep.equal([1, 10]);
   });

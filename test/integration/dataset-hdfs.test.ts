@@ -240,7 +240,9 @@ for (const target of targets()) {
 
     // Spark needs a real NameNode (it speaks Hadoop RPC, not the stand-in's REST).
     if (!target.standIn) {
-      it('Spark reads the Parquet split from HDFS', function () {
+      it('Spark reads the Parquet split from HDFS', async function () {
+        const dest = `${target.base}/spark-read`;
+        await writeCifarDataset(set, resolveLocation(dest, { webhdfs: target.webhdfs }), { partitions: 3, batchRows: 50, parquet: { python } });
         const out = execFileSync(
           python,
           [
@@ -252,7 +254,7 @@ for (const target of targets()) {
               'df = s.read.parquet(sys.argv[1])',
               "print(df.count(), ','.join(f.dataType.simpleString() for f in df.schema.fields))",
             ].join('\n'),
-            `${target.base}/cifar/train`,
+            `${dest}/train`,
           ],
           { encoding: 'utf8', timeout: 280_000, stdio: ['ignore', 'pipe', 'ignore'] },
         );

@@ -26,6 +26,8 @@ interface Count {
 }
 
 describe('one training function for both input modes (--data PATH --epochs E)', function () {
+  // Each case starts a Spark application and a cluster; the shared 2-core machine can be slow.
+  this.timeout(15 * 60_000);
   this.timeout(420_000);
   let dir: string;
   let train: string;

@@ -8,6 +8,7 @@
  * works.
  */
 import { expect } from 'chai';
+import { livySessionsOrWhyNot, requireStack, skipBecause } from '../support/stack';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -72,11 +73,13 @@ async function httpTexts(urls: string[]): Promise<Array<[string, string]>> {
   return out;
 }
 
-function securitySuite(name: string, via: () => RouteOption | undefined) {
+function securitySuite(name: string, via: () => RouteOption, unavailable?: () => string | undefined) {
   describe(`the secret stays in the driver: a real run via ${name}`, function () {
-    this.timeout(600_000);
+    this.timeout(900_000);
     before(function () {
-      if (!via()) this.skip();
+      const why = unavailable?.();
+      if (why) skipBecause(this, why);
+      via();
     });
 
     it('appears in no argv, log file, Livy API answer or Spark UI page; trainers get no Spark internals', async () => {
@@ -91,7 +94,8 @@ function securitySuite(name: string, via: () => RouteOption | undefined) {
           numExecutors: 2,
           args: { secretOut, doneFile },
           via: via(),
-          reservationTimeout: 240,
+          // Generous: on a loaded CI machine a Spark application can take minutes to come up.
+          reservationTimeout: 480,
           onHandle: (h) => h.on('progress', (p: { message: string }) => progress.push(p.message)),
         });
         expect(await waitUntil(() => fs.existsSync(secretOut), 60_000), 'the probe never wrote the secret').to.equal(true);
@@ -140,12 +144,17 @@ function securitySuite(name: string, via: () => RouteOption | undefined) {
 }
 
 securitySuite('the embedded local Spark', () => ({ local: {} }));
-const master = process.env.TFOS_TEST_SPARK_MASTER;
-securitySuite('spark-submit to the standalone master', () => (master ? { sparkSubmit: { master, conf: { 'spark.executor.memory': '512m' } } } : undefined));
-const livy = process.env.TFOS_TEST_LIVY;
-securitySuite('a Livy batch', () => (livy ? { livy: { url: livy, executorMemory: '512m', driverMemory: '512m' } } : undefined));
-const sessions = livy && process.env.TFOS_TEST_LIVY_SESSIONS === '1';
-securitySuite('a Livy interactive session', () => (sessions ? { livy: { url: livy!, mode: 'session', executorMemory: '512m', driverMemory: '512m' } } : undefined));
+// Routes on the stack: requireStack() throws, naming the service, when the stack is missing or broken.
+securitySuite('spark-submit to the standalone master', () => ({ sparkSubmit: { master: requireStack().sparkMaster, conf: { 'spark.executor.memory': '512m' } } }));
+securitySuite('a Livy batch', () => ({ livy: { url: requireStack().livy, executorMemory: '512m', driverMemory: '512m' } }));
+securitySuite(
+  'a Livy interactive session',
+  () => ({ livy: { url: requireStack().livy, mode: 'session', executorMemory: '512m', driverMemory: '512m' } }),
+  () => {
+    const s = livySessionsOrWhyNot(requireStack());
+    return s.ok ? undefined : s.why;
+  },
+);
 
 describe("Spark's own authentication and encryption on", function () {
   this.timeout(600_000);

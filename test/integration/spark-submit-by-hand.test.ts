@@ -2,15 +2,15 @@
  * spark-submit by hand, no Node process of the user's: `tfos submit-command` prints the line, bash
  * runs it, and the bundled launcher starts the Node driver side itself on the Spark driver host —
  * the same run as `tfos run`: trainers' output in the driver log, the failing node's error and a
- * non-zero exit. Against the stack's standalone master (TFOS_TEST_SPARK_MASTER), client mode.
+ * non-zero exit. Against the stack's standalone master, client mode.
  */
 import { expect } from 'chai';
 import { spawn, execFileSync } from 'node:child_process';
 import * as path from 'node:path';
 import { shellQuote, submitLine } from '../../lib/cli/submit-command';
+import { requireStack } from '../support/stack';
 
 const FIXTURES = path.resolve(__dirname, '../../../test/fixtures/modules');
-const master = process.env.TFOS_TEST_SPARK_MASTER;
 
 /** Runs one shell line; resolves with its exit code and everything it printed. */
 function bash(line: string, timeoutMs: number): Promise<{ code: number | null; output: string }> {
@@ -48,12 +48,15 @@ async function printedLine(args: string[]): Promise<string> {
 }
 
 describe('spark-submit typed by hand (the line `tfos submit-command` prints)', function () {
-  before(function () {
-    if (!master) this.skip();
+  // Each case starts a Spark application and a cluster; the shared 2-core machine can be slow.
+  this.timeout(15 * 60_000);
+  let master: string;
+  before(() => {
+    master = requireStack().sparkMaster;
   });
 
   it('runs 3 nodes with 1 ps like tfos run: roles, arguments and results in the driver log, exit 0', async () => {
-    const line = await printedLine([path.join(FIXTURES, 'report-context.js'), '--master', master!, '--cluster-size', '3', '--num-ps', '1', '--reservation-timeout', '300', '--', 'lr=0.1', 'two words']);
+    const line = await printedLine([path.join(FIXTURES, 'report-context.js'), '--master', master, '--cluster-size', '3', '--num-ps', '1', '--reservation-timeout', '300', '--', 'lr=0.1', 'two words']);
     expect(line).to.match(/spark-submit --master spark:\/\/\S+ .*tfos_launcher\.py \S+report-context\.js --cluster-size 3 --num-ps 1 --reservation-timeout 300 -- lr=0\.1 'two words'$/);
     const { code, output } = await bash(line, 600_000);
     expect(output).to.contain('[tfos-launcher] starting the Node driver');
@@ -68,7 +71,7 @@ describe('spark-submit typed by hand (the line `tfos submit-command` prints)', f
 
   it("a failing node: its message in the driver log, spark-submit exits non-zero, no trainer left", async () => {
     const module = path.join(FIXTURES, 'throws.js');
-    const line = await printedLine([module, '--master', master!, '--cluster-size', '3', '--num-ps', '1', '--reservation-timeout', '300']);
+    const line = await printedLine([module, '--master', master, '--cluster-size', '3', '--num-ps', '1', '--reservation-timeout', '300']);
     const { code, output } = await bash(line, 600_000);
     expect(output).to.match(/\[tfos\] FAILED: TF node chief:0 \(node \d, executor \S+ on [\d.]+\) failed: boom-from-the-chief: bad learning rate/);
     expect(code).to.not.equal(0);

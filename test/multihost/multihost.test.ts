@@ -6,10 +6,8 @@
  * worker hosts' DataNodes, executors reach the driver through the bridge.
  */
 import { expect } from 'chai';
-import { execFile } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { promisify } from 'node:util';
 import { TFCluster } from '../../lib/driver/tf-cluster';
 import { TFClusterHandle } from '../../lib/driver/cluster';
 import { WebHdfsClient } from '../../lib/io/webhdfs';
@@ -18,10 +16,9 @@ import { run, runAllowingFailure } from '../../lib/platform/exec';
 import { planNetwork } from '../../lib/stack/netns';
 import { setStackHostLink, stackUp } from '../../lib/stack/stack';
 import { tempDir } from '../support/cifar-fixture';
-import { linkedHome, MultiHostStack, multiHostStack, networkLeftovers } from '../support/multihost';
+import { CIFAR_RECORDS, cifarOnStack, linkedHome, MultiHostStack, multiHostStack, networkLeftovers } from '../support/multihost';
 import { readParquet } from '../support/parquet-fixture';
 
-const exec = promisify(execFile);
 const ROOT = path.resolve(__dirname, '../../..');
 const ALLREDUCE = path.join(ROOT, 'test/fixtures/distributed/allreduce-module.js');
 const REPORT = path.join(ROOT, 'test/fixtures/modules/report-context.js');
@@ -47,7 +44,9 @@ describe('multi-host stack: N network namespaces on one machine', function () {
 
   it('status lists every host with its address and roles; the services listen on host a', () => {
     const { hosts, network } = mh.status;
-    expect(hosts!.map((h) => [h.name, h.roles])).to.deep.equal([
+    // (a stack started with --yarn adds resourcemanager / nodemanager)
+    const core = (roles: string[]) => roles.filter((r) => r !== 'resourcemanager' && r !== 'nodemanager');
+    expect(hosts!.map((h) => [h.name, core(h.roles)])).to.deep.equal([
       ['a', ['spark-master', 'namenode', 'livy']],
       ['b', ['spark-worker', 'datanode']],
       ['c', ['spark-worker', 'datanode']],
@@ -87,7 +86,7 @@ describe('multi-host stack: N network namespaces on one machine', function () {
     }
   });
 
-  it('Livy batch on host a: the cluster spec carries every node\'s own host address', async () => {
+  it('Livy batch on host a (submitting to YARN when the stack has it): the cluster spec carries every node\'s own host address', async () => {
     const handle = await TFCluster.run({ module: REPORT, numExecutors: 3, numPs: 1, args: ['via-livy'], via: { livy: { url: mh.status.livy.url } }, reservationTimeout: 240 });
     const results = [...(await handle.shutdown({ timeout: 180 })).values()] as Array<{ jobName: string; clusterSpec: Record<string, string[]> }>;
     const spec = results.find((r) => r.jobName === 'chief')!.clusterSpec;
@@ -97,21 +96,15 @@ describe('multi-host stack: N network namespaces on one machine', function () {
   });
 
   describe('CIFAR-10 on the hosts\' HDFS, fed in both input modes', () => {
-    const RECORDS = 600;
-    const TEST_RECORDS = 120;
+    const RECORDS = CIFAR_RECORDS.train;
+    const TEST_RECORDS = CIFAR_RECORDS.test;
     let data: string;
     let webhdfs: WebHdfsClient;
 
     before(async function () {
       if (!mh) return this.skip();
-      data = `${mh.status.hdfs.defaultFS}/tfos-mh/cifar10`;
+      data = await cifarOnStack(mh);
       webhdfs = new WebHdfsClient({ url: mh.status.hdfs.webhdfs });
-      // Written from this (root) namespace: every block goes to a worker host's DataNode via
-      // WebHDFS's redirect, which must name an address reachable from here.
-      await exec(process.execPath, [path.join(ROOT, 'bin/tfos.js'), 'data', 'cifar10', '--generate', String(RECORDS), '--dest', data, '--webhdfs', mh.status.hdfs.webhdfs, '--partitions', '4', '--overwrite'], {
-        env: mh.env,
-        timeout: 300_000,
-      });
     });
 
     function allIds(results: Map<number, unknown>): number[] {
@@ -137,7 +130,7 @@ describe('multi-host stack: N network namespaces on one machine', function () {
       expectExactlyOnce(allIds(await handle.shutdown({ timeout: 180 })), RECORDS);
     });
 
-    it('InputMode.SPARK via Livy: Spark feeds every record exactly once from HDFS, and inference writes one result per record', async () => {
+    it('InputMode.SPARK via Livy (to YARN when the stack has it): Spark feeds every record exactly once from HDFS, and inference writes one result per record', async () => {
       let handle: TFClusterHandle | undefined;
       try {
         handle = await TFCluster.run({

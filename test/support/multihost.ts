@@ -5,11 +5,13 @@
  * (test/multihost/hooks.ts) start it before the first suite and remove it after the last; or
  * scripts/test.sh starts it and passes TFOS_TEST_MULTIHOST_HOME.
  */
+import { execFile } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { runAllowingFailure } from '../../lib/platform/exec';
 import { tfosPaths } from '../../lib/platform/paths';
+import { promisify } from 'node:util';
 import { stackDown, stackStatus, StackStatus, stackUp } from '../../lib/stack/stack';
 
 export interface MultiHostStack {
@@ -21,6 +23,18 @@ export interface MultiHostStack {
 
 let current: MultiHostStack | undefined;
 let owned = false;
+let previousHome: string | undefined;
+
+/** In this process too, every library call finds the multi-host stack as a user's would: by TFOS_HOME. */
+function useHome(home: string): void {
+  previousHome = process.env.TFOS_HOME;
+  process.env.TFOS_HOME = home;
+}
+
+function restoreHome(): void {
+  if (previousHome === undefined) delete process.env.TFOS_HOME;
+  else process.env.TFOS_HOME = previousHome;
+}
 
 /** A TFOS_HOME whose provisioned folders are links to those of `from` (everything but stack/). */
 export function linkedHome(from = tfosPaths().home): string {
@@ -46,6 +60,7 @@ export async function startMultiHostStack(): Promise<MultiHostStack | undefined>
     const status = await stackStatus(tfosPaths(env));
     if (!status?.hosts) throw new Error(`TFOS_TEST_MULTIHOST_HOME=${given} has no multi-host stack running`);
     current = { home: given, env, status };
+    useHome(given);
     return current;
   }
   if (!(await canBuildHosts())) return undefined;
@@ -53,10 +68,12 @@ export async function startMultiHostStack(): Promise<MultiHostStack | undefined>
   const env = { ...process.env, TFOS_HOME: home };
   const started = Date.now();
   try {
-    const status = await stackUp({ hosts: 3, env, log: (l) => process.stderr.write(`      [multi-host stack] ${l}\n`) });
+    // YARN shares the start (TFOS_TEST_YARN=0 leaves it out): the Livy tests then run through it.
+    const status = await stackUp({ hosts: 3, yarn: process.env.TFOS_TEST_YARN !== '0', env, log: (l) => process.stderr.write(`      [multi-host stack] ${l}\n`) });
     process.stderr.write(`      [multi-host stack] up in ${((Date.now() - started) / 1000).toFixed(1)} s\n`);
     current = { home, env, status };
     owned = true;
+    useHome(home);
     return current;
   } catch (err) {
     fs.rmSync(home, { recursive: true, force: true });
@@ -69,6 +86,7 @@ export function multiHostStack(): MultiHostStack | undefined {
 }
 
 export async function stopMultiHostStack(): Promise<void> {
+  if (current) restoreHome();
   if (!current || !owned) return;
   const { home, env } = current;
   current = undefined;
@@ -88,4 +106,27 @@ export async function networkLeftovers(id: string): Promise<string[]> {
       .map((l) => l.split(':')[1]?.trim().split('@')[0] ?? '')
       .filter((n) => n.startsWith(`tf${id}`)),
   ];
+}
+
+/** Generated CIFAR-10 on the stack's HDFS, written once per run from this (root) namespace. */
+export const CIFAR_RECORDS = { train: 600, test: 120 };
+let cifar: Promise<string> | undefined;
+
+/**
+ * hdfs://<host a>/tfos-mh/cifar10 (train/, test/): `tfos data cifar10 --generate`, so every block
+ * goes to a worker host's DataNode through WebHDFS's redirect — which must name an address this
+ * namespace reaches.
+ */
+export function cifarOnStack(mh: MultiHostStack): Promise<string> {
+  cifar ??= (async () => {
+    const data = `${mh.status.hdfs.defaultFS}/tfos-mh/cifar10`;
+    const root = path.resolve(__dirname, '../../..');
+    await promisify(execFile)(
+      process.execPath,
+      [path.join(root, 'bin/tfos.js'), 'data', 'cifar10', '--generate', String(CIFAR_RECORDS.train), '--dest', data, '--webhdfs', mh.status.hdfs.webhdfs, '--partitions', '4', '--overwrite'],
+      { env: mh.env, timeout: 300_000 },
+    );
+    return data;
+  })();
+  return cifar;
 }

@@ -61,9 +61,10 @@ export function readStackStatus(): TestStack {
     throw new StackUnavailableError('stack', `status is not JSON: ${out.slice(0, 200)}`);
   }
   if (!s) throw new StackUnavailableError('stack', `is not running; ${HOW}`);
-  if (!s.spark.healthy) throw new StackUnavailableError('spark', `master ${s.spark.master} is not healthy (${s.spark.workers} live worker(s)); ${HOW}`);
-  if (!s.hdfs.healthy) throw new StackUnavailableError('hdfs', `WebHDFS at ${s.hdfs.webhdfs} is not healthy; ${HOW}`);
-  if (!s.livy.healthy) throw new StackUnavailableError('livy', `at ${s.livy.url} is not healthy; ${HOW}`);
+  const logs = `its log is under ${path.join(tfosPaths().stack, 'logs')}`;
+  if (!s.spark.healthy) throw new StackUnavailableError('spark', `master ${s.spark.master} is not healthy (${s.spark.workers} live worker(s)); ${logs}`);
+  if (!s.hdfs.healthy) throw new StackUnavailableError('hdfs', `WebHDFS at ${s.hdfs.webhdfs} is not healthy; ${logs}`);
+  if (!s.livy.healthy) throw new StackUnavailableError('livy', `at ${s.livy.url} is not healthy; ${logs}`);
   return { sparkMaster: s.spark.master, defaultFS: s.hdfs.defaultFS, webhdfs: s.hdfs.webhdfs, livy: s.livy.url, livySessions: s.livy.sessions === true };
 }
 

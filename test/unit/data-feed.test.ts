@@ -59,17 +59,32 @@ describe('DataFeed', () => {
 
     it('reads ahead at most `prefetch` record batches (backpressure)', async () => {
       let pulled = 0;
+      let reached: (() => void) | undefined;
+      const pulledTo = (n: number) =>
+        new Promise<void>((r) => {
+          reached = () => pulled >= n && r();
+          reached();
+        });
       async function* source() {
         for (let i = 0; i < 50; i++) {
           pulled++;
+          reached?.();
           yield knownBatch(i * 10, 10);
         }
       }
+      // Settles every pending promise chain: the reader runs ahead as far as it ever will.
+      const quiesce = async () => {
+        for (let i = 0; i < 20; i++) await new Promise((r) => setImmediate(r));
+      };
+      const filled = pulledTo(3);
       const feed = new DataFeed(source(), { prefetch: 3 });
-      await new Promise((r) => setTimeout(r, 50));
+      await filled;
+      await quiesce();
       expect(pulled).to.be.within(3, 4); // 3 queued + at most 1 waiting to be queued
+      const more = pulledTo(4);
       await feed.nextBatch(10);
-      await new Promise((r) => setTimeout(r, 20));
+      await more;
+      await quiesce();
       expect(pulled).to.be.within(4, 5);
       await feed.terminate();
     });

@@ -98,6 +98,12 @@ describe('native kernels (lib/tfjs-native)', function () {
     });
   }
 
+  for (const [size, stride, pad] of [[3, 2, 'same'], [2, 2, 'valid'], [3, 1, 'valid']] as const) {
+    it(`max pool ${size}×${size} / ${stride} ${pad}: value and gradient (oneDNN with a workspace)`, async () => {
+      await sameOnBothBackends('maxPool', [rand([3, 9, 8, 5], 50 + size + stride)], (x) => t.maxPool(x as tfTypes.Tensor4D, size, stride, pad));
+    });
+  }
+
   it('falls back to tfjs for what it does not fuse (prelu, transposed)', async () => {
     await sameOnBothBackends('matMul transposeB', [rand([6, 5], 9), rand([7, 5], 10), rand([7], 11)], (a, b, bias) => t.fused.matMul({ a: a as tfTypes.Tensor2D, b: b as tfTypes.Tensor2D, bias, transposeB: true, activation: 'relu' }));
     await sameOnBothBackends('conv2d elu', [rand([2, 5, 5, 2], 12), rand([3, 3, 2, 3], 13), rand([3], 14)], (x, f, bias) => t.fused.conv2d({ x: x as tfTypes.Tensor4D, filter: f as tfTypes.Tensor4D, bias, strides: 1, pad: 'same', activation: 'elu' }));

@@ -59,3 +59,22 @@ describe('register protocol version', function () {
   });
 });
 
+
+describe('a taken control port', () => {
+  it('fails with an error naming host:port and the cause', async () => {
+    const first = new ControlServer('s', () => ({}) as JobSpec);
+    await first.listen('127.0.0.1');
+    const port = Number(new URL(first.url()).port);
+    const second = new ControlServer('s', () => ({}) as JobSpec);
+    try {
+      const err = await second.listen('127.0.0.1', port).then(
+        () => new Error('listened on a taken port'),
+        (e: Error) => e,
+      );
+      expect(err.message).to.equal(`the driver's control server cannot listen on 127.0.0.1:${port}: the port is taken by another process (EADDRINUSE); choose another controlPort / controlBindHost`);
+    } finally {
+      await first.close();
+      await second.close().catch(() => undefined);
+    }
+  });
+});

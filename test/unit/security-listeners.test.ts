@@ -11,6 +11,8 @@ import * as crypto from 'node:crypto';
 import * as http from 'node:http';
 import * as net from 'node:net';
 import { ControlServer } from '../../lib/driver/control-server';
+import { NodeControl } from '../../lib/node/control-client';
+import { bootstrapRequest, openBootstrapAnswer, RESPONSE_MAC_HEADER, signRequest, verifyResponse } from '../../lib/protocol/control-auth';
 import { encodeHello, dialOnce } from '../../lib/node/distributed/auth';
 import { Channel, encodeHeader, FrameType } from '../../lib/node/distributed/wire';
 import { FeedServer, feedProof } from '../../lib/node/feed-server';
@@ -94,6 +96,48 @@ describe('control server (driver) refuses strangers', function () {
     expect(failures.join('\n')).not.to.include(SECRET);
   });
 
+  /** One raw HTTP exchange (a fresh connection each time). */
+  function request(pathAndQuery: string, headers: Record<string, string>, method = 'GET', body?: string): Promise<{ status: number; headers: http.IncomingHttpHeaders; body: string }> {
+    return new Promise((resolve, reject) => {
+      const req = http.request({ port, host: '127.0.0.1', path: pathAndQuery, method, headers, agent: false }, (res) => {
+        let text = '';
+        res.on('data', (c) => (text += c));
+        res.on('end', () => resolve({ status: res.statusCode!, headers: res.headers, body: text }));
+      });
+      req.on('error', reject);
+      req.end(body);
+    });
+  }
+
+  it('answers a signed request with its own proof, and refuses the same request replayed', async () => {
+    const { header, nonce } = signRequest(SECRET, 'GET', '/v1/launcher/job');
+    const first = await request('/v1/launcher/job', { authorization: header });
+    expect(first.status).to.equal(200);
+    expect(verifyResponse(SECRET, nonce, 200, first.body, first.headers[RESPONSE_MAC_HEADER] as string)).to.equal(true);
+    const replayed = await request('/v1/launcher/job', { authorization: header });
+    expect(replayed.status).to.equal(401);
+    expect(failures.join('\n')).to.match(/GET \/v1\/launcher\/job: it is a replay/);
+  });
+
+  it('refuses a request whose body is not the one it signed', async () => {
+    const { header } = signRequest(SECRET, 'POST', '/v1/launcher/event', '{"type":"stopped"}');
+    const res = await request('/v1/launcher/event', { authorization: header, 'content-type': 'application/json' }, 'POST', '{"type":"failed","error":"forged"}');
+    expect(res.status).to.equal(400);
+    expect(res.body).to.match(/not the one the request signed/);
+  });
+
+  it('an impostor at the driver address cannot pass for the driver to a trainer', async () => {
+    const impostor = new ControlServer('not-the-secret', () => ({}) as JobSpec);
+    await impostor.listen('127.0.0.1');
+    try {
+      const err = await rejection(NodeControl.connect(impostor.url(), SECRET));
+      // The impostor refuses the trainer's proof; were it to accept, its answer could not prove the secret.
+      expect(err.message).to.match(/refused this node: HTTP 401|could not prove this cluster's secret/);
+    } finally {
+      await impostor.close();
+    }
+  });
+
   it('refuses a WebSocket upgrade without the secret', async () => {
     const answer = await connectUntilClosed(port, (s) =>
       s.write('GET /v1/nodes HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n'),
@@ -117,6 +161,39 @@ describe('control server (driver) refuses strangers', function () {
     await closed(extra);
     expect(failures.join('\n')).to.match(/already waiting to authenticate/);
     for (const s of held) s.destroy();
+  });
+});
+
+describe('bootstrap token (control server)', function () {
+  this.timeout(20_000);
+  it('yields the secret once; a second valid use is reported as a stolen token; a wrong proof is refused', async () => {
+    const token = crypto.randomBytes(32).toString('hex');
+    const server = new ControlServer(SECRET, () => ({}) as JobSpec, token);
+    const reuse: string[] = [];
+    const failures: string[] = [];
+    server.on('token-reuse', (remote: string) => reuse.push(remote));
+    server.on('auth-failure', (_r: string, what: string) => failures.push(what));
+    await server.listen('127.0.0.1');
+    const exchange = async (t: string) => {
+      const req = bootstrapRequest(t);
+      const res = await fetch(`${server.url()}/v1/launcher/bootstrap`, { method: 'POST', body: JSON.stringify(req), headers: { 'content-type': 'application/json' } });
+      return { status: res.status, req, body: (await res.json()) as { proof: string; sealed: string } };
+    };
+    try {
+      const wrong = await exchange('not-the-token');
+      expect(wrong.status).to.equal(401);
+      const first = await exchange(token);
+      expect(first.status).to.equal(200);
+      expect(JSON.stringify(first.body)).not.to.include(SECRET);
+      expect(openBootstrapAnswer(token, first.req, first.body)).to.equal(SECRET);
+      const second = await exchange(token);
+      expect(second.status).to.equal(401);
+      expect(reuse).to.have.length(1);
+      expect(failures.join('\n')).to.match(/no valid proof of the bootstrap token/).and.match(/already used/);
+      expect(failures.join('\n')).not.to.include(token);
+    } finally {
+      await server.close();
+    }
   });
 });
 

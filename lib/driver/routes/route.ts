@@ -16,6 +16,12 @@ export interface LaunchPlan {
   tokenFile: string;
   /** Where the route keeps the Spark application's own output (spark-submit's stdout/stderr). */
   logFile: string;
+  /**
+   * When the launcher last reached the driver (ms since the epoch, 0 before its first request).
+   * A route whose own view of the application fails (Livy restarting, or restarted and forgetting
+   * the batch) asks this before declaring the application dead.
+   */
+  launcherLastSeen?: () => number;
   /** Spark properties this job needs (on top of the user's). */
   conf: Record<string, string>;
 }
