@@ -49,8 +49,6 @@ const WATCH: PollOptions = {
   clock: { now: () => Date.now(), sleep: (ms) => sleep(ms, { keepAlive: false }) },
 };
 
-const message = (err: unknown) => (err instanceof Error ? err.message : String(err));
-
 export class LivyRoute implements SparkRoute {
   readonly name = 'livy' as const;
   private readonly client: LivyClient;
