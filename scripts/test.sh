@@ -35,6 +35,17 @@ if [ "$#" -eq 0 ]; then
   full_run=1
   set -- 'dist/test/unit/**/*.test.js' 'dist/test/integration/**/*.test.js'
 fi
+# Each mocha run appends its counts here; the last line of `npm test` is their total.
+TFOS_TEST_TALLY="$(mktemp)"
+export TFOS_TEST_TALLY
+print_total() {
+  node -e '
+    const rows = require("fs").readFileSync(process.argv[1], "utf8").split("\n").filter(Boolean).map((l) => JSON.parse(l));
+    const t = rows.reduce((a, r) => ({ passed: a.passed + r.passed, failed: a.failed + r.failed, skipped: a.skipped + r.skipped }), { passed: 0, failed: 0, skipped: 0 });
+    if (rows.length > 1) console.log(`total: ${t.passed} passed, ${t.failed} failed, ${t.skipped} skipped`);' "$TFOS_TEST_TALLY" || true
+  rm -f "$TFOS_TEST_TALLY"
+}
+trap 'print_total; stop_stack' EXIT
 npx --no-install mocha "$@"
 
 # Beyond one machine (test/multihost): one `tfos stack up --hosts 3` (network namespaces, private
