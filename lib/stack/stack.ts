@@ -11,6 +11,7 @@ import * as path from 'node:path';
 import { Logger, silentLogger } from '../platform/log';
 import { TfosPaths, tfosPaths } from '../platform/paths';
 import { isAlive } from '../platform/process-group';
+import type { RecordedStack } from '../platform/cluster-env';
 import { sleep } from '../platform/sleep';
 import { externalHdfs, hdfsHealthy, hdfsServices, provisionHadoop } from './hadoop';
 import { livyHealthy, livyService, provisionLivy } from './livy-server';
@@ -79,7 +80,8 @@ export interface StackHost {
   roles: string[];
 }
 
-interface StackState {
+/** What state.json holds: the part other processes read (RecordedStack) plus what `down` needs. */
+interface StackState extends RecordedStack {
   version: 1;
   startedAt: string;
   workers: number;
@@ -88,18 +90,7 @@ interface StackState {
   /** Recorded before any of it is created, so `down` removes it even after a crash of `up`. */
   network?: NetworkPlan;
   hosts?: StackHost[];
-  yarn?: { resourceManager: string; nodeManagers: number; sparkConf?: Record<string, string> };
-  endpoints: {
-    sparkMaster: string;
-    sparkUi: string;
-    defaultFS: string;
-    webhdfs: string;
-    hadoopConfDir?: string;
-    hdfsExternal: boolean;
-    livy: string;
-    livyExternal: boolean;
-    livySessions?: boolean;
-  };
+  endpoints: RecordedStack['endpoints'] & { hdfsExternal: boolean; livyExternal: boolean };
 }
 
 function stateFile(paths: TfosPaths): string {
