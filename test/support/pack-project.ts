@@ -28,11 +28,13 @@ export function makeProject(): string {
   fs.copyFileSync(path.join(repo, 'package.json'), path.join(pkg, 'package.json'));
   copyDir(path.join(repo, 'dist', 'lib'), path.join(pkg, 'dist', 'lib'));
   copyDir(path.join(repo, 'esm'), path.join(pkg, 'esm'));
-  // The package's runtime dependencies, as `npm install tfjs-on-spark` would bring them (tfjs-node,
-  // loaded lazily, is left out to keep the archive small).
+  // The package's runtime dependencies, as `npm install tfjs-on-spark` would bring them. tfjs-node
+  // (native, loaded lazily) and the tfjs umbrella are left out to keep the archive small; tfjs-core
+  // and tfjs-layers stay: importing the package registers its layers with them.
+  const leftOut = new Set(['@tensorflow/tfjs-node', '@tensorflow/tfjs']);
   const seen = new Set<string>();
   const copyPackage = (name: string) => {
-    if (seen.has(name) || name.startsWith('@tensorflow/')) return;
+    if (seen.has(name) || leftOut.has(name)) return;
     seen.add(name);
     const src = path.join(repo, 'node_modules', name);
     if (!fs.existsSync(src)) return;
