@@ -5,27 +5,14 @@
  * non-zero exit. Against the stack's standalone master, client mode.
  */
 import { expect } from 'chai';
-import { spawn, execFileSync } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import * as path from 'node:path';
 import { shellQuote, submitLine } from '../../lib/cli/submit-command';
+import { runCaptured } from '../support/run-captured';
 import { requireStack } from '../support/stack';
 
 const FIXTURES = path.resolve(__dirname, '../../../test/fixtures/modules');
 
-/** Runs one shell line; resolves with its exit code and everything it printed. */
-function bash(line: string, timeoutMs: number): Promise<{ code: number | null; output: string }> {
-  return new Promise((resolve) => {
-    const child = spawn('bash', ['-c', line], { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
-    let output = '';
-    child.stdout.on('data', (c: Buffer) => (output += c.toString()));
-    child.stderr.on('data', (c: Buffer) => (output += c.toString()));
-    const timer = setTimeout(() => process.kill(-child.pid!, 'SIGKILL'), timeoutMs);
-    child.once('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code, output });
-    });
-  });
-}
 
 function trainersOf(modulePath: string): number[] {
   try {
@@ -58,7 +45,7 @@ describe('spark-submit typed by hand (the line `tfos submit-command` prints)', f
   it('runs 3 nodes with 1 ps like tfos run: roles, arguments and results in the driver log, exit 0', async () => {
     const line = await printedLine([path.join(FIXTURES, 'report-context.js'), '--master', master, '--cluster-size', '3', '--num-ps', '1', '--reservation-timeout', '300', '--', 'lr=0.1', 'two words']);
     expect(line).to.match(/spark-submit --master spark:\/\/\S+ .*tfos_launcher\.py \S+report-context\.js --cluster-size 3 --num-ps 1 --reservation-timeout 300 -- lr=0\.1 'two words'$/);
-    const { code, output } = await bash(line, 600_000);
+    const { code, output } = await runCaptured(['bash', '-c', line], 600_000);
     expect(output).to.contain('[tfos-launcher] starting the Node driver');
     for (const role of ['ps:0', 'chief:0', 'worker:0']) {
       // The trainers' own output, labelled, streamed into the driver's log.
@@ -72,7 +59,7 @@ describe('spark-submit typed by hand (the line `tfos submit-command` prints)', f
   it("a failing node: its message in the driver log, spark-submit exits non-zero, no trainer left", async () => {
     const module = path.join(FIXTURES, 'throws.js');
     const line = await printedLine([module, '--master', master, '--cluster-size', '3', '--num-ps', '1', '--reservation-timeout', '300']);
-    const { code, output } = await bash(line, 600_000);
+    const { code, output } = await runCaptured(['bash', '-c', line], 600_000);
     expect(output).to.match(/\[tfos\] FAILED: TF node chief:0 \(node \d, executor \S+ on [\d.]+\) failed: boom-from-the-chief: bad learning rate/);
     expect(code).to.not.equal(0);
     const deadline = Date.now() + 15_000;

@@ -4,11 +4,11 @@
  * session, and spark-submit typed by hand — and every trainer computes on the package's one tfjs.
  */
 import { expect } from 'chai';
-import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { RouteOption, TFCluster } from '../../lib/driver/tf-cluster';
 import { shellQuote, submitLine } from '../../lib/cli/submit-command';
+import { runCaptured } from '../support/run-captured';
 import { livySessionsOrWhyNot, requireStack, skipBecause } from '../support/stack';
 import { writeTsProject } from '../support/ts-module-fixture';
 
@@ -33,20 +33,6 @@ function expectReports(reports: Array<Report | null>): void {
   }
 }
 
-/** Runs a command line; resolves with its exit code and output. */
-function sh(argv: string[], timeoutMs: number): Promise<{ code: number | null; output: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(argv[0], argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
-    let output = '';
-    child.stdout.on('data', (c: Buffer) => (output += c.toString()));
-    child.stderr.on('data', (c: Buffer) => (output += c.toString()));
-    const timer = setTimeout(() => process.kill(-child.pid!, 'SIGKILL'), timeoutMs);
-    child.once('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code, output });
-    });
-  });
-}
 
 describe('a .ts training module through every route', function () {
   // Each case starts a Spark application and a cluster; the shared 2-core machine can be slow.
@@ -74,7 +60,7 @@ describe('a .ts training module through every route', function () {
 
   it('tfos run train.ts with no route flags (the running stack)', async () => {
     requireStack();
-    const { code, output } = await sh([process.execPath, TFOS, 'run', train, '--cluster-size', '2', '--reservation-timeout', '300', '--', 'from', 'typescript'], 600_000);
+    const { code, output } = await runCaptured([process.execPath, TFOS, 'run', train, '--cluster-size', '2', '--reservation-timeout', '300', '--', 'from', 'typescript'], 600_000);
     expect(output).to.contain('submitted spark-submit --master spark://');
     expect(output).to.match(/chief:0\s*\| chief:0 computed 12 in TypeScript/);
     expect(output).to.match(/worker:0 returned \{"job":"worker","value":12,"backend":"tensorflow","sameEngine":true/);
@@ -84,7 +70,7 @@ describe('a .ts training module through every route', function () {
   it('spark-submit typed by hand with train.ts', async () => {
     const line = await submitLine([train, '--master', requireStack().sparkMaster, '--cluster-size', '2', '--reservation-timeout', '300', '--', 'from', 'typescript']);
     const text = [...Object.entries(line.env).map(([k, v]) => `${k}=${shellQuote(v)}`), ...line.argv.map(shellQuote)].join(' ');
-    const { code, output } = await sh(['bash', '-c', text], 600_000);
+    const { code, output } = await runCaptured(['bash', '-c', text], 600_000);
     expect(output).to.match(/worker:0 returned \{"job":"worker","value":12,"backend":"tensorflow","sameEngine":true/);
     expect(code, output.slice(-3000)).to.equal(0);
   });
