@@ -16,11 +16,13 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { resolveHadoopConf } from './hadoop-conf';
 import { tfosPaths } from './paths';
-import { isAlive } from './process-group';
+import { bootId, recordedProcessAlive } from './process-group';
 
 /** The part of `<TFOS_HOME>/stack/state.json` other processes read (lib/stack/stack.ts writes it). */
 export interface RecordedStack {
-  services: Array<{ name: string; pid: number }>;
+  /** The boot the stack was started in: after a reboot (or on a copy of this disk) nothing of it runs. */
+  bootId?: string;
+  services: Array<{ name: string; pid: number; startTicks?: number }>;
   endpoints: {
     sparkMaster: string;
     sparkUi: string;
@@ -70,7 +72,13 @@ export function runningStack(env: NodeJS.ProcessEnv = process.env): RecordedStac
     return undefined;
   }
   if (!state?.endpoints || !Array.isArray(state.services) || state.services.length === 0) return undefined;
-  return state.services.every((s) => isAlive(s.pid)) ? state : undefined;
+  return state.services.every((s) => recordedStackProcessAlive(state, s)) ? state : undefined;
+}
+
+/** True if this service of a recorded stack still runs: same boot, same pid, same start time. */
+export function recordedStackProcessAlive(stack: Pick<RecordedStack, 'bootId'>, service: { pid: number; startTicks?: number }): boolean {
+  if (stack.bootId !== undefined && stack.bootId !== bootId()) return false;
+  return recordedProcessAlive(service);
 }
 
 /** fs.defaultFS and WebHDFS from a HADOOP_CONF_DIR; TFOS_WEBHDFS overrides the endpoint. */

@@ -28,6 +28,41 @@ export function isAlive(pid: number): boolean {
   }
 }
 
+/**
+ * When a process started, in clock ticks since boot (/proc/PID/stat field 22); undefined when it is
+ * gone. With the boot id, it tells a recorded process from a later one that reuses its pid.
+ */
+export function processStartTicks(pid: number): number | undefined {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // Fields after the parenthesised command start at field 3 (state); starttime is field 22.
+    return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19]);
+  } catch {
+    return undefined;
+  }
+}
+
+/** This boot of the machine (Linux); a state file written under another boot names no live process. */
+export function bootId(): string | undefined {
+  try {
+    return fs.readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim();
+  } catch {
+    return undefined;
+  }
+}
+
+/** A process recorded earlier, identified by pid and (when recorded) its start time. */
+export interface RecordedProcess {
+  pid: number;
+  startTicks?: number;
+}
+
+/** True if the recorded process itself still runs (not another process that took its pid). */
+export function recordedProcessAlive(p: RecordedProcess): boolean {
+  if (!isAlive(p.pid)) return false;
+  return p.startTicks === undefined || processStartTicks(p.pid) === p.startTicks;
+}
+
 /** Pids of every process in a process group (read from /proc, Linux). */
 export function groupMembers(pgid: number): number[] {
   const members: number[] = [];

@@ -10,8 +10,8 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Logger, silentLogger } from '../platform/log';
 import { TfosPaths, tfosPaths } from '../platform/paths';
-import { isAlive } from '../platform/process-group';
-import type { RecordedStack } from '../platform/cluster-env';
+import { bootId, isAlive } from '../platform/process-group';
+import { recordedStackProcessAlive, type RecordedStack } from '../platform/cluster-env';
 import { sleep } from '../platform/sleep';
 import { externalHdfs, hdfsHealthy, hdfsServices, provisionHadoop } from './hadoop';
 import { livyHealthy, livyService, provisionLivy } from './livy-server';
@@ -136,7 +136,17 @@ export function allHealthy(s: StackStatus): boolean {
 /** The running stack's status, or undefined when no stack was started. */
 export async function stackStatus(paths: TfosPaths = tfosPaths()): Promise<StackStatus | undefined> {
   const state = readState(paths);
-  return state ? probe(state) : undefined;
+  return state && !isStale(state) ? probe(state) : undefined;
+}
+
+/**
+ * A state file that names nothing running: written under another boot (a rebooted machine, or a
+ * copy of this disk such as a CI checkout with a warm cache), or every process gone with no network
+ * to remove. Such a stack is not running, rather than running and broken.
+ */
+function isStale(state: StackState): boolean {
+  if (state.bootId !== undefined && state.bootId !== bootId()) return true;
+  return !state.network && !state.services.some((s) => recordedStackProcessAlive(state, s));
 }
 
 /** Serialises `up`/`down` between processes (two test runs, a test run and a user). */
@@ -174,14 +184,19 @@ export async function stackUp(opts: StackUpOptions = {}): Promise<StackStatus & 
   const paths = tfosPaths(env);
   const log = opts.log ?? silentLogger;
   return withLock(paths, async () => {
-    const previous = readState(paths);
+    const recorded = readState(paths);
+    if (recorded && isStale(recorded)) {
+      log(`the recorded stack in ${paths.home} is no longer running (${recorded.bootId !== bootId() ? 'machine rebooted or disk copied' : 'every process gone'}): starting afresh`);
+      fs.rmSync(stateFile(paths), { force: true });
+    }
+    const previous = recorded && !isStale(recorded) ? recorded : undefined;
     if (previous) {
       const shape = (hosts: number | undefined, yarn: boolean) => `${hosts ? `${hosts} hosts` : 'loopback'}${yarn ? ' with YARN' : ''}`;
       const running = shape(previous.network?.hosts.length, Boolean(previous.yarn));
       const wanted = shape(opts.hosts, Boolean(opts.yarn));
       if (running !== wanted) throw new Error(`a ${running} stack is already running in ${paths.home}; stop it first (tfos stack down) to start a ${wanted} one`);
       const status = await probe(previous);
-      if (allHealthy(status) && previous.services.every((s) => isAlive(s.pid))) {
+      if (allHealthy(status) && previous.services.every((s) => recordedStackProcessAlive(previous, s))) {
         log('stack already running: reusing it');
         return { ...status, reused: true };
       }
@@ -210,6 +225,7 @@ export async function stackUp(opts: StackUpOptions = {}): Promise<StackStatus & 
     const state: StackState = {
       version: 1,
       startedAt: new Date().toISOString(),
+      bootId: bootId(),
       workers,
       ports,
       services: [],
@@ -335,9 +351,10 @@ export async function stackDown(opts: { log?: Logger; env?: NodeJS.ProcessEnv } 
   return withLock(paths, async () => {
     const state = readState(paths);
     if (!state) return false;
-    await stopAll(state, log);
+    const stale = isStale(state);
+    if (!stale) await stopAll(state, log);
     fs.rmSync(stateFile(paths), { force: true });
-    return true;
+    return !stale;
   });
 }
 

@@ -8,7 +8,7 @@
 import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { groupMembers, isAlive } from '../platform/process-group';
+import { groupMembers, isAlive, processStartTicks } from '../platform/process-group';
 import { sleep } from '../platform/sleep';
 import { inNamespace } from './netns';
 import { describePortHolder, isPortFree } from './ports';
@@ -17,6 +17,8 @@ import { ServiceSpec } from './service';
 export interface RunningService {
   name: string;
   pid: number;
+  /** Start time of the process (see processStartTicks), so a later process reusing the pid is never signalled. */
+  startTicks?: number;
   ports: number[];
   log: string;
 }
@@ -71,7 +73,7 @@ export async function startService(spec: ServiceSpec, logsDir: string): Promise<
     child.once('error', (err) => reject(new Error(`cannot start ${spec.name} (${spec.command}): ${err.message}`)));
   });
   child.unref();
-  const running: RunningService = { name: spec.name, pid, ports: spec.ports, log };
+  const running: RunningService = { name: spec.name, pid, startTicks: processStartTicks(pid), ports: spec.ports, log };
   const deadline = Date.now() + spec.startTimeoutMs;
   let exited = false;
   child.once('exit', () => (exited = true));
@@ -89,7 +91,7 @@ export async function startService(spec: ServiceSpec, logsDir: string): Promise<
 }
 
 /** SIGTERM the service's process group, then SIGKILL whatever is left after the grace period. */
-export async function stopService(svc: { pid: number; name: string }, graceMs = 15_000): Promise<void> {
+export async function stopService(svc: { pid: number; name: string; startTicks?: number }, graceMs = 15_000): Promise<void> {
   const signal = (sig: NodeJS.Signals) => {
     try {
       process.kill(-svc.pid, sig);
@@ -97,6 +99,9 @@ export async function stopService(svc: { pid: number; name: string }, graceMs = 
       /* group already gone */
     }
   };
+  // Another process now has the leader's pid: our group is gone (Linux reuses no pid that is still a group id).
+  const ticks = processStartTicks(svc.pid);
+  if (ticks !== undefined && svc.startTicks !== undefined && ticks !== svc.startTicks) return;
   if (groupMembers(svc.pid).length === 0) return;
   signal('SIGTERM');
   const deadline = Date.now() + graceMs;

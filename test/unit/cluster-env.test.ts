@@ -9,6 +9,9 @@ import * as path from 'node:path';
 import { clusterEnvironment, exportLines, RecordedStack, runningStack } from '../../lib/platform/cluster-env';
 import { resolveLocation } from '../../lib/io/dataset-fs';
 import { parseRunArgs } from '../../lib/cli/run-command';
+import { tfosPaths } from '../../lib/platform/paths';
+import { bootId, processStartTicks } from '../../lib/platform/process-group';
+import { stackDown, stackStatus } from '../../lib/stack/stack';
 
 function hadoopConf(dir: string, defaultFS: string, httpAddress: string): string {
   fs.mkdirSync(dir, { recursive: true });
@@ -24,9 +27,10 @@ describe('cluster environment: the stack (or the user\'s config) as every comman
   let stackConf: string;
   const module = path.resolve(__dirname, '../../../test/fixtures/modules/count-rows.js');
 
-  function recordStack(pid: number): void {
+  function recordStack(pid: number, identity: { bootId?: string; startTicks?: number } = {}): void {
     const state: RecordedStack = {
-      services: [{ name: 'spark-master', pid }],
+      bootId: identity.bootId,
+      services: [{ name: 'spark-master', pid, startTicks: identity.startTicks }],
       endpoints: {
         sparkMaster: 'spark://127.0.0.1:17077',
         sparkUi: 'http://127.0.0.1:18080',
@@ -64,6 +68,22 @@ describe('cluster environment: the stack (or the user\'s config) as every comman
     recordStack(2 ** 22 + 12345); // above Linux's pid_max: never alive
     expect(runningStack({ TFOS_HOME: home })).to.equal(undefined);
     expect(clusterEnvironment({ TFOS_HOME: home }).sparkMaster).to.equal(undefined);
+  });
+
+  it('a state file from another boot (a rebooted machine, a copied cache) names nothing running: status finds no stack, down signals nothing', async () => {
+    recordStack(process.pid, { bootId: 'another-boot' });
+    expect(runningStack({ TFOS_HOME: home })).to.equal(undefined);
+    expect(await stackStatus(tfosPaths({ TFOS_HOME: home }))).to.equal(undefined);
+    expect(await stackDown({ env: { TFOS_HOME: home } })).to.equal(false);
+    expect(fs.existsSync(path.join(home, 'stack', 'state.json'))).to.equal(false);
+  });
+
+  it('a recorded pid now used by a later process counts as gone (its start time differs)', () => {
+    const ticks = processStartTicks(process.pid)!;
+    recordStack(process.pid, { bootId: bootId(), startTicks: ticks + 1 });
+    expect(runningStack({ TFOS_HOME: home })).to.equal(undefined);
+    recordStack(process.pid, { bootId: bootId(), startTicks: ticks });
+    expect(runningStack({ TFOS_HOME: home })?.services[0].pid).to.equal(process.pid);
   });
 
   it("the user's SPARK_MASTER, TFOS_LIVY_URL, HADOOP_CONF_DIR and TFOS_WEBHDFS win over the stack", () => {
