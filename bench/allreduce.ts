@@ -74,7 +74,9 @@ function nextMessage<T>(): Promise<T> {
 /** MLP 784-128-10 (101 770 parameters), the "small model" of the overhead measurement. */
 function smallModel(t: typeof tfTypes): tfTypes.Sequential {
   const m = t.sequential();
-  m.add(t.layers.dense({ inputShape: [784], units: 128, activation: 'relu', kernelInitializer: t.initializers.glorotUniform({ seed: 1 }) }));
+  m.add(
+    t.layers.dense({ inputShape: [784], units: 128, activation: 'relu', kernelInitializer: t.initializers.glorotUniform({ seed: 1 }) }),
+  );
   m.add(t.layers.dense({ units: 10, activation: 'softmax', kernelInitializer: t.initializers.glorotUniform({ seed: 2 }) }));
   return m;
 }
@@ -239,7 +241,16 @@ export async function benchAllreduce(o: AllreduceBenchOptions = {}): Promise<Row
   const procs = 'child processes';
 
   const tcp = await rawTcp(o.tcpBytes ?? 1 << 30);
-  rows.push({ measure: 'raw loopback TCP, 1 stream', workers: '-', floats: '-', MB: ((o.tcpBytes ?? 1 << 30) / MB).toFixed(0), 'median ms': '-', 'algbw MB/s': '-', 'busbw MB/s': Math.round(tcp), nodes: '2 processes' });
+  rows.push({
+    measure: 'raw loopback TCP, 1 stream',
+    workers: '-',
+    floats: '-',
+    MB: ((o.tcpBytes ?? 1 << 30) / MB).toFixed(0),
+    'median ms': '-',
+    'algbw MB/s': '-',
+    'busbw MB/s': Math.round(tcp),
+    nodes: '2 processes',
+  });
 
   for (const n of workerCounts) {
     const tasks: Task[] = sizes.map((floats) => ({ kind: 'allreduce', floats, reps: o.reps ?? repsFor(floats), warmup: 1 }));
@@ -251,7 +262,18 @@ export async function benchAllreduce(o: AllreduceBenchOptions = {}): Promise<Row
       const bus = (alg * 2 * (n - 1)) / n;
       // CPU time of the busiest worker per call: what the collective costs, whatever the machine's load.
       const cpu = Math.max(...results.map((r) => r[i].cpuMs ?? 0));
-      rows.push({ measure: 'allReduce sum', workers: n, floats, MB: ((floats * 4) / MB).toFixed(1), 'median ms': +ms.toFixed(1), 'algbw MB/s': alg >= 10 ? Math.round(alg) : alg, 'busbw MB/s': bus >= 10 ? Math.round(bus) : bus, 'busbw / raw TCP': +(bus / tcp).toFixed(2), 'cpu ms/call': +cpu.toFixed(1), nodes: procs });
+      rows.push({
+        measure: 'allReduce sum',
+        workers: n,
+        floats,
+        MB: ((floats * 4) / MB).toFixed(1),
+        'median ms': +ms.toFixed(1),
+        'algbw MB/s': alg >= 10 ? Math.round(alg) : alg,
+        'busbw MB/s': bus >= 10 ? Math.round(bus) : bus,
+        'busbw / raw TCP': +(bus / tcp).toFixed(2),
+        'cpu ms/call': +cpu.toFixed(1),
+        nodes: procs,
+      });
     });
   }
 
@@ -262,10 +284,46 @@ export async function benchAllreduce(o: AllreduceBenchOptions = {}): Promise<Row
     const [ps] = await onCluster(2, 1, [train('ps')]);
     const local = ar[0].msPerStep!;
     const note = `MLP 784-128-10, ${ar[0].params} params, batch 64/worker, Adam, ${ar[0].backend}`;
-    rows.push({ measure: 'training step, local only (both workers busy)', workers: 2, floats: ar[0].params!, MB: '-', 'median ms': +local.toFixed(2), 'algbw MB/s': '-', 'busbw MB/s': '-', nodes: note });
-    rows.push({ measure: 'training step, allreduce mode', workers: 2, floats: ar[1].params!, MB: '-', 'median ms': +ar[1].msPerStep!.toFixed(2), 'algbw MB/s': '-', 'busbw MB/s': '-', nodes: `+${(ar[1].msPerStep! - local).toFixed(2)} ms/step over local` });
-    rows.push({ measure: 'training step, ps mode (sync)', workers: '2 + 1 ps', floats: ps[0].params!, MB: '-', 'median ms': +ps[0].msPerStep!.toFixed(2), 'algbw MB/s': '-', 'busbw MB/s': '-', nodes: `+${(ps[0].msPerStep! - local).toFixed(2)} ms/step over local` });
-    rows.push({ measure: 'allReduce of that gradient alone', workers: 2, floats: 101_770, MB: '0.4', 'median ms': +median(ar[2].times!).toFixed(2), 'algbw MB/s': '-', 'busbw MB/s': '-', nodes: procs });
+    rows.push({
+      measure: 'training step, local only (both workers busy)',
+      workers: 2,
+      floats: ar[0].params!,
+      MB: '-',
+      'median ms': +local.toFixed(2),
+      'algbw MB/s': '-',
+      'busbw MB/s': '-',
+      nodes: note,
+    });
+    rows.push({
+      measure: 'training step, allreduce mode',
+      workers: 2,
+      floats: ar[1].params!,
+      MB: '-',
+      'median ms': +ar[1].msPerStep!.toFixed(2),
+      'algbw MB/s': '-',
+      'busbw MB/s': '-',
+      nodes: `+${(ar[1].msPerStep! - local).toFixed(2)} ms/step over local`,
+    });
+    rows.push({
+      measure: 'training step, ps mode (sync)',
+      workers: '2 + 1 ps',
+      floats: ps[0].params!,
+      MB: '-',
+      'median ms': +ps[0].msPerStep!.toFixed(2),
+      'algbw MB/s': '-',
+      'busbw MB/s': '-',
+      nodes: `+${(ps[0].msPerStep! - local).toFixed(2)} ms/step over local`,
+    });
+    rows.push({
+      measure: 'allReduce of that gradient alone',
+      workers: 2,
+      floats: 101_770,
+      MB: '0.4',
+      'median ms': +median(ar[2].times!).toFixed(2),
+      'algbw MB/s': '-',
+      'busbw MB/s': '-',
+      nodes: procs,
+    });
   }
   return rows;
 }

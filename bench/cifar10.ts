@@ -76,11 +76,20 @@ function timeTo(s: Summary, target: number): string | number {
 
 function runStandalone(args: string[]): Promise<Summary> {
   return new Promise((resolve, reject) => {
-    execFile(process.execPath, [TRAIN, ...args], { maxBuffer: 64 << 20, env: { ...process.env, TF_CPP_MIN_LOG_LEVEL: '2' } }, (err, stdout, stderr) => {
-      const last = stdout.trim().split('\n').filter((l) => l.startsWith('{')).pop();
-      if (err || !last) return reject(new Error(`standalone run failed: ${err?.message ?? 'no summary'}\n${stderr.slice(-2000)}`));
-      resolve(JSON.parse(last) as Summary);
-    });
+    execFile(
+      process.execPath,
+      [TRAIN, ...args],
+      { maxBuffer: 64 << 20, env: { ...process.env, TF_CPP_MIN_LOG_LEVEL: '2' } },
+      (err, stdout, stderr) => {
+        const last = stdout
+          .trim()
+          .split('\n')
+          .filter((l) => l.startsWith('{'))
+          .pop();
+        if (err || !last) return reject(new Error(`standalone run failed: ${err?.message ?? 'no summary'}\n${stderr.slice(-2000)}`));
+        resolve(JSON.parse(last) as Summary);
+      },
+    );
   });
 }
 
@@ -105,7 +114,8 @@ async function runCluster(c: Config, args: string[], data: string, steps: number
 export async function benchCifar10(): Promise<Row[]> {
   const home = process.env.TFOS_HOME ?? path.join(os.homedir(), '.cache', 'tfjs-on-spark');
   const data = process.env.TFOS_BENCH_CIFAR_DATA ?? path.join(home, 'data', 'cifar10');
-  if (!fs.existsSync(path.join(data, 'train', '_SUCCESS'))) throw new Error(`no CIFAR-10 dataset at ${data}: run \`npm start\` once (it ingests it) or set TFOS_BENCH_CIFAR_DATA`);
+  if (!fs.existsSync(path.join(data, 'train', '_SUCCESS')))
+    throw new Error(`no CIFAR-10 dataset at ${data}: run \`npm start\` once (it ingests it) or set TFOS_BENCH_CIFAR_DATA`);
   const model = process.env.TFOS_BENCH_CIFAR_MODEL ?? 'seed';
   const steps = env('TFOS_BENCH_CIFAR_STEPS', 200);
   const batch = env('TFOS_BENCH_CIFAR_BATCH', 128);
@@ -114,11 +124,31 @@ export async function benchCifar10(): Promise<Row[]> {
   const testRows = env('TFOS_BENCH_CIFAR_TEST_ROWS', 10_000);
   const only = process.env.TFOS_BENCH_CIFAR_ONLY?.split(',').map((s) => s.trim());
   const gpu = hasGpu();
-  const args = ['--data', `file://${data}`, '--model', model, '--max-steps', String(steps), '--epochs', '1000', '--batch', String(batch), '--eval-every', String(evalEvery), '--test-rows', String(testRows)];
+  const args = [
+    '--data',
+    `file://${data}`,
+    '--model',
+    model,
+    '--max-steps',
+    String(steps),
+    '--epochs',
+    '1000',
+    '--batch',
+    String(batch),
+    '--eval-every',
+    String(evalEvery),
+    '--test-rows',
+    String(testRows),
+  ];
   const rows: Row[] = [];
   for (const c of CONFIGS) {
     if (only && !only.includes(c.key)) continue;
-    const row: Row = { configuration: c.label, 'input mode': c.standalone ? '(own reader)' : c.mode === InputMode.SPARK ? 'SPARK' : 'TENSORFLOW', model, images: steps * batch };
+    const row: Row = {
+      configuration: c.label,
+      'input mode': c.standalone ? '(own reader)' : c.mode === InputMode.SPARK ? 'SPARK' : 'TENSORFLOW',
+      model,
+      images: steps * batch,
+    };
     if (c.gpu && !gpu) {
       rows.push({ ...row, 'images/s': 'no GPU', [`s to ${(target * 100).toFixed(0)}%`]: 'no GPU', 'final test acc': 'no GPU' });
       continue;
@@ -126,7 +156,13 @@ export async function benchCifar10(): Promise<Row[]> {
     process.stderr.write(`[bench cifar10] ${c.label} (${row['input mode']}): ${steps} steps × ${batch}\n`);
     try {
       const s = c.standalone ? await runStandalone(args) : await runCluster(c, args, data, steps, batch);
-      rows.push({ ...row, 'images/s': s.imagesPerSec, [`s to ${(target * 100).toFixed(0)}%`]: timeTo(s, target), 'final test acc': +(s.testAccuracy * 100).toFixed(1), 'run s': +s.seconds.toFixed(1) });
+      rows.push({
+        ...row,
+        'images/s': s.imagesPerSec,
+        [`s to ${(target * 100).toFixed(0)}%`]: timeTo(s, target),
+        'final test acc': +(s.testAccuracy * 100).toFixed(1),
+        'run s': +s.seconds.toFixed(1),
+      });
     } catch (err) {
       rows.push({ ...row, 'images/s': `failed: ${(err as Error).message.split('\n')[0].slice(0, 120)}` });
     }
@@ -134,7 +170,10 @@ export async function benchCifar10(): Promise<Row[]> {
   const standalone = rows.find((r) => r.configuration === CONFIGS[0].label);
   const one = rows.find((r) => r.configuration === CONFIGS[1].label && r['input mode'] === 'TENSORFLOW');
   if (standalone && one && typeof standalone['images/s'] === 'number' && typeof one['images/s'] === 'number') {
-    rows.push({ configuration: 'orchestration cost (cluster of 1 vs standalone)', 'images/s': `${((1 - one['images/s'] / standalone['images/s']) * 100).toFixed(1)}%` });
+    rows.push({
+      configuration: 'orchestration cost (cluster of 1 vs standalone)',
+      'images/s': `${((1 - one['images/s'] / standalone['images/s']) * 100).toFixed(1)}%`,
+    });
   }
   return rows;
 }

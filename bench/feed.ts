@@ -25,11 +25,26 @@ const RECORD_BYTES = 3073;
 const fixture = path.resolve(__dirname, '../../test/fixtures/modules/feed-rate.js');
 
 function row(name: string, rows: number, seconds: number, note = ''): Row {
-  return { path: name, records: rows, seconds, 'records/s': Math.round(rows / seconds), 'MB/s': (rows * RECORD_BYTES) / seconds / 1e6, note };
+  return {
+    path: name,
+    records: rows,
+    seconds,
+    'records/s': Math.round(rows / seconds),
+    'MB/s': (rows * RECORD_BYTES) / seconds / 1e6,
+    note,
+  };
 }
 
 async function inTrainer(mode: InputMode, data: string, webhdfs: string): Promise<{ rows: number; seconds: number }> {
-  const handle = await TFCluster.run({ module: fixture, numExecutors: 1, inputMode: mode, args: [data], webhdfs, via: { local: {} }, reservationTimeout: 300 });
+  const handle = await TFCluster.run({
+    module: fixture,
+    numExecutors: 1,
+    inputMode: mode,
+    args: [data],
+    webhdfs,
+    via: { local: {} },
+    reservationTimeout: 300,
+  });
   if (mode === InputMode.SPARK) await handle.train(data);
   const [r] = [...(await handle.shutdown({ timeout: 600 })).values()] as Array<{ rows: number; seconds: number }>;
   return r;
@@ -68,7 +83,10 @@ export async function benchFeed(): Promise<Row[]> {
     rows.push(row('local .bin file → tensors (this process)', n, (Date.now() - t0) / 1000, 'upper bound'));
 
     // 2. The Arrow dataset read by a DataFeed in this process, local disk and HDFS.
-    for (const [name, p] of [['local Arrow dataset → DataFeed → tensors (this process)', `${local}/train`], ['HDFS Arrow dataset → DataFeed → tensors (this process)', `${hdfsDest}/train`]] as const) {
+    for (const [name, p] of [
+      ['local Arrow dataset → DataFeed → tensors (this process)', `${local}/train`],
+      ['HDFS Arrow dataset → DataFeed → tensors (this process)', `${hdfsDest}/train`],
+    ] as const) {
       t0 = Date.now();
       const feed = await DataFeed.fromDataset(p, { webhdfs: stack.hdfs.webhdfs });
       n = 0;

@@ -33,13 +33,25 @@ export async function benchIngest(): Promise<Row[]> {
       ['CIFAR-10 → local Arrow + Parquet', path.join(tmp, 'ds'), undefined],
       ['CIFAR-10 → HDFS Arrow + Parquet', hdfsDest, stack.hdfs.webhdfs],
     ] as const) {
-      const res = await writeCifarDataset(set, resolveLocation(dest, { webhdfs }), { parquet: { python }, expectedRecordsPerFile: real ? 10_000 : undefined });
+      const res = await writeCifarDataset(set, resolveLocation(dest, { webhdfs }), {
+        parquet: { python },
+        expectedRecordsPerFile: real ? 10_000 : undefined,
+      });
       const records = res.splits.train.rows + res.splits.test.rows;
-      rows.push({ path: name, records, seconds: res.seconds, 'records/s': Math.round(records / res.seconds), 'MB/s': (records * RECORD_BYTES) / res.seconds / 1e6, note: source });
+      rows.push({
+        path: name,
+        records,
+        seconds: res.seconds,
+        'records/s': Math.round(records / res.seconds),
+        'MB/s': (records * RECORD_BYTES) / res.seconds / 1e6,
+        note: source,
+      });
     }
   } finally {
     fs.rmSync(tmp, { recursive: true, force: true });
-    await resolveLocation(hdfsDest, { webhdfs: stack.hdfs.webhdfs }).fs.remove(hdfsDest).catch(() => undefined);
+    await resolveLocation(hdfsDest, { webhdfs: stack.hdfs.webhdfs })
+      .fs.remove(hdfsDest)
+      .catch(() => undefined);
   }
   return rows;
 }

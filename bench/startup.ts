@@ -20,10 +20,12 @@ async function once(via: RouteOption): Promise<{ reserved: number; total: number
 export async function benchStartup(repeats = 2): Promise<Row[]> {
   const routes: Array<[string, RouteOption]> = [['local', { local: {} }]];
   const stack = await stackStatus().catch(() => undefined);
-  if (stack?.spark.healthy) routes.push(['spark-submit (standalone)', { sparkSubmit: { master: stack.spark.master, conf: { 'spark.executor.memory': '512m' } } }]);
+  if (stack?.spark.healthy)
+    routes.push(['spark-submit (standalone)', { sparkSubmit: { master: stack.spark.master, conf: { 'spark.executor.memory': '512m' } } }]);
   if (stack?.livy.healthy) {
     routes.push(['livy batch', { livy: { url: stack.livy.url, driverMemory: '512m', executorMemory: '512m' } }]);
-    if (stack.livy.sessions) routes.push(['livy session (new)', { livy: { url: stack.livy.url, mode: 'session', driverMemory: '512m', executorMemory: '512m' } }]);
+    if (stack.livy.sessions)
+      routes.push(['livy session (new)', { livy: { url: stack.livy.url, mode: 'session', driverMemory: '512m', executorMemory: '512m' } }]);
   }
   const rows: Row[] = [];
   for (const [name, via] of routes) {
@@ -31,7 +33,13 @@ export async function benchStartup(repeats = 2): Promise<Row[]> {
     for (let i = 0; i < repeats; i++) runs.push(await once(via));
     const best = (k: 'reserved' | 'total') => Math.min(...runs.map((r) => r[k]));
     const median = (k: 'reserved' | 'total') => runs.map((r) => r[k]).sort((a, b) => a - b)[Math.floor(runs.length / 2)];
-    rows.push({ route: name, runs: runs.length, 'run→registered best s': best('reserved'), 'median s': median('reserved'), 'whole run best s': best('total') });
+    rows.push({
+      route: name,
+      runs: runs.length,
+      'run→registered best s': best('reserved'),
+      'median s': median('reserved'),
+      'whole run best s': best('total'),
+    });
   }
   return rows;
 }

@@ -24,7 +24,12 @@ export interface NetSpec {
 
 export function buildNet(tf: TF, name: NetName): NetSpec {
   const r: ModelRecipe = name === 'seed' ? SEED : FAST;
-  return { model: r.build(tf), inputShape: [r.imageSize, r.imageSize, 3], optimizer: r.optimizer(tf, r.lr), labelSmoothing: r.labelSmoothing };
+  return {
+    model: r.build(tf),
+    inputShape: [r.imageSize, r.imageSize, 3],
+    optimizer: r.optimizer(tf, r.lr),
+    labelSmoothing: r.labelSmoothing,
+  };
 }
 
 export const NET_TITLES: Record<NetName, string> = {

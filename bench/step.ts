@@ -62,7 +62,13 @@ async function childMain(): Promise<void> {
     const y = t.oneHot(t.randomUniform([64], 0, 10, 'int32') as tfTypes.Tensor1D, 10);
     const vars = model.trainableWeights.map((w) => w.read() as tfTypes.Variable);
     // As examples/cifar10/train.ts: the loss of the logits in training mode, minimized, read back every step.
-    const loss = () => t.losses.softmaxCrossEntropy(y, model.apply(x, { training: true }) as tfTypes.Tensor, undefined, labelSmoothing || undefined) as tfTypes.Scalar;
+    const loss = () =>
+      t.losses.softmaxCrossEntropy(
+        y,
+        model.apply(x, { training: true }) as tfTypes.Tensor,
+        undefined,
+        labelSmoothing || undefined,
+      ) as tfTypes.Scalar;
     return {
       run: async () => {
         const l = opt.minimize(loss, true, vars)!;
@@ -184,7 +190,11 @@ export function leverVariants(): Variant[] {
     { name: '+ softmax-xent only', levers: ['softmax-xent'] },
     { name: '+ batch-norm only', levers: ['batch-norm'] },
     { name: '+ max-pool only', levers: ['max-pool'] },
-    { name: `all kernels, intra-op ${os.cpus().length} / inter-op 1`, levers: 'all', env: { TF_NUM_INTRAOP_THREADS: String(os.cpus().length), TF_NUM_INTEROP_THREADS: '1' } },
+    {
+      name: `all kernels, intra-op ${os.cpus().length} / inter-op 1`,
+      levers: 'all',
+      env: { TF_NUM_INTRAOP_THREADS: String(os.cpus().length), TF_NUM_INTEROP_THREADS: '1' },
+    },
     { name: 'all kernels, intra-op 1 / inter-op 1', levers: 'all', env: { TF_NUM_INTRAOP_THREADS: '1', TF_NUM_INTEROP_THREADS: '1' } },
     { name: 'all kernels, oneDNN off', levers: 'all', env: { TF_ENABLE_ONEDNN_OPTS: '0' } },
   ];
@@ -248,7 +258,9 @@ export async function benchStep(o: StepBenchOptions = {}): Promise<Row[]> {
         // Noise only ever adds time: the fastest step of each runner is the least disturbed estimate.
         'best ms/step': +best.get(`${net}|${runner.name}`)!.toFixed(1),
         'vs Python, best steps': runner === runners[0] ? '1' : (pyBest / best.get(`${net}|${runner.name}`)!).toFixed(2),
-        'speed-up vs stock tfjs': vsStock ? `${median(vsStock).toFixed(2)} (${Math.min(...vsStock).toFixed(2)}–${Math.max(...vsStock).toFixed(2)})` : '-',
+        'speed-up vs stock tfjs': vsStock
+          ? `${median(vsStock).toFixed(2)} (${Math.min(...vsStock).toFixed(2)}–${Math.max(...vsStock).toFixed(2)})`
+          : '-',
         'kernels/step': rep.kernels ?? '-',
       });
     }

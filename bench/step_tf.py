@@ -4,6 +4,7 @@ bench/step-nets.ts.
 
 Protocol: one JSON request per stdin line {"net": "seed"|"fast", "steps": n, "warmup": w},
 one JSON reply per stdout line {"ms": [per-step ms...], "version": tf version}. Ends at EOF."""
+
 import json
 import os
 import sys
@@ -21,19 +22,21 @@ def lrn(x):
 
 
 def seed_net():
-    return tf.keras.Sequential([
-        L.Input((24, 24, 3)),
-        L.Conv2D(64, 5, padding="same", activation="relu"),
-        L.MaxPooling2D(3, 2, padding="same"),
-        L.Lambda(lrn),
-        L.Conv2D(64, 5, padding="same", activation="relu"),
-        L.Lambda(lrn),
-        L.MaxPooling2D(3, 2, padding="same"),
-        L.Flatten(),
-        L.Dense(384, activation="relu"),
-        L.Dense(192, activation="relu"),
-        L.Dense(10),
-    ])
+    return tf.keras.Sequential(
+        [
+            L.Input((24, 24, 3)),
+            L.Conv2D(64, 5, padding="same", activation="relu"),
+            L.MaxPooling2D(3, 2, padding="same"),
+            L.Lambda(lrn),
+            L.Conv2D(64, 5, padding="same", activation="relu"),
+            L.Lambda(lrn),
+            L.MaxPooling2D(3, 2, padding="same"),
+            L.Flatten(),
+            L.Dense(384, activation="relu"),
+            L.Dense(192, activation="relu"),
+            L.Dense(10),
+        ]
+    )
 
 
 def fast_net():

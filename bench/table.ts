@@ -9,7 +9,13 @@ export function markdownTable(rows: Row[]): string {
   if (!rows.length) return '(no rows)\n';
   const cols = [...new Set(rows.flatMap((r) => Object.keys(r)))];
   const fmt = (v: string | number | undefined) => (typeof v === 'number' ? (Number.isInteger(v) ? String(v) : v.toFixed(2)) : (v ?? ''));
-  return [`| ${cols.join(' | ')} |`, `|${cols.map(() => '---').join('|')}|`, ...rows.map((r) => `| ${cols.map((c) => fmt(r[c])).join(' | ')} |`)].join('\n') + '\n';
+  return (
+    [
+      `| ${cols.join(' | ')} |`,
+      `|${cols.map(() => '---').join('|')}|`,
+      ...rows.map((r) => `| ${cols.map((c) => fmt(r[c])).join(' | ')} |`),
+    ].join('\n') + '\n'
+  );
 }
 
 export function writeResults(name: string, rows: Row[], notes = ''): string {

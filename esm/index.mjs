@@ -2,7 +2,30 @@
 // `require('tfjs-on-spark')` see the very same objects (one module instance, no dual-package hazard).
 import lib from '../dist/lib/index.js';
 
-export const { TFCluster, TFNode, InputMode, DataFeed, stepsPerEpoch, SparkFeed, tableToTensors, imagesToTensor, labelsToInt32, registerNativeKernels,
-  LocalResponseNormalization, localResponseNormalization, Checkpoints, CheckpointError, trainingState, restoreTrainingState, saveModel, loadModel,
-  SummaryWriter, renderTrainingPlot, trainingPlotSpec, TrainingProgress, tf, loadTfjs } = lib;
+export const {
+  TFCluster,
+  TFNode,
+  InputMode,
+  DataFeed,
+  stepsPerEpoch,
+  SparkFeed,
+  tableToTensors,
+  imagesToTensor,
+  labelsToInt32,
+  registerNativeKernels,
+  LocalResponseNormalization,
+  localResponseNormalization,
+  Checkpoints,
+  CheckpointError,
+  trainingState,
+  restoreTrainingState,
+  saveModel,
+  loadModel,
+  SummaryWriter,
+  renderTrainingPlot,
+  trainingPlotSpec,
+  TrainingProgress,
+  tf,
+  loadTfjs,
+} = lib;
 export default lib;

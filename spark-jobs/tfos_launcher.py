@@ -75,13 +75,18 @@ class DriverNotProven(Exception):
 def exchange_token(control_url, token, timeout=30):
     """The launcher's first request: the one-time bootstrap token buys the cluster secret."""
     req = bootstrap_request(token)
-    http_req = urllib.request.Request(control_url.rstrip("/") + "/v1/launcher/bootstrap", data=json.dumps(req).encode("utf-8"), method="POST")
+    http_req = urllib.request.Request(
+        control_url.rstrip("/") + "/v1/launcher/bootstrap", data=json.dumps(req).encode("utf-8"), method="POST"
+    )
     http_req.add_header("Content-Type", "application/json")
     try:
         with urllib.request.urlopen(http_req, timeout=timeout) as res:
             answer = json.loads(res.read())
     except urllib.error.HTTPError as err:
-        raise SystemExit("tfos-launcher: the driver at %s refused the bootstrap token (HTTP %d: %s); it works only once" % (control_url, err.code, err.read()[:200].decode("utf-8", "replace")))
+        raise SystemExit(
+            "tfos-launcher: the driver at %s refused the bootstrap token (HTTP %d: %s); it works only once"
+            % (control_url, err.code, err.read()[:200].decode("utf-8", "replace"))
+        )
     return open_bootstrap_answer(token, req, answer)
 
 
@@ -116,7 +121,9 @@ class Control:
             raw = res.read()
             # Only the real driver can sign its answer: nobody else hands us a job or a command.
             if not response_ok(self.secret, nonce, res.status, raw, res.headers.get("X-TFOS-MAC")):
-                raise DriverNotProven("the server at %s could not prove the cluster secret in its answer to %s %s" % (self.url, method, path.split("?")[0]))
+                raise DriverNotProven(
+                    "the server at %s could not prove the cluster secret in its answer to %s %s" % (self.url, method, path.split("?")[0])
+                )
             return json.loads(raw) if raw else None
 
     def job(self):
@@ -187,12 +194,17 @@ def check_fields(what, msg, fields, ignore=()):
 def check_job(schema, job):
     check_fields("job spec", job, schema["job"])
     if job["protocol"] != schema["version"]:
-        raise ProtocolError("the driver speaks protocol %d, this launcher %d: use the launcher of the same tfjs-on-spark version" % (job["protocol"], schema["version"]))
+        raise ProtocolError(
+            "the driver speaks protocol %d, this launcher %d: use the launcher of the same tfjs-on-spark version"
+            % (job["protocol"], schema["version"])
+        )
 
 
 def check_command(schema, cmd):
     if not isinstance(cmd, dict) or cmd.get("type") not in schema["commands"]:
-        raise ProtocolError("command: unknown type %r (known: %s)" % (cmd.get("type") if isinstance(cmd, dict) else cmd, ", ".join(schema["commands"])))
+        raise ProtocolError(
+            "command: unknown type %r (known: %s)" % (cmd.get("type") if isinstance(cmd, dict) else cmd, ", ".join(schema["commands"]))
+        )
     check_fields("command '%s'" % cmd["type"], cmd, schema["commands"][cmd["type"]], ignore=("type",))
     if cmd["type"] == "feed":
         check_fields("feed command's feed", cmd["feed"], schema["feed"])
@@ -375,7 +387,6 @@ def make_node_task(control_url, secret, job):
     return run_node
 
 
-
 # ---------------------------------------------------------------------------------------------
 # Executor side: feeding tasks (InputMode.SPARK). One barrier task per worker per epoch; each
 # streams its share of the data to one trainer as Arrow IPC, and for inference reads the
@@ -413,7 +424,14 @@ def make_feed_task(secret, feed, epoch, result_schema=None):
         worker = tctx.partitionId()
         host, port = targets[worker]
         where = "feed %s epoch %d, worker %d (%s:%d), Spark partition %d of stage %d" % (
-            feed_id, epoch, worker, host, port, worker, tctx.stageId())
+            feed_id,
+            epoch,
+            worker,
+            host,
+            port,
+            worker,
+            tctx.stageId(),
+        )
         sock = socket.create_connection((host, port), timeout=stall)
         try:
             # Mutual proof over both nonces and the header (docs/data.md): no data goes to a
@@ -423,7 +441,9 @@ def make_feed_task(secret, feed, epoch, result_schema=None):
             nonce_c = os.urandom(16)
             header = json.dumps({"feedId": feed_id, "kind": kind, "epoch": epoch, "worker": worker}).encode("utf-8")
             signed = nonce_s + nonce_c + header
-            sock.sendall(nonce_c + struct.pack(">I", len(header)) + header + hmac.new(key, b"tfos-feed/2 client\0" + signed, hashlib.sha256).digest())
+            sock.sendall(
+                nonce_c + struct.pack(">I", len(header)) + header + hmac.new(key, b"tfos-feed/2 client\0" + signed, hashlib.sha256).digest()
+            )
             try:
                 answer = recv_exact(sock, 32)
             except ConnectionError:
@@ -441,7 +461,9 @@ def make_feed_task(secret, feed, epoch, result_schema=None):
                         writer = pa.ipc.new_stream(sink, batch.schema)
                     if kind == "infer":
                         if key_column not in batch.schema.names:
-                            raise ValueError("inference input has no key column '%s' (columns: %s)" % (key_column, ", ".join(batch.schema.names)))
+                            raise ValueError(
+                                "inference input has no key column '%s' (columns: %s)" % (key_column, ", ".join(batch.schema.names))
+                            )
                         keys.append(batch.column(key_column))
                     writer.write_batch(batch)
                     rows_sent += batch.num_rows
@@ -454,7 +476,10 @@ def make_feed_task(secret, feed, epoch, result_schema=None):
                 terminated = True
             except socket.timeout:
                 raise RuntimeError("%s: the trainer took no data for %d s (stalled feed)" % (where, stall))
-            crashed = "%s: the trainer's connection broke after %d rows without an acknowledgement: the trainer crashed or was killed" % (where, rows_sent)
+            crashed = "%s: the trainer's connection broke after %d rows without an acknowledgement: the trainer crashed or was killed" % (
+                where,
+                rows_sent,
+            )
             if kind == "train":
                 # The trainer answers once it has taken every row: 'D' + rows, or 'T' when it terminated early.
                 try:
@@ -543,7 +568,9 @@ def run_feed(spark, secret, feed, ctl):
             # the notebook defined there, by name.
             df = globals().get(feed["dataFrame"])
             if df is None or not hasattr(df, "mapInArrow"):
-                raise ValueError("no DataFrame named '%s' in this Spark session (define it in the Livy session before TFCluster.run)" % feed["dataFrame"])
+                raise ValueError(
+                    "no DataFrame named '%s' in this Spark session (define it in the Livy session before TFCluster.run)" % feed["dataFrame"]
+                )
         else:
             df = spark.read.format(feed.get("format", "parquet")).load(feed["path"])
         if feed.get("columns"):
@@ -572,7 +599,7 @@ def short_error(err):
     text = str(err)
     for marker in ("RuntimeError: ", "ValueError: "):
         if marker in text:
-            return text[text.index(marker) + len(marker):].split("\n\tat ")[0].strip()[:4000]
+            return text[text.index(marker) + len(marker) :].split("\n\tat ")[0].strip()[:4000]
     lines = [line.strip() for line in text.splitlines() if line.strip() and not line.strip().startswith("at ")]
     lines = [line for line in lines if not line.startswith("An error occurred while calling")]
     return (": ".join(lines[:2]) or type(err).__name__)[:4000]
@@ -626,6 +653,7 @@ def _write_atomically(spark, df, output, overwrite=False):
             fs.delete(aside, True)
     finally:
         fs.delete(tmp, True)
+
 
 # ---------------------------------------------------------------------------------------------
 # Driver side
@@ -725,7 +753,8 @@ def package_dir():
             return d
     raise SystemExit(
         "tfos-launcher: cannot find the tfjs-on-spark package (looked in %s); pass the launcher from the "
-        "package's spark-jobs/ folder or set TFOS_PACKAGE_DIR (spark.driverEnv / spark.yarn.appMasterEnv)" % ", ".join(c for c in candidates if c)
+        "package's spark-jobs/ folder or set TFOS_PACKAGE_DIR (spark.driverEnv / spark.yarn.appMasterEnv)"
+        % ", ".join(c for c in candidates if c)
     )
 
 
@@ -734,7 +763,9 @@ def node_binary():
 
     node = os.environ.get("TFOS_NODE") or shutil.which("node")
     if not node:
-        raise SystemExit("tfos-launcher: no Node.js on the Spark driver host (it runs the Node driver side): install Node >= 20 or set TFOS_NODE")
+        raise SystemExit(
+            "tfos-launcher: no Node.js on the Spark driver host (it runs the Node driver side): install Node >= 20 or set TFOS_NODE"
+        )
     return node
 
 
@@ -886,7 +917,7 @@ def run_cluster(sc, control_url, token, owns_context=False):
         # Py4J wraps executor failures; keep the trainer's own message, not the JVM stack.
         marker = "RuntimeError: "
         if marker in text:
-            text = text[text.index(marker) + len(marker):].split("\n\tat ")[0]
+            text = text[text.index(marker) + len(marker) :].split("\n\tat ")[0]
         ctl.event({"type": "failed", "error": text.strip()[:20000]})
         return 1
 

@@ -36,7 +36,13 @@ export function rng(...seeds: number[]): () => number {
  * for the net. `random` present: training augmentation; absent: evaluation preprocessing
  * (`mirror` flips every image, for test-time augmentation).
  */
-export function preprocess(images: Float32Array, n: number, recipe: Pick<ModelRecipe, 'name' | 'imageSize'>, random?: () => number, mirror = false): Float32Array {
+export function preprocess(
+  images: Float32Array,
+  n: number,
+  recipe: Pick<ModelRecipe, 'name' | 'imageSize'>,
+  random?: () => number,
+  mirror = false,
+): Float32Array {
   const S = recipe.imageSize;
   const out = new Float32Array(n * S * S * C);
   const pad = recipe.name === 'fast' && random ? 4 : 0;

@@ -41,19 +41,55 @@ export const SEED: ModelRecipe = {
     const tn = (stddev: number) => tf.initializers.truncatedNormal({ stddev });
     const lrn = () => localResponseNormalization({ depthRadius: 4, bias: 1, alpha: 0.001 / 9, beta: 0.75 });
     const model = tf.sequential({ name: 'cifar10_seed' });
-    model.add(tf.layers.conv2d({ inputShape: [24, 24, 3], filters: 64, kernelSize: 5, padding: 'same', activation: 'relu', kernelInitializer: tn(5e-2), name: 'conv1' }));
+    model.add(
+      tf.layers.conv2d({
+        inputShape: [24, 24, 3],
+        filters: 64,
+        kernelSize: 5,
+        padding: 'same',
+        activation: 'relu',
+        kernelInitializer: tn(5e-2),
+        name: 'conv1',
+      }),
+    );
     model.add(tf.layers.maxPooling2d({ poolSize: 3, strides: 2, padding: 'same', name: 'pool1' }));
     model.add(lrn());
     model.add(
-      tf.layers.conv2d({ filters: 64, kernelSize: 5, padding: 'same', activation: 'relu', kernelInitializer: tn(5e-2), biasInitializer: tf.initializers.constant({ value: 0.1 }), name: 'conv2' }),
+      tf.layers.conv2d({
+        filters: 64,
+        kernelSize: 5,
+        padding: 'same',
+        activation: 'relu',
+        kernelInitializer: tn(5e-2),
+        biasInitializer: tf.initializers.constant({ value: 0.1 }),
+        name: 'conv2',
+      }),
     );
     model.add(lrn());
     model.add(tf.layers.maxPooling2d({ poolSize: 3, strides: 2, padding: 'same', name: 'pool2' }));
     model.add(tf.layers.flatten());
     const decay = () => tf.regularizers.l2({ l2: 0.002 });
     const bias = () => tf.initializers.constant({ value: 0.1 });
-    model.add(tf.layers.dense({ units: 384, activation: 'relu', kernelInitializer: tn(0.04), biasInitializer: bias(), kernelRegularizer: decay(), name: 'local3' }));
-    model.add(tf.layers.dense({ units: 192, activation: 'relu', kernelInitializer: tn(0.04), biasInitializer: bias(), kernelRegularizer: decay(), name: 'local4' }));
+    model.add(
+      tf.layers.dense({
+        units: 384,
+        activation: 'relu',
+        kernelInitializer: tn(0.04),
+        biasInitializer: bias(),
+        kernelRegularizer: decay(),
+        name: 'local3',
+      }),
+    );
+    model.add(
+      tf.layers.dense({
+        units: 192,
+        activation: 'relu',
+        kernelInitializer: tn(0.04),
+        biasInitializer: bias(),
+        kernelRegularizer: decay(),
+        name: 'local4',
+      }),
+    );
     // Logits: the loss applies the softmax.
     model.add(tf.layers.dense({ units: 10, kernelInitializer: tn(1 / 192), name: 'softmax_linear' }));
     return model;
@@ -72,7 +108,9 @@ export const FAST: ModelRecipe = {
   build(tf) {
     const decay = () => tf.regularizers.l2({ l2: 5e-4 / 2 });
     const convBn = (x: TF.SymbolicTensor, filters: number, name: string): TF.SymbolicTensor => {
-      const c = tf.layers.conv2d({ filters, kernelSize: 3, padding: 'same', useBias: false, kernelRegularizer: decay(), name: `${name}_conv` }).apply(x) as TF.SymbolicTensor;
+      const c = tf.layers
+        .conv2d({ filters, kernelSize: 3, padding: 'same', useBias: false, kernelRegularizer: decay(), name: `${name}_conv` })
+        .apply(x) as TF.SymbolicTensor;
       const b = tf.layers.batchNormalization({ momentum: 0.9, epsilon: 1e-5, name: `${name}_bn` }).apply(c) as TF.SymbolicTensor;
       return tf.layers.reLU({ name: `${name}_relu` }).apply(b) as TF.SymbolicTensor;
     };

@@ -25,7 +25,12 @@ export interface Prediction {
 }
 
 /** Classifies the first `count` images of DATA/split with the model in modelDir. */
-export async function predict(opts: { modelDir: string; data: string; split?: string; count?: number }): Promise<{ predictions: Prediction[]; accuracy: number }> {
+export async function predict(opts: {
+  modelDir: string;
+  data: string;
+  split?: string;
+  count?: number;
+}): Promise<{ predictions: Prediction[]; accuracy: number }> {
   const { tf } = loadTfjs();
   const model = await loadModel(tf, opts.modelDir);
   // The exported model's name says which preprocessing it was trained with.
@@ -70,7 +75,9 @@ if (require.main === module) {
   predict({ modelDir, data, split: get('split'), count: get('count') ? Number(get('count')) : undefined }).then(
     ({ predictions, accuracy }) => {
       for (const p of predictions) {
-        console.log(`#${p.index}: ${CIFAR10_CLASSES[p.label].padEnd(10)} → ${CIFAR10_CLASSES[p.predicted].padEnd(10)} (${(p.confidence * 100).toFixed(1)}%)${p.label === p.predicted ? '' : '  ✗'}`);
+        console.log(
+          `#${p.index}: ${CIFAR10_CLASSES[p.label].padEnd(10)} → ${CIFAR10_CLASSES[p.predicted].padEnd(10)} (${(p.confidence * 100).toFixed(1)}%)${p.label === p.predicted ? '' : '  ✗'}`,
+        );
       }
       console.log(`accuracy ${(accuracy * 100).toFixed(1)}% on ${predictions.length} images`);
       process.exit(0);

@@ -69,10 +69,25 @@ const CIFAR_TEST_ROWS = 10_000;
 export function parseTrainArgs(args: unknown): TrainOptions {
   const list = Array.isArray(args) ? args.map(String) : [];
   const o: Record<string, string> = {};
-  const known = ['data', 'model', 'epochs', 'max-steps', 'batch', 'lr', 'model-dir', 'log-dir', 'checkpoint-every', 'keep-checkpoints', 'eval-every', 'test-rows', 'seed'];
+  const known = [
+    'data',
+    'model',
+    'epochs',
+    'max-steps',
+    'batch',
+    'lr',
+    'model-dir',
+    'log-dir',
+    'checkpoint-every',
+    'keep-checkpoints',
+    'eval-every',
+    'test-rows',
+    'seed',
+  ];
   for (let i = 0; i < list.length; i += 2) {
     const k = list[i].replace(/^--/, '');
-    if (!list[i].startsWith('--') || !known.includes(k)) throw new Error(`cifar10 train: unknown argument '${list[i]}' (known: ${known.map((x) => `--${x}`).join(' ')})`);
+    if (!list[i].startsWith('--') || !known.includes(k))
+      throw new Error(`cifar10 train: unknown argument '${list[i]}' (known: ${known.map((x) => `--${x}`).join(' ')})`);
     if (list[i + 1] === undefined) throw new Error(`cifar10 train: ${list[i]} needs a value`);
     o[k] = list[i + 1];
   }
@@ -143,10 +158,18 @@ async function evaluate(
       const labels = labelsToInt32(t).subarray(0, n);
       const S = o.model.imageSize;
       const [hits, loss] = tf.tidy(() => {
-        const views = [false, ...(o.model.flipTta ? [true] : [])].map((mirror) => tf.tensor4d(preprocess(raw, n, o.model, undefined, mirror), [n, S, S, 3]));
-        const logits = views.map((x) => model.predict(x) as TF.Tensor2D).reduce((a, b) => a.add(b)).div(views.length) as TF.Tensor2D;
+        const views = [false, ...(o.model.flipTta ? [true] : [])].map((mirror) =>
+          tf.tensor4d(preprocess(raw, n, o.model, undefined, mirror), [n, S, S, 3]),
+        );
+        const logits = views
+          .map((x) => model.predict(x) as TF.Tensor2D)
+          .reduce((a, b) => a.add(b))
+          .div(views.length) as TF.Tensor2D;
         const ys = tf.oneHot(tf.tensor1d(labels, 'int32'), 10);
-        return [logits.argMax(-1).equal(tf.tensor1d(labels, 'int32')).sum(), tf.losses.softmaxCrossEntropy(ys, logits, undefined, undefined, tf.Reduction.SUM)];
+        return [
+          logits.argMax(-1).equal(tf.tensor1d(labels, 'int32')).sum(),
+          tf.losses.softmaxCrossEntropy(ys, logits, undefined, undefined, tf.Reduction.SUM),
+        ];
       });
       correct += (await hits.data())[0];
       lossSum += (await loss.data())[0];
@@ -208,7 +231,12 @@ export interface TrainSummary {
 }
 
 /** The training loop shared by cluster workers and standalone runs. */
-async function trainLoop(tf: Tfjs, o: TrainOptions, g: Group, make: { model: TF.LayersModel; optimizer: TF.Optimizer; init(): Promise<void> }): Promise<TrainSummary | { steps: number; rank: number }> {
+async function trainLoop(
+  tf: Tfjs,
+  o: TrainOptions,
+  g: Group,
+  make: { model: TF.LayersModel; optimizer: TF.Optimizer; init(): Promise<void> },
+): Promise<TrainSummary | { steps: number; rank: number }> {
   const { model, optimizer } = make;
   const chief = g.rank === 0;
   const local = Math.max(1, Math.floor(o.batch / g.size));
@@ -216,7 +244,9 @@ async function trainLoop(tf: Tfjs, o: TrainOptions, g: Group, make: { model: TF.
   const log = (s: string) => console.log(s);
 
   // Where we start: the newest complete checkpoint (the chief's choice, so every worker agrees).
-  const ckpts = o.modelDir ? new Checkpoints(o.modelDir, { keep: o.keepCheckpoints, onSkip: (uri, why) => log(`skipping checkpoint ${uri}: ${why}`) }) : undefined;
+  const ckpts = o.modelDir
+    ? new Checkpoints(o.modelDir, { keep: o.keepCheckpoints, onSkip: (uri, why) => log(`skipping checkpoint ${uri}: ${why}`) })
+    : undefined;
   let cp: Checkpoint<RunState> | undefined = ckpts ? await ckpts.latest<RunState>() : undefined;
   const [chosen] = await g.sum(Float32Array.of(chief && cp ? cp.step + 1 : 0));
   if (chosen === 0) cp = undefined;
@@ -224,7 +254,9 @@ async function trainLoop(tf: Tfjs, o: TrainOptions, g: Group, make: { model: TF.
   if (cp) {
     await restoreTrainingState(tf, model, cp, g.checkpointOptimizer);
     if (cp.state.globalBatch !== globalBatch || cp.state.workers !== g.size) {
-      log(`note: ${cp.uri} was written with ${cp.state.workers} workers × ${cp.state.globalBatch / cp.state.workers}; this run has ${g.size} × ${local}: the data order differs from an uninterrupted run`);
+      log(
+        `note: ${cp.uri} was written with ${cp.state.workers} workers × ${cp.state.globalBatch / cp.state.workers}; this run has ${g.size} × ${local}: the data order differs from an uninterrupted run`,
+      );
     }
   }
   await make.init();
@@ -292,7 +324,16 @@ async function trainLoop(tf: Tfjs, o: TrainOptions, g: Group, make: { model: TF.
   };
   const save = async () => {
     if (!ckpts || !chief) return;
-    const state: RunState = { step, seconds: elapsed(), images: imagesSeen, history, seed: o.seed, model: o.model.name, globalBatch, workers: g.size };
+    const state: RunState = {
+      step,
+      seconds: elapsed(),
+      images: imagesSeen,
+      history,
+      seed: o.seed,
+      model: o.model.name,
+      globalBatch,
+      workers: g.size,
+    };
     const t0 = Date.now();
     await g.whileBusy(async () => ckpts.save(step, await trainingState(model, g.checkpointOptimizer), state));
     pausedMs += Date.now() - t0;
@@ -306,7 +347,13 @@ async function trainLoop(tf: Tfjs, o: TrainOptions, g: Group, make: { model: TF.
     const epoch = Math.floor(step / spe);
     if (epoch !== feedEpoch) {
       await feed?.terminate();
-      feed = await DataFeed.fromDataset(trainPath, { shard: g.rank, numShards: g.size, epochs: 1, shuffle: true, seed: o.seed * 1000 + epoch });
+      feed = await DataFeed.fromDataset(trainPath, {
+        shard: g.rank,
+        numShards: g.size,
+        epochs: 1,
+        shuffle: true,
+        seed: o.seed * 1000 + epoch,
+      });
       feedEpoch = epoch;
       for (let skip = step - epoch * spe; skip > 0; skip--) await feed.nextBatch(local);
     }
@@ -407,7 +454,9 @@ async function trainLoop(tf: Tfjs, o: TrainOptions, g: Group, make: { model: TF.
     log(`TensorBoard logs: ${summary.logDir} (tensorboard --logdir ${o.logDir})`);
     log(`plot: ${summary.plot}`);
   }
-  log(`test accuracy ${summary.testAccuracy.toFixed(4)} on ${summary.testImages} test images after ${summary.steps} steps (${summary.seconds.toFixed(1)} s, ${summary.imagesPerSec.toFixed(0)} images/s)`);
+  log(
+    `test accuracy ${summary.testAccuracy.toFixed(4)} on ${summary.testImages} test images after ${summary.steps} steps (${summary.seconds.toFixed(1)} s, ${summary.imagesPerSec.toFixed(0)} images/s)`,
+  );
   return summary;
 }
 
@@ -416,12 +465,23 @@ async function evaluatorLoop(tf: Tfjs, o: TrainOptions, ctx: TFNodeContext, serv
   if (!o.modelDir) return server.join();
   let stopped = false;
   // The shutdown signal itself (server.join() resolves only after closing the server).
-  runtimeOf(ctx).shutdown.then(() => (stopped = true), () => undefined);
+  runtimeOf(ctx).shutdown.then(
+    () => (stopped = true),
+    () => undefined,
+  );
   const done = server.join();
   const ckpts = new Checkpoints(o.modelDir, { keep: o.keepCheckpoints });
   const writer = o.logDir ? new SummaryWriter(`${o.logDir.replace(/\/+$/, '')}/eval`) : undefined;
   const model = o.model.build(tf);
-  const single: Group = { rank: 0, size: 1, sum: async (b) => b, minimize: () => Promise.reject(new Error('not training')), whileBusy: (w) => w(), readsDataset: true, report: () => undefined };
+  const single: Group = {
+    rank: 0,
+    size: 1,
+    sum: async (b) => b,
+    minimize: () => Promise.reject(new Error('not training')),
+    whileBusy: (w) => w(),
+    readsDataset: true,
+    report: () => undefined,
+  };
   let seen = -1;
   let evaluated = 0;
   while (!stopped) {

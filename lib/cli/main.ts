@@ -91,7 +91,10 @@ async function cmdStack(args: string[]): Promise<number> {
   const [sub, ...rest] = args;
   switch (sub) {
     case 'up': {
-      const { values } = parseArgs({ args: rest, options: { workers: { type: 'string' }, hosts: { type: 'string' }, yarn: { type: 'boolean' } } });
+      const { values } = parseArgs({
+        args: rest,
+        options: { workers: { type: 'string' }, hosts: { type: 'string' }, yarn: { type: 'boolean' } },
+      });
       const workers = values.workers === undefined ? undefined : Number(values.workers);
       if (workers !== undefined && (!Number.isInteger(workers) || workers < 1)) {
         throw new Error(`--workers must be a positive integer, got '${values.workers}'`);
@@ -100,7 +103,8 @@ async function cmdStack(args: string[]): Promise<number> {
       if (hosts !== undefined && (!Number.isInteger(hosts) || hosts < 3)) {
         throw new Error(`--hosts must be an integer >= 3, got '${values.hosts}'`);
       }
-      if (hosts !== undefined && workers !== undefined) throw new Error('--hosts N gives one worker per host after the first: leave out --workers');
+      if (hosts !== undefined && workers !== undefined)
+        throw new Error('--hosts N gives one worker per host after the first: leave out --workers');
       const status = await stackUp({ workers, hosts, yarn: values.yarn, log: stderrLogger });
       printStatus(status);
       return 0;
@@ -127,16 +131,26 @@ async function cmdStack(args: string[]): Promise<number> {
       const [role, ...more] = rest;
       const { values } = parseArgs({
         args: more,
-        options: { self: { type: 'string' }, master: { type: 'string' }, namenode: { type: 'string' }, resourcemanager: { type: 'string' }, 'worker-cores': { type: 'string' } },
+        options: {
+          self: { type: 'string' },
+          master: { type: 'string' },
+          namenode: { type: 'string' },
+          resourcemanager: { type: 'string' },
+          'worker-cores': { type: 'string' },
+        },
       });
       if (!role || !(role in ROLES)) throw new Error(`tfos stack role needs one of ${Object.keys(ROLES).join(', ')}, got '${role ?? ''}'`);
-      return runRole(role as Role, {
-        self: values.self ?? process.env.TFOS_SELF,
-        master: values.master,
-        namenode: values.namenode,
-        resourcemanager: values.resourcemanager,
-        workerCores: values['worker-cores'] === undefined ? undefined : Number(values['worker-cores']),
-      }, stderrLogger);
+      return runRole(
+        role as Role,
+        {
+          self: values.self ?? process.env.TFOS_SELF,
+          master: values.master,
+          namenode: values.namenode,
+          resourcemanager: values.resourcemanager,
+          workerCores: values['worker-cores'] === undefined ? undefined : Number(values['worker-cores']),
+        },
+        stderrLogger,
+      );
     }
     case 'down': {
       const stopped = await stackDown({ log: stderrLogger });

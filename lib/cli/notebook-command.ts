@@ -47,7 +47,10 @@ export async function notebookCommand(argv: string[]): Promise<number> {
     console.log(`usage: ${NOTEBOOK_USAGE}`);
     return 0;
   }
-  if (positionals.length) throw new Error(`tfos notebook takes no positional arguments (got ${positionals.join(' ')}); to run a notebook: --execute NB --output OUT`);
+  if (positionals.length)
+    throw new Error(
+      `tfos notebook takes no positional arguments (got ${positionals.join(' ')}); to run a notebook: --execute NB --output OUT`,
+    );
   const nb = resolveNotebook();
   const env = notebookEnv(nb);
   if (values.execute) {
@@ -60,14 +63,27 @@ export async function notebookCommand(argv: string[]): Promise<number> {
     return runChild(
       nb.jupyter,
       [
-        'nbconvert', '--to', 'notebook', '--execute', input,
-        '--output', path.basename(output), '--output-dir', path.dirname(output),
-        `--ExecutePreprocessor.kernel_name=${nb.kernelName}`, `--ExecutePreprocessor.timeout=${timeout}`,
+        'nbconvert',
+        '--to',
+        'notebook',
+        '--execute',
+        input,
+        '--output',
+        path.basename(output),
+        '--output-dir',
+        path.dirname(output),
+        `--ExecutePreprocessor.kernel_name=${nb.kernelName}`,
+        `--ExecutePreprocessor.timeout=${timeout}`,
       ],
       env,
       path.dirname(input),
     );
   }
   const port = values.port ?? '8888';
-  return runChild(nb.jupyter, ['notebook', '--no-browser', '--ip=127.0.0.1', `--port=${port}`, `--notebook-dir=${path.resolve(values.dir ?? '.')}`], env, process.cwd());
+  return runChild(
+    nb.jupyter,
+    ['notebook', '--no-browser', '--ip=127.0.0.1', `--port=${port}`, `--notebook-dir=${path.resolve(values.dir ?? '.')}`],
+    env,
+    process.cwd(),
+  );
 }

@@ -19,7 +19,13 @@ export async function packCommand(argv: string[]): Promise<number> {
   });
   const project = path.resolve(values.project ?? '.');
   const out = values.out ?? `${path.basename(project)}.tfos.tgz`;
-  const res = await packProject({ projectDir: project, out, withNode: values['with-node'], exclude: values.exclude, includeEnvFiles: values['include-env-files'] });
+  const res = await packProject({
+    projectDir: project,
+    out,
+    withNode: values['with-node'],
+    exclude: values.exclude,
+    includeEnvFiles: values['include-env-files'],
+  });
   console.log(`${res.archive} (${(res.bytes / 1048576).toFixed(1)} MiB${res.withNode ? ', with Node' : ''})`);
   console.log(`use it with: tfos run <module> --archive ${res.archive} --project ${project}  (or upload it to HDFS and pass that URI)`);
   return 0;

@@ -58,9 +58,17 @@ interface RouteFlags {
 function pickRoute(values: RouteFlags, conf: Record<string, string>, env: NodeJS.ProcessEnv): RouteOption {
   if (values['attach-fd'] !== undefined) {
     if (values.via || values.master || values.livy) {
-      throw new Error('--via, --master and --livy do not apply under spark-submit: the Spark application is the one spark-submit started (give spark-submit its --master)');
+      throw new Error(
+        '--via, --master and --livy do not apply under spark-submit: the Spark application is the one spark-submit started (give spark-submit its --master)',
+      );
     }
-    return { attached: { fd: positiveInt('attach-fd', values['attach-fd'], 0, 0), master: values['attach-master'] ?? 'spark', archives: values['attach-archives'] } };
+    return {
+      attached: {
+        fd: positiveInt('attach-fd', values['attach-fd'], 0, 0),
+        master: values['attach-master'] ?? 'spark',
+        archives: values['attach-archives'],
+      },
+    };
   }
   const via = values.via ?? (values.livy ? 'livy' : values.master || clusterEnvironment(env).sparkMaster ? 'spark-submit' : 'local');
   switch (via) {
@@ -82,11 +90,20 @@ function pickRoute(values: RouteFlags, conf: Record<string, string>, env: NodeJS
  * Under spark-submit --archives packed.tgz#alias (the project packed by `tfos pack`), trainers start
  * from the executor's unpacked copy; module paths are relative to the project (--project, default .).
  */
-function shippedBySparkSubmit(values: { 'attach-archives'?: string; project?: string; 'bundled-node'?: boolean }): TFClusterRunOptions['archive'] {
+function shippedBySparkSubmit(values: {
+  'attach-archives'?: string;
+  project?: string;
+  'bundled-node'?: boolean;
+}): TFClusterRunOptions['archive'] {
   const entry = values['attach-archives']?.split(',').find((a) => a.includes('#'));
   if (!entry) return undefined;
   const hash = entry.lastIndexOf('#');
-  return { uri: entry.slice(0, hash), alias: entry.slice(hash + 1), projectDir: values.project ?? '.', bundledNode: values['bundled-node'] };
+  return {
+    uri: entry.slice(0, hash),
+    alias: entry.slice(hash + 1),
+    projectDir: values.project ?? '.',
+    bundledNode: values['bundled-node'],
+  };
 }
 
 /** Parses argv (after "run"); picks the route: explicit --via, else SPARK_MASTER or the running stack, else embedded. */
@@ -142,7 +159,10 @@ export async function parseRunArgs(argv: string[], env: NodeJS.ProcessEnv = proc
   }
   if (values.inference !== undefined && !values.output) throw new Error('--inference PATH needs --output PATH for the results');
   return {
-    feed: values.inference !== undefined ? { inference: values.inference, output: values.output, overwrite: values.overwrite, resultSchema: values['result-schema'] } : undefined,
+    feed:
+      values.inference !== undefined
+        ? { inference: values.inference, output: values.output, overwrite: values.overwrite, resultSchema: values['result-schema'] }
+        : undefined,
     quiet: Boolean(values.quiet),
     options: {
       module: positionals[0],
@@ -161,7 +181,9 @@ export async function parseRunArgs(argv: string[], env: NodeJS.ProcessEnv = proc
       env: keyValues('env', values.env),
       webhdfs: env.TFOS_WEBHDFS?.trim() || undefined,
       via: route,
-      archive: values.archive ? { uri: values.archive, projectDir: values.project ?? '.', bundledNode: values['bundled-node'] } : shippedBySparkSubmit(values),
+      archive: values.archive
+        ? { uri: values.archive, projectDir: values.project ?? '.', bundledNode: values['bundled-node'] }
+        : shippedBySparkSubmit(values),
     },
   };
 }
@@ -190,7 +212,9 @@ export async function runCommand(argv: string[]): Promise<number> {
     process.stderr.write(`[tfos] FAILED: ${err instanceof Error ? err.message : String(err)}\n`);
     return 1;
   }
-  say(`cluster reserved in ${((Date.now() - started) / 1000).toFixed(1)} s; roles: ${[...handle.nodes.values()].map((n) => `${n.job}:${n.taskIndex}@${n.host}:${n.port}`).join(' ')}`);
+  say(
+    `cluster reserved in ${((Date.now() - started) / 1000).toFixed(1)} s; roles: ${[...handle.nodes.values()].map((n) => `${n.job}:${n.taskIndex}@${n.host}:${n.port}`).join(' ')}`,
+  );
   const stop = () => {
     say('interrupted: stopping the cluster');
     void handle.kill('interrupted by the user').then(() => process.exit(130));
@@ -200,10 +224,16 @@ export async function runCommand(argv: string[]): Promise<number> {
   try {
     if (handle.dataFed) {
       const epochs = await handle.dataFed;
-      say(`fed ${options.data}: ${epochs.map((e) => e.workers.reduce((a, w) => a + w.rows, 0)).join(' + ')} rows over ${epochs.length} epoch(s)`);
+      say(
+        `fed ${options.data}: ${epochs.map((e) => e.workers.reduce((a, w) => a + w.rows, 0)).join(' + ')} rows over ${epochs.length} epoch(s)`,
+      );
     }
     if (feed?.inference) {
-      const { output } = await handle.inference(feed.inference, { output: feed.output!, overwrite: feed.overwrite, resultSchema: feed.resultSchema });
+      const { output } = await handle.inference(feed.inference, {
+        output: feed.output!,
+        overwrite: feed.overwrite,
+        resultSchema: feed.resultSchema,
+      });
       say(`inference results written to ${output}`);
     }
     const results = await handle.shutdown();

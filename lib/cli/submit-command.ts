@@ -33,7 +33,8 @@ export async function submitLine(argv: string[], env: NodeJS.ProcessEnv = proces
   // Refuse what `tfos run` would refuse, with the same messages.
   const parsed = await parseRunArgs(argv, env);
   const via = parsed.options.via;
-  if (via && 'livy' in via) throw new Error('tfos submit-command prints a spark-submit line; --via livy submits through Livy instead (use tfos run)');
+  if (via && 'livy' in via)
+    throw new Error('tfos submit-command prints a spark-submit line; --via livy submits through Livy instead (use tfos run)');
   const dash = argv.indexOf('--');
   const own = dash >= 0 ? argv.slice(0, dash) : argv;
   const userArgs = dash >= 0 ? argv.slice(dash) : [];
@@ -41,12 +42,24 @@ export async function submitLine(argv: string[], env: NodeJS.ProcessEnv = proces
     args: own,
     allowPositionals: true,
     strict: false,
-    options: { master: { type: 'string' }, conf: { type: 'string', multiple: true }, archive: { type: 'string' }, 'cluster-size': { type: 'string' }, 'num-ps': { type: 'string' } },
+    options: {
+      master: { type: 'string' },
+      conf: { type: 'string', multiple: true },
+      archive: { type: 'string' },
+      'cluster-size': { type: 'string' },
+      'num-ps': { type: 'string' },
+    },
   });
   const found = clusterEnvironment(env);
-  const master = (values.master as string | undefined) ?? (via && 'local' in via ? undefined : found.sparkMaster) ?? `local[${parsed.options.numExecutors + (parsed.options.inputMode === 'spark' ? parsed.options.numExecutors : 0)}]`;
+  const master =
+    (values.master as string | undefined) ??
+    (via && 'local' in via ? undefined : found.sparkMaster) ??
+    `local[${parsed.options.numExecutors + (parsed.options.inputMode === 'spark' ? parsed.options.numExecutors : 0)}]`;
   const spark = resolveSpark(env);
-  const out: SubmitLine = { env: { JAVA_HOME: spark.javaHome }, argv: [path.join(spark.sparkHome, 'bin', 'spark-submit'), '--master', master] };
+  const out: SubmitLine = {
+    env: { JAVA_HOME: spark.javaHome },
+    argv: [path.join(spark.sparkHome, 'bin', 'spark-submit'), '--master', master],
+  };
   if (found.hdfs && !master.startsWith('local')) out.env.HADOOP_CONF_DIR = found.hdfs.configDir;
   // A cluster on loopback: Spark's driver must not pick another interface of this machine.
   if (/^local|\/\/(127\.0\.0\.1|localhost)[:/]/.test(master)) out.env.SPARK_LOCAL_IP = '127.0.0.1';

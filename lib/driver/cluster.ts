@@ -143,7 +143,9 @@ export class TFClusterHandle extends EventEmitter {
     // Refused connections are part of the run's record (never with secret material in them).
     // A second use of the bootstrap token: someone read it and holds the secret now. Stop.
     s.on('token-reuse', (remote: string, first: string) => {
-      this.fail(`the launcher's one-time bootstrap token was presented again by ${remote} after ${first} had exchanged it: someone else read it (Livy log or API, a process list); the cluster was stopped so its secret is worthless`);
+      this.fail(
+        `the launcher's one-time bootstrap token was presented again by ${remote} after ${first} had exchanged it: someone else read it (Livy log or API, a process list); the cluster was stopped so its secret is worthless`,
+      );
     });
     s.on('auth-failure', (remote: string, what: string) => {
       this.emit('log', { nodeIndex: -1, label: 'driver', line: `control server refused ${remote}: ${what}` } satisfies LogLine);
@@ -177,7 +179,9 @@ export class TFClusterHandle extends EventEmitter {
       if (!exit.ok || (this.state !== 'stopping' && !allReturned)) {
         // Give a launcher 'failed' event carrying the node's own error a moment to arrive first.
         setTimeout(() => {
-          this.fail(`the Spark application ended before the cluster finished (${exit.detail})${exit.logTail ? `; its last output:\n${exit.logTail}` : ''}`);
+          this.fail(
+            `the Spark application ended before the cluster finished (${exit.detail})${exit.logTail ? `; its last output:\n${exit.logTail}` : ''}`,
+          );
         }, 1500);
       }
       this.changed();
@@ -198,7 +202,8 @@ export class TFClusterHandle extends EventEmitter {
    */
   shutdown(opts: { timeout?: number } = {}): Promise<Map<number, unknown>> {
     const timeout = opts.timeout ?? DEFAULT_SHUTDOWN_TIMEOUT_SEC;
-    if (!(timeout > 0) || !Number.isFinite(timeout)) throw new RangeError(`shutdown(): timeout must be a positive number of seconds, got ${opts.timeout}`);
+    if (!(timeout > 0) || !Number.isFinite(timeout))
+      throw new RangeError(`shutdown(): timeout must be a positive number of seconds, got ${opts.timeout}`);
     this.shutdownPromise ??= this.doShutdown(timeout);
     return this.shutdownPromise;
   }
@@ -212,7 +217,9 @@ export class TFClusterHandle extends EventEmitter {
     const epochs = opts.epochs ?? 1;
     if (!Number.isInteger(epochs) || epochs < 1) throw new Error(`train(): epochs must be a positive integer, got ${opts.epochs}`);
     const reports: FeedEpochReport[] = [];
-    await this.runFeed('train', data, { epochs, format: opts.format, columns: opts.columns, stallTimeoutSec: opts.stallTimeout }, (r) => reports.push(r));
+    await this.runFeed('train', data, { epochs, format: opts.format, columns: opts.columns, stallTimeoutSec: opts.stallTimeout }, (r) =>
+      reports.push(r),
+    );
     return reports;
   }
 
@@ -262,7 +269,9 @@ export class TFClusterHandle extends EventEmitter {
     const source = typeof data === 'string' ? { path: this.resolveDataPath(data) } : { dataFrame: data.dataFrame };
     const what = typeof data === 'string' ? data : `DataFrame '${data.dataFrame}'`;
     if (this.cfg.inputMode !== InputMode.SPARK) {
-      throw new Error(`${kind === 'train' ? 'train' : 'inference'}() feeds data through Spark, which needs inputMode SPARK; with InputMode.TENSORFLOW the nodes read their data themselves`);
+      throw new Error(
+        `${kind === 'train' ? 'train' : 'inference'}() feeds data through Spark, which needs inputMode SPARK; with InputMode.TENSORFLOW the nodes read their data themselves`,
+      );
     }
     if (this.state !== 'running') throw new Error(`cannot feed data: the cluster is ${this.state}`);
     const workers = [...this.nodes.values()]
@@ -281,7 +290,10 @@ export class TFClusterHandle extends EventEmitter {
           const r = { epoch: ev.epoch, workers: ev.workers };
           onEpoch?.(r);
           const rows = ev.workers.reduce((a, w) => a + w.rows, 0);
-          this.progress({ phase: 'feed', message: `feed ${feedId} epoch ${ev.epoch + 1}/${epochs}: ${rows} rows to ${ev.workers.length} workers` });
+          this.progress({
+            phase: 'feed',
+            message: `feed ${feedId} epoch ${ev.epoch + 1}/${epochs}: ${rows} rows to ${ev.workers.length} workers`,
+          });
         } else if (ev.type === 'feed-done') {
           this.feeds.off('event', onEvent);
           resolve();
@@ -316,7 +328,9 @@ export class TFClusterHandle extends EventEmitter {
   private async doShutdown(timeoutSec: number): Promise<Map<number, unknown>> {
     const deadline = Date.now() + timeoutSec * 1000;
     const timedOut = () => {
-      const running = [...this.nodes.values()].filter((n) => n.state === 'running').map((n) => `${n.job}:${n.taskIndex} (executor ${n.executorId})`);
+      const running = [...this.nodes.values()]
+        .filter((n) => n.state === 'running')
+        .map((n) => `${n.job}:${n.taskIndex} (executor ${n.executorId})`);
       this.fail(`shutdown timed out after ${timeoutSec} s; still running: ${running.join(', ') || 'the Spark application'}`);
     };
     const timer = setTimeout(timedOut, timeoutSec * 1000);
@@ -390,7 +404,12 @@ export class TFClusterHandle extends EventEmitter {
     clearTimeout(this.reservationTimer);
     this.state = 'running';
     for (const reg of this.cfg.reservation.all()) this.sendContext(reg);
-    this.progress({ phase: 'reserved', message: `all ${this.clusterSize} nodes registered; cluster spec sent`, registered: this.clusterSize, total: this.clusterSize });
+    this.progress({
+      phase: 'reserved',
+      message: `all ${this.clusterSize} nodes registered; cluster spec sent`,
+      registered: this.clusterSize,
+      total: this.clusterSize,
+    });
   }
 
   private sendContext(reg: Registration): void {
@@ -471,7 +490,9 @@ export class TFClusterHandle extends EventEmitter {
     setTimeout(() => {
       if (node.state === 'running' && node.attempt === attempt && !this.sockets.has(i)) {
         node.state = 'failed';
-        this.fail(`TF node ${node.job}:${node.taskIndex} (node ${i}, executor ${node.executorId} on ${node.host}, pid ${node.pid}) disconnected without reporting a result`);
+        this.fail(
+          `TF node ${node.job}:${node.taskIndex} (node ${i}, executor ${node.executorId} on ${node.host}, pid ${node.pid}) disconnected without reporting a result`,
+        );
       }
     }, this.cfg.lostNodeGraceMs ?? 5000);
   }
@@ -482,7 +503,10 @@ export class TFClusterHandle extends EventEmitter {
         this.sparkAppId = ev.appId;
         this.sparkUiUrl = ev.uiUrl ?? undefined;
         this.sparkDefaultFS = ev.defaultFS ?? undefined;
-        this.progress({ phase: 'spark-started', message: `Spark application ${ev.appId} started on ${ev.master}${ev.uiUrl ? ` (UI ${ev.uiUrl})` : ''}` });
+        this.progress({
+          phase: 'spark-started',
+          message: `Spark application ${ev.appId} started on ${ev.master}${ev.uiUrl ? ` (UI ${ev.uiUrl})` : ''}`,
+        });
         break;
       case 'failed':
         this.fail(ev.error);
@@ -532,7 +556,10 @@ export class TFClusterHandle extends EventEmitter {
     if (this.state === 'failed') this.cfg.server.sendLauncherCommand({ type: 'shutdown', reason: 'cluster failed' });
     if (this.app) {
       // The launcher stops Spark itself on 'shutdown'; kill whatever is left after a grace period.
-      const graceful = await Promise.race([this.app.exited.then(() => true), sleep(this.state === 'failed' ? 8000 : 30_000, { keepAlive: false }).then(() => false)]);
+      const graceful = await Promise.race([
+        this.app.exited.then(() => true),
+        sleep(this.state === 'failed' ? 8000 : 30_000, { keepAlive: false }).then(() => false),
+      ]);
       if (!graceful || this.state === 'failed') await this.app.kill();
     }
     await this.cfg.server.close();

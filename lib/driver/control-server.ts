@@ -101,8 +101,17 @@ export class ControlServer extends EventEmitter {
     await new Promise<void>((resolve, reject) => {
       const onError = (err: NodeJS.ErrnoException) => {
         const where = `${host.includes(':') ? `[${host}]` : host}:${port}`;
-        const why = err.code === 'EADDRINUSE' ? 'the port is taken by another process' : err.code === 'EADDRNOTAVAIL' ? 'no interface of this machine has that address' : err.message;
-        reject(new Error(`the driver's control server cannot listen on ${where}: ${why} (${err.code ?? 'error'}); choose another controlPort / controlBindHost`));
+        const why =
+          err.code === 'EADDRINUSE'
+            ? 'the port is taken by another process'
+            : err.code === 'EADDRNOTAVAIL'
+              ? 'no interface of this machine has that address'
+              : err.message;
+        reject(
+          new Error(
+            `the driver's control server cannot listen on ${where}: ${why} (${err.code ?? 'error'}); choose another controlPort / controlBindHost`,
+          ),
+        );
       };
       this.http.once('error', onError);
       this.http.listen({ host, port }, () => {
@@ -166,7 +175,8 @@ export class ControlServer extends EventEmitter {
     const auth = parseRequestAuth(req.headers.authorization);
     if (!auth) return 'no proof of the cluster secret';
     if (!verifyRequest(this.secret, req.method ?? '', req.url ?? '', auth)) return 'wrong proof of the cluster secret';
-    if (auth.body === UNSIGNED_STREAM && !(req.method === 'POST' && pathOf(req) === '/v1/launcher/log')) return 'an unsigned body is only allowed for log streams';
+    if (auth.body === UNSIGNED_STREAM && !(req.method === 'POST' && pathOf(req) === '/v1/launcher/log'))
+      return 'an unsigned body is only allowed for log streams';
     return this.replay.check(auth) ?? auth;
   }
 
@@ -185,7 +195,8 @@ export class ControlServer extends EventEmitter {
     }
     authenticated(req.socket);
     if (url.pathname.startsWith('/v1/launcher/')) this.lastLauncherContact = Date.now();
-    const answer = (status: number, body?: unknown) => reply(res, status, body, (text) => responseMac(this.secret, auth.nonce, status, text));
+    const answer = (status: number, body?: unknown) =>
+      reply(res, status, body, (text) => responseMac(this.secret, auth.nonce, status, text));
     const route = `${req.method} ${url.pathname}`;
     switch (route) {
       case 'GET /v1/launcher/job':
@@ -319,7 +330,11 @@ export class ControlServer extends EventEmitter {
         }
         if (msg.protocol !== PROTOCOL_VERSION) {
           // A trainer from another version of tfjs-on-spark: refuse it with a reason it can show.
-          this.emit('auth-failure', remoteOf(req), `node ${msg.nodeIndex} registered with protocol ${msg.protocol}; this driver speaks ${PROTOCOL_VERSION}`);
+          this.emit(
+            'auth-failure',
+            remoteOf(req),
+            `node ${msg.nodeIndex} registered with protocol ${msg.protocol}; this driver speaks ${PROTOCOL_VERSION}`,
+          );
           ws.close(1008, `protocol ${msg.protocol} is not supported (driver speaks ${PROTOCOL_VERSION})`);
           return;
         }

@@ -39,18 +39,32 @@ export async function packProject(opts: PackOptions): Promise<PackResult> {
     throw new Error(`tfos pack: ${project} is not a Node project (no package.json)`);
   }
   if (!fs.existsSync(path.join(project, TRAINER_IN_PACKAGE))) {
-    throw new Error(`tfos pack: ${path.join(project, TRAINER_IN_PACKAGE)} is missing; install tfjs-on-spark in the project (npm install tfjs-on-spark) first`);
+    throw new Error(
+      `tfos pack: ${path.join(project, TRAINER_IN_PACKAGE)} is missing; install tfjs-on-spark in the project (npm install tfjs-on-spark) first`,
+    );
   }
   const out = path.resolve(opts.out);
   const tmp = `${out}.tmp-${process.pid}`;
-  const excludes = ['./.git', './.tfos-local', '*.log', './node_modules/.cache', ...(opts.includeEnvFiles ? [] : SECRET_FILE_PATTERNS), ...(opts.exclude ?? [])];
+  const excludes = [
+    './.git',
+    './.tfos-local',
+    '*.log',
+    './node_modules/.cache',
+    ...(opts.includeEnvFiles ? [] : SECRET_FILE_PATTERNS),
+    ...(opts.exclude ?? []),
+  ];
   // A path inside the project would be packed into itself.
   if (out.startsWith(project + path.sep)) excludes.push(`./${path.relative(project, out)}*`);
   // tar follows symbolic links (executors need real files); none may lead out of the project.
   checkSymlinksStayInside(project, excludes);
   const args = ['-czf', tmp, '--dereference', ...excludes.map((e) => `--exclude=${e}`), '-C', project, '.'];
   if (opts.withNode) {
-    args.push('-C', path.dirname(process.execPath), `--transform=s,^${path.basename(process.execPath)}$,${BUNDLED_NODE},`, path.basename(process.execPath));
+    args.push(
+      '-C',
+      path.dirname(process.execPath),
+      `--transform=s,^${path.basename(process.execPath)}$,${BUNDLED_NODE},`,
+      path.basename(process.execPath),
+    );
   }
   try {
     await run('tar', args, { timeoutMs: 30 * 60_000 });
@@ -79,10 +93,14 @@ function checkSymlinksStayInside(project: string, excludes: string[]): void {
         try {
           target = fs.realpathSync(full);
         } catch {
-          throw new Error(`tfos pack: ${full} is a symbolic link to nothing (${fs.readlinkSync(full)}); remove it or exclude it (--exclude ./${path.relative(project, full)})`);
+          throw new Error(
+            `tfos pack: ${full} is a symbolic link to nothing (${fs.readlinkSync(full)}); remove it or exclude it (--exclude ./${path.relative(project, full)})`,
+          );
         }
         if (target !== root && !target.startsWith(root + path.sep)) {
-          throw new Error(`tfos pack: ${full} is a symbolic link to ${target}, outside the project ${project}; copy what it points to into the project, or exclude it (--exclude ./${path.relative(project, full)})`);
+          throw new Error(
+            `tfos pack: ${full} is a symbolic link to ${target}, outside the project ${project}; copy what it points to into the project, or exclude it (--exclude ./${path.relative(project, full)})`,
+          );
         }
       } else if (entry.isDirectory()) walk(full);
     }
@@ -103,9 +121,13 @@ export interface ArchiveOption {
 }
 
 /** How trainers start from an unpacked archive: the Spark conf, the trainer argv and the module path. */
-export function archiveLaunch(archive: ArchiveOption, modulePath: string): { conf: Record<string, string>; trainerCommand: string[]; module: string } {
+export function archiveLaunch(
+  archive: ArchiveOption,
+  modulePath: string,
+): { conf: Record<string, string>; trainerCommand: string[]; module: string } {
   const alias = archive.alias ?? 'tfos-app';
-  if (!/^[A-Za-z0-9_.-]+$/.test(alias) || alias === '.' || alias === '..') throw new Error(`archive alias '${alias}' must be a plain directory name (not '.' or '..')`);
+  if (!/^[A-Za-z0-9_.-]+$/.test(alias) || alias === '.' || alias === '..')
+    throw new Error(`archive alias '${alias}' must be a plain directory name (not '.' or '..')`);
   const rel = path.relative(path.resolve(archive.projectDir), path.resolve(modulePath));
   if (rel.startsWith('..') || path.isAbsolute(rel)) {
     throw new Error(`module ${modulePath} is not inside the packed project ${archive.projectDir}`);

@@ -68,7 +68,12 @@ export class Reservation {
  * evaluator last. Deterministic, so executor tasks know a node's role before it registers
  * (ps nodes must not claim a GPU).
  */
-export function assignRoles(opts: { clusterSize: number; numPs: number; masterNode?: 'chief' | null; evalNode?: boolean }): Array<{ job: JobName; taskIndex: number }> {
+export function assignRoles(opts: {
+  clusterSize: number;
+  numPs: number;
+  masterNode?: 'chief' | null;
+  evalNode?: boolean;
+}): Array<{ job: JobName; taskIndex: number }> {
   const { clusterSize, numPs } = opts;
   const chief = opts.masterNode === undefined ? 'chief' : opts.masterNode;
   const nonPs = clusterSize - numPs - (opts.evalNode ? 1 : 0);

@@ -122,11 +122,17 @@ function resolveRoute(via: RouteOption | undefined, env: ClusterEnvironment): Ro
   if ('livy' in via) {
     const o = typeof via.livy === 'string' ? { url: via.livy } : via.livy;
     const url = o.url ?? env.livyUrl;
-    if (!url) throw new Error('TFCluster.run: the Livy route needs a URL: pass via.livy.url (tfos run --livy URL), set TFOS_LIVY_URL, or start `tfos stack up`');
+    if (!url)
+      throw new Error(
+        'TFCluster.run: the Livy route needs a URL: pass via.livy.url (tfos run --livy URL), set TFOS_LIVY_URL, or start `tfos stack up`',
+      );
     return { livy: { ...o, url } };
   }
   const master = via.sparkSubmit.master ?? env.sparkMaster;
-  if (!master) throw new Error('TFCluster.run: the spark-submit route needs a master: pass via.sparkSubmit.master (tfos run --master URL), set SPARK_MASTER, or start `tfos stack up`');
+  if (!master)
+    throw new Error(
+      'TFCluster.run: the spark-submit route needs a master: pass via.sparkSubmit.master (tfos run --master URL), set SPARK_MASTER, or start `tfos stack up`',
+    );
   return { sparkSubmit: { ...via.sparkSubmit, master } };
 }
 
@@ -151,7 +157,12 @@ async function clusterFacingAddress(via: RouteOption, hadoopConfDir: string | un
   return localAddressTowards(target);
 }
 
-async function makeRoute(via: RouteOption, slots: number, hdfs: ClusterEnvironment['hdfs'], driverAddress: string | undefined): Promise<SparkRoute> {
+async function makeRoute(
+  via: RouteOption,
+  slots: number,
+  hdfs: ClusterEnvironment['hdfs'],
+  driverAddress: string | undefined,
+): Promise<SparkRoute> {
   if ('attached' in via) return new AttachedRoute(via.attached);
   if ('livy' in via) {
     return new LivyRoute(typeof via.livy === 'string' ? { url: via.livy } : { ...via.livy, url: via.livy.url! });
@@ -161,7 +172,13 @@ async function makeRoute(via: RouteOption, slots: number, hdfs: ClusterEnvironme
   if ('sparkSubmit' in via) {
     const conf = { 'spark.executor.cores': '1', ...via.sparkSubmit.conf };
     // Spark's own hdfs:/// and relative paths follow the same Hadoop configuration as ours.
-    return new SparkSubmitRoute(spark, { master: via.sparkSubmit.master!, conf, extraArgs: via.sparkSubmit.extraArgs, hadoopConfDir: hdfs?.configDir, driverAddress });
+    return new SparkSubmitRoute(spark, {
+      master: via.sparkSubmit.master!,
+      conf,
+      extraArgs: via.sparkSubmit.extraArgs,
+      hadoopConfDir: hdfs?.configDir,
+      driverAddress,
+    });
   }
   const local = via.local;
   return new SparkSubmitRoute(spark, { master: `local[${local.cores ?? slots}]`, conf: local.conf }, 'local');
@@ -169,14 +186,17 @@ async function makeRoute(via: RouteOption, slots: number, hdfs: ClusterEnvironme
 
 function validate(opts: TFClusterRunOptions): void {
   if (!opts || typeof opts !== 'object') throw new TypeError('TFCluster.run needs an options object');
-  if (typeof opts.module !== 'string' || !opts.module) throw new TypeError('TFCluster.run: options.module must be the path of your training module');
+  if (typeof opts.module !== 'string' || !opts.module)
+    throw new TypeError('TFCluster.run: options.module must be the path of your training module');
   const modulePath = path.resolve(opts.module);
   if (!fs.existsSync(modulePath)) throw new Error(`TFCluster.run: training module ${modulePath} does not exist`);
   if (isTypeScriptModule(modulePath) && opts.typeCheck !== false) typeCheckModule(modulePath);
   // TFoS's TFCluster.run(tensorboard=True) started a TensorBoard process; this one never did.
   // Refused by name, so a port from TFoS fails here instead of silently doing nothing.
   if ('tensorboard' in opts) {
-    throw new Error('TFCluster.run: there is no tensorboard option: write summaries from your training function into logDir and run `tensorboard --logdir` on it');
+    throw new Error(
+      'TFCluster.run: there is no tensorboard option: write summaries from your training function into logDir and run `tensorboard --logdir` on it',
+    );
   }
   if (opts.heartbeatTimeout !== undefined && !(opts.heartbeatTimeout > 0)) {
     throw new Error(`TFCluster.run: heartbeatTimeout must be a positive number of seconds, got ${opts.heartbeatTimeout}`);
@@ -186,7 +206,8 @@ function validate(opts: TFClusterRunOptions): void {
   }
   // Trainers get args as JSON: refuse what JSON would change or drop, before anything starts.
   if (opts.args !== undefined) checkJsonArgs(opts.args);
-  if (opts.data !== undefined && (typeof opts.data !== 'string' || !opts.data)) throw new TypeError('TFCluster.run: data must be a dataset path (e.g. hdfs:///data/cifar10/train)');
+  if (opts.data !== undefined && (typeof opts.data !== 'string' || !opts.data))
+    throw new TypeError('TFCluster.run: data must be a dataset path (e.g. hdfs:///data/cifar10/train)');
   if (opts.epochs !== undefined && !(Number.isInteger(opts.epochs) && opts.epochs >= 1)) {
     throw new Error(`TFCluster.run: epochs must be a positive integer, got ${opts.epochs}`);
   }
@@ -227,7 +248,12 @@ export async function run(opts: TFClusterRunOptions): Promise<TFClusterHandle> {
   // An embedded local Spark reads local files unless the user's own HADOOP_CONF_DIR says otherwise.
   const hdfs = 'local' in via && !process.env.HADOOP_CONF_DIR?.trim() ? undefined : found.hdfs;
   const webhdfs = opts.webhdfs ?? hdfs?.webhdfs;
-  const roles = assignRoles({ clusterSize: opts.numExecutors, numPs: opts.numPs ?? 0, masterNode: opts.masterNode, evalNode: opts.evalNode });
+  const roles = assignRoles({
+    clusterSize: opts.numExecutors,
+    numPs: opts.numPs ?? 0,
+    masterNode: opts.masterNode,
+    evalNode: opts.evalNode,
+  });
   const clusterId = crypto.randomBytes(6).toString('hex');
   const secret = crypto.randomBytes(32).toString('hex');
   const appName = opts.appName ?? `tfjs-on-spark ${path.basename(opts.module)} (${clusterId})`;
@@ -267,7 +293,13 @@ export async function run(opts: TFClusterRunOptions): Promise<TFClusterHandle> {
   const facing = await clusterFacingAddress(via, hdfs?.configDir);
   // One interface, the advertised one: never 0.0.0.0 unless asked for (a master that names no
   // host and no ResourceManager in the configuration gets this machine's own address).
-  const bindHost = opts.controlBindHost ?? facing ?? (await dns.lookup(os.hostname()).then((r) => r.address, () => '0.0.0.0'));
+  const bindHost =
+    opts.controlBindHost ??
+    facing ??
+    (await dns.lookup(os.hostname()).then(
+      (r) => r.address,
+      () => '0.0.0.0',
+    ));
   const advertise = opts.controlAdvertiseHost ?? (bindHost === '0.0.0.0' ? (facing ?? os.hostname()) : bindHost);
   // The launcher asks for the job when it starts: tell it how much of the reservation time is left.
   // A few seconds less than ours, so the launcher's more precise "Spark offered only k slots"
@@ -319,7 +351,15 @@ export async function run(opts: TFClusterRunOptions): Promise<TFClusterHandle> {
       conf['spark.executor.resource.gpu.amount'] = String(job.gpusPerNode);
     }
     const logFile = path.join(tfosPaths().logs, 'clusters', `${clusterId}.log`);
-    const app = await route.submit({ appName, clusterSize: roles.length, controlUrl, tokenFile, conf, logFile, launcherLastSeen: () => server.lastLauncherContact });
+    const app = await route.submit({
+      appName,
+      clusterSize: roles.length,
+      controlUrl,
+      tokenFile,
+      conf,
+      logFile,
+      launcherLastSeen: () => server.lastLauncherContact,
+    });
     handle.attachApp(app);
     await handle.waitReserved();
     if (opts.data && opts.inputMode === InputMode.SPARK) handle.feedRunData(opts.data, opts.epochs ?? 1);

@@ -15,7 +15,9 @@ export class ModuleTypeError extends Error {
     readonly module: string,
     readonly diagnostics: string[],
   ) {
-    super(`training module ${module} does not type-check (${diagnostics.length} error${diagnostics.length === 1 ? '' : 's'}):\n${diagnostics.slice(0, 10).join('\n')}${diagnostics.length > 10 ? `\n… and ${diagnostics.length - 10} more` : ''}`);
+    super(
+      `training module ${module} does not type-check (${diagnostics.length} error${diagnostics.length === 1 ? '' : 's'}):\n${diagnostics.slice(0, 10).join('\n')}${diagnostics.length > 10 ? `\n… and ${diagnostics.length - 10} more` : ''}`,
+    );
     this.name = 'ModuleTypeError';
   }
 }
@@ -51,7 +53,9 @@ function compilerOptions(ts: typeof TS, moduleDir: string): TS.CompilerOptions {
     const read = ts.readConfigFile(config, ts.sys.readFile);
     if (!read.error) options = ts.parseJsonConfigFileContent(read.config, ts.sys, path.dirname(config)).options;
   }
-  const nodeTypes = [path.join(PACKAGE_ROOT, 'node_modules', '@types'), path.join(PACKAGE_ROOT, '..', '@types')].filter((d) => fs.existsSync(path.join(d, 'node')));
+  const nodeTypes = [path.join(PACKAGE_ROOT, 'node_modules', '@types'), path.join(PACKAGE_ROOT, '..', '@types')].filter((d) =>
+    fs.existsSync(path.join(d, 'node')),
+  );
   return {
     ...options,
     noEmit: true,
@@ -69,7 +73,8 @@ function compilerOptions(ts: typeof TS, moduleDir: string): TS.CompilerOptions {
 /** Type-checks a .ts training module and what it imports; throws ModuleTypeError with the diagnostics. */
 export function typeCheckModule(modulePath: string): void {
   const file = path.resolve(modulePath);
-  if (/\.mts$/.test(file)) throw new Error(`training module ${file}: ES-module TypeScript (.mts) is not supported; name it .ts (it runs as CommonJS)`);
+  if (/\.mts$/.test(file))
+    throw new Error(`training module ${file}: ES-module TypeScript (.mts) is not supported; name it .ts (it runs as CommonJS)`);
   const previous = checked.get(file);
   if (previous && previous.every(([f, t]) => mtime(f) === t)) return;
   const ts = require('typescript') as typeof TS;
@@ -87,6 +92,12 @@ export function typeCheckModule(modulePath: string): void {
     );
   }
   // Remember the user's own files (not library declarations) to skip an unchanged re-check.
-  const own = program.getSourceFiles().map((s) => s.fileName).filter((f) => !f.includes('/node_modules/') && !f.startsWith(PACKAGE_ROOT + '/dist/'));
-  checked.set(file, own.map((f) => [f, mtime(f)]));
+  const own = program
+    .getSourceFiles()
+    .map((s) => s.fileName)
+    .filter((f) => !f.includes('/node_modules/') && !f.startsWith(PACKAGE_ROOT + '/dist/'));
+  checked.set(
+    file,
+    own.map((f) => [f, mtime(f)]),
+  );
 }

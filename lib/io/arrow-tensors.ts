@@ -34,7 +34,10 @@ function chunksOf(source: Columnar, column: string): Data[] {
  * Images of a binary column (each value height·width·channels bytes) as NHWC float32 in [0, 1]
  * (value · scale), in one pass. `out` may be passed to reuse a buffer.
  */
-export function imagesToFloat32(source: Columnar, opts: { column?: string; layout?: ImageLayout; scale?: number; out?: Float32Array } = {}): Float32Array {
+export function imagesToFloat32(
+  source: Columnar,
+  opts: { column?: string; layout?: ImageLayout; scale?: number; out?: Float32Array } = {},
+): Float32Array {
   const { height, width, channels, layout } = opts.layout ?? CIFAR_LAYOUT;
   const column = opts.column ?? 'image';
   const scale = opts.scale ?? 1 / 255;
@@ -120,9 +123,16 @@ export function tableToTensors(source: Columnar, opts: TensorOptions = {}): { xs
   const tf = opts.tf ?? tfjs();
   const { height, width, channels } = opts.layout ?? CIFAR_LAYOUT;
   const n = source.numRows;
-  const xs = tf.tensor4d(imagesToFloat32(source, { column: opts.imageColumn, layout: opts.layout }), [n, height, width, channels], 'float32');
+  const xs = tf.tensor4d(
+    imagesToFloat32(source, { column: opts.imageColumn, layout: opts.layout }),
+    [n, height, width, channels],
+    'float32',
+  );
   const classes = opts.oneHot ?? 10;
-  const ys = classes > 0 ? tf.tensor2d(labelsToOneHot(source, classes, opts.labelColumn), [n, classes], 'float32') : tf.tensor1d(labelsToInt32(source, opts.labelColumn), 'int32');
+  const ys =
+    classes > 0
+      ? tf.tensor2d(labelsToOneHot(source, classes, opts.labelColumn), [n, classes], 'float32')
+      : tf.tensor1d(labelsToInt32(source, opts.labelColumn), 'int32');
   return { xs, ys };
 }
 

@@ -116,7 +116,8 @@ export class Checkpoints {
     for (const [group, tensors] of Object.entries(groups)) {
       entries[group] = tensors.map((t) => {
         const expected = t.shape.reduce((a, b) => a * b, 1);
-        if (t.values.length !== expected) throw new CheckpointError(`tensor '${t.name}' (${group}) has ${t.values.length} values for shape [${t.shape}]`, this.uri);
+        if (t.values.length !== expected)
+          throw new CheckpointError(`tensor '${t.name}' (${group}) has ${t.values.length} values for shape [${t.shape}]`, this.uri);
         const bytes = Buffer.from(t.values.buffer, t.values.byteOffset, t.values.byteLength);
         chunks.push(bytes);
         const e: TensorEntry = { name: t.name, shape: t.shape.slice(), dtype: t.dtype, offset, bytes: bytes.length };
@@ -157,7 +158,8 @@ export class Checkpoints {
   private async prune(): Promise<void> {
     const names = await this.fs.list(this.dir);
     for (const n of names.filter((x) => STAGING.test(x))) await this.fs.remove(posixJoin(this.dir, n)).catch(() => undefined);
-    for (const step of (await this.steps()).slice(this.keep)) await this.fs.remove(posixJoin(this.dir, checkpointName(step))).catch(() => undefined);
+    for (const step of (await this.steps()).slice(this.keep))
+      await this.fs.remove(posixJoin(this.dir, checkpointName(step))).catch(() => undefined);
   }
 
   /** The newest checkpoint that is complete and intact, or undefined when there is none. */
@@ -183,7 +185,8 @@ export class Checkpoints {
     } catch (err) {
       throw fail(`has no readable checkpoint.json (${(err as Error).message})`);
     }
-    if (manifest.format !== CHECKPOINT_FORMAT || manifest.version !== CHECKPOINT_VERSION) throw fail(`is not a ${CHECKPOINT_FORMAT} v${CHECKPOINT_VERSION} (format ${manifest.format} v${manifest.version})`);
+    if (manifest.format !== CHECKPOINT_FORMAT || manifest.version !== CHECKPOINT_VERSION)
+      throw fail(`is not a ${CHECKPOINT_FORMAT} v${CHECKPOINT_VERSION} (format ${manifest.format} v${manifest.version})`);
     if (manifest.step !== step) throw fail(`records step ${manifest.step}, its name says ${step}`);
     let data: Buffer;
     try {

@@ -72,7 +72,9 @@ export function xzCommand(): string {
   const cmd = process.env.TFOS_XZ?.trim() || 'xz';
   const res = spawnSync(cmd, ['--version'], { encoding: 'utf8' });
   if (res.error || res.status !== 0) {
-    throw new Error(`'${cmd}' is needed to read .xz files but did not run (${res.error?.message ?? res.stderr}); install xz-utils or decompress the files with 'xz -dk'`);
+    throw new Error(
+      `'${cmd}' is needed to read .xz files but did not run (${res.error?.message ?? res.stderr}); install xz-utils or decompress the files with 'xz -dk'`,
+    );
   }
   xzChecked = cmd;
   return cmd;
@@ -252,7 +254,9 @@ export async function* readCifarRecords(src: CifarSource, opts: ReadRecordsOptio
         }
       }
       if (record + whole > announced) {
-        throw new CifarFormatError(`${src.name}: more data than the ${announced * R} bytes announced (record ${announced} at byte ${announced * R})`);
+        throw new CifarFormatError(
+          `${src.name}: more data than the ${announced * R} bytes announced (record ${announced} at byte ${announced * R})`,
+        );
       }
       yield { first: record, count: whole, bytes };
       record += whole;
@@ -264,7 +268,9 @@ export async function* readCifarRecords(src: CifarSource, opts: ReadRecordsOptio
   const total = offset + (carry?.length ?? 0);
   if (carry?.length) throw new CifarFormatError(truncatedMessage(src.name, total));
   if (record !== announced) {
-    throw new CifarFormatError(`${src.name}: record ${record} at byte ${offset} is missing (${record} of ${announced} records; the file ended early)`);
+    throw new CifarFormatError(
+      `${src.name}: record ${record} at byte ${offset} is missing (${record} of ${announced} records; the file ended early)`,
+    );
   }
   if (hash && src.expectedSha256) {
     const got = hash.digest('hex');
@@ -334,8 +340,16 @@ class EagerRead {
 
 /** Per-class base colour so a model can learn something from generated data. */
 const CLASS_COLOURS: ReadonlyArray<readonly [number, number, number]> = [
-  [200, 40, 40], [40, 200, 40], [40, 40, 200], [200, 200, 40], [200, 40, 200],
-  [40, 200, 200], [230, 130, 30], [120, 60, 20], [150, 150, 150], [20, 20, 20],
+  [200, 40, 40],
+  [40, 200, 40],
+  [40, 40, 200],
+  [200, 200, 40],
+  [200, 40, 200],
+  [40, 200, 200],
+  [230, 130, 30],
+  [120, 60, 20],
+  [150, 150, 150],
+  [20, 20, 20],
 ];
 
 /**
@@ -405,7 +419,13 @@ export function generatedCifarSet(trainRecords: number, opts: { testRecords?: nu
     return s;
   });
   const test = [generatedSource(CIFAR.testFiles[0], seed + 1_000_003, 0, testRecords)];
-  return { train, test, classes: [...CIFAR.classes], kind: 'generated', description: `generated (seed ${seed}, ${trainRecords} train / ${testRecords} test)` };
+  return {
+    train,
+    test,
+    classes: [...CIFAR.classes],
+    kind: 'generated',
+    description: `generated (seed ${seed}, ${trainRecords} train / ${testRecords} test)`,
+  };
 }
 
 /**

@@ -188,11 +188,17 @@ export function resolveLocation(uri: string, opts: LocationOptions = {}): Locati
   const p = checkedHdfsPath(rest, uri, { decode: true });
   if (scheme === 'hdfs') {
     const conf = webhdfsFor(authority, env);
-    const endpoint = opts.webhdfs || env.TFOS_WEBHDFS?.trim() || conf?.webhdfs || (authority ? `http://${authority.replace(/:\d+$/, '')}:9870` : undefined);
+    const endpoint =
+      opts.webhdfs ||
+      env.TFOS_WEBHDFS?.trim() ||
+      conf?.webhdfs ||
+      (authority ? `http://${authority.replace(/:\d+$/, '')}:9870` : undefined);
     if (!endpoint) {
-      throw new Error(`${uri}: no NameNode: the URI names no host and there is no HADOOP_CONF_DIR with fs.defaultFS (set HADOOP_CONF_DIR, start \`tfos stack up\`, or write hdfs://HOST:PORT/...)`);
+      throw new Error(
+        `${uri}: no NameNode: the URI names no host and there is no HADOOP_CONF_DIR with fs.defaultFS (set HADOOP_CONF_DIR, start \`tfos stack up\`, or write hdfs://HOST:PORT/...)`,
+      );
     }
-    const defaultFS = authority ? `hdfs://${authority}` : conf?.defaultFS ?? env.TFOS_DEFAULT_FS?.trim() ?? 'hdfs://';
+    const defaultFS = authority ? `hdfs://${authority}` : (conf?.defaultFS ?? env.TFOS_DEFAULT_FS?.trim() ?? 'hdfs://');
     return { fs: new WebHdfsFs(endpoint, { defaultFS }), path: p };
   }
   if (scheme === 'webhdfs') {

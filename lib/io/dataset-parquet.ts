@@ -49,7 +49,9 @@ export class ParquetConverter {
       for (const p of this.queue.splice(0)) p.reject(new Error(`Parquet conversion of ${p.name} failed: ${err.message}`));
     };
     this.child.on('error', (err) => fail(new Error(`could not start ${python} ${script}: ${err.message}`)));
-    this.child.on('close', (code, sig) => fail(new Error(`pyarrow converter exited (${sig ?? code}): ${this.stderr.trim().split('\n').slice(-3).join(' | ') || 'no message'}`)));
+    this.child.on('close', (code, sig) =>
+      fail(new Error(`pyarrow converter exited (${sig ?? code}): ${this.stderr.trim().split('\n').slice(-3).join(' | ') || 'no message'}`)),
+    );
   }
 
   private onData(d: Buffer): void {
@@ -58,7 +60,12 @@ export class ParquetConverter {
       if (!this.expect) {
         const nl = this.buf.indexOf(10);
         if (nl < 0) return;
-        const head = JSON.parse(this.buf.subarray(0, nl).toString('utf8')) as { ok: boolean; bytes?: number; rows?: number; error?: string };
+        const head = JSON.parse(this.buf.subarray(0, nl).toString('utf8')) as {
+          ok: boolean;
+          bytes?: number;
+          rows?: number;
+          error?: string;
+        };
         this.buf = this.buf.subarray(nl + 1);
         if (!head.ok) {
           const p = this.queue.shift();

@@ -113,7 +113,11 @@ export interface DatasetInfo {
   version: number;
   dataset: string;
   created: string;
-  source: { kind: 'files' | 'generated'; description: string; files: { split: Split; name: string; origin: string; records: number; sha256?: string }[] };
+  source: {
+    kind: 'files' | 'generated';
+    description: string;
+    files: { split: Split; name: string; origin: string; records: number; sha256?: string }[];
+  };
   classes: string[];
   image: ImageInfo;
   splits: Record<string, { path: string; rows: number; partitions: number }>;
@@ -178,7 +182,17 @@ export function planShard(manifest: SplitManifest, shard: number, numShards: num
       const lo = Math.max(start, row);
       const hi = Math.min(end, row + blk.rows);
       if (lo < hi) {
-        units.push({ partition: part.index, file: part.arrow.path, batch: b, offset: blk.offset, length: blk.length, rows: blk.rows, from: lo - row, to: hi - row, firstId: part.firstId + (row - partRow) });
+        units.push({
+          partition: part.index,
+          file: part.arrow.path,
+          batch: b,
+          offset: blk.offset,
+          length: blk.length,
+          rows: blk.rows,
+          from: lo - row,
+          to: hi - row,
+          firstId: part.firstId + (row - partRow),
+        });
       }
       row += blk.rows;
     }
@@ -192,13 +206,16 @@ export async function readManifest(fs: DatasetFs, splitPath: string): Promise<Sp
   try {
     text = (await fs.readFile(file)).toString('utf8');
   } catch (err) {
-    throw new Error(`${fs.uri(splitPath)} is not a tfos dataset split (cannot read ${MANIFEST_NAME}: ${(err as Error).message}); give a split directory such as DEST/train or DEST/test`);
+    throw new Error(
+      `${fs.uri(splitPath)} is not a tfos dataset split (cannot read ${MANIFEST_NAME}: ${(err as Error).message}); give a split directory such as DEST/train or DEST/test`,
+    );
   }
   const m = JSON.parse(text) as SplitManifest;
   if (m.format !== DATASET_FORMAT || typeof m.rows !== 'number' || !Array.isArray(m.partitions)) {
     throw new Error(`${fs.uri(file)}: not a ${DATASET_FORMAT} manifest`);
   }
-  if (m.version > DATASET_VERSION) throw new Error(`${fs.uri(file)}: manifest version ${m.version} is newer than this reader (${DATASET_VERSION})`);
+  if (m.version > DATASET_VERSION)
+    throw new Error(`${fs.uri(file)}: manifest version ${m.version} is newer than this reader (${DATASET_VERSION})`);
   // Partition files are read relative to the split: a manifest must not point anywhere else.
   for (const [i, part] of m.partitions.entries()) {
     checkedRelativePath(part?.arrow?.path, `${fs.uri(file)} partition ${i} arrow.path`);
@@ -218,7 +235,13 @@ export interface ReadUnitsOptions {
  * schema message in another, cached per file) and yields each unit's rows as a RecordBatch slice
  * (zero-copy views into the read buffer).
  */
-export async function* readUnits(fs: DatasetFs, splitPath: string, manifest: SplitManifest, units: ReadUnit[], opts: ReadUnitsOptions = {}): AsyncGenerator<{ unit: ReadUnit; batch: RecordBatch }> {
+export async function* readUnits(
+  fs: DatasetFs,
+  splitPath: string,
+  manifest: SplitManifest,
+  units: ReadUnit[],
+  opts: ReadUnitsOptions = {},
+): AsyncGenerator<{ unit: ReadUnit; batch: RecordBatch }> {
   const maxRange = opts.maxRangeBytes ?? 8 << 20;
   const schema = Buffer.from(manifest.arrowSchemaMessage, 'base64');
   const parts = new Map(manifest.partitions.map((p) => [p.arrow.path, p]));
@@ -228,7 +251,12 @@ export async function* readUnits(fs: DatasetFs, splitPath: string, manifest: Spl
     // Group consecutive batches of the same file.
     let j = i + 1;
     let bytes = units[i].length;
-    while (j < units.length && units[j].file === units[i].file && units[j].batch === units[j - 1].batch + 1 && bytes + units[j].length <= maxRange) {
+    while (
+      j < units.length &&
+      units[j].file === units[i].file &&
+      units[j].batch === units[j - 1].batch + 1 &&
+      bytes + units[j].length <= maxRange
+    ) {
       bytes += units[j].length;
       j++;
     }
@@ -249,7 +277,9 @@ export async function* readUnits(fs: DatasetFs, splitPath: string, manifest: Spl
       const unit = group[k++];
       if (!unit) throw new Error(`${fs.uri(file)}: more record batches than the manifest lists at byte ${group[0].offset}`);
       if (batch.numRows !== unit.rows) {
-        throw new Error(`${fs.uri(file)}: record batch ${unit.batch} has ${batch.numRows} rows, the manifest says ${unit.rows} (stale manifest?)`);
+        throw new Error(
+          `${fs.uri(file)}: record batch ${unit.batch} has ${batch.numRows} rows, the manifest says ${unit.rows} (stale manifest?)`,
+        );
       }
       yield { unit, batch: unit.from === 0 && unit.to === unit.rows ? batch : batch.slice(unit.from, unit.to) };
     }
@@ -311,14 +341,28 @@ class PartitionBuilder {
     const out: RecordBatch[] = [];
     for (let s = 0; s < this.rows; s += batchRows) {
       const n = Math.min(batchRows, this.rows - s);
-      out.push(makeImageBatch(schema, this.ids.subarray(s, s + n), this.labels.subarray(s, s + n), this.images.subarray(s * CIFAR.imageBytes, (s + n) * CIFAR.imageBytes), CIFAR.imageBytes));
+      out.push(
+        makeImageBatch(
+          schema,
+          this.ids.subarray(s, s + n),
+          this.labels.subarray(s, s + n),
+          this.images.subarray(s * CIFAR.imageBytes, (s + n) * CIFAR.imageBytes),
+          CIFAR.imageBytes,
+        ),
+      );
     }
     return out;
   }
 }
 
 /** A RecordBatch of (id, label, image) over existing arrays (no copies). */
-export function makeImageBatch(schema: Schema, ids: BigInt64Array, labels: Int32Array, images: Uint8Array, imageBytes: number): RecordBatch {
+export function makeImageBatch(
+  schema: Schema,
+  ids: BigInt64Array,
+  labels: Int32Array,
+  images: Uint8Array,
+  imageBytes: number,
+): RecordBatch {
   const n = labels.length;
   const offsets = new Int32Array(n + 1);
   for (let i = 0; i <= n; i++) offsets[i] = i * imageBytes;
@@ -344,7 +388,10 @@ export function encodeSchemaMessage(schema: Schema): Uint8Array {
  * footer). Note: apache-arrow's JS file writer puts the schema only in the footer, not at the
  * start of the stream part, which is why the manifest carries the schema message separately.
  */
-export function encodeArrowFile(batches: RecordBatch[], schema: Schema): { bytes: Uint8Array; blocks: { offset: number; length: number; rows: number }[] } {
+export function encodeArrowFile(
+  batches: RecordBatch[],
+  schema: Schema,
+): { bytes: Uint8Array; blocks: { offset: number; length: number; rows: number }[] } {
   const writer = new RecordBatchFileWriter();
   writer.reset(undefined, schema);
   for (const b of batches) writer.write(b);
@@ -354,7 +401,11 @@ export function encodeArrowFile(batches: RecordBatch[], schema: Schema): { bytes
   reader.open();
   const footer = reader.footer;
   if (!footer) throw new Error('Arrow file writer produced no footer');
-  const blocks = [...footer.recordBatches()].map((blk, i) => ({ offset: Number(blk.offset), length: blk.metaDataLength + Number(blk.bodyLength), rows: batches[i].numRows }));
+  const blocks = [...footer.recordBatches()].map((blk, i) => ({
+    offset: Number(blk.offset),
+    length: blk.metaDataLength + Number(blk.bodyLength),
+    rows: batches[i].numRows,
+  }));
   return { bytes, blocks };
 }
 
@@ -396,7 +447,8 @@ export async function writeCifarDataset(set: CifarSourceSet, dest: Location, opt
   const batchRows = opts.batchRows ?? 500;
   const partitionsWanted = opts.partitions ?? 10;
   if (!Number.isInteger(batchRows) || batchRows < 1) throw new Error(`batchRows must be a positive integer, got ${batchRows}`);
-  if (!Number.isInteger(partitionsWanted) || partitionsWanted < 1) throw new Error(`partitions must be a positive integer, got ${partitionsWanted}`);
+  if (!Number.isInteger(partitionsWanted) || partitionsWanted < 1)
+    throw new Error(`partitions must be a positive integer, got ${partitionsWanted}`);
   const destPath = dest.path.replace(/\/+$/, '') || '/';
   if (destPath === '/') throw new Error('refusing to write a dataset at the root of a file system');
 
@@ -504,7 +556,9 @@ export async function writeCifarDataset(set: CifarSourceSet, dest: Location, opt
       await fs.writeFile(posixJoin(splitDir, MANIFEST_NAME), Buffer.from(JSON.stringify(manifest, null, 1) + '\n'));
       await fs.writeFile(posixJoin(splitDir, '_SUCCESS'), new Uint8Array(0));
       result[split] = { rows: total, partitions: parts.length, arrowBytes, parquetBytes };
-      log(`${split}: ${total} rows in ${parts.length} partitions (${(arrowBytes / 1e6).toFixed(1)} MB Arrow${converter ? `, ${(parquetBytes / 1e6).toFixed(1)} MB Parquet` : ''})`);
+      log(
+        `${split}: ${total} rows in ${parts.length} partitions (${(arrowBytes / 1e6).toFixed(1)} MB Arrow${converter ? `, ${(parquetBytes / 1e6).toFixed(1)} MB Parquet` : ''})`,
+      );
     }
     const info: DatasetInfo = {
       format: DATASET_FORMAT,
@@ -515,7 +569,12 @@ export async function writeCifarDataset(set: CifarSourceSet, dest: Location, opt
       classes: set.classes,
       image: CIFAR_IMAGE,
       splits: Object.fromEntries(Object.entries(result).map(([k, v]) => [k, { path: k, rows: v.rows, partitions: v.partitions }])),
-      ingest: { seconds: (Date.now() - started) / 1000, partitionsPerSplit: partitionsWanted, batchRows, parquetCompression: opts.parquet ? (opts.parquet.compression ?? 'none') : undefined },
+      ingest: {
+        seconds: (Date.now() - started) / 1000,
+        partitionsPerSplit: partitionsWanted,
+        batchRows,
+        parquetCompression: opts.parquet ? (opts.parquet.compression ?? 'none') : undefined,
+      },
     };
     await fs.writeFile(posixJoin(staging, DATASET_INFO_NAME), Buffer.from(JSON.stringify(info, null, 1) + '\n'));
     await converter?.close();

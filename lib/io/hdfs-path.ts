@@ -41,7 +41,13 @@ export function checkedHdfsPath(raw: string, original = raw, opts: { decode?: bo
 
 /** A path relative to a dataset directory (from a manifest): no absolute paths, no way out. */
 export function checkedRelativePath(rel: string, where: string): string {
-  if (typeof rel !== 'string' || rel === '' || rel.startsWith('/') || rel.includes('\0') || rel.split('/').some((s) => s === '.' || s === '..' || s === '')) {
+  if (
+    typeof rel !== 'string' ||
+    rel === '' ||
+    rel.startsWith('/') ||
+    rel.includes('\0') ||
+    rel.split('/').some((s) => s === '.' || s === '..' || s === '')
+  ) {
     throw new UnsafePathError(String(rel), `${where}: must be a plain relative path inside the dataset`);
   }
   return rel;

@@ -13,17 +13,7 @@ import { sleep } from '../platform/sleep';
 
 /** States a batch or session goes through (Livy uses one enumeration for both). */
 export type LivySessionState =
-  | 'not_started'
-  | 'starting'
-  | 'recovering'
-  | 'idle'
-  | 'running'
-  | 'busy'
-  | 'shutting_down'
-  | 'error'
-  | 'dead'
-  | 'killed'
-  | 'success';
+  'not_started' | 'starting' | 'recovering' | 'idle' | 'running' | 'busy' | 'shutting_down' | 'error' | 'dead' | 'killed' | 'success';
 
 /** States a batch can be in; a batch never becomes idle or busy. */
 export type LivyBatchState = Extract<
@@ -235,7 +225,9 @@ export class LivyStatementError extends LivyError {
     readonly evalue: string,
     readonly traceback: string[],
   ) {
-    super(`statement ${statementId} in Livy session ${sessionId} failed: ${ename}: ${evalue}${traceback.length ? `\n${traceback.join('')}` : ''}`);
+    super(
+      `statement ${statementId} in Livy session ${sessionId} failed: ${ename}: ${evalue}${traceback.length ? `\n${traceback.join('')}` : ''}`,
+    );
     this.name = 'LivyStatementError';
   }
 }
@@ -460,7 +452,13 @@ export class LivyClient {
    * driver log tail) for dead/killed/error, LivyTimeoutError when timeoutMs passes first.
    */
   async waitForBatch(id: number, opts: PollOptions & { logLines?: number } = {}): Promise<'success'> {
-    const state = await pollUntil(`Livy batch ${id}`, () => this.batchState(id), isBatchFinal, (s) => s, opts);
+    const state = await pollUntil(
+      `Livy batch ${id}`,
+      () => this.batchState(id),
+      isBatchFinal,
+      (s) => s,
+      opts,
+    );
     if (state === 'success') return state;
     const [batch, log] = await Promise.all([
       this.getBatch(id).catch(() => undefined),
@@ -577,7 +575,12 @@ function query(params: Record<string, number | undefined>): string {
 
 /** fetch rejects with TypeError('fetch failed') and the real reason in `cause`. */
 function connectionError(method: string, url: string, err: unknown, timeoutMs: number): LivyConnectionError {
-  const e = err as { name?: string; message?: string; code?: string; cause?: { code?: string; message?: string; errors?: Array<{ code?: string }> } };
+  const e = err as {
+    name?: string;
+    message?: string;
+    code?: string;
+    cause?: { code?: string; message?: string; errors?: Array<{ code?: string }> };
+  };
   if (e?.name === 'TimeoutError' || e?.name === 'AbortError') {
     return new LivyConnectionError(method, url, 'ETIMEDOUT', `no answer within ${timeoutMs} ms`);
   }

@@ -37,7 +37,12 @@ export async function trainingState(model: LayersModel, optimizer?: Optimizer): 
  * Puts a checkpoint's weights into `model` (same architecture: matched in order, shapes checked)
  * and its optimizer slots into `optimizer` (when both have them).
  */
-export async function restoreTrainingState(tf: Tfjs, model: LayersModel, cp: Pick<Checkpoint, 'groups' | 'uri'>, optimizer?: Optimizer): Promise<void> {
+export async function restoreTrainingState(
+  tf: Tfjs,
+  model: LayersModel,
+  cp: Pick<Checkpoint, 'groups' | 'uri'>,
+  optimizer?: Optimizer,
+): Promise<void> {
   const saved = cp.groups.weights ?? [];
   const weights = model.weights;
   if (saved.length !== weights.length) {
@@ -105,13 +110,20 @@ export async function loadModel(tf: Tfjs, uri: string, opts: LocationOptions = {
   const where = fs.uri(jsonPath);
   return tf.loadLayersModel({
     load: async () => {
-      let json: { modelTopology: object; weightsManifest: Array<{ paths: string[]; weights: TF.io.WeightsManifestEntry[] }>; format?: string; generatedBy?: string; convertedBy?: string | null };
+      let json: {
+        modelTopology: object;
+        weightsManifest: Array<{ paths: string[]; weights: TF.io.WeightsManifestEntry[] }>;
+        format?: string;
+        generatedBy?: string;
+        convertedBy?: string | null;
+      };
       try {
         json = JSON.parse((await fs.readFile(jsonPath)).toString('utf8'));
       } catch (err) {
         throw new Error(`cannot read the model at ${where}: ${(err as Error).message}`);
       }
-      if (!json.modelTopology || !Array.isArray(json.weightsManifest)) throw new Error(`${where} is not a tfjs layers model (no modelTopology / weightsManifest)`);
+      if (!json.modelTopology || !Array.isArray(json.weightsManifest))
+        throw new Error(`${where} is not a tfjs layers model (no modelTopology / weightsManifest)`);
       const buffers: Buffer[] = [];
       const specs: TF.io.WeightsManifestEntry[] = [];
       for (const group of json.weightsManifest) {

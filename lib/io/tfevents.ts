@@ -112,7 +112,10 @@ export class SummaryWriter {
   private started = false;
   private closed = false;
 
-  constructor(logDir: string, private readonly opts: SummaryWriterOptions = {}) {
+  constructor(
+    logDir: string,
+    private readonly opts: SummaryWriterOptions = {},
+  ) {
     const loc = resolveLocation(logDir, opts);
     this.fs = loc.fs;
     this.dir = loc.path;
@@ -133,10 +136,13 @@ export class SummaryWriter {
     if (!Object.keys(finite).length) return;
     this.pending.push(tfRecord(encodeEvent({ wallTime, step, scalars: finite })));
     if (!this.timer) {
-      this.timer = setTimeout(() => {
-        this.timer = undefined;
-        void this.flush().catch(() => undefined);
-      }, (this.opts.flushSecs ?? 10) * 1000);
+      this.timer = setTimeout(
+        () => {
+          this.timer = undefined;
+          void this.flush().catch(() => undefined);
+        },
+        (this.opts.flushSecs ?? 10) * 1000,
+      );
       this.timer.unref();
     }
   }

@@ -19,8 +19,12 @@ type Spec = Record<string, unknown>;
 /** The vega-lite spec of the plot (exported for tests and for users who want to restyle it). */
 export function trainingPlotSpec(history: HistoryPoint[], title = 'training'): Spec {
   const rows = history.flatMap((h) => [
-    ...(h.loss !== undefined && Number.isFinite(h.loss) ? [{ seconds: h.seconds, images: h.images, metric: 'training loss', value: h.loss }] : []),
-    ...(h.testAccuracy !== undefined && Number.isFinite(h.testAccuracy) ? [{ seconds: h.seconds, images: h.images, metric: 'test accuracy', value: h.testAccuracy }] : []),
+    ...(h.loss !== undefined && Number.isFinite(h.loss)
+      ? [{ seconds: h.seconds, images: h.images, metric: 'training loss', value: h.loss }]
+      : []),
+    ...(h.testAccuracy !== undefined && Number.isFinite(h.testAccuracy)
+      ? [{ seconds: h.seconds, images: h.images, metric: 'test accuracy', value: h.testAccuracy }]
+      : []),
   ]);
   const chart = (metric: string, x: 'seconds' | 'images', xTitle: string): Spec => ({
     width: 320,
@@ -49,7 +53,10 @@ export async function renderSvg(spec: Spec): Promise<string> {
   // Loaded on demand: only the chief that writes the plot pays for vega.
   /* eslint-disable @typescript-eslint/no-require-imports */
   const vl = require('vega-lite') as { compile(spec: unknown): { spec: unknown } };
-  const vega = require('vega') as { parse(spec: unknown): unknown; View: new (runtime: unknown, opts: { renderer: string }) => { toSVG(): Promise<string>; finalize(): void } };
+  const vega = require('vega') as {
+    parse(spec: unknown): unknown;
+    View: new (runtime: unknown, opts: { renderer: string }) => { toSVG(): Promise<string>; finalize(): void };
+  };
   /* eslint-enable @typescript-eslint/no-require-imports */
   const view = new vega.View(vega.parse(vl.compile(spec).spec), { renderer: 'none' });
   try {

@@ -112,9 +112,12 @@ export class WebHdfsError extends Error {
   }) {
     const what = fields.remoteMessage
       ? `${fields.exception ?? 'RemoteException'}: ${fields.remoteMessage}`
-      : fields.detail ?? (fields.exception ? fields.exception : `HTTP ${fields.status}`);
+      : (fields.detail ?? (fields.exception ? fields.exception : `HTTP ${fields.status}`));
     const status = fields.status ? ` (HTTP ${fields.status})` : '';
-    super(`WebHDFS ${fields.op} ${fields.path} at ${fields.host} failed: ${what}${status}`, fields.cause === undefined ? undefined : { cause: fields.cause });
+    super(
+      `WebHDFS ${fields.op} ${fields.path} at ${fields.host} failed: ${what}${status}`,
+      fields.cause === undefined ? undefined : { cause: fields.cause },
+    );
     this.name = 'WebHdfsError';
     this.path = fields.path;
     this.op = fields.op;
@@ -204,7 +207,8 @@ export class WebHdfsClient {
 
   constructor(opts: WebHdfsClientOptions) {
     const base = opts.url.replace(/\/+$/, '').replace(/\/webhdfs\/v1$/, '');
-    if (!/^https?:\/\//.test(base)) throw new TypeError(`WebHDFS url must start with http:// or https:// (got ${JSON.stringify(opts.url)})`);
+    if (!/^https?:\/\//.test(base))
+      throw new TypeError(`WebHDFS url must start with http:// or https:// (got ${JSON.stringify(opts.url)})`);
     new URL(base); // a malformed URL is a programming error, thrown here rather than per request
     this.url = base;
     this.user = opts.user ?? (process.env.HADOOP_USER_NAME?.trim() || os.userInfo().username);
@@ -232,14 +236,16 @@ export class WebHdfsClient {
       await this.status(path, opts);
       return true;
     } catch (err) {
-      if (err instanceof WebHdfsError && (err.exception === 'FileNotFoundException' || (err.status === 404 && !err.exception))) return false;
+      if (err instanceof WebHdfsError && (err.exception === 'FileNotFoundException' || (err.status === 404 && !err.exception)))
+        return false;
       throw err;
     }
   }
 
   /** Creates the directory and its parents; true on success (also when it already exists). */
   async mkdirs(path: string, opts: { permission?: string | number; signal?: AbortSignal } = {}): Promise<boolean> {
-    return (await this.json<{ boolean: boolean }>('PUT', path, 'MKDIRS', { permission: permissionParam(opts.permission) }, opts.signal)).boolean;
+    return (await this.json<{ boolean: boolean }>('PUT', path, 'MKDIRS', { permission: permissionParam(opts.permission) }, opts.signal))
+      .boolean;
   }
 
   /**
@@ -361,13 +367,22 @@ export class WebHdfsClient {
       deadline.disarm();
       const host = hostOf(url);
       if (deadline.fired) {
-        throw new WebHdfsError({ path, op, status: 0, host, exception: 'ETIMEDOUT', detail: `timed out after ${this.timeoutMs} ms without an answer from ${host}`, cause: err });
+        throw new WebHdfsError({
+          path,
+          op,
+          status: 0,
+          host,
+          exception: 'ETIMEDOUT',
+          detail: `timed out after ${this.timeoutMs} ms without an answer from ${host}`,
+          cause: err,
+        });
       }
       if ((err as Error)?.name === 'AbortError' || init.signal?.aborted) {
         throw new WebHdfsError({ path, op, status: 0, host, exception: 'ABORTED', detail: 'aborted by the caller', cause: err });
       }
       const code = networkCode(err);
-      const detail = code === 'ECONNREFUSED' ? `connection refused by ${host} (is HDFS running there?)` : `cannot reach ${host}: ${networkDetail(err)}`;
+      const detail =
+        code === 'ECONNREFUSED' ? `connection refused by ${host} (is HDFS running there?)` : `cannot reach ${host}: ${networkDetail(err)}`;
       throw new WebHdfsError({ path, op, status: 0, host, exception: code, detail, cause: err });
     }
   }
@@ -393,7 +408,14 @@ export class WebHdfsClient {
       try {
         return (await res.json()) as T;
       } catch (err) {
-        throw new WebHdfsError({ path, op, status: res.status, host: hostOf(url), detail: deadline.fired ? 'timed out reading the answer' : `unreadable answer: ${networkDetail(err)}`, cause: err });
+        throw new WebHdfsError({
+          path,
+          op,
+          status: res.status,
+          host: hostOf(url),
+          detail: deadline.fired ? 'timed out reading the answer' : `unreadable answer: ${networkDetail(err)}`,
+          cause: err,
+        });
       }
     } finally {
       deadline.disarm();
@@ -423,7 +445,13 @@ export class WebHdfsClient {
         throw await this.httpError(res, path, op, hostOf(url));
       }
       if (!location) {
-        throw new WebHdfsError({ path, op, status: res.status, host: hostOf(url), detail: 'the NameNode named no DataNode to use (no Location in its answer)' });
+        throw new WebHdfsError({
+          path,
+          op,
+          status: res.status,
+          host: hostOf(url),
+          detail: 'the NameNode named no DataNode to use (no Location in its answer)',
+        });
       }
       const target = new URL(location, url);
       return this.mapDatanodeUrl ? this.mapDatanodeUrl(target) : target;
@@ -453,9 +481,18 @@ export class WebHdfsClient {
     const deadline = new IdleDeadline(this.timeoutMs, signal);
     const networkError = (err: unknown) => {
       if (deadline.fired) {
-        return new WebHdfsError({ path, op, status: 0, host, exception: 'ETIMEDOUT', detail: `timed out: no progress for ${this.timeoutMs} ms talking to the DataNode ${host}`, cause: err });
+        return new WebHdfsError({
+          path,
+          op,
+          status: 0,
+          host,
+          exception: 'ETIMEDOUT',
+          detail: `timed out: no progress for ${this.timeoutMs} ms talking to the DataNode ${host}`,
+          cause: err,
+        });
       }
-      if (signal?.aborted) return new WebHdfsError({ path, op, status: 0, host, exception: 'ABORTED', detail: 'aborted by the caller', cause: err });
+      if (signal?.aborted)
+        return new WebHdfsError({ path, op, status: 0, host, exception: 'ABORTED', detail: 'aborted by the caller', cause: err });
       const code = networkCode(err);
       const detail = code === 'ECONNREFUSED' ? `connection refused by the DataNode ${host}` : `DataNode ${host}: ${networkDetail(err)}`;
       return new WebHdfsError({ path, op, status: 0, host, exception: code, detail, cause: err });
@@ -479,7 +516,12 @@ export class WebHdfsClient {
           parts.push(d);
         });
         res.once('end', () =>
-          resolve({ status: res.statusCode ?? 0, statusText: res.statusMessage ?? '', location: res.headers.location, text: Buffer.concat(parts).toString('utf8') }),
+          resolve({
+            status: res.statusCode ?? 0,
+            statusText: res.statusMessage ?? '',
+            location: res.headers.location,
+            text: Buffer.concat(parts).toString('utf8'),
+          }),
         );
         res.once('error', (err) => reject(networkError(err)));
       });
@@ -520,7 +562,13 @@ export class WebHdfsClient {
       if (!settled) req.end();
       const res = await answer;
       if (res.status >= 300 && res.status < 400) {
-        throw new WebHdfsError({ path, op, status: res.status, host, detail: `the DataNode redirected again (to ${res.location}); refusing to re-send the body` });
+        throw new WebHdfsError({
+          path,
+          op,
+          status: res.status,
+          host,
+          detail: `the DataNode redirected again (to ${res.location}); refusing to re-send the body`,
+        });
       }
       if (res.status < 200 || res.status >= 300) throw remoteError(res.status, res.statusText, res.text, path, op, host);
     } finally {

@@ -37,9 +37,11 @@ export class LocalResponseNormalization extends tfl.layers.Layer {
     this.alpha = args.alpha ?? 1;
     this.beta = args.beta ?? 0.5;
     for (const [k, v] of Object.entries({ depthRadius: this.depthRadius, bias: this.bias, alpha: this.alpha, beta: this.beta })) {
-      if (typeof v !== 'number' || !Number.isFinite(v)) throw new TypeError(`LocalResponseNormalization: ${k} must be a finite number, got ${String(v)}`);
+      if (typeof v !== 'number' || !Number.isFinite(v))
+        throw new TypeError(`LocalResponseNormalization: ${k} must be a finite number, got ${String(v)}`);
     }
-    if (!Number.isInteger(this.depthRadius) || this.depthRadius < 0) throw new RangeError(`LocalResponseNormalization: depthRadius must be an integer >= 0, got ${this.depthRadius}`);
+    if (!Number.isInteger(this.depthRadius) || this.depthRadius < 0)
+      throw new RangeError(`LocalResponseNormalization: depthRadius must be an integer >= 0, got ${this.depthRadius}`);
   }
 
   override computeOutputShape(inputShape: tfl.Shape | tfl.Shape[]): tfl.Shape | tfl.Shape[] {

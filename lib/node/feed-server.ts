@@ -213,7 +213,8 @@ export class FeedServer {
     const reader = new ChunkReader(socket.iterator({ destroyOnReturn: false }) as AsyncIterator<Buffer>);
     const nonceC = await reader.exact(16, 'nonce');
     const len = (await reader.exact(4, 'header length')).readUInt32BE(0);
-    if (len > MAX_HEADER_BYTES) throw new Error(`feed connection from ${remote} refused: header of ${len} bytes (at most ${MAX_HEADER_BYTES} before authentication)`);
+    if (len > MAX_HEADER_BYTES)
+      throw new Error(`feed connection from ${remote} refused: header of ${len} bytes (at most ${MAX_HEADER_BYTES} before authentication)`);
     const raw = await reader.exact(len, 'header');
     const proof = await reader.exact(32, 'authentication');
     if (!crypto.timingSafeEqual(proof, feedProof(this.secret, 'client', nonceS, nonceC, raw))) {
@@ -241,7 +242,12 @@ function parseHeader(raw: Buffer, remote: string): FeedHeader {
   } catch {
     throw new Error(`feed connection from ${remote}: header is not JSON`);
   }
-  if (typeof h.feedId !== 'string' || (h.kind !== 'train' && h.kind !== 'infer') || !Number.isInteger(h.epoch) || !Number.isInteger(h.worker)) {
+  if (
+    typeof h.feedId !== 'string' ||
+    (h.kind !== 'train' && h.kind !== 'infer') ||
+    !Number.isInteger(h.epoch) ||
+    !Number.isInteger(h.worker)
+  ) {
     throw new Error(`feed connection from ${remote}: header ${raw.toString('utf8').slice(0, 200)} lacks feedId, kind, epoch or worker`);
   }
   return h as FeedHeader;

@@ -15,9 +15,14 @@ export async function sparkDataFeed(ctx: TFNodeContext): Promise<SparkFeed> {
     throw new Error(`TFNode.dataFeed: ${ctx.jobName} nodes get no data in InputMode.SPARK (only chief and workers are fed)`);
   }
   const rt = runtimeOf(ctx);
-  const announced = await Promise.race([rt.nextFeed(), rt.shutdown.then((reason) => Promise.reject(new Error(`cluster stopped before a feed started (${reason})`)))]);
+  const announced = await Promise.race([
+    rt.nextFeed(),
+    rt.shutdown.then((reason) => Promise.reject(new Error(`cluster stopped before a feed started (${reason})`))),
+  ]);
   if (!announced) {
-    throw new Error(`TFNode.dataFeed: InputMode.SPARK, but the driver fed this cluster no data: ${NO_DATA_HINT}, or call cluster.train(PATH) before cluster.shutdown()`);
+    throw new Error(
+      `TFNode.dataFeed: InputMode.SPARK, but the driver fed this cluster no data: ${NO_DATA_HINT}, or call cluster.train(PATH) before cluster.shutdown()`,
+    );
   }
   return new SparkFeed(rt.feedServer, announced);
 }

@@ -59,7 +59,9 @@ export const TFNode = {
     if (ctx.inputMode === InputMode.SPARK) return sparkDataFeed(ctx);
     const splitPath = opts.path ?? ctx.data?.path;
     if (!splitPath) {
-      throw new Error(`TFNode.dataFeed: this run was given no data to read (InputMode.TENSORFLOW): ${NO_DATA_HINT}, or pass { path } to TFNode.dataFeed`);
+      throw new Error(
+        `TFNode.dataFeed: this run was given no data to read (InputMode.TENSORFLOW): ${NO_DATA_HINT}, or pass { path } to TFNode.dataFeed`,
+      );
     }
     if (ctx.workerNum < 0) throw new Error(`TFNode.dataFeed: ${ctx.jobName} nodes do not read training data`);
     const epochs = opts.epochs ?? (opts.path === undefined ? ctx.data?.epochs : undefined);
@@ -72,7 +74,8 @@ export const TFNode = {
    * training: a message that cannot be sent is dropped. Report from one node (the chief) per step.
    */
   reportMetrics(ctx: TFNodeContext, metrics: TrainingMetrics): void {
-    if (!metrics || typeof metrics.step !== 'number' || !(metrics.step >= 0)) throw new TypeError(`TFNode.reportMetrics: metrics.step must be a number >= 0, got ${String(metrics?.step)}`);
+    if (!metrics || typeof metrics.step !== 'number' || !(metrics.step >= 0))
+      throw new TypeError(`TFNode.reportMetrics: metrics.step must be a number >= 0, got ${String(metrics?.step)}`);
     runtimeOf(ctx)
       .control.send({ type: 'metrics', metrics })
       .catch(() => undefined);

@@ -72,7 +72,11 @@ function listen(host: string): Promise<net.Server> {
     });
     const port = Number(process.env.TFOS_NODE_PORT ?? 0);
     server.once('error', (err: NodeJS.ErrnoException) =>
-      reject(new Error(`node ${process.env.TFOS_NODE_INDEX ?? '?'}: cannot listen on ${host}:${port} for its cluster server: ${err.code === 'EADDRINUSE' ? 'the port is taken (TFOS_NODE_PORT)' : err.message}`)),
+      reject(
+        new Error(
+          `node ${process.env.TFOS_NODE_INDEX ?? '?'}: cannot listen on ${host}:${port} for its cluster server: ${err.code === 'EADDRINUSE' ? 'the port is taken (TFOS_NODE_PORT)' : err.message}`,
+        ),
+      ),
     );
     server.listen({ host, port: Number(process.env.TFOS_NODE_PORT ?? 0) }, () => resolve(server));
   });
@@ -156,8 +160,7 @@ async function main(): Promise<number> {
       } else if (msg.type === 'feed-failed') {
         feedErrors.set(msg.feedId, msg.error);
         feedServer.fail(msg.feedId, msg.error);
-      }
-      else if (msg.type === 'shutdown') {
+      } else if (msg.type === 'shutdown') {
         resolveShutdown(msg.reason);
         // ps/evaluator nodes return from server.join(); a worker still training when the cluster
         // is stopped gets a moment to notice, then exits so no trainer outlives its cluster.
@@ -170,7 +173,17 @@ async function main(): Promise<number> {
       }
     });
   });
-  await control.send({ type: 'register', protocol: PROTOCOL_VERSION, nodeIndex, attempt, executorId, host, port, dataPort, pid: process.pid });
+  await control.send({
+    type: 'register',
+    protocol: PROTOCOL_VERSION,
+    nodeIndex,
+    attempt,
+    executorId,
+    host,
+    port,
+    dataPort,
+    pid: process.pid,
+  });
   // The driver sends the ctx once every node registered; it fails the reservation itself after
   // its timeout, but a trainer must not wait forever on a driver that never says so.
   const ctxTimeoutSec = Number(process.env.TFOS_CTX_TIMEOUT_SEC ?? 600);
@@ -179,7 +192,12 @@ async function main(): Promise<number> {
     ctxPromise,
     new Promise<never>((_, reject) => {
       ctxTimer = setTimeout(
-        () => reject(new Error(`node ${nodeIndex}: registered with the driver at ${controlUrl} but got no cluster spec within ${ctxTimeoutSec} s (the other nodes never all registered)`)),
+        () =>
+          reject(
+            new Error(
+              `node ${nodeIndex}: registered with the driver at ${controlUrl} but got no cluster spec within ${ctxTimeoutSec} s (the other nodes never all registered)`,
+            ),
+          ),
         ctxTimeoutSec * 1000,
       );
     }),

@@ -53,7 +53,9 @@ export function transpileTs(source: string, fileName: string): string {
   if (errors.length) {
     const d = errors[0];
     const where = d.file && d.start !== undefined ? d.file.getLineAndCharacterOfPosition(d.start) : undefined;
-    throw new SyntaxError(`${fileName}${where ? `:${where.line + 1}:${where.character + 1}` : ''}: ${ts.flattenDiagnosticMessageText(d.messageText, '\n')}`);
+    throw new SyntaxError(
+      `${fileName}${where ? `:${where.line + 1}:${where.character + 1}` : ''}: ${ts.flattenDiagnosticMessageText(d.messageText, '\n')}`,
+    );
   }
   return out.outputText;
 }

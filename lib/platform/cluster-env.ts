@@ -101,7 +101,10 @@ export function clusterEnvironment(env: NodeJS.ProcessEnv = process.env): Cluste
   if (confDir) {
     [out.hdfs, out.from.hdfs] = [hdfsFromConf(confDir, env), `HADOOP_CONF_DIR=${confDir}`];
   } else if (stack?.endpoints.hadoopConfDir && fs.existsSync(path.join(stack.endpoints.hadoopConfDir, 'core-site.xml'))) {
-    [out.hdfs, out.from.hdfs] = [hdfsFromConf(stack.endpoints.hadoopConfDir, env), `tfos stack (HADOOP_CONF_DIR=${stack.endpoints.hadoopConfDir})`];
+    [out.hdfs, out.from.hdfs] = [
+      hdfsFromConf(stack.endpoints.hadoopConfDir, env),
+      `tfos stack (HADOOP_CONF_DIR=${stack.endpoints.hadoopConfDir})`,
+    ];
   }
   return out;
 }

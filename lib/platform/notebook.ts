@@ -23,7 +23,11 @@ export interface NotebookInstall {
 
 export function notebookPaths(paths: TfosPaths = tfosPaths()): { tslabDir: string; jupyterPath: string; kernelDir: string } {
   const jupyterPath = path.join(paths.home, 'jupyter');
-  return { tslabDir: path.join(paths.home, `tslab-${VERSIONS.notebook.tslab}`), jupyterPath, kernelDir: path.join(jupyterPath, 'kernels', 'tslab') };
+  return {
+    tslabDir: path.join(paths.home, `tslab-${VERSIONS.notebook.tslab}`),
+    jupyterPath,
+    kernelDir: path.join(jupyterPath, 'kernels', 'tslab'),
+  };
 }
 
 export function resolveNotebook(env: NodeJS.ProcessEnv = process.env): NotebookInstall {

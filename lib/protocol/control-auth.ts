@@ -51,8 +51,17 @@ function requestMac(secret: string, method: string, pathAndQuery: string, a: Omi
 }
 
 /** The Authorization header value of a request (`body`: the raw body, or UNSIGNED_STREAM). */
-export function signRequest(secret: string, method: string, pathAndQuery: string, body: Buffer | string | typeof UNSIGNED_STREAM = ''): { header: string; nonce: string } {
-  const a = { ts: Date.now(), nonce: crypto.randomBytes(16).toString('hex'), body: body === UNSIGNED_STREAM ? UNSIGNED_STREAM : sha256Hex(body) };
+export function signRequest(
+  secret: string,
+  method: string,
+  pathAndQuery: string,
+  body: Buffer | string | typeof UNSIGNED_STREAM = '',
+): { header: string; nonce: string } {
+  const a = {
+    ts: Date.now(),
+    nonce: crypto.randomBytes(16).toString('hex'),
+    body: body === UNSIGNED_STREAM ? UNSIGNED_STREAM : sha256Hex(body),
+  };
   const mac = requestMac(secret, method, pathAndQuery, a).toString('hex');
   return { header: `${AUTH_SCHEME} ts=${a.ts},nonce=${a.nonce},body=${a.body},mac=${mac}`, nonce: a.nonce };
 }
@@ -69,7 +78,13 @@ export function parseRequestAuth(header: string | undefined): RequestAuth | unde
   const nonce = fields.get('nonce') ?? '';
   const body = fields.get('body') ?? '';
   const mac = fields.get('mac') ?? '';
-  if (!Number.isSafeInteger(ts) || !/^[0-9a-f]{32}$/.test(nonce) || !(/^[0-9a-f]{64}$/.test(body) || body === UNSIGNED_STREAM) || !/^[0-9a-f]{64}$/.test(mac)) return undefined;
+  if (
+    !Number.isSafeInteger(ts) ||
+    !/^[0-9a-f]{32}$/.test(nonce) ||
+    !(/^[0-9a-f]{64}$/.test(body) || body === UNSIGNED_STREAM) ||
+    !/^[0-9a-f]{64}$/.test(mac)
+  )
+    return undefined;
   return { ts, nonce, body, mac };
 }
 
@@ -79,7 +94,8 @@ export class ReplayGuard {
 
   /** Why the request must be refused, or undefined when it is fresh. */
   check(a: RequestAuth, now = Date.now()): string | undefined {
-    if (Math.abs(now - a.ts) > MAX_SKEW_MS) return `its timestamp is ${Math.round((now - a.ts) / 1000)} s off this driver's clock (more than ${MAX_SKEW_MS / 1000} s)`;
+    if (Math.abs(now - a.ts) > MAX_SKEW_MS)
+      return `its timestamp is ${Math.round((now - a.ts) / 1000)} s off this driver's clock (more than ${MAX_SKEW_MS / 1000} s)`;
     for (const [n, t] of this.seen) {
       if (now - t <= 2 * MAX_SKEW_MS) break;
       this.seen.delete(n);
@@ -134,7 +150,8 @@ export class WsSealer {
     }
     const json = JSON.stringify(env.msg);
     const expected = this.mac(this.side === 'driver' ? 'n2d' : 'd2n', this.received, json);
-    if (!crypto.timingSafeEqual(Buffer.from(expected, 'hex'), Buffer.from(env.mac, 'hex'))) throw new Error(`message #${this.received} failed authentication`);
+    if (!crypto.timingSafeEqual(Buffer.from(expected, 'hex'), Buffer.from(env.mac, 'hex')))
+      throw new Error(`message #${this.received} failed authentication`);
     this.received++;
     return env.msg;
   }
@@ -173,7 +190,14 @@ export function bootstrapRequest(token: string): BootstrapRequest {
 }
 
 export function bootstrapProofOk(token: string, req: BootstrapRequest, now = Date.now()): boolean {
-  if (!Number.isSafeInteger(req?.ts) || typeof req.nonce !== 'string' || !/^[0-9a-f]{32}$/.test(req.nonce) || typeof req.proof !== 'string' || !/^[0-9a-f]{64}$/.test(req.proof)) return false;
+  if (
+    !Number.isSafeInteger(req?.ts) ||
+    typeof req.nonce !== 'string' ||
+    !/^[0-9a-f]{32}$/.test(req.nonce) ||
+    typeof req.proof !== 'string' ||
+    !/^[0-9a-f]{64}$/.test(req.proof)
+  )
+    return false;
   if (Math.abs(now - req.ts) > MAX_SKEW_MS) return false;
   const expected = hmac(token, `tfos-bootstrap/1 client\n${req.ts}\n${req.nonce}`);
   return crypto.timingSafeEqual(expected, Buffer.from(req.proof, 'hex'));
@@ -190,7 +214,11 @@ export function bootstrapAnswer(token: string, req: BootstrapRequest, secret: st
 /** The launcher's side: the secret from the driver's answer, after checking the driver's proof. */
 export function openBootstrapAnswer(token: string, req: BootstrapRequest, ans: BootstrapAnswer): string {
   const expected = hmac(token, `tfos-bootstrap/1 server\n${req.nonce}`);
-  if (typeof ans?.proof !== 'string' || !/^[0-9a-f]{64}$/.test(ans.proof) || !crypto.timingSafeEqual(expected, Buffer.from(ans.proof, 'hex'))) {
+  if (
+    typeof ans?.proof !== 'string' ||
+    !/^[0-9a-f]{64}$/.test(ans.proof) ||
+    !crypto.timingSafeEqual(expected, Buffer.from(ans.proof, 'hex'))
+  ) {
     throw new Error('the driver could not prove the bootstrap token');
   }
   const sealed = Buffer.from(ans.sealed, 'hex');

@@ -116,4 +116,3 @@ export type NodeToDriver =
   | { type: 'error'; message: string; stack?: string };
 
 export const AUTH_HEADER = 'authorization';
-

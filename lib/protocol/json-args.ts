@@ -5,7 +5,10 @@
  */
 
 export class ArgsNotJsonError extends TypeError {
-  constructor(readonly field: string, what: string) {
+  constructor(
+    readonly field: string,
+    what: string,
+  ) {
     super(`TFCluster.run: ${field} ${what}; args must be plain JSON (objects, arrays, strings, finite numbers, booleans, null)`);
     this.name = 'ArgsNotJsonError';
   }

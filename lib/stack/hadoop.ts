@@ -34,7 +34,8 @@ export interface HdfsStack {
 const MARKER = '.tfos-complete';
 
 function pom(artifacts: string[]): string {
-  const dep = (a: string) => `<dependency><groupId>org.apache.hadoop</groupId><artifactId>${a}</artifactId><version>${VERSIONS.hadoop}</version></dependency>`;
+  const dep = (a: string) =>
+    `<dependency><groupId>org.apache.hadoop</groupId><artifactId>${a}</artifactId><version>${VERSIONS.hadoop}</version></dependency>`;
   return `<project xmlns="http://maven.apache.org/POM/4.0.0">
   <modelVersion>4.0.0</modelVersion>
   <groupId>tfjs-on-spark</groupId><artifactId>hadoop-runtime</artifactId><version>1</version><packaging>pom</packaging>
@@ -60,7 +61,13 @@ export function provisionHadoop(paths: TfosPaths, log: Logger): Promise<HadoopIn
  * Resolves Hadoop artifacts (and their runtime dependencies) from Maven Central into `home/lib`
  * once; a marker written last tells a complete install from an interrupted one.
  */
-export async function provisionHadoopArtifacts(paths: TfosPaths, log: Logger, home: string, artifacts: string[], what: string): Promise<HadoopInstall> {
+export async function provisionHadoopArtifacts(
+  paths: TfosPaths,
+  log: Logger,
+  home: string,
+  artifacts: string[],
+  what: string,
+): Promise<HadoopInstall> {
   const lib = path.join(home, 'lib');
   const javaHome = java17Home();
   if (fs.existsSync(path.join(home, MARKER))) return { home, classpath: jarsIn(lib), javaHome };
@@ -73,7 +80,14 @@ export async function provisionHadoopArtifacts(paths: TfosPaths, log: Logger, ho
     fs.rmSync(staging, { recursive: true, force: true });
     await run(
       'mvn',
-      ['-q', '-B', `-Dmaven.repo.local=${path.join(paths.downloads, 'm2')}`, 'dependency:copy-dependencies', `-DoutputDirectory=${path.join(staging, 'lib')}`, '-DincludeScope=runtime'],
+      [
+        '-q',
+        '-B',
+        `-Dmaven.repo.local=${path.join(paths.downloads, 'm2')}`,
+        'dependency:copy-dependencies',
+        `-DoutputDirectory=${path.join(staging, 'lib')}`,
+        '-DincludeScope=runtime',
+      ],
       { cwd: work, timeoutMs: 20 * 60_000, env: { ...process.env, JAVA_HOME: javaHome } },
     );
     fs.writeFileSync(path.join(staging, MARKER), new Date().toISOString());
@@ -81,7 +95,9 @@ export async function provisionHadoopArtifacts(paths: TfosPaths, log: Logger, ho
     fs.renameSync(staging, home);
   } catch (err) {
     fs.rmSync(staging, { recursive: true, force: true });
-    throw new Error(`could not resolve Hadoop ${VERSIONS.hadoop} (${what}) from Maven Central: ${err instanceof Error ? err.message : String(err)}`);
+    throw new Error(
+      `could not resolve Hadoop ${VERSIONS.hadoop} (${what}) from Maven Central: ${err instanceof Error ? err.message : String(err)}`,
+    );
   } finally {
     fs.rmSync(work, { recursive: true, force: true });
   }
@@ -146,7 +162,13 @@ export function hdfsServices(install: HadoopInstall, opts: HdfsPorts & { stackDi
   );
   fs.writeFileSync(
     path.join(confDir, 'log4j.properties'),
-    ['log4j.rootLogger=INFO,console', 'log4j.appender.console=org.apache.log4j.ConsoleAppender', 'log4j.appender.console.layout=org.apache.log4j.PatternLayout', 'log4j.appender.console.layout.ConversionPattern=%d{ISO8601} %p %c{2}: %m%n', ''].join('\n'),
+    [
+      'log4j.rootLogger=INFO,console',
+      'log4j.appender.console=org.apache.log4j.ConsoleAppender',
+      'log4j.appender.console.layout=org.apache.log4j.PatternLayout',
+      'log4j.appender.console.layout.ConversionPattern=%d{ISO8601} %p %c{2}: %m%n',
+      '',
+    ].join('\n'),
   );
   const java = path.join(install.javaHome, 'bin', 'java');
   const cp = [confDir, ...install.classpath].join(':');
@@ -181,7 +203,11 @@ export function hdfsServices(install: HadoopInstall, opts: HdfsPorts & { stackDi
       name: i === 0 ? 'hdfs-datanode' : `hdfs-datanode-${i + 1}`,
       command: java,
       // Generic -D options (the DataNode parses them) give each DataNode its own address and storage.
-      args: [...jvm, 'org.apache.hadoop.hdfs.server.datanode.DataNode', ...dataNodeOverrides(at.address, [dnData, dnHttp, dnIpc], dataNodeDir(i))],
+      args: [
+        ...jvm,
+        'org.apache.hadoop.hdfs.server.datanode.DataNode',
+        ...dataNodeOverrides(at.address, [dnData, dnHttp, dnIpc], dataNodeDir(i)),
+      ],
       env,
       cwd: opts.stackDir,
       netns: at.netns,

@@ -130,7 +130,12 @@ export function verifyChecksum(file: string, opts: { required: boolean }): void 
  * when one is found (a few minutes, once), else resolves Livy 0.7.1's server from Maven Central.
  * A completed install (marker file) is never rebuilt or downloaded again.
  */
-export async function provisionLivy(paths: TfosPaths, log: Logger, env: NodeJS.ProcessEnv = process.env, repoRoot: string = REPO_ROOT): Promise<LivyInstall> {
+export async function provisionLivy(
+  paths: TfosPaths,
+  log: Logger,
+  env: NodeJS.ProcessEnv = process.env,
+  repoRoot: string = REPO_ROOT,
+): Promise<LivyInstall> {
   const javaHome = java17Home(env);
   const built = livyHome(paths, LIVY_SOURCE_VERSION);
   if (isComplete(built)) return layout(built, javaHome, true);
@@ -169,7 +174,14 @@ const MAVEN_QUIET_BUILD = [
   '-Dmaven.source.skip=true',
 ];
 
-async function buildFromSource(source: string, home: string, paths: TfosPaths, javaHome: string, log: Logger, env: NodeJS.ProcessEnv): Promise<void> {
+async function buildFromSource(
+  source: string,
+  home: string,
+  paths: TfosPaths,
+  javaHome: string,
+  log: Logger,
+  env: NodeJS.ProcessEnv,
+): Promise<void> {
   log(`building Livy ${LIVY_SOURCE_VERSION} (Scala ${SCALA}) from ${source}; dependencies from Maven Central (once, a few minutes)`);
   const started = Date.now();
   const work = fs.mkdtempSync(path.join(os.tmpdir(), 'tfos-livy-build-'));
@@ -178,7 +190,11 @@ async function buildFromSource(source: string, home: string, paths: TfosPaths, j
   try {
     const root = await unpackSource(source, work);
     const mvn = (args: string[]) =>
-      run('mvn', [`-Dmaven.repo.local=${mavenRepo(paths)}`, ...MAVEN_QUIET_BUILD, ...args], { cwd: root, env: mvnEnv, timeoutMs: 45 * 60_000 });
+      run('mvn', [`-Dmaven.repo.local=${mavenRepo(paths)}`, ...MAVEN_QUIET_BUILD, ...args], {
+        cwd: root,
+        env: mvnEnv,
+        timeoutMs: 45 * 60_000,
+      });
     // 1. The modules others depend on, installed into the cache's Maven repository. Tests are
     //    skipped but compiled: later modules depend on livy-core's test jar.
     await mvn(['-DskipTests', '-pl', `core/scala-${SCALA},rsc`, '-am', 'install']);
@@ -240,11 +256,22 @@ async function resolveFromCentral(home: string, paths: TfosPaths, javaHome: stri
     fs.writeFileSync(path.join(work, 'pom.xml'), pom);
     fs.rmSync(staging, { recursive: true, force: true });
     const jars = path.join(staging, 'jars');
-    await run('mvn', ['-q', '-B', `-Dmaven.repo.local=${mavenRepo(paths)}`, 'dependency:copy-dependencies', `-DoutputDirectory=${jars}`, '-DincludeScope=runtime'], {
-      cwd: work,
-      timeoutMs: 20 * 60_000,
-      env: { ...env, JAVA_HOME: javaHome },
-    });
+    await run(
+      'mvn',
+      [
+        '-q',
+        '-B',
+        `-Dmaven.repo.local=${mavenRepo(paths)}`,
+        'dependency:copy-dependencies',
+        `-DoutputDirectory=${jars}`,
+        '-DincludeScope=runtime',
+      ],
+      {
+        cwd: work,
+        timeoutMs: 20 * 60_000,
+        env: { ...env, JAVA_HOME: javaHome },
+      },
+    );
     // livy-rsc embeds a shaded client-common: a session driver gets livy-rsc and livy-api only.
     const rsc = path.join(staging, 'rsc-jars');
     fs.mkdirSync(rsc, { recursive: true });
@@ -257,7 +284,9 @@ async function resolveFromCentral(home: string, paths: TfosPaths, javaHome: stri
     fs.renameSync(staging, home);
   } catch (err) {
     fs.rmSync(staging, { recursive: true, force: true });
-    throw new Error(`could not resolve Livy ${LIVY_CENTRAL_VERSION} from Maven Central: ${err instanceof Error ? err.message : String(err)}`);
+    throw new Error(
+      `could not resolve Livy ${LIVY_CENTRAL_VERSION} from Maven Central: ${err instanceof Error ? err.message : String(err)}`,
+    );
   } finally {
     fs.rmSync(work, { recursive: true, force: true });
   }
@@ -293,7 +322,15 @@ function pysparkArchives(sparkHome: string): string | undefined {
  */
 export function livyService(
   install: LivyInstall,
-  opts: { stackDir: string; port: number; sparkMaster: string; spark: SparkInstall; hadoopConfDir?: string; at?: Placement; sparkDefaults?: Record<string, string> },
+  opts: {
+    stackDir: string;
+    port: number;
+    sparkMaster: string;
+    spark: SparkInstall;
+    hadoopConfDir?: string;
+    at?: Placement;
+    sparkDefaults?: Record<string, string>;
+  },
 ): LivyStack {
   const at = opts.at ?? LOOPBACK;
   const confDir = path.join(opts.stackDir, 'livy-conf');
@@ -355,7 +392,12 @@ export function livyService(
     // spark-defaults.conf for the applications Livy submits (its spark-submit reads SPARK_CONF_DIR).
     const sparkConf = path.join(opts.stackDir, 'livy-spark-conf');
     fs.mkdirSync(sparkConf, { recursive: true });
-    fs.writeFileSync(path.join(sparkConf, 'spark-defaults.conf'), Object.entries(opts.sparkDefaults).map(([k, v]) => `${k} ${v}\n`).join(''));
+    fs.writeFileSync(
+      path.join(sparkConf, 'spark-defaults.conf'),
+      Object.entries(opts.sparkDefaults)
+        .map(([k, v]) => `${k} ${v}\n`)
+        .join(''),
+    );
     env.SPARK_CONF_DIR = sparkConf;
   }
   return {

@@ -144,7 +144,6 @@ export async function namespacePids(netns: string): Promise<number[]> {
     .filter((n) => n > 0);
 }
 
-
 /**
  * Removes everything of the plan that exists: kills any process still inside a namespace (the
  * services were stopped before; this catches strays), deletes namespaces (which destroys their
@@ -166,7 +165,8 @@ export async function destroyNetwork(plan: NetworkPlan): Promise<void> {
     pids = pids.filter(isAlive);
     if (pids.length) problems.push(`processes ${pids.join(', ')} survived in ${h.netns}`);
     const del = await runAllowingFailure('ip', ['netns', 'del', h.netns], { timeoutMs: 15_000 });
-    if (del.code !== 0 && !/No such file|not found|Cannot remove namespace file/i.test(del.stderr)) problems.push(`ip netns del ${h.netns}: ${del.stderr.trim()}`);
+    if (del.code !== 0 && !/No such file|not found|Cannot remove namespace file/i.test(del.stderr))
+      problems.push(`ip netns del ${h.netns}: ${del.stderr.trim()}`);
     await runAllowingFailure('ip', ['link', 'del', h.hostLink], { timeoutMs: 15_000 });
   }
   await runAllowingFailure('ip', ['link', 'del', plan.bridge], { timeoutMs: 15_000 });
@@ -181,7 +181,10 @@ export async function leftovers(plan: NetworkPlan): Promise<string[]> {
   const links = await runAllowingFailure('ip', ['-o', 'link', 'show'], { timeoutMs: 10_000 });
   const nsNames = new Set(ns.stdout.split('\n').map((l) => l.split(' ')[0]));
   const linkNames = new Set(links.stdout.split('\n').map((l) => l.split(':')[1]?.trim().split('@')[0]));
-  return [...plan.hosts.map((h) => h.netns).filter((n) => nsNames.has(n)), ...[plan.bridge, ...plan.hosts.map((h) => h.hostLink)].filter((l) => linkNames.has(l))];
+  return [
+    ...plan.hosts.map((h) => h.netns).filter((n) => nsNames.has(n)),
+    ...[plan.bridge, ...plan.hosts.map((h) => h.hostLink)].filter((l) => linkNames.has(l)),
+  ];
 }
 
 /** Cuts (or restores) a host's network: its veth end on the bridge goes down (or up). */

@@ -14,16 +14,25 @@ import { VERSIONS } from '../platform/versions';
 
 const MARKER = '.tfos-complete';
 
-export async function provisionNotebook(paths: TfosPaths, spark: SparkInstall, log: Logger, env: NodeJS.ProcessEnv = process.env): Promise<NotebookInstall> {
+export async function provisionNotebook(
+  paths: TfosPaths,
+  spark: SparkInstall,
+  log: Logger,
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<NotebookInstall> {
   const v = VERSIONS.notebook;
   const jupyter = path.join(path.dirname(spark.python), 'jupyter');
   const started = Date.now();
   if (!fs.existsSync(jupyter) || !fs.existsSync(path.join(path.dirname(spark.python), 'jupyter-nbconvert'))) {
     log(`installing Jupyter (notebook ${v.notebook}, nbclient ${v.nbclient}, nbconvert ${v.nbconvert}) into ${spark.pythonEnv}`);
-    await run(spark.python, ['-m', 'pip', 'install', '-q', `notebook==${v.notebook}`, `nbclient==${v.nbclient}`, `nbconvert==${v.nbconvert}`], {
-      timeoutMs: 20 * 60_000,
-      env: { ...env, PIP_NO_INPUT: '1' },
-    });
+    await run(
+      spark.python,
+      ['-m', 'pip', 'install', '-q', `notebook==${v.notebook}`, `nbclient==${v.nbclient}`, `nbconvert==${v.nbconvert}`],
+      {
+        timeoutMs: 20 * 60_000,
+        env: { ...env, PIP_NO_INPUT: '1' },
+      },
+    );
   }
   const { tslabDir, kernelDir } = notebookPaths(paths);
   if (!fs.existsSync(path.join(tslabDir, MARKER))) {
@@ -33,7 +42,10 @@ export async function provisionNotebook(paths: TfosPaths, spark: SparkInstall, l
     fs.mkdirSync(staging, { recursive: true });
     try {
       // zeromq ships its native binding in the package; no install script needs to run.
-      await run('npm', ['install', '--no-audit', '--no-fund', '--ignore-scripts', '--prefix', staging, `tslab@${v.tslab}`], { timeoutMs: 20 * 60_000, env });
+      await run('npm', ['install', '--no-audit', '--no-fund', '--ignore-scripts', '--prefix', staging, `tslab@${v.tslab}`], {
+        timeoutMs: 20 * 60_000,
+        env,
+      });
       fs.writeFileSync(path.join(staging, MARKER), new Date().toISOString());
       fs.rmSync(tslabDir, { recursive: true, force: true });
       fs.renameSync(staging, tslabDir);

@@ -66,8 +66,23 @@ export async function roleService(role: Role, opts: RoleOptions, log: Logger, en
     specs = sparkStack.services;
     if (role === 'livy') {
       const hadoop = await provisionHadoop(paths, log);
-      const hdfs = hdfsServices(hadoop, { stackDir: paths.stack, nameNodeRpcPort: ports.nameNodeRpc, nameNodeHttpPort: ports.nameNodeHttp, nameNode: at(opts.namenode), dataNodes: [self] });
-      specs = [livyService(await provisionLivy(paths, log), { stackDir: paths.stack, port: ports.livy, sparkMaster: sparkStack.masterUrl, spark, hadoopConfDir: hdfs.configDir, at: self }).service];
+      const hdfs = hdfsServices(hadoop, {
+        stackDir: paths.stack,
+        nameNodeRpcPort: ports.nameNodeRpc,
+        nameNodeHttpPort: ports.nameNodeHttp,
+        nameNode: at(opts.namenode),
+        dataNodes: [self],
+      });
+      specs = [
+        livyService(await provisionLivy(paths, log), {
+          stackDir: paths.stack,
+          port: ports.livy,
+          sparkMaster: sparkStack.masterUrl,
+          spark,
+          hadoopConfDir: hdfs.configDir,
+          at: self,
+        }).service,
+      ];
     }
   } else {
     const hadoop = await provisionHadoop(paths, log);
@@ -80,7 +95,12 @@ export async function roleService(role: Role, opts: RoleOptions, log: Logger, en
     });
     specs = hdfs.services;
     if (role === 'resourcemanager' || role === 'nodemanager') {
-      specs = yarnServices(await provisionYarn(paths, log), { stackDir: paths.stack, hdfsConfDir: hdfs.configDir, resourceManager: role === 'resourcemanager' ? self : at(opts.resourcemanager), nodeManagers: [self] }).services;
+      specs = yarnServices(await provisionYarn(paths, log), {
+        stackDir: paths.stack,
+        hdfsConfDir: hdfs.configDir,
+        resourceManager: role === 'resourcemanager' ? self : at(opts.resourcemanager),
+        nodeManagers: [self],
+      }).services;
     }
   }
   const spec = specs.find((s) => s.name === wanted);

@@ -122,9 +122,20 @@ async function probe(state: StackState): Promise<StackStatus> {
   const workers = aliveWorkers(master);
   return {
     spark: { master: e.sparkMaster, ui: e.sparkUi, workers, healthy: master?.status === 'ALIVE' && workers >= state.workers },
-    hdfs: { defaultFS: e.defaultFS, webhdfs: e.webhdfs, healthy: hdfsOk, configDir: e.hadoopConfDir, external: e.hdfsExternal || undefined },
+    hdfs: {
+      defaultFS: e.defaultFS,
+      webhdfs: e.webhdfs,
+      healthy: hdfsOk,
+      configDir: e.hadoopConfDir,
+      external: e.hdfsExternal || undefined,
+    },
     livy: { url: e.livy, healthy: livyOk, sessions: e.livySessions ?? e.livyExternal, external: e.livyExternal || undefined },
-    ...(state.network ? { hosts: state.hosts, network: { id: state.network.id, subnet: state.network.subnet, gateway: state.network.gateway, bridge: state.network.bridge } } : {}),
+    ...(state.network
+      ? {
+          hosts: state.hosts,
+          network: { id: state.network.id, subnet: state.network.subnet, gateway: state.network.gateway, bridge: state.network.bridge },
+        }
+      : {}),
     ...(yarn ? { yarn } : {}),
   };
 }
@@ -186,7 +197,9 @@ export async function stackUp(opts: StackUpOptions = {}): Promise<StackStatus & 
   return withLock(paths, async () => {
     const recorded = readState(paths);
     if (recorded && isStale(recorded)) {
-      log(`the recorded stack in ${paths.home} is no longer running (${recorded.bootId !== bootId() ? 'machine rebooted or disk copied' : 'every process gone'}): starting afresh`);
+      log(
+        `the recorded stack in ${paths.home} is no longer running (${recorded.bootId !== bootId() ? 'machine rebooted or disk copied' : 'every process gone'}): starting afresh`,
+      );
       fs.rmSync(stateFile(paths), { force: true });
     }
     const previous = recorded && !isStale(recorded) ? recorded : undefined;
@@ -194,7 +207,8 @@ export async function stackUp(opts: StackUpOptions = {}): Promise<StackStatus & 
       const shape = (hosts: number | undefined, yarn: boolean) => `${hosts ? `${hosts} hosts` : 'loopback'}${yarn ? ' with YARN' : ''}`;
       const running = shape(previous.network?.hosts.length, Boolean(previous.yarn));
       const wanted = shape(opts.hosts, Boolean(opts.yarn));
-      if (running !== wanted) throw new Error(`a ${running} stack is already running in ${paths.home}; stop it first (tfos stack down) to start a ${wanted} one`);
+      if (running !== wanted)
+        throw new Error(`a ${running} stack is already running in ${paths.home}; stop it first (tfos stack down) to start a ${wanted} one`);
       const status = await probe(previous);
       if (allHealthy(status) && previous.services.every((s) => recordedStackProcessAlive(previous, s))) {
         log('stack already running: reusing it');
@@ -229,7 +243,15 @@ export async function stackUp(opts: StackUpOptions = {}): Promise<StackStatus & 
       workers,
       ports,
       services: [],
-      endpoints: { sparkMaster: '', sparkUi: '', defaultFS: '', webhdfs: '', hdfsExternal: Boolean(userHdfs), livy: '', livyExternal: Boolean(userLivy) },
+      endpoints: {
+        sparkMaster: '',
+        sparkUi: '',
+        defaultFS: '',
+        webhdfs: '',
+        hdfsExternal: Boolean(userHdfs),
+        livy: '',
+        livyExternal: Boolean(userLivy),
+      },
     };
     const fail = async (err: unknown): Promise<never> => {
       await stopAll(state, log);
@@ -244,10 +266,15 @@ export async function stackUp(opts: StackUpOptions = {}): Promise<StackStatus & 
       // Names taken by someone else are refused before the plan is recorded: `down` would remove them.
       const taken = await leftovers(plan);
       if (taken.length) {
-        throw new Error(`cannot build the stack network: ${taken.join(', ')} already exist (left by an earlier stack of ${paths.home}? remove them with ip netns del / ip link del)`);
+        throw new Error(
+          `cannot build the stack network: ${taken.join(', ')} already exist (left by an earlier stack of ${paths.home}? remove them with ip netns del / ip link del)`,
+        );
       }
       state.network = plan;
-      const roles = (head: boolean) => (head ? ['spark-master', 'namenode', 'livy', ...(opts.yarn ? ['resourcemanager'] : [])] : ['spark-worker', 'datanode', ...(opts.yarn ? ['nodemanager'] : [])]);
+      const roles = (head: boolean) =>
+        head
+          ? ['spark-master', 'namenode', 'livy', ...(opts.yarn ? ['resourcemanager'] : [])]
+          : ['spark-worker', 'datanode', ...(opts.yarn ? ['nodemanager'] : [])];
       state.hosts = plan.hosts.map((h, i) => ({ name: h.name, address: h.address, roles: roles(i === 0) }));
       writeState(paths, state);
       log(`creating ${hostCount} network hosts on ${plan.subnet} (bridge ${plan.bridge}, this machine ${plan.gateway})`);
@@ -256,7 +283,15 @@ export async function stackUp(opts: StackUpOptions = {}): Promise<StackStatus & 
     }
 
     const specs: ServiceSpec[] = [];
-    const hdfs = userHdfs ?? hdfsServices(hadoop!, { stackDir: paths.stack, nameNodeRpcPort: ports.nameNodeRpc, nameNodeHttpPort: ports.nameNodeHttp, nameNode: head, dataNodes: workerHosts });
+    const hdfs =
+      userHdfs ??
+      hdfsServices(hadoop!, {
+        stackDir: paths.stack,
+        nameNodeRpcPort: ports.nameNodeRpc,
+        nameNodeHttpPort: ports.nameNodeHttp,
+        nameNode: head,
+        dataNodes: workerHosts,
+      });
     specs.push(...hdfs.services);
     const sparkStack = sparkServices(spark, {
       stackDir: paths.stack,
@@ -277,7 +312,11 @@ export async function stackUp(opts: StackUpOptions = {}): Promise<StackStatus & 
       specs.push(...yarnStack.services);
       // Every host of this stack shares this machine's file system: containers take Spark's jars
       // from where they are instead of a 300 MB upload per application.
-      state.yarn = { resourceManager: yarnStack.resourceManager, nodeManagers: yarnStack.nodeManagers, sparkConf: { 'spark.yarn.jars': `local:${path.join(spark.sparkHome, 'jars')}/*` } };
+      state.yarn = {
+        resourceManager: yarnStack.resourceManager,
+        nodeManagers: yarnStack.nodeManagers,
+        sparkConf: { 'spark.yarn.jars': `local:${path.join(spark.sparkHome, 'jars')}/*` },
+      };
     }
     const livyStack = livy
       ? livyService(livy, {
@@ -366,6 +405,7 @@ export async function setStackHostLink(host: string, up: boolean, env: NodeJS.Pr
   const state = readState(tfosPaths(env));
   if (!state?.network) throw new Error('no multi-host stack is running (start one with: tfos stack up --hosts 3)');
   const h = state.network.hosts.find((x) => x.name === host || x.address === host);
-  if (!h) throw new Error(`the stack has no host '${host}' (hosts: ${state.network.hosts.map((x) => `${x.name} ${x.address}`).join(', ')})`);
+  if (!h)
+    throw new Error(`the stack has no host '${host}' (hosts: ${state.network.hosts.map((x) => `${x.name} ${x.address}`).join(', ')})`);
   await setHostLink(h, up);
 }

@@ -123,7 +123,9 @@ function resolvePackageDir(pkg: string): string {
   try {
     return path.dirname(require.resolve(`${pkg}/package.json`, { paths: RESOLVE_FROM() }));
   } catch (err) {
-    throw new Error(`native TensorFlow: step 'find ${pkg}' failed: it is not installed (npm install ${pkg} --ignore-scripts): ${(err as Error).message}`);
+    throw new Error(
+      `native TensorFlow: step 'find ${pkg}' failed: it is not installed (npm install ${pkg} --ignore-scripts): ${(err as Error).message}`,
+    );
   }
 }
 
@@ -169,7 +171,11 @@ async function probeBackend(packageDir: string, env: NodeJS.ProcessEnv): Promise
   const valuesOk = JSON.stringify(r.values) === JSON.stringify([12, 18, 27, 12]);
   if (r.backend !== 'tensorflow') return { ok: false, backend: r.backend, detail: `backend is '${r.backend}', not 'tensorflow'` };
   if (!shapeOk || !valuesOk) {
-    return { ok: false, backend: r.backend, detail: `conv2d gave shape ${JSON.stringify(r.shape)} values ${JSON.stringify(r.values)}, expected [1,8,8,1] and [12,18,27,12]` };
+    return {
+      ok: false,
+      backend: r.backend,
+      detail: `conv2d gave shape ${JSON.stringify(r.shape)} values ${JSON.stringify(r.values)}, expected [1,8,8,1] and [12,18,27,12]`,
+    };
   }
   return { ok: true, backend: r.backend, shape: r.shape, values: r.values, detail: 'ok' };
 }
@@ -177,7 +183,9 @@ async function probeBackend(packageDir: string, env: NodeJS.ProcessEnv): Promise
 async function verify(packageDir: string, env: NodeJS.ProcessEnv): Promise<string> {
   const probe = await probeBackend(packageDir, env);
   if (!probe.ok) {
-    throw new Error(`native TensorFlow: step 'verify the addon' failed: ${process.execPath} -e <load ${packageDir}, conv2d>: ${probe.detail}`);
+    throw new Error(
+      `native TensorFlow: step 'verify the addon' failed: ${process.execPath} -e <load ${packageDir}, conv2d>: ${probe.detail}`,
+    );
   }
   return probe.backend!;
 }
@@ -223,20 +231,35 @@ async function tryOfficialInstaller(packageDir: string, env: NodeJS.ProcessEnv, 
   const script = (JSON.parse(pkgJson) as { scripts?: Record<string, string> }).scripts?.install ?? 'node scripts/install.js';
   const childEnv = buildEnv(packageDir, env);
   delete childEnv.TFJS_NODE_CDN_STORAGE;
-  log(`trying tfjs-node's installer (${script}; libtensorflow from storage.googleapis.com, ${OFFICIAL_INSTALLER_TIMEOUT_MS / 1000} s limit)`);
+  log(
+    `trying tfjs-node's installer (${script}; libtensorflow from storage.googleapis.com, ${OFFICIAL_INSTALLER_TIMEOUT_MS / 1000} s limit)`,
+  );
   const started = Date.now();
   let ok = false;
   let why = '';
   try {
-    const res = await runAllowingFailure('sh', ['-c', script], { cwd: packageDir, env: childEnv, timeoutMs: OFFICIAL_INSTALLER_TIMEOUT_MS });
+    const res = await runAllowingFailure('sh', ['-c', script], {
+      cwd: packageDir,
+      env: childEnv,
+      timeoutMs: OFFICIAL_INSTALLER_TIMEOUT_MS,
+    });
     ok = res.code === 0;
-    if (!ok) why = `exit code ${res.code}: ${lastLines(res.stdout + res.stderr, 20).split('\n').find((l) => /Error|ENOTFOUND|failed/.test(l)) ?? lastLines(res.stderr, 1)}`;
+    if (!ok)
+      why = `exit code ${res.code}: ${
+        lastLines(res.stdout + res.stderr, 20)
+          .split('\n')
+          .find((l) => /Error|ENOTFOUND|failed/.test(l)) ?? lastLines(res.stderr, 1)
+      }`;
   } catch (err) {
     why = (err as Error).message.split('\n')[0];
   }
   // The installer rewrites package.json's binary.package_name and restores it only on success.
   if (!ok && fs.readFileSync(pkgJsonPath, 'utf8') !== pkgJson) fs.writeFileSync(pkgJsonPath, pkgJson);
-  log(ok ? `tfjs-node's installer succeeded (${secondsSince(started)} s)` : `tfjs-node's installer failed (${secondsSince(started)} s): ${why.trim()}`);
+  log(
+    ok
+      ? `tfjs-node's installer succeeded (${secondsSince(started)} s)`
+      : `tfjs-node's installer failed (${secondsSince(started)} s): ${why.trim()}`,
+  );
   return ok;
 }
 
@@ -244,7 +267,9 @@ async function buildAddon(packageDir: string, env: NodeJS.ProcessEnv, log: Logge
   await step('build the tfjs-node addon from source', async () => {
     const preGypDir = path.dirname(require.resolve('@mapbox/node-pre-gyp/package.json', { paths: [packageDir] }));
     const childEnv: NodeJS.ProcessEnv = { ...buildEnv(packageDir, env), npm_config_build_from_source: 'true' };
-    log(`building the tfjs-node addon against deps/ (node-gyp, nodedir=${childEnv.npm_config_nodedir ?? 'downloaded headers'}; about a minute)`);
+    log(
+      `building the tfjs-node addon against deps/ (node-gyp, nodedir=${childEnv.npm_config_nodedir ?? 'downloaded headers'}; about a minute)`,
+    );
     const started = Date.now();
     await run(process.execPath, [path.join(preGypDir, 'bin', 'node-pre-gyp'), 'install', '--build-from-source'], {
       cwd: packageDir,
@@ -304,7 +329,10 @@ function populateDeps(packageDir: string, libDir: string, includeDir: string): v
     fs.mkdirSync(path.dirname(to), { recursive: true });
     fs.copyFileSync(path.join(includeDir, rel), to);
   }
-  fs.writeFileSync(path.join(deps, DEPS_MARKER), JSON.stringify({ lib: fs.realpathSync(main), framework: fs.realpathSync(framework), headers: headers.length }) + '\n');
+  fs.writeFileSync(
+    path.join(deps, DEPS_MARKER),
+    JSON.stringify({ lib: fs.realpathSync(main), framework: fs.realpathSync(framework), headers: headers.length }) + '\n',
+  );
 }
 
 function linkOrCopy(from: string, to: string): void {
@@ -322,7 +350,8 @@ function bindingHeaderSeeds(packageDir: string): string[] {
     const dir = path.join(packageDir, 'binding');
     for (const f of fs.readdirSync(dir)) {
       if (!/\.(cc|h)$/.test(f)) continue;
-      for (const m of fs.readFileSync(path.join(dir, f), 'utf8').matchAll(/^\s*#\s*include\s*"((?:tensorflow|tsl)\/[^"]+)"/gm)) seeds.add(m[1]);
+      for (const m of fs.readFileSync(path.join(dir, f), 'utf8').matchAll(/^\s*#\s*include\s*"((?:tensorflow|tsl)\/[^"]+)"/gm))
+        seeds.add(m[1]);
     }
   } catch {
     /* no binding sources: fall back */
@@ -365,7 +394,8 @@ interface WheelSpec {
 }
 
 function wheelSpec(gpu: boolean): WheelSpec {
-  if (process.platform !== 'linux') throw new Error(`native TensorFlow: the PyPI fallback supports Linux only (this is ${process.platform}); set TFOS_LIBTENSORFLOW_DIR`);
+  if (process.platform !== 'linux')
+    throw new Error(`native TensorFlow: the PyPI fallback supports Linux only (this is ${process.platform}); set TFOS_LIBTENSORFLOW_DIR`);
   if (os.arch() === 'x64') return { dist: gpu ? 'tensorflow' : 'tensorflow-cpu', platform: 'manylinux2014_x86_64', arch: 'x86_64' };
   if (os.arch() === 'arm64') return { dist: 'tensorflow', platform: 'manylinux2014_aarch64', arch: 'aarch64' };
   throw new Error(`native TensorFlow: no TensorFlow wheel for ${os.arch()}; set TFOS_LIBTENSORFLOW_DIR`);
@@ -403,9 +433,25 @@ async function obtainWheel(paths: TfosPaths, spec: WheelSpec, env: NodeJS.Proces
       // Any CPython wheel of this version carries the same C library; pin one so any python3 with pip can fetch it.
       await run(
         python,
-        ['-m', 'pip', 'download', '--disable-pip-version-check', '--no-deps', '--only-binary=:all:',
-          '--platform', spec.platform, '--python-version', '3.11', '--implementation', 'cp', '--abi', 'cp311',
-          '-d', tmp, `${spec.dist}==${VERSIONS.tensorflowWheel}`],
+        [
+          '-m',
+          'pip',
+          'download',
+          '--disable-pip-version-check',
+          '--no-deps',
+          '--only-binary=:all:',
+          '--platform',
+          spec.platform,
+          '--python-version',
+          '3.11',
+          '--implementation',
+          'cp',
+          '--abi',
+          'cp311',
+          '-d',
+          tmp,
+          `${spec.dist}==${VERSIONS.tensorflowWheel}`,
+        ],
         { env, timeoutMs: 30 * 60_000 },
       );
       const whl = fs.readdirSync(tmp).find((f) => f.endsWith('.whl'));
@@ -459,7 +505,14 @@ for h in found:
 print(json.dumps({'headers': len(found)}))
 `;
 
-async function extractWheel(paths: TfosPaths, cacheDir: string, gpu: boolean, packageDir: string, env: NodeJS.ProcessEnv, log: Logger): Promise<void> {
+async function extractWheel(
+  paths: TfosPaths,
+  cacheDir: string,
+  gpu: boolean,
+  packageDir: string,
+  env: NodeJS.ProcessEnv,
+  log: Logger,
+): Promise<void> {
   const marker = path.join(cacheDir, COMPLETE_MARKER);
   if (fs.existsSync(marker)) return;
   const spec = wheelSpec(gpu);
@@ -483,7 +536,8 @@ async function extractWheel(paths: TfosPaths, cacheDir: string, gpu: boolean, pa
       }
       fs.writeFileSync(
         path.join(tmp, COMPLETE_MARKER),
-        JSON.stringify({ wheel: path.basename(wheel), extracted: new Date().toISOString(), ...JSON.parse(lastLines(res.stdout, 1)) }) + '\n',
+        JSON.stringify({ wheel: path.basename(wheel), extracted: new Date().toISOString(), ...JSON.parse(lastLines(res.stdout, 1)) }) +
+          '\n',
       );
       fs.rmSync(cacheDir, { recursive: true, force: true });
       fs.renameSync(tmp, cacheDir);

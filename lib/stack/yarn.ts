@@ -29,7 +29,14 @@ export function provisionYarn(paths: TfosPaths, log: Logger): Promise<HadoopInst
     paths,
     log,
     yarnHome(paths),
-    ['hadoop-yarn-server-resourcemanager', 'hadoop-yarn-server-nodemanager', 'hadoop-yarn-server-timelineservice', 'hadoop-yarn-client', 'hadoop-hdfs-client', 'hadoop-common'],
+    [
+      'hadoop-yarn-server-resourcemanager',
+      'hadoop-yarn-server-nodemanager',
+      'hadoop-yarn-server-timelineservice',
+      'hadoop-yarn-client',
+      'hadoop-hdfs-client',
+      'hadoop-common',
+    ],
     'YARN',
   );
 }
@@ -85,7 +92,11 @@ export async function runningNodeManagers(rm: string): Promise<string[]> {
 export async function yarnStatus(rm: string, expectedNodeManagers: number): Promise<YarnStatus> {
   const info = await rmJson<{ clusterInfo?: { state?: string } }>(rm, '/info');
   const nodes = await runningNodeManagers(rm);
-  return { resourceManager: rm, nodeManagers: nodes.length, healthy: info?.clusterInfo?.state === 'STARTED' && nodes.length >= expectedNodeManagers };
+  return {
+    resourceManager: rm,
+    nodeManagers: nodes.length,
+    healthy: info?.clusterInfo?.state === 'STARTED' && nodes.length >= expectedNodeManagers,
+  };
 }
 
 export function yarnServices(install: HadoopInstall, opts: YarnOptions): YarnStack {
@@ -173,7 +184,13 @@ export function yarnServices(install: HadoopInstall, opts: YarnOptions): YarnSta
       command: java,
       args: [...jvm(dir, `yarn-nodemanager-${i + 1}.log`), 'org.apache.hadoop.yarn.server.nodemanager.NodeManager'],
       // JAVA_HOME and PATH reach the containers (env-whitelist): Spark's executors run on Java 17.
-      env: { ...process.env, JAVA_HOME: install.javaHome, HADOOP_CONF_DIR: dir, YARN_CONF_DIR: dir, PATH: `${path.join(install.javaHome, 'bin')}:${process.env.PATH ?? ''}` },
+      env: {
+        ...process.env,
+        JAVA_HOME: install.javaHome,
+        HADOOP_CONF_DIR: dir,
+        YARN_CONF_DIR: dir,
+        PATH: `${path.join(install.javaHome, 'bin')}:${process.env.PATH ?? ''}`,
+      },
       cwd: opts.stackDir,
       netns: at.netns,
       ports: [YARN_PORTS.nm, YARN_PORTS.localizer, YARN_PORTS.nmWeb],

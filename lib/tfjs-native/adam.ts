@@ -59,7 +59,12 @@ function newMirror(tf: TF, b: NativeBackend, like: Variable): Mirror {
   const handle = tf.keep(
     b.executeSingleOutput(
       'VarHandleOp',
-      [dtypeAttr(b), { name: 'shape', type: (b.binding as unknown as { TF_ATTR_SHAPE: number }).TF_ATTR_SHAPE, value: like.shape }, a.str('container', ''), a.str('shared_name', `tfos_adam_${process.pid}_${++handleSeq}`)],
+      [
+        dtypeAttr(b),
+        { name: 'shape', type: (b.binding as unknown as { TF_ATTR_SHAPE: number }).TF_ATTR_SHAPE, value: like.shape },
+        a.str('container', ''),
+        a.str('shared_name', `tfos_adam_${process.pid}_${++handleSeq}`),
+      ],
       [],
     ),
   );
@@ -127,7 +132,18 @@ export function registerAdam(tf: TF): void {
         b.executeMultipleOutputs(
           'ResourceApplyAdam',
           [a.type('T', 'float32'), a.bool('use_locking', false), a.bool('use_nesterov', false)],
-          [slot.value.handle, slot.m.handle, slot.v.handle, this.accBeta1, this.accBeta2, lr, beta1, beta2, epsHat, gradient.dtype === 'float32' ? gradient : tf.cast(gradient, 'float32')],
+          [
+            slot.value.handle,
+            slot.m.handle,
+            slot.v.handle,
+            this.accBeta1,
+            this.accBeta2,
+            lr,
+            beta1,
+            beta2,
+            epsHat,
+            gradient.dtype === 'float32' ? gradient : tf.cast(gradient, 'float32'),
+          ],
           0,
         );
         readBack(b, slot.value, value);

@@ -18,7 +18,13 @@ const ORIGINAL = Symbol.for('tfjs-on-spark.original-batchnorm-call');
 
 function bnAttrs(b: NativeBackend, epsilon: number, training: boolean) {
   const a = attrs(b);
-  return [a.type('T', 'float32'), a.type('U', 'float32'), a.float('epsilon', epsilon), a.str('data_format', 'NHWC'), a.bool('is_training', training)];
+  return [
+    a.type('T', 'float32'),
+    a.type('U', 'float32'),
+    a.float('epsilon', epsilon),
+    a.str('data_format', 'NHWC'),
+    a.bool('is_training', training),
+  ];
 }
 
 interface LayerVariableLike {
@@ -65,7 +71,12 @@ export function registerBatchNorm(tf: TF): void {
       const dy = (dys as Tensor[])[0];
       const [x, scale, r1, r2, r3] = saved;
       const b = tf.backend() as unknown as NativeBackend;
-      const [dx, dscale, doffset, r4, r5] = b.executeMultipleOutputs('FusedBatchNormGradV3', bnAttrs(b, (at as { epsilon: number }).epsilon, true), [dy, x, scale, r1, r2, r3], 5);
+      const [dx, dscale, doffset, r4, r5] = b.executeMultipleOutputs(
+        'FusedBatchNormGradV3',
+        bnAttrs(b, (at as { epsilon: number }).epsilon, true),
+        [dy, x, scale, r1, r2, r3],
+        5,
+      );
       tf.dispose([r4, r5]);
       return { x: () => dx, scale: () => dscale, offset: () => doffset };
     },
@@ -81,15 +92,25 @@ export function registerBatchNorm(tf: TF): void {
       kwargs?.training === true &&
       (!Array.isArray(inputs) || inputs.length === 1) &&
       hasKernel(tf, BATCH_NORM_TRAINING) &&
-      x instanceof tf.Tensor && x.rank === 4 && x.dtype === 'float32' &&
+      x instanceof tf.Tensor &&
+      x.rank === 4 &&
+      x.dtype === 'float32' &&
       (this.axis === -1 || this.axis === 3) &&
-      this.center && this.scale && this.gamma != null && this.beta != null;
+      this.center &&
+      this.scale &&
+      this.gamma != null &&
+      this.beta != null;
     if (!usable) return original.call(this, inputs, kwargs);
     return tf.tidy(() => {
-      const [y, mean, variance] = tf.engine().runKernel(BATCH_NORM_TRAINING, { x, scale: this.gamma!.read(), offset: this.beta!.read() }, { epsilon: this.epsilon } as never) as Tensor[];
+      const [y, mean, variance] = tf.engine().runKernel(BATCH_NORM_TRAINING, { x, scale: this.gamma!.read(), offset: this.beta!.read() }, {
+        epsilon: this.epsilon,
+      } as never) as Tensor[];
       // tfjs-layers' moving-average update, unchanged.
       const decay = 1 - this.momentum;
-      for (const [v, value] of [[this.movingMean, mean], [this.movingVariance, variance]] as const) {
+      for (const [v, value] of [
+        [this.movingMean, mean],
+        [this.movingVariance, variance],
+      ] as const) {
         tf.tidy(() => {
           const orig = v.read();
           v.write(tf.sub(orig, tf.mul(tf.sub(orig, value), decay)));

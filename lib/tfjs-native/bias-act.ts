@@ -52,14 +52,20 @@ export function registerBiasAct(tf: TF): void {
     return b.executeSingleOutput('BiasAddGrad', [a.type('T', dy.dtype), a.str('data_format', 'NHWC')], [dy]);
   });
   registerNativeKernel(tf, CONV_BIAS_ACT, (b, { x, filter, bias }, at) => {
-    const conv = tf.engine().runKernel('Conv2D', { x, filter }, { strides: at.strides, pad: at.pad, dataFormat: 'NHWC', dilations: [1, 1] } as never) as Tensor;
+    const conv = tf
+      .engine()
+      .runKernel('Conv2D', { x, filter }, { strides: at.strides, pad: at.pad, dataFormat: 'NHWC', dilations: [1, 1] } as never) as Tensor;
     const out = biasAct(b, conv, bias, at.activation as Activation);
     conv.dispose();
     return out;
   });
   registerNativeKernel(tf, MATMUL_BIAS_ACT, (b, { a: x, b: w, bias }, at) => {
     const a = attrs(b);
-    const prod = b.executeSingleOutput('MatMul', [a.type('T', x.dtype), a.bool('transpose_a', false), a.bool('transpose_b', false)], [x, w]);
+    const prod = b.executeSingleOutput(
+      'MatMul',
+      [a.type('T', x.dtype), a.bool('transpose_a', false), a.bool('transpose_b', false)],
+      [x, w],
+    );
     const out = biasAct(b, prod, bias, at.activation as Activation);
     prod.dispose();
     return out;
@@ -77,7 +83,8 @@ export function registerBiasAct(tf: TF): void {
       const common = { strides, pad, dataFormat: 'NHWC', dimRoundingMode: undefined };
       return {
         x: () => tf.engine().runKernel('Conv2DBackpropInput', { dy: g, filter }, { ...common, inputShape: x.shape } as never) as Tensor,
-        filter: () => tf.engine().runKernel('Conv2DBackpropFilter', { x, dy: g }, { ...common, filterShape: filter.shape } as never) as Tensor,
+        filter: () =>
+          tf.engine().runKernel('Conv2DBackpropFilter', { x, dy: g }, { ...common, filterShape: filter.shape } as never) as Tensor,
         bias: () => biasAddGrad(tf, g),
       };
     },
@@ -108,15 +115,22 @@ export function registerBiasAct(tf: TF): void {
     const usable =
       hasKernel(tf, CONV_BIAS_ACT) &&
       activation !== undefined &&
-      isTensor(tf, x) && x.rank === 4 && x.dtype === 'float32' &&
-      isTensor(tf, filter) && filter.rank === 4 &&
-      isTensor(tf, bias) && bias.rank === 1 && bias.shape[0] === filter.shape[3] &&
+      isTensor(tf, x) &&
+      x.rank === 4 &&
+      x.dtype === 'float32' &&
+      isTensor(tf, filter) &&
+      filter.rank === 4 &&
+      isTensor(tf, bias) &&
+      bias.rank === 1 &&
+      bias.shape[0] === filter.shape[3] &&
       (args.dataFormat ?? 'NHWC') === 'NHWC' &&
       isOnes(args.dilations) &&
       (args.pad === 'same' || args.pad === 'valid') &&
       args.preluActivationWeights == null;
     if (!usable) return original.conv2d(args);
-    return tf.engine().runKernel(CONV_BIAS_ACT, { x, filter, bias }, { strides: args.strides, pad: args.pad, activation } as never) as never;
+    return tf
+      .engine()
+      .runKernel(CONV_BIAS_ACT, { x, filter, bias }, { strides: args.strides, pad: args.pad, activation } as never) as never;
   } as TF['fused']['conv2d'];
 
   fused.matMul = function matMulBiasAct(args: FusedMatMulArgs) {
@@ -125,10 +139,16 @@ export function registerBiasAct(tf: TF): void {
     const usable =
       hasKernel(tf, MATMUL_BIAS_ACT) &&
       activation !== undefined &&
-      isTensor(tf, a) && a.rank === 2 && a.dtype === 'float32' &&
-      isTensor(tf, b) && b.rank === 2 &&
-      isTensor(tf, bias) && bias.rank === 1 && bias.shape[0] === b.shape[1] &&
-      !args.transposeA && !args.transposeB &&
+      isTensor(tf, a) &&
+      a.rank === 2 &&
+      a.dtype === 'float32' &&
+      isTensor(tf, b) &&
+      b.rank === 2 &&
+      isTensor(tf, bias) &&
+      bias.rank === 1 &&
+      bias.shape[0] === b.shape[1] &&
+      !args.transposeA &&
+      !args.transposeB &&
       args.preluActivationWeights == null;
     if (!usable) return original.matMul(args);
     return tf.engine().runKernel(MATMUL_BIAS_ACT, { a, b, bias }, { activation } as never) as never;

@@ -52,7 +52,8 @@ export function leversFromEnv(value = process.env.TFOS_NATIVE_KERNELS): Lever[] 
 function parseLevers(names: readonly string[]): Lever[] {
   return names.map((n) => {
     const name = n.trim();
-    if (!(LEVERS as readonly string[]).includes(name)) throw new Error(`unknown native kernel lever '${name}' (have: ${LEVERS.join(', ')})`);
+    if (!(LEVERS as readonly string[]).includes(name))
+      throw new Error(`unknown native kernel lever '${name}' (have: ${LEVERS.join(', ')})`);
     return name as Lever;
   });
 }

@@ -29,7 +29,15 @@ export function registerMaxPool(tf: TF): void {
     const a = attrs(b);
     const [kh, kw] = pair(at.filterSize as PoolAttrs['filterSize']);
     const [sh, sw] = pair(at.strides as PoolAttrs['strides']);
-    const common = [a.type('T', 'float32'), a.ints('ksize', [1, kh, kw, 1]), a.ints('strides', [1, sh, sw, 1]), a.str('padding', String(at.pad).toUpperCase()), a.str('data_format', 'NHWC'), a.bool('workspace_enabled', true), a.str('_kernel', 'MklNameChangeOp')];
+    const common = [
+      a.type('T', 'float32'),
+      a.ints('ksize', [1, kh, kw, 1]),
+      a.ints('strides', [1, sh, sw, 1]),
+      a.str('padding', String(at.pad).toUpperCase()),
+      a.str('data_format', 'NHWC'),
+      a.bool('workspace_enabled', true),
+      a.str('_kernel', 'MklNameChangeOp'),
+    ];
     const [y, workspace] = b.executeMultipleOutputs('_MklNativeMaxPool', common, [x], 2);
     const dx = b.executeSingleOutput('_MklNativeMaxPoolGrad', common, [x, y, dy, workspace]);
     tf.dispose([y, workspace]);
@@ -40,8 +48,10 @@ export function registerMaxPool(tf: TF): void {
     oneDnnWorks !== false &&
     hasKernel(tf, MAX_POOL_GRAD) &&
     !(tf.backend() as unknown as { isUsingGpuDevice?: boolean }).isUsingGpuDevice &&
-    x.rank === 4 && x.dtype === 'float32' &&
-    (at.pad === 'same' || at.pad === 'valid') && at.dimRoundingMode == null;
+    x.rank === 4 &&
+    x.dtype === 'float32' &&
+    (at.pad === 'same' || at.pad === 'valid') &&
+    at.dimRoundingMode == null;
 
   tf.registerGradient({
     kernelName: 'MaxPool',
@@ -63,7 +73,11 @@ export function registerMaxPool(tf: TF): void {
             }
           }
           // tfjs's own gradient.
-          return tf.engine().runKernel('MaxPoolGrad', { dy: dy as Tensor, input: x, output: y }, { filterSize: at.filterSize, strides: at.strides, pad: at.pad } as never) as Tensor;
+          return tf.engine().runKernel('MaxPoolGrad', { dy: dy as Tensor, input: x, output: y }, {
+            filterSize: at.filterSize,
+            strides: at.strides,
+            pad: at.pad,
+          } as never) as Tensor;
         },
       };
     },

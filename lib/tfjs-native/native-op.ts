@@ -64,7 +64,11 @@ export function hasKernel(tf: TF, kernelName: string): boolean {
 }
 
 /** Registers a kernel for the native backend unless one of that name is there already. */
-export function registerNativeKernel(tf: TF, kernelName: string, kernelFunc: (b: NativeBackend, inputs: Record<string, Tensor>, attrs: Record<string, unknown>) => Tensor | Tensor[]): void {
+export function registerNativeKernel(
+  tf: TF,
+  kernelName: string,
+  kernelFunc: (b: NativeBackend, inputs: Record<string, Tensor>, attrs: Record<string, unknown>) => Tensor | Tensor[],
+): void {
   if (tf.getKernel(kernelName, NATIVE_BACKEND)) return;
   tf.registerKernel({
     kernelName,

@@ -16,7 +16,9 @@ export function reluGrad(tf: TF, dy: Tensor, features: Tensor): Tensor {
 }
 
 export function registerReluGrad(tf: TF): void {
-  registerNativeKernel(tf, RELU_GRAD, (b, { dy, features }) => b.executeSingleOutput('ReluGrad', [attrs(b).type('T', dy.dtype)], [dy, features]));
+  registerNativeKernel(tf, RELU_GRAD, (b, { dy, features }) =>
+    b.executeSingleOutput('ReluGrad', [attrs(b).type('T', dy.dtype)], [dy, features]),
+  );
   // Second order: ReluGrad is linear in dy with the same mask; no gradient flows to the mask.
   tf.registerGradient({
     kernelName: RELU_GRAD,

@@ -19,7 +19,9 @@ export function softmaxCrossEntropyWithLogits(tf: TF, labels: Tensor, logits: Te
 }
 
 export function registerSoftmaxXent(tf: TF): void {
-  registerNativeKernel(tf, SOFTMAX_XENT, (b, { logits, labels }) => b.executeMultipleOutputs('SoftmaxCrossEntropyWithLogits', [attrs(b).type('T', logits.dtype)], [logits, labels], 2));
+  registerNativeKernel(tf, SOFTMAX_XENT, (b, { logits, labels }) =>
+    b.executeMultipleOutputs('SoftmaxCrossEntropyWithLogits', [attrs(b).type('T', logits.dtype)], [logits, labels], 2),
+  );
   tf.registerGradient({
     kernelName: SOFTMAX_XENT,
     inputsToSave: ['logits'],
@@ -41,11 +43,15 @@ export function registerSoftmaxXent(tf: TF): void {
   losses.softmaxCrossEntropy = function softmaxCrossEntropy(onehotLabels, logits, weights?, labelSmoothing = 0, reduction?) {
     const usable =
       hasKernel(tf, SOFTMAX_XENT) &&
-      typeof labelSmoothing === 'number' && labelSmoothing >= 0 &&
-      onehotLabels instanceof tf.Tensor && logits instanceof tf.Tensor &&
-      logits.rank === 2 && logits.dtype === 'float32' &&
+      typeof labelSmoothing === 'number' &&
+      labelSmoothing >= 0 &&
+      onehotLabels instanceof tf.Tensor &&
+      logits instanceof tf.Tensor &&
+      logits.rank === 2 &&
+      logits.dtype === 'float32' &&
       (onehotLabels.dtype === 'float32' || onehotLabels.dtype === 'int32') &&
-      onehotLabels.shape[0] === logits.shape[0] && onehotLabels.shape[1] === logits.shape[1];
+      onehotLabels.shape[0] === logits.shape[0] &&
+      onehotLabels.shape[1] === logits.shape[1];
     if (!usable) return original(onehotLabels, logits, weights, labelSmoothing, reduction);
     return tf.tidy(() => {
       let labels = onehotLabels.dtype === 'float32' ? onehotLabels : tf.cast(onehotLabels, 'float32');

@@ -33,9 +33,15 @@ interface Summary {
 }
 
 /** Runs the example standalone; resolves with its summary (the last stdout line). */
-function standalone(args: string[], watch?: (child: ChildProcess) => void): Promise<{ code: number | null; signal: NodeJS.Signals | null; summary?: Summary; out: string }> {
+function standalone(
+  args: string[],
+  watch?: (child: ChildProcess) => void,
+): Promise<{ code: number | null; signal: NodeJS.Signals | null; summary?: Summary; out: string }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [TRAIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, TF_CPP_MIN_LOG_LEVEL: '2' } });
+    const child = spawn(process.execPath, [TRAIN, ...args], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, TF_CPP_MIN_LOG_LEVEL: '2' },
+    });
     let out = '';
     const timer = watch ? setInterval(() => watch(child), 100) : undefined;
     child.stdout!.on('data', (d: Buffer) => (out += d));
@@ -43,7 +49,11 @@ function standalone(args: string[], watch?: (child: ChildProcess) => void): Prom
     child.on('error', reject);
     child.on('close', (code, signal) => {
       clearInterval(timer);
-      const last = out.trim().split('\n').filter((l) => l.startsWith('{')).pop();
+      const last = out
+        .trim()
+        .split('\n')
+        .filter((l) => l.startsWith('{'))
+        .pop();
       resolve({ code, signal, out, summary: last ? (JSON.parse(last) as Summary) : undefined });
     });
   });
@@ -65,7 +75,20 @@ describe('CIFAR-10 example (examples/cifar10/train.ts)', function () {
 
   it('learns standalone (seed net): loss falls, test accuracy far above chance; logs, plot and model are written', async () => {
     const run = path.join(root, 'standalone');
-    const r = await standalone(['--data', data, '--epochs', '2', '--batch', '32', '--model-dir', `${run}/model`, '--log-dir', `${run}/logs`, '--eval-every', '20']);
+    const r = await standalone([
+      '--data',
+      data,
+      '--epochs',
+      '2',
+      '--batch',
+      '32',
+      '--model-dir',
+      `${run}/model`,
+      '--log-dir',
+      `${run}/logs`,
+      '--eval-every',
+      '20',
+    ]);
     expect(r.code, r.out).to.equal(0);
     const s = r.summary!;
     expect(s).to.include({ steps: 80, resumedFromStep: 0, testImages: 400 });
@@ -74,11 +97,14 @@ describe('CIFAR-10 example (examples/cifar10/train.ts)', function () {
     expect(logs.some((f) => f.startsWith('events.out.tfevents.'))).to.equal(true);
     expect(logs).to.include.members(['summary.json', 'training.png']);
     const summary = JSON.parse(fs.readFileSync(`${run}/logs/summary.json`, 'utf8'));
-    for (const k of ['steps', 'resumedFromStep', 'seconds', 'imagesPerSec', 'testAccuracy', 'testImages']) expect(summary, k).to.have.property(k);
+    for (const k of ['steps', 'resumedFromStep', 'seconds', 'imagesPerSec', 'testAccuracy', 'testImages'])
+      expect(summary, k).to.have.property(k);
     const png = fs.readFileSync(`${run}/logs/training.png`);
     expect(png.subarray(1, 4).toString('ascii')).to.equal('PNG');
     // Loss falls: the run's loss history (kept in its checkpoints) ends well below where it began.
-    const history = (await new Checkpoints(`${run}/model`).latest<{ history: Array<{ loss?: number }> }>())!.state.history.filter((h) => h.loss !== undefined);
+    const history = (await new Checkpoints(`${run}/model`).latest<{ history: Array<{ loss?: number }> }>())!.state.history.filter(
+      (h) => h.loss !== undefined,
+    );
     expect(history.length).to.be.at.least(4);
     expect(history[history.length - 1].loss!).to.be.below(history[0].loss! * 0.7);
     // The exported model loads and predicts (10 logits per image).
@@ -93,7 +119,24 @@ describe('CIFAR-10 example (examples/cifar10/train.ts)', function () {
 
   it('checkpoint → kill → resume: continues from the saved step with the saved weights', async () => {
     const run = path.join(root, 'resume');
-    const common = ['--data', data, '--epochs', '3', '--batch', '32', '--model-dir', `${run}/model`, '--log-dir', `${run}/logs`, '--eval-every', '0', '--checkpoint-every', '10', '--test-rows', '100'];
+    const common = [
+      '--data',
+      data,
+      '--epochs',
+      '3',
+      '--batch',
+      '32',
+      '--model-dir',
+      `${run}/model`,
+      '--log-dir',
+      `${run}/logs`,
+      '--eval-every',
+      '0',
+      '--checkpoint-every',
+      '10',
+      '--test-rows',
+      '100',
+    ];
     // First run: killed (SIGKILL, no chance to clean up) once a checkpoint beyond step 10 exists.
     const ckpts = new Checkpoints(`${run}/model`);
     const killed = await standalone(common, (child) => {
@@ -109,7 +152,9 @@ describe('CIFAR-10 example (examples/cifar10/train.ts)', function () {
     expect(same.code, same.out).to.equal(0);
     expect(same.summary).to.include({ steps: saved.step, resumedFromStep: saved.step });
     const model = await loadModel(tf, `${run}/model`);
-    model.weights.forEach((w, i) => expect(Array.from(w.read().dataSync()), w.originalName).to.deep.equal(Array.from(saved.groups.weights[i].values)));
+    model.weights.forEach((w, i) =>
+      expect(Array.from(w.read().dataSync()), w.originalName).to.deep.equal(Array.from(saved.groups.weights[i].values)),
+    );
 
     // And it keeps going from there.
     const more = await standalone([...common, '--max-steps', String(saved.step + 5)]);
@@ -125,7 +170,24 @@ describe('CIFAR-10 example (examples/cifar10/train.ts)', function () {
       module: TRAIN,
       numExecutors: 3,
       evalNode: true,
-      args: ['--data', data, '--model', 'fast', '--epochs', '2', '--batch', '32', '--lr', '0.05', '--model-dir', `${run}/model`, '--log-dir', `${run}/logs`, '--checkpoint-every', '20'],
+      args: [
+        '--data',
+        data,
+        '--model',
+        'fast',
+        '--epochs',
+        '2',
+        '--batch',
+        '32',
+        '--lr',
+        '0.05',
+        '--model-dir',
+        `${run}/model`,
+        '--log-dir',
+        `${run}/logs`,
+        '--checkpoint-every',
+        '20',
+      ],
       via: { local: {} },
       env: { TF_CPP_MIN_LOG_LEVEL: '2' },
       onHandle: (h) => h.on('metrics', (m: MetricsEvent) => metrics.push(m)),
@@ -143,7 +205,7 @@ describe('CIFAR-10 example (examples/cifar10/train.ts)', function () {
     expect(evaluator.evaluated).to.be.at.least(1);
     const fromEvaluator = metrics.filter((m) => m.label === 'evaluator:0');
     expect(fromEvaluator.length).to.equal(evaluator.evaluated);
-    for (const m of fromEvaluator) expect(m.step % 20).to.equal(0), expect(m.testAccuracy).to.be.within(0, 1);
+    for (const m of fromEvaluator) (expect(m.step % 20).to.equal(0), expect(m.testAccuracy).to.be.within(0, 1));
     expect(fs.readdirSync(`${run}/logs/eval`).some((f) => f.startsWith('events.out.tfevents.'))).to.equal(true);
     const model = await loadModel(tf, `${run}/model`);
     expect((model.predict(tf.zeros([1, 32, 32, 3])) as TF.Tensor).shape).to.deep.equal([1, 10]);

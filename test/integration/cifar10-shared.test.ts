@@ -76,7 +76,9 @@ describe('the real CIFAR-10 set', function () {
     expect(Array.from(t.getChild('id')!.toArray() as BigInt64Array, Number)).to.deep.equal([0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
     await feed.terminate();
     const test = await readManifest(new LocalFs(), path.join(out, 'test'));
-    expect(test.partitions.reduce((a, p) => a.map((x, i) => x + p.labelCounts[i]), new Array(10).fill(0))).to.deep.equal(new Array(10).fill(1000));
+    expect(test.partitions.reduce((a, p) => a.map((x, i) => x + p.labelCounts[i]), new Array(10).fill(0))).to.deep.equal(
+      new Array(10).fill(1000),
+    );
     expect(parquetRowCount(python, path.join(out, 'train')).rows).to.equal(10_000);
   });
 });

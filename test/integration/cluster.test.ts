@@ -32,7 +32,10 @@ function run(opts: TFClusterRunOptions): Promise<TFClusterHandle> {
 async function noProcessesLeft(): Promise<void> {
   const ids = started.splice(0);
   const left = () => ids.flatMap(clusterProcesses);
-  await waitFor(() => left().length === 0, { timeoutMs: 30_000, what: () => `processes of cluster(s) ${ids.join(', ')} left behind:\n${describeProcesses(left())}` });
+  await waitFor(() => left().length === 0, {
+    timeoutMs: 30_000,
+    what: () => `processes of cluster(s) ${ids.join(', ')} left behind:\n${describeProcesses(left())}`,
+  });
 }
 
 interface NodeReport {
@@ -120,9 +123,13 @@ function routeSuite(
 
     if (opts.killDriver) {
       it('killing the driver process (SIGKILL) ends every trainer and the Spark application', async () => {
-        const driver = spawn(process.execPath, [path.join(FIXTURES, '../driver-then-wait.js'), path.join(FIXTURES, 'sleeps.js'), JSON.stringify(via())], {
-          stdio: ['ignore', 'pipe', 'pipe'],
-        });
+        const driver = spawn(
+          process.execPath,
+          [path.join(FIXTURES, '../driver-then-wait.js'), path.join(FIXTURES, 'sleeps.js'), JSON.stringify(via())],
+          {
+            stdio: ['ignore', 'pipe', 'pipe'],
+          },
+        );
         let out = '';
         driver.stderr!.on('data', (c) => (out += c));
         // The driver prints "READY <cluster id>" once both nodes have registered.
@@ -146,7 +153,10 @@ function routeSuite(
         driver.kill('SIGKILL');
         // Trainers notice the dropped WebSocket at once; the launcher after its driver-lost timeout.
         await waitFor(() => clusterTrainers(clusterId).length === 0, { timeoutMs: 15_000, what: 'trainers outlived the driver' });
-        await waitFor(() => clusterProcesses(clusterId).length === 0, { timeoutMs: 60_000, what: 'the Spark application outlived the driver' });
+        await waitFor(() => clusterProcesses(clusterId).length === 0, {
+          timeoutMs: 60_000,
+          what: 'the Spark application outlived the driver',
+        });
       });
     }
 
@@ -177,14 +187,20 @@ routeSuite('spark-submit to the standalone master', () => ({ sparkSubmit: { mast
   killDriver: true,
 });
 
-routeSuite('a Livy batch', () => ({ livy: { url: requireStack().livy, executorMemory: '512m', driverMemory: '512m' } }), { killDriver: true });
-// Sessions need Livy 0.9.0's REPL jars for Scala 2.12 (built from the source release, see docs/livy.md).
-routeSuite('a Livy interactive session', () => ({ livy: { url: requireStack().livy, mode: 'session', executorMemory: '512m', driverMemory: '512m' } }), {
-  unavailable: () => {
-    const s = livySessionsOrWhyNot(requireStack());
-    return s.ok ? undefined : s.why;
-  },
+routeSuite('a Livy batch', () => ({ livy: { url: requireStack().livy, executorMemory: '512m', driverMemory: '512m' } }), {
+  killDriver: true,
 });
+// Sessions need Livy 0.9.0's REPL jars for Scala 2.12 (built from the source release, see docs/livy.md).
+routeSuite(
+  'a Livy interactive session',
+  () => ({ livy: { url: requireStack().livy, mode: 'session', executorMemory: '512m', driverMemory: '512m' } }),
+  {
+    unavailable: () => {
+      const s = livySessionsOrWhyNot(requireStack());
+      return s.ok ? undefined : s.why;
+    },
+  },
+);
 
 describe('TFCluster.run input checks', function () {
   this.timeout(120_000);

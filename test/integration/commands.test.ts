@@ -38,7 +38,19 @@ describe('tfos run', function () {
   this.timeout(300_000);
 
   it('--no-chief --eval-node: workers and an evaluator, each line labelled by role; exit 0', async () => {
-    const r = await tfos('run', path.join(FIXTURES, 'report-context.js'), '--via', 'local', '--cluster-size', '3', '--no-chief', '--eval-node', '--', 'a', 'b');
+    const r = await tfos(
+      'run',
+      path.join(FIXTURES, 'report-context.js'),
+      '--via',
+      'local',
+      '--cluster-size',
+      '3',
+      '--no-chief',
+      '--eval-node',
+      '--',
+      'a',
+      'b',
+    );
     const out = r.stdout + r.stderr;
     expect(r.code, out).to.equal(0);
     // Labels are padded to the longest one.
@@ -75,7 +87,10 @@ describe('tfos pack', function () {
     // What `npm install tfjs-on-spark` leaves in the project (pack checks the trainer entry is there).
     const pkg = path.join(project, 'node_modules', 'tfjs-on-spark');
     fs.mkdirSync(path.join(pkg, 'dist', 'lib', 'node'), { recursive: true });
-    fs.writeFileSync(path.join(pkg, 'package.json'), JSON.stringify({ name: 'tfjs-on-spark', version: '0.0.0', main: 'dist/lib/index.js' }));
+    fs.writeFileSync(
+      path.join(pkg, 'package.json'),
+      JSON.stringify({ name: 'tfjs-on-spark', version: '0.0.0', main: 'dist/lib/index.js' }),
+    );
     fs.writeFileSync(path.join(pkg, 'dist', 'lib', 'node', 'trainer-main.js'), '// stand-in\n');
   });
   after(() => {
@@ -88,9 +103,15 @@ describe('tfos pack', function () {
     expect(r.code, r.stderr).to.equal(0);
     expect(r.stdout).to.contain(archive).and.contain(`--archive ${archive} --project ${project}`);
     const list = await runCommand('tar', ['-tzf', archive]);
-    const names = list.stdout.split('\n').map((n) => n.replace(/^\.\//, '')).filter(Boolean);
+    const names = list.stdout
+      .split('\n')
+      .map((n) => n.replace(/^\.\//, ''))
+      .filter(Boolean);
     expect(names).to.include.members(['package.json', 'src/train.js', 'node_modules/tfjs-on-spark/dist/lib/node/trainer-main.js']);
-    expect(names.filter((n) => /(^|\/)\.env/.test(n)), 'credentials shipped').to.deep.equal([]);
+    expect(
+      names.filter((n) => /(^|\/)\.env/.test(n)),
+      'credentials shipped',
+    ).to.deep.equal([]);
   });
 
   it('refuses a directory that is not a Node project, naming it', async () => {
@@ -108,7 +129,9 @@ describe('npm start (the main job, cut short)', function () {
   after(() => runDir && fs.rmSync(runDir, { recursive: true, force: true }));
 
   it('trains the CIFAR-10 example for 2 steps on the embedded local Spark and writes its model', async () => {
-    const r = await runCommand('npm', ['start', '--', '--max-steps', '2', '--eval-every', '0', '--test-rows', '256'], { env: { TFOS_RUN_DIR: runDir } });
+    const r = await runCommand('npm', ['start', '--', '--max-steps', '2', '--eval-every', '0', '--test-rows', '256'], {
+      env: { TFOS_RUN_DIR: runDir },
+    });
     expect(r.code, `${r.stdout}\n${r.stderr}`.slice(-4000)).to.equal(0);
     expect(fs.readdirSync(path.join(runDir, 'model')).length, 'files in the model directory').to.be.above(0);
   });

@@ -177,7 +177,11 @@ for (const target of targets()) {
 
     it('ingests to hdfs:// and feeds every record once across 2 shards × 2 epochs (ranged reads)', async () => {
       const dest = `${target.base}/cifar`;
-      const res = await writeCifarDataset(set, resolveLocation(dest, { webhdfs: target.webhdfs }), { partitions: 3, batchRows: 50, parquet: { python } });
+      const res = await writeCifarDataset(set, resolveLocation(dest, { webhdfs: target.webhdfs }), {
+        partitions: 3,
+        batchRows: 50,
+        parquet: { python },
+      });
       expect(res.dest).to.equal(dest);
       expect((await fsys.list(`${basePath}/cifar`)).sort()).to.deep.equal(['_dataset.json', 'test', 'train']);
       expect(await fsys.list(basePath)).to.deep.equal(['cifar']); // no staging left
@@ -186,7 +190,13 @@ for (const target of targets()) {
       expect((await fsys.list(`${basePath}/cifar/train`)).filter((n) => n.endsWith('.parquet'))).to.have.length(3);
       const counts = new Array<number>(600).fill(0);
       for (let shard = 0; shard < 2; shard++) {
-        const feed = await DataFeed.fromDataset(`${dest}/train`, { shard, numShards: 2, epochs: 2, shuffle: shard === 1, webhdfs: target.webhdfs });
+        const feed = await DataFeed.fromDataset(`${dest}/train`, {
+          shard,
+          numShards: 2,
+          epochs: 2,
+          shuffle: shard === 1,
+          webhdfs: target.webhdfs,
+        });
         let t: Table | null;
         while ((t = await feed.nextBatch(64))) {
           const ids = t.getChild('id')!;
@@ -217,7 +227,11 @@ for (const target of targets()) {
       });
       expect((await rejection(failing)).message).to.equal('crash while writing the new copy');
       expect((await readManifest(fsys, `${basePath}/over/train`)).rows).to.equal(100);
-      await writeCifarDataset(generatedCifarSet(150, { seed: 2, testRecords: 30 }), dest, { partitions: 2, parquet: false, overwrite: true });
+      await writeCifarDataset(generatedCifarSet(150, { seed: 2, testRecords: 30 }), dest, {
+        partitions: 2,
+        parquet: false,
+        overwrite: true,
+      });
       expect((await readManifest(fsys, `${basePath}/over/train`)).rows).to.equal(150);
       expect((await fsys.list(`${basePath}/over`)).sort()).to.deep.equal(['_dataset.json', 'test', 'train']);
       expect((await fsys.list(basePath)).filter((n) => n.startsWith('.over.'))).to.deep.equal([]);
@@ -229,7 +243,12 @@ for (const target of targets()) {
         await writeCifarFixture(src, 200, { test: 40, seed: 4 });
         setLabel(path.join(src, 'test_batch.bin'), 5, 200);
         const dest = `${target.base}/bad`;
-        const err = await rejection(writeCifarDataset(findCifarFiles(src).set!, resolveLocation(dest, { webhdfs: target.webhdfs }), { partitions: 4, parquet: false }));
+        const err = await rejection(
+          writeCifarDataset(findCifarFiles(src).set!, resolveLocation(dest, { webhdfs: target.webhdfs }), {
+            partitions: 4,
+            parquet: false,
+          }),
+        );
         expect(err.message).to.equal(`test_batch.bin: record 5 at byte ${5 * 3073} has label 200 (labels are 0–9)`);
         expect(await fsys.stat(`${basePath}/bad`)).to.equal(undefined);
         expect((await fsys.list(basePath)).filter((n) => n.startsWith('.bad.tmp-'))).to.deep.equal([]);
@@ -242,7 +261,11 @@ for (const target of targets()) {
     if (!target.standIn) {
       it('Spark reads the Parquet split from HDFS', async function () {
         const dest = `${target.base}/spark-read`;
-        await writeCifarDataset(set, resolveLocation(dest, { webhdfs: target.webhdfs }), { partitions: 3, batchRows: 50, parquet: { python } });
+        await writeCifarDataset(set, resolveLocation(dest, { webhdfs: target.webhdfs }), {
+          partitions: 3,
+          batchRows: 50,
+          parquet: { python },
+        });
         const out = execFileSync(
           python,
           [

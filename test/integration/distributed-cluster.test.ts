@@ -26,7 +26,14 @@ describe('distributed layer on TFCluster.run (embedded local Spark)', function (
   it('2 workers + 1 ps: allReduce, broadcast, barrier and a sync ps step across processes', async () => {
     const size = 1_000_003;
     const started = Date.now();
-    const handle = await TFCluster.run({ module: MODULE, numExecutors: 3, numPs: 1, args: { size }, via: { local: {} }, reservationTimeout: 120 });
+    const handle = await TFCluster.run({
+      module: MODULE,
+      numExecutors: 3,
+      numPs: 1,
+      args: { size },
+      via: { local: {} },
+      reservationTimeout: 120,
+    });
     const results = (await handle.shutdown({ timeout: 120 })) as Map<number, Report>;
     const reports = [...results.values()];
     const workers = reports.filter((r) => r.jobName !== 'ps').sort((a, b) => a.rank - b.rank);
@@ -43,6 +50,8 @@ describe('distributed layer on TFCluster.run (embedded local Spark)', function (
       // w -= 0.1 * mean(c_chief, c_worker) twice; c_r = [1,2,3] * (r + 1)
       expect(w.psWeights!.map((v) => +v.toFixed(5))).to.deep.equal([-0.3, -0.6, -0.9]);
     }
-    console.log(`      (cluster run ${((Date.now() - started) / 1000).toFixed(1)} s; allReduce of 1 M floats ${workers[0].allReduceMs} ms incl. connection set-up)`);
+    console.log(
+      `      (cluster run ${((Date.now() - started) / 1000).toFixed(1)} s; allReduce of 1 M floats ${workers[0].allReduceMs} ms incl. connection set-up)`,
+    );
   });
 });

@@ -38,12 +38,17 @@ describe('npm test refuses a missing or broken stack, naming the service', funct
   it('with no stack: exit 1, saying how to start one', () => {
     const r = check(home);
     expect(r.status).to.equal(1);
-    expect(r.stderr.trim()).to.equal("npm test: the local stack is not running; start it with 'node bin/tfos.js stack up' (npm test does this when no stack runs)");
+    expect(r.stderr.trim()).to.equal(
+      "npm test: the local stack is not running; start it with 'node bin/tfos.js stack up' (npm test does this when no stack runs)",
+    );
   });
 
-  it("with Livy down: exit 1, naming Livy and its address", async () => {
+  it('with Livy down: exit 1, naming Livy and its address', async () => {
     const healthy = readStackStatus();
-    const status = JSON.parse(spawnSync(process.execPath, [path.resolve(__dirname, '../../../bin/tfos.js'), 'stack', 'status', '--json'], { encoding: 'utf8' }).stdout) as {
+    const status = JSON.parse(
+      spawnSync(process.execPath, [path.resolve(__dirname, '../../../bin/tfos.js'), 'stack', 'status', '--json'], { encoding: 'utf8' })
+        .stdout,
+    ) as {
       spark: { ui: string };
     };
     const deadLivy = `http://127.0.0.1:${await freePort()}`;
@@ -56,12 +61,22 @@ describe('npm test refuses a missing or broken stack, naming the service', funct
         workers: 1,
         ports: {},
         services: [],
-        endpoints: { sparkMaster: healthy.sparkMaster, sparkUi: status.spark.ui, defaultFS: healthy.defaultFS, webhdfs: healthy.webhdfs, hdfsExternal: false, livy: deadLivy, livyExternal: false },
+        endpoints: {
+          sparkMaster: healthy.sparkMaster,
+          sparkUi: status.spark.ui,
+          defaultFS: healthy.defaultFS,
+          webhdfs: healthy.webhdfs,
+          hdfsExternal: false,
+          livy: deadLivy,
+          livyExternal: false,
+        },
       }),
     );
     const r = check(home);
     expect(r.status).to.equal(1);
     expect(r.stdout).to.equal('');
-    expect(r.stderr.trim()).to.equal(`npm test: the local stack's livy at ${deadLivy} is not healthy; its log is under ${path.join(home, 'stack', 'logs')}`);
+    expect(r.stderr.trim()).to.equal(
+      `npm test: the local stack's livy at ${deadLivy} is not healthy; its log is under ${path.join(home, 'stack', 'logs')}`,
+    );
   });
 });

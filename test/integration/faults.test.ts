@@ -24,7 +24,10 @@ async function waitUntil(cond: () => boolean, ms: number): Promise<boolean> {
 }
 
 /** A cluster whose trainers print STEPPING once they train; resolves once all workers do. */
-async function startStepping(opts: Partial<TFClusterRunOptions>, workers: number): Promise<{ handle: TFClusterHandle; submitPid: number; logs: string[] }> {
+async function startStepping(
+  opts: Partial<TFClusterRunOptions>,
+  workers: number,
+): Promise<{ handle: TFClusterHandle; submitPid: number; logs: string[] }> {
   const logs: string[] = [];
   let submitPid = 0;
   const handle = await TFCluster.run({
@@ -65,7 +68,10 @@ async function failure(handle: TFClusterHandle, since: number): Promise<{ err: E
 async function nothingLeft(handle: TFClusterHandle, submitPid: number): Promise<void> {
   const pids = [...handle.nodes.values()].map((n) => n.pid);
   const gone = await waitUntil(() => pids.every((p) => !isAlive(p)) && (!submitPid || groupMembers(submitPid).length === 0), 60_000);
-  expect(gone, `left behind: trainers ${pids.filter(isAlive).join(',') || '-'}, spark-submit group ${groupMembers(submitPid).join(',') || '-'}`).to.equal(true);
+  expect(
+    gone,
+    `left behind: trainers ${pids.filter(isAlive).join(',') || '-'}, spark-submit group ${groupMembers(submitPid).join(',') || '-'}`,
+  ).to.equal(true);
 }
 
 describe('faults end cleanly (embedded local Spark)', function () {

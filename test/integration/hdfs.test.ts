@@ -62,7 +62,9 @@ describe('HDFS over WebHDFS (real NameNode + DataNode)', function () {
       });
       webhdfs = stack.webhdfs;
       for (const spec of stack.services) running.push(await startService(spec, path.join(tmp, 'logs')));
-      console.log(`      (provisioning ${((t1 - t0) / 1000).toFixed(1)} s, NameNode + DataNode healthy in ${((Date.now() - t1) / 1000).toFixed(1)} s at ${webhdfs})`);
+      console.log(
+        `      (provisioning ${((t1 - t0) / 1000).toFixed(1)} s, NameNode + DataNode healthy in ${((Date.now() - t1) / 1000).toFixed(1)} s at ${webhdfs})`,
+      );
     }
     expect(await hdfsHealthy(webhdfs), `HDFS at ${webhdfs} is not healthy`).to.equal(true);
     client = new WebHdfsClient({ url: webhdfs, user: 'tfos', timeoutMs: 30_000 });
@@ -177,7 +179,12 @@ describe('HDFS over WebHDFS (real NameNode + DataNode)', function () {
 
   it('a missing path is a WebHdfsError FileNotFoundException naming the path', async () => {
     const missing = `${root}/no/such/file.bin`;
-    for (const attempt of [() => client.status(missing), () => client.open(missing), () => client.list(missing), () => client.append(missing, Buffer.from('x'))]) {
+    for (const attempt of [
+      () => client.status(missing),
+      () => client.open(missing),
+      () => client.list(missing),
+      () => client.append(missing, Buffer.from('x')),
+    ]) {
       const err = await rejection(attempt());
       expect(err, String(err)).to.be.instanceOf(WebHdfsError);
       const e = err as WebHdfsError;

@@ -36,7 +36,11 @@ describe('one training function for both input modes (--data PATH --epochs E)', 
     // Spark reads the Parquet copy; pyarrow comes with `tfos setup`, so its absence is a broken setup.
     if (!python) throw new Error("no Python with pyarrow (the Parquet writer): run 'node bin/tfos.js setup'");
     dir = tempDir('tfos-modes-');
-    await writeCifarDataset(generatedCifarSet(ROWS, { seed: 5, testRecords: 10 }), resolveLocation(path.join(dir, 'cifar')), { partitions: 3, batchRows: 50, parquet: { python } });
+    await writeCifarDataset(generatedCifarSet(ROWS, { seed: 5, testRecords: 10 }), resolveLocation(path.join(dir, 'cifar')), {
+      partitions: 3,
+      batchRows: 50,
+      parquet: { python },
+    });
     train = path.join(dir, 'cifar', 'train');
   });
   after(() => dir && fs.rmSync(dir, { recursive: true, force: true }));
@@ -44,7 +48,15 @@ describe('one training function for both input modes (--data PATH --epochs E)', 
   const idSum = (ROWS * (ROWS - 1)) / 2;
   for (const mode of [InputMode.TENSORFLOW, InputMode.SPARK]) {
     it(`InputMode.${mode.toUpperCase()}: every row reaches the workers once per epoch, and ctx.data names the data`, async () => {
-      const handle = await TFCluster.run({ module: countRows, numExecutors: 2, inputMode: mode, data: train, epochs: 2, via: { local: {} }, reservationTimeout: 180 });
+      const handle = await TFCluster.run({
+        module: countRows,
+        numExecutors: 2,
+        inputMode: mode,
+        data: train,
+        epochs: 2,
+        via: { local: {} },
+        reservationTimeout: 180,
+      });
       const counts = [...(await handle.shutdown({ timeout: 300 })).values()] as Count[];
       expect(counts).to.have.length(2);
       expect(counts.reduce((a, c) => a + c.rows, 0)).to.equal(2 * ROWS);
@@ -57,7 +69,13 @@ describe('one training function for both input modes (--data PATH --epochs E)', 
     });
 
     it(`InputMode.${mode.toUpperCase()}: asking for data when the run was given none fails with the flag to add, no hang`, async () => {
-      const handle = await TFCluster.run({ module: countRows, numExecutors: 1, inputMode: mode, via: { local: {} }, reservationTimeout: 180 });
+      const handle = await TFCluster.run({
+        module: countRows,
+        numExecutors: 1,
+        inputMode: mode,
+        via: { local: {} },
+        reservationTimeout: 180,
+      });
       const err = await rejection(handle.shutdown({ timeout: 120 }));
       expect(err.message).to.contain('add --data PATH');
       expect(err.message).to.contain('chief:0');
@@ -66,6 +84,8 @@ describe('one training function for both input modes (--data PATH --epochs E)', 
 
   it('TFCluster.run refuses epochs without data, and a non-positive epochs', async () => {
     expect((await rejection(TFCluster.run({ module: countRows, numExecutors: 1, epochs: 2 }))).message).to.contain('epochs needs data');
-    expect((await rejection(TFCluster.run({ module: countRows, numExecutors: 1, data: train, epochs: 0 }))).message).to.contain('epochs must be a positive integer');
+    expect((await rejection(TFCluster.run({ module: countRows, numExecutors: 1, data: train, epochs: 0 }))).message).to.contain(
+      'epochs must be a positive integer',
+    );
   });
 });

@@ -102,7 +102,8 @@ describe('Livy (real server) and spark-submit', function () {
         let t = Date.now();
         const livy = await provisionLivy(tfosPaths(), silentLogger);
         note(`Livy provisioning: ${seconds(t)}`);
-        if (!livy.replJarsDir) noSessions = `the Livy provisioned here is the ${VERSIONS.livy.central} fallback (no Livy ${VERSIONS.livy.source} source release on this machine), which runs no sessions`;
+        if (!livy.replJarsDir)
+          noSessions = `the Livy provisioned here is the ${VERSIONS.livy.central} fallback (no Livy ${VERSIONS.livy.source} source release on this machine), which runs no sessions`;
         const stack = livyService(livy, { stackDir, port: await freePort(), sparkMaster: master, spark });
         t = Date.now();
         running.push(await startService(stack.service, logs));
@@ -122,7 +123,10 @@ describe('Livy (real server) and spark-submit', function () {
 
   it('a PySpark batch reaches success and its log has the result', async () => {
     const t = Date.now();
-    const batch = await client.runBatch({ file: job('good.py'), name: `tfos-test-good-${RUN}`, ...SMALL }, { timeoutMs: 600_000, maxPollMs: 2000 });
+    const batch = await client.runBatch(
+      { file: job('good.py'), name: `tfos-test-good-${RUN}`, ...SMALL },
+      { timeoutMs: 600_000, maxPollMs: 2000 },
+    );
     note(`batch to success: ${seconds(t)}`);
     expect(batch.state).to.equal('success');
     const log = await client.batchLog(batch.id, 0, 10_000);
@@ -131,10 +135,12 @@ describe('Livy (real server) and spark-submit', function () {
 
   it('a failing batch reaches dead, and the error carries its log', async () => {
     const t = Date.now();
-    const err = await client.runBatch({ file: job('bad.py'), name: `tfos-test-bad-${RUN}`, ...SMALL }, { timeoutMs: 600_000, maxPollMs: 2000 }).then(
-      () => undefined,
-      (e: unknown) => e,
-    );
+    const err = await client
+      .runBatch({ file: job('bad.py'), name: `tfos-test-bad-${RUN}`, ...SMALL }, { timeoutMs: 600_000, maxPollMs: 2000 })
+      .then(
+        () => undefined,
+        (e: unknown) => e,
+      );
     note(`failing batch to dead: ${seconds(t)}`);
     expect(err).to.be.instanceOf(LivyBatchFailedError);
     const e = err as LivyBatchFailedError;
@@ -171,7 +177,19 @@ describe('Livy (real server) and spark-submit', function () {
     const t = Date.now();
     const res = await run(
       path.join(spark.sparkHome, 'bin', 'spark-submit'),
-      ['--master', master, '--driver-memory', '512m', '--conf', 'spark.executor.memory=512m', '--conf', 'spark.executor.cores=1', '--conf', 'spark.cores.max=1', path.join(jobsDir, 'good.py')],
+      [
+        '--master',
+        master,
+        '--driver-memory',
+        '512m',
+        '--conf',
+        'spark.executor.memory=512m',
+        '--conf',
+        'spark.executor.cores=1',
+        '--conf',
+        'spark.cores.max=1',
+        path.join(jobsDir, 'good.py'),
+      ],
       { env: sparkEnv(spark), timeoutMs: 600_000 },
     );
     note(`spark-submit: ${seconds(t)}`);

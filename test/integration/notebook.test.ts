@@ -28,17 +28,25 @@ interface Cell {
   outputs?: Output[];
 }
 
-const text = (v: string | string[] | undefined) => (Array.isArray(v) ? v.join('') : v ?? '');
+const text = (v: string | string[] | undefined) => (Array.isArray(v) ? v.join('') : (v ?? ''));
 
 function notebookTrainers(): number[] {
   try {
-    return execFileSync('pgrep', ['-f', 'trainer-main.js']).toString().split('\n').filter(Boolean).map(Number).filter((pid) => {
-      try {
-        return fs.readFileSync(`/proc/${pid}/environ`, 'utf8').includes('cifar10-train.ts') || fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('cifar10-train');
-      } catch {
-        return false;
-      }
-    });
+    return execFileSync('pgrep', ['-f', 'trainer-main.js'])
+      .toString()
+      .split('\n')
+      .filter(Boolean)
+      .map(Number)
+      .filter((pid) => {
+        try {
+          return (
+            fs.readFileSync(`/proc/${pid}/environ`, 'utf8').includes('cifar10-train.ts') ||
+            fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('cifar10-train')
+          );
+        } catch {
+          return false;
+        }
+      });
   } catch {
     return [];
   }
@@ -57,7 +65,11 @@ describe('the CIFAR-10 notebook (tslab), executed headlessly against the stack',
   it('runs every cell: live progress, a PNG plot, labelled inference images, accuracy above chance, clean shutdown', async () => {
     const out = path.join(dir, 'cifar10.out.ipynb');
     const { code, log } = await new Promise<{ code: number | null; log: string }>((resolve) => {
-      const child = spawn(process.execPath, [path.join(REPO, 'bin', 'tfos.js'), 'notebook', '--execute', NOTEBOOK, '--output', out, '--timeout', '1500'], { stdio: ['ignore', 'pipe', 'pipe'] });
+      const child = spawn(
+        process.execPath,
+        [path.join(REPO, 'bin', 'tfos.js'), 'notebook', '--execute', NOTEBOOK, '--output', out, '--timeout', '1500'],
+        { stdio: ['ignore', 'pipe', 'pipe'] },
+      );
       let all = '';
       child.stdout.on('data', (c: Buffer) => (all += c.toString()));
       child.stderr.on('data', (c: Buffer) => (all += c.toString()));

@@ -40,7 +40,13 @@ describe('tfos pack: running from a shipped archive', function () {
           archive: { uri: archive, projectDir: project, bundledNode: withNode },
           reservationTimeout: 180,
         });
-        const results = [...(await handle.shutdown({ timeout: 120 })).values()] as Array<{ job: string; cwd: string; file: string; node: string; args: unknown }>;
+        const results = [...(await handle.shutdown({ timeout: 120 })).values()] as Array<{
+          job: string;
+          cwd: string;
+          file: string;
+          node: string;
+          args: unknown;
+        }>;
         expect(results).to.have.length(2);
         for (const r of results) {
           expect(r.args).to.deep.equal(['shipped']);

@@ -145,7 +145,9 @@ function securitySuite(name: string, via: () => RouteOption, unavailable?: () =>
 
 securitySuite('the embedded local Spark', () => ({ local: {} }));
 // Routes on the stack: requireStack() throws, naming the service, when the stack is missing or broken.
-securitySuite('spark-submit to the standalone master', () => ({ sparkSubmit: { master: requireStack().sparkMaster, conf: { 'spark.executor.memory': '512m' } } }));
+securitySuite('spark-submit to the standalone master', () => ({
+  sparkSubmit: { master: requireStack().sparkMaster, conf: { 'spark.executor.memory': '512m' } },
+}));
 securitySuite('a Livy batch', () => ({ livy: { url: requireStack().livy, executorMemory: '512m', driverMemory: '512m' } }));
 securitySuite(
   'a Livy interactive session',

@@ -92,7 +92,13 @@ function feedSuite(name: string, via: () => RouteOption, layout = { nodes: 3, ps
     });
 
     it('a missing input path fails train() with the path in the message, and the trainers with it', async () => {
-      const handle = await TFCluster.run({ module: consumer, numExecutors: 2, inputMode: InputMode.SPARK, via: via(), reservationTimeout: 180 });
+      const handle = await TFCluster.run({
+        module: consumer,
+        numExecutors: 2,
+        inputMode: InputMode.SPARK,
+        via: via(),
+        reservationTimeout: 180,
+      });
       const missing = path.join(dir, 'no-such-data');
       const err = await handle.train(missing).catch((e: Error) => e);
       expect((err as Error).message).to.contain('no-such-data');
@@ -101,7 +107,14 @@ function feedSuite(name: string, via: () => RouteOption, layout = { nodes: 3, ps
     });
 
     it('a trainer that terminates its feed early ends the feed cleanly (no hang), reported per worker', async () => {
-      const handle = await TFCluster.run({ module: consumer, numExecutors: 2, inputMode: InputMode.SPARK, args: ['terminate'], via: via(), reservationTimeout: 180 });
+      const handle = await TFCluster.run({
+        module: consumer,
+        numExecutors: 2,
+        inputMode: InputMode.SPARK,
+        args: ['terminate'],
+        via: via(),
+        reservationTimeout: 180,
+      });
       const epochs = await handle.train(data, { epochs: 3 });
       // Stops after the first epoch: every worker said it terminated.
       expect(epochs).to.have.length(1);
@@ -112,7 +125,14 @@ function feedSuite(name: string, via: () => RouteOption, layout = { nodes: 3, ps
     });
 
     it('a trainer killed mid-stream fails train() as a crash naming the node, not as an early end', async () => {
-      const handle = await TFCluster.run({ module: consumer, numExecutors: 2, inputMode: InputMode.SPARK, args: ['crash'], via: via(), reservationTimeout: 180 });
+      const handle = await TFCluster.run({
+        module: consumer,
+        numExecutors: 2,
+        inputMode: InputMode.SPARK,
+        args: ['crash'],
+        via: via(),
+        reservationTimeout: 180,
+      });
       try {
         const err = await rejection(handle.train(data, { epochs: 3 }));
         // Both trainers crash; whichever feed notices first names its worker (feed index 0 or 1) and host:port.
@@ -135,7 +155,11 @@ function feedSuite(name: string, via: () => RouteOption, layout = { nodes: 3, ps
 
 feedSuite('the embedded local Spark', () => ({ local: {} }));
 // The stack's 4 task slots hold 2 nodes and their 2 feeding tasks.
-feedSuite('spark-submit to the standalone master', () => ({ sparkSubmit: { master: requireStack().sparkMaster, conf: { 'spark.executor.memory': '512m' } } }), { nodes: 2, ps: 0 });
+feedSuite(
+  'spark-submit to the standalone master',
+  () => ({ sparkSubmit: { master: requireStack().sparkMaster, conf: { 'spark.executor.memory': '512m' } } }),
+  { nodes: 2, ps: 0 },
+);
 
 describe('InputMode.SPARK feeding a DataFrame of a Livy interactive session', function () {
   this.timeout(600_000);
@@ -153,10 +177,19 @@ describe('InputMode.SPARK feeding a DataFrame of a Livy interactive session', fu
 
   it('feeds a DataFrame the notebook defined in the session, every row once', async () => {
     const client = new LivyClient({ url: livyUrl });
-    const session = await client.createSession({ kind: 'pyspark', driverMemory: '512m', executorMemory: '512m', executorCores: 1, conf: { 'spark.executor.cores': '1' } });
+    const session = await client.createSession({
+      kind: 'pyspark',
+      driverMemory: '512m',
+      executorMemory: '512m',
+      executorCores: 1,
+      conf: { 'spark.executor.cores': '1' },
+    });
     try {
       await client.waitForSessionIdle(session.id, { timeoutMs: 300_000 });
-      await client.runStatement(session.id, `df = spark.read.parquet(${JSON.stringify(`file://${path.join(dir, 'data')}`)}).filter("id % 2 = 0")`);
+      await client.runStatement(
+        session.id,
+        `df = spark.read.parquet(${JSON.stringify(`file://${path.join(dir, 'data')}`)}).filter("id % 2 = 0")`,
+      );
       const handle = await TFCluster.run({
         module: consumer,
         numExecutors: 2,

@@ -13,13 +13,18 @@ import { requireStack } from '../support/stack';
 
 const FIXTURES = path.resolve(__dirname, '../../../test/fixtures/modules');
 
-
 function trainersOf(modulePath: string): number[] {
   try {
-    return execFileSync('pgrep', ['-f', `trainer-main.js`]).toString().split('\n').filter(Boolean).map(Number)
+    return execFileSync('pgrep', ['-f', `trainer-main.js`])
+      .toString()
+      .split('\n')
+      .filter(Boolean)
+      .map(Number)
       .filter((pid) => {
         try {
-          return execFileSync('cat', [`/proc/${pid}/environ`]).toString().includes(path.basename(modulePath));
+          return execFileSync('cat', [`/proc/${pid}/environ`])
+            .toString()
+            .includes(path.basename(modulePath));
         } catch {
           return false;
         }
@@ -43,8 +48,23 @@ describe('spark-submit typed by hand (the line `tfos submit-command` prints)', f
   });
 
   it('runs 3 nodes with 1 ps like tfos run: roles, arguments and results in the driver log, exit 0', async () => {
-    const line = await printedLine([path.join(FIXTURES, 'report-context.js'), '--master', master, '--cluster-size', '3', '--num-ps', '1', '--reservation-timeout', '300', '--', 'lr=0.1', 'two words']);
-    expect(line).to.match(/spark-submit --master spark:\/\/\S+ .*tfos_launcher\.py \S+report-context\.js --cluster-size 3 --num-ps 1 --reservation-timeout 300 -- lr=0\.1 'two words'$/);
+    const line = await printedLine([
+      path.join(FIXTURES, 'report-context.js'),
+      '--master',
+      master,
+      '--cluster-size',
+      '3',
+      '--num-ps',
+      '1',
+      '--reservation-timeout',
+      '300',
+      '--',
+      'lr=0.1',
+      'two words',
+    ]);
+    expect(line).to.match(
+      /spark-submit --master spark:\/\/\S+ .*tfos_launcher\.py \S+report-context\.js --cluster-size 3 --num-ps 1 --reservation-timeout 300 -- lr=0\.1 'two words'$/,
+    );
     const { code, output } = await runCaptured(['bash', '-c', line], 600_000);
     expect(output).to.contain('[tfos-launcher] starting the Node driver');
     for (const role of ['ps:0', 'chief:0', 'worker:0']) {
@@ -56,11 +76,13 @@ describe('spark-submit typed by hand (the line `tfos submit-command` prints)', f
     expect(code, output.slice(-3000)).to.equal(0);
   });
 
-  it("a failing node: its message in the driver log, spark-submit exits non-zero, no trainer left", async () => {
+  it('a failing node: its message in the driver log, spark-submit exits non-zero, no trainer left', async () => {
     const module = path.join(FIXTURES, 'throws.js');
     const line = await printedLine([module, '--master', master, '--cluster-size', '3', '--num-ps', '1', '--reservation-timeout', '300']);
     const { code, output } = await runCaptured(['bash', '-c', line], 600_000);
-    expect(output).to.match(/\[tfos\] FAILED: TF node chief:0 \(node \d, executor \S+ on [\d.]+\) failed: boom-from-the-chief: bad learning rate/);
+    expect(output).to.match(
+      /\[tfos\] FAILED: TF node chief:0 \(node \d, executor \S+ on [\d.]+\) failed: boom-from-the-chief: bad learning rate/,
+    );
     expect(code).to.not.equal(0);
     const deadline = Date.now() + 15_000;
     while (trainersOf(module).length && Date.now() < deadline) await new Promise((r) => setTimeout(r, 250));

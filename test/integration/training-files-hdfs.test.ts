@@ -31,7 +31,9 @@ describe('training files on HDFS (local stack, WebHDFS)', function () {
 
   it('checkpoints: saved atomically, pruned to `keep`, an interrupted one never loaded', async () => {
     const c = new Checkpoints(`${base}/ckpt`, { webhdfs, keep: 2 });
-    const t = (v: number): Record<string, HostTensor[]> => ({ weights: [{ name: 'w', shape: [3], dtype: 'float32', values: Float32Array.of(v, v + 1, v + 2) }] });
+    const t = (v: number): Record<string, HostTensor[]> => ({
+      weights: [{ name: 'w', shape: [3], dtype: 'float32', values: Float32Array.of(v, v + 1, v + 2) }],
+    });
     for (const step of [10, 20, 30]) await c.save(step, t(step), { step });
     expect(await c.steps()).to.deep.equal([30, 20]);
     // A writer killed mid-save leaves a staging directory, and one with the final name but no manifest.

@@ -33,7 +33,6 @@ function expectReports(reports: Array<Report | null>): void {
   }
 }
 
-
 describe('a .ts training module through every route', function () {
   // Each case starts a Spark application and a cluster; the shared 2-core machine can be slow.
   this.timeout(15 * 60_000);
@@ -47,20 +46,33 @@ describe('a .ts training module through every route', function () {
     it(`TFCluster.run via ${name}`, async function () {
       const why = unavailable?.();
       if (why) skipBecause(this, why);
-      const handle = await TFCluster.run({ module: train, numExecutors: 2, args: ['from', 'typescript'], via: via(), reservationTimeout: 300 });
+      const handle = await TFCluster.run({
+        module: train,
+        numExecutors: 2,
+        args: ['from', 'typescript'],
+        via: via(),
+        reservationTimeout: 300,
+      });
       expectReports([...(await handle.shutdown({ timeout: 300 })).values()] as Array<Report | null>);
     });
 
   viaApi('the embedded local Spark', () => ({ local: {} }));
   viaApi('a Livy batch', () => ({ livy: { url: requireStack().livy, executorMemory: '512m', driverMemory: '512m' } }));
-  viaApi('a Livy session', () => ({ livy: { url: requireStack().livy, mode: 'session', executorMemory: '512m', driverMemory: '512m' } }), () => {
-    const s = livySessionsOrWhyNot(requireStack());
-    return s.ok ? undefined : s.why;
-  });
+  viaApi(
+    'a Livy session',
+    () => ({ livy: { url: requireStack().livy, mode: 'session', executorMemory: '512m', driverMemory: '512m' } }),
+    () => {
+      const s = livySessionsOrWhyNot(requireStack());
+      return s.ok ? undefined : s.why;
+    },
+  );
 
   it('tfos run train.ts with no route flags (the running stack)', async () => {
     requireStack();
-    const { code, output } = await runCaptured([process.execPath, TFOS, 'run', train, '--cluster-size', '2', '--reservation-timeout', '300', '--', 'from', 'typescript'], 600_000);
+    const { code, output } = await runCaptured(
+      [process.execPath, TFOS, 'run', train, '--cluster-size', '2', '--reservation-timeout', '300', '--', 'from', 'typescript'],
+      600_000,
+    );
     expect(output).to.contain('submitted spark-submit --master spark://');
     expect(output).to.match(/chief:0\s*\| chief:0 computed 12 in TypeScript/);
     expect(output).to.match(/worker:0 returned \{"job":"worker","value":12,"backend":"tensorflow","sameEngine":true/);
@@ -68,7 +80,18 @@ describe('a .ts training module through every route', function () {
   });
 
   it('spark-submit typed by hand with train.ts', async () => {
-    const line = await submitLine([train, '--master', requireStack().sparkMaster, '--cluster-size', '2', '--reservation-timeout', '300', '--', 'from', 'typescript']);
+    const line = await submitLine([
+      train,
+      '--master',
+      requireStack().sparkMaster,
+      '--cluster-size',
+      '2',
+      '--reservation-timeout',
+      '300',
+      '--',
+      'from',
+      'typescript',
+    ]);
     const text = [...Object.entries(line.env).map(([k, v]) => `${k}=${shellQuote(v)}`), ...line.argv.map(shellQuote)].join(' ');
     const { code, output } = await runCaptured(['bash', '-c', text], 600_000);
     expect(output).to.match(/worker:0 returned \{"job":"worker","value":12,"backend":"tensorflow","sameEngine":true/);

@@ -54,7 +54,12 @@ describe('multi-host stack: N network namespaces on one machine', function () {
     const prefix = network!.subnet.replace(/\.0\/24$/, '.');
     for (const h of hosts!) expect(h.address.startsWith(prefix)).to.equal(true);
     const a = hosts![0].address;
-    expect([hostOf(mh.status.spark.master), hostOf(mh.status.hdfs.defaultFS), hostOf(mh.status.hdfs.webhdfs), hostOf(mh.status.livy.url)]).to.deep.equal([a, a, a, a]);
+    expect([
+      hostOf(mh.status.spark.master),
+      hostOf(mh.status.hdfs.defaultFS),
+      hostOf(mh.status.hdfs.webhdfs),
+      hostOf(mh.status.livy.url),
+    ]).to.deep.equal([a, a, a, a]);
     expect(mh.status.spark.workers).to.equal(2);
   });
 
@@ -65,15 +70,28 @@ describe('multi-host stack: N network namespaces on one machine', function () {
       expect(routes.stdout, `routes of host ${h.name}`).not.to.match(/^default/m);
     }
     const ports = await run('ip', ['-o', 'link', 'show', 'master', network!.bridge]);
-    const attached = ports.stdout.split('\n').filter(Boolean).map((l) => l.split(':')[1].trim().split('@')[0]);
+    const attached = ports.stdout
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => l.split(':')[1].trim().split('@')[0]);
     expect(attached.sort()).to.deep.equal(hosts!.map((_, i) => `tf${network!.id}h${i}`).sort());
   });
 
-  it('spark-submit: 3 nodes with 1 ps register with their worker hosts\' addresses; all-reduce and ps training run across hosts', async () => {
+  it("spark-submit: 3 nodes with 1 ps register with their worker hosts' addresses; all-reduce and ps training run across hosts", async () => {
     const size = 100_003;
-    const handle = await TFCluster.run({ module: ALLREDUCE, numExecutors: 3, numPs: 1, args: { size }, via: { sparkSubmit: { master: master() } }, reservationTimeout: 240 });
+    const handle = await TFCluster.run({
+      module: ALLREDUCE,
+      numExecutors: 3,
+      numPs: 1,
+      args: { size },
+      via: { sparkSubmit: { master: master() } },
+      reservationTimeout: 240,
+    });
     const hosts = [...handle.nodes.values()].map((n) => n.host);
-    const results = (await handle.shutdown({ timeout: 180 })) as Map<number, { jobName: string; rank: number; sum: number[]; mean: number; psWeights: number[] }>;
+    const results = (await handle.shutdown({ timeout: 180 })) as Map<
+      number,
+      { jobName: string; rank: number; sum: number[]; mean: number; psWeights: number[] }
+    >;
     for (const h of hosts) expect(workerAddresses, `node host ${h}`).to.include(h);
     // Spark spreads the three executors over both worker hosts.
     expect(new Set(hosts).size).to.equal(2);
@@ -86,16 +104,26 @@ describe('multi-host stack: N network namespaces on one machine', function () {
     }
   });
 
-  it('Livy batch on host a (submitting to YARN when the stack has it): the cluster spec carries every node\'s own host address', async () => {
-    const handle = await TFCluster.run({ module: REPORT, numExecutors: 3, numPs: 1, args: ['via-livy'], via: { livy: { url: mh.status.livy.url } }, reservationTimeout: 240 });
-    const results = [...(await handle.shutdown({ timeout: 180 })).values()] as Array<{ jobName: string; clusterSpec: Record<string, string[]> }>;
+  it("Livy batch on host a (submitting to YARN when the stack has it): the cluster spec carries every node's own host address", async () => {
+    const handle = await TFCluster.run({
+      module: REPORT,
+      numExecutors: 3,
+      numPs: 1,
+      args: ['via-livy'],
+      via: { livy: { url: mh.status.livy.url } },
+      reservationTimeout: 240,
+    });
+    const results = [...(await handle.shutdown({ timeout: 180 })).values()] as Array<{
+      jobName: string;
+      clusterSpec: Record<string, string[]>;
+    }>;
     const spec = results.find((r) => r.jobName === 'chief')!.clusterSpec;
     const addresses = Object.values(spec).flat();
     expect(addresses).to.have.length(3);
     for (const a of addresses) expect(workerAddresses).to.include(a.replace(/:\d+$/, ''));
   });
 
-  describe('CIFAR-10 on the hosts\' HDFS, fed in both input modes', () => {
+  describe("CIFAR-10 on the hosts' HDFS, fed in both input modes", () => {
     const RECORDS = CIFAR_RECORDS.train;
     const TEST_RECORDS = CIFAR_RECORDS.test;
     let data: string;
@@ -152,7 +180,8 @@ describe('multi-host stack: N network namespaces on one machine', function () {
         try {
           const parts = (await webhdfs.list('/tfos-mh/predictions')).filter((f) => f.pathSuffix.endsWith('.parquet'));
           expect(parts.length).to.be.above(0);
-          for (const f of parts) fs.writeFileSync(path.join(local, f.pathSuffix), await webhdfs.readAll(`/tfos-mh/predictions/${f.pathSuffix}`));
+          for (const f of parts)
+            fs.writeFileSync(path.join(local, f.pathSuffix), await webhdfs.readAll(`/tfos-mh/predictions/${f.pathSuffix}`));
           const rows = await readParquet(local, ['id', 'prediction']);
           expect(rows).to.have.length(TEST_RECORDS);
           expect(new Set(rows.map((r) => r.id)).size).to.equal(TEST_RECORDS);
@@ -166,7 +195,13 @@ describe('multi-host stack: N network namespaces on one machine', function () {
   });
 
   it('a worker host whose link is cut fails the run with an error naming that host (heartbeat bound 10 s)', async () => {
-    const handle = await TFCluster.run({ module: SLEEPS, numExecutors: 2, via: { sparkSubmit: { master: master() } }, reservationTimeout: 240, heartbeatTimeout: 10 });
+    const handle = await TFCluster.run({
+      module: SLEEPS,
+      numExecutors: 2,
+      via: { sparkSubmit: { master: master() } },
+      reservationTimeout: 240,
+      heartbeatTimeout: 10,
+    });
     const victim = [...handle.nodes.values()].find((n) => n.job === 'worker')!;
     const cutAt = Date.now();
     await setStackHostLink(victim.host, false, mh.env);

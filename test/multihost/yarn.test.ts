@@ -41,7 +41,21 @@ describe('Spark on YARN (tfos stack up --hosts 3 --yarn)', function () {
     // The stack's HADOOP_CONF_DIR (found through TFOS_HOME) names the ResourceManager.
     const { stdout, stderr } = await promisify(execFile)(
       process.execPath,
-      [path.join(ROOT, 'bin/tfos.js'), 'run', ALLREDUCE, '--via', 'spark-submit', '--master', 'yarn', '--cluster-size', '3', '--num-ps', '1', '--reservation-timeout', '600'],
+      [
+        path.join(ROOT, 'bin/tfos.js'),
+        'run',
+        ALLREDUCE,
+        '--via',
+        'spark-submit',
+        '--master',
+        'yarn',
+        '--cluster-size',
+        '3',
+        '--num-ps',
+        '1',
+        '--reservation-timeout',
+        '600',
+      ],
       { env: mh.env, timeout: 800_000, maxBuffer: 1 << 26 },
     ).catch((err: { stdout?: string; stderr?: string; message: string }) => {
       throw new Error(`tfos run failed: ${err.message}\n${err.stderr ?? ''}`);
@@ -72,7 +86,10 @@ describe('Spark on YARN (tfos stack up --hosts 3 --yarn)', function () {
       expect(epochs[0].workers.reduce((a, w) => a + w.rows, 0)).to.equal(CIFAR_RECORDS.train);
       const webhdfs = new WebHdfsClient({ url: mh.status.hdfs.webhdfs });
       await webhdfs.delete('/tfos-mh/yarn-predictions', { recursive: true });
-      await handle.inference(`${data}/test`, { output: `${mh.status.hdfs.defaultFS}/tfos-mh/yarn-predictions`, resultSchema: 'prediction int' });
+      await handle.inference(`${data}/test`, {
+        output: `${mh.status.hdfs.defaultFS}/tfos-mh/yarn-predictions`,
+        resultSchema: 'prediction int',
+      });
       const ids = [...(await handle.shutdown({ timeout: 180 })).values()].filter(Boolean).flatMap((r) => (r as { ids: number[] }).ids);
       expect(ids).to.have.length(CIFAR_RECORDS.train);
       expect(new Set(ids).size).to.equal(CIFAR_RECORDS.train);

@@ -21,7 +21,9 @@ export function sharedCifarLocation(): string {
 /** The real CIFAR-10 directory if it has the files. */
 export function sharedCifarDir(): string | undefined {
   const dir = sharedCifarLocation();
-  const ok = [...CIFAR.trainFiles, ...CIFAR.testFiles].every((n) => fs.existsSync(path.join(dir, n)) || fs.existsSync(path.join(dir, `${n}.xz`)));
+  const ok = [...CIFAR.trainFiles, ...CIFAR.testFiles].every(
+    (n) => fs.existsSync(path.join(dir, n)) || fs.existsSync(path.join(dir, `${n}.xz`)),
+  );
   return ok ? dir : undefined;
 }
 
@@ -30,7 +32,11 @@ export function tempDir(prefix = 'tfos-cifar-'): string {
 }
 
 /** Writes a generated set of `train` records (five files) and `test` records as CIFAR batch files. */
-export async function writeCifarFixture(dir: string, train: number, opts: { test?: number; seed?: number; xz?: boolean } = {}): Promise<CifarSourceSet> {
+export async function writeCifarFixture(
+  dir: string,
+  train: number,
+  opts: { test?: number; seed?: number; xz?: boolean } = {},
+): Promise<CifarSourceSet> {
   const set = generatedCifarSet(train, { testRecords: opts.test, seed: opts.seed ?? 3 });
   await writeCifarFiles(dir, set, { xz: opts.xz });
   return set;
@@ -78,7 +84,11 @@ export function arrowPython(): string | undefined {
 export function parquetRowCount(python: string, dir: string): { rows: number; columns: string[]; types: string[] } {
   const out = execFileSync(
     python,
-    ['-c', 'import sys, json, pyarrow.parquet as pq; t = pq.read_table(sys.argv[1]); print(json.dumps({"rows": t.num_rows, "columns": t.column_names, "types": [str(f.type) for f in t.schema]}))', dir],
+    [
+      '-c',
+      'import sys, json, pyarrow.parquet as pq; t = pq.read_table(sys.argv[1]); print(json.dumps({"rows": t.num_rows, "columns": t.column_names, "types": [str(f.type) for f in t.schema]}))',
+      dir,
+    ],
     { encoding: 'utf8', timeout: 120_000 },
   );
   return JSON.parse(out.trim()) as { rows: number; columns: string[]; types: string[] };

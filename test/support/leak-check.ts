@@ -19,7 +19,9 @@ function describe(h: unknown): string | undefined {
   }
   if (h instanceof net.Socket) {
     if ((h as net.Socket & { fd?: number }).fd !== undefined && [0, 1, 2].includes((h as unknown as { fd: number }).fd)) return undefined;
-    return h.remoteAddress ? `socket ${h.localAddress}:${h.localPort} → ${h.remoteAddress}:${h.remotePort}` : `${name} (pipe or unconnected socket)`;
+    return h.remoteAddress
+      ? `socket ${h.localAddress}:${h.localPort} → ${h.remoteAddress}:${h.remotePort}`
+      : `${name} (pipe or unconnected socket)`;
   }
   if (name === 'ChildProcess') {
     const c = h as ChildProcess;

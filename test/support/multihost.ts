@@ -69,7 +69,12 @@ export async function startMultiHostStack(): Promise<MultiHostStack | undefined>
   const started = Date.now();
   try {
     // YARN shares the start (TFOS_TEST_YARN=0 leaves it out): the Livy tests then run through it.
-    const status = await stackUp({ hosts: 3, yarn: process.env.TFOS_TEST_YARN !== '0', env, log: (l) => process.stderr.write(`      [multi-host stack] ${l}\n`) });
+    const status = await stackUp({
+      hosts: 3,
+      yarn: process.env.TFOS_TEST_YARN !== '0',
+      env,
+      log: (l) => process.stderr.write(`      [multi-host stack] ${l}\n`),
+    });
     process.stderr.write(`      [multi-host stack] up in ${((Date.now() - started) / 1000).toFixed(1)} s\n`);
     current = { home, env, status };
     owned = true;
@@ -100,7 +105,10 @@ export async function networkLeftovers(id: string): Promise<string[]> {
   const ns = await runAllowingFailure('ip', ['netns', 'list'], { timeoutMs: 10_000 });
   const links = await runAllowingFailure('ip', ['-o', 'link', 'show'], { timeoutMs: 10_000 });
   return [
-    ...ns.stdout.split('\n').map((l) => l.split(' ')[0]).filter((n) => n.startsWith(`tfos-${id}-`)),
+    ...ns.stdout
+      .split('\n')
+      .map((l) => l.split(' ')[0])
+      .filter((n) => n.startsWith(`tfos-${id}-`)),
     ...links.stdout
       .split('\n')
       .map((l) => l.split(':')[1]?.trim().split('@')[0] ?? '')
@@ -123,7 +131,20 @@ export function cifarOnStack(mh: MultiHostStack): Promise<string> {
     const root = path.resolve(__dirname, '../../..');
     await promisify(execFile)(
       process.execPath,
-      [path.join(root, 'bin/tfos.js'), 'data', 'cifar10', '--generate', String(CIFAR_RECORDS.train), '--dest', data, '--webhdfs', mh.status.hdfs.webhdfs, '--partitions', '4', '--overwrite'],
+      [
+        path.join(root, 'bin/tfos.js'),
+        'data',
+        'cifar10',
+        '--generate',
+        String(CIFAR_RECORDS.train),
+        '--dest',
+        data,
+        '--webhdfs',
+        mh.status.hdfs.webhdfs,
+        '--partitions',
+        '4',
+        '--overwrite',
+      ],
       { env: mh.env, timeout: 300_000 },
     );
     return data;

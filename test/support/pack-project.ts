@@ -46,4 +46,3 @@ export function makeProject(): string {
   for (const dep of Object.keys(own.dependencies)) copyPackage(dep);
   return dir;
 }
-

@@ -37,10 +37,12 @@ function isZombie(pid: number): boolean {
 export function clusterProcesses(clusterId: string): number[] {
   const all = pids().filter((p) => p !== process.pid && !isZombie(p));
   const roots = new Set(
-    all.filter((p) => read(p, 'environ').split('\0').includes(`TFOS_CLUSTER_ID=${clusterId}`) || read(p, 'cmdline').includes(`(${clusterId})`)),
+    all.filter(
+      (p) => read(p, 'environ').split('\0').includes(`TFOS_CLUSTER_ID=${clusterId}`) || read(p, 'cmdline').includes(`(${clusterId})`),
+    ),
   );
   const members = new Set(roots);
-  for (let grew = true; grew; ) {
+  for (let grew = true; grew;) {
     grew = false;
     for (const p of all) {
       if (!members.has(p) && members.has(parentOf(p))) {
@@ -66,10 +68,14 @@ export function describeProcesses(list: number[]): string {
  * Resolves once `cond()` holds, checking every `everyMs`; rejects with `what` after `timeoutMs`.
  * For conditions nothing signals (a process exiting elsewhere), instead of a fixed sleep.
  */
-export async function waitFor(cond: () => boolean, opts: { timeoutMs: number; what: string | (() => string); everyMs?: number }): Promise<void> {
+export async function waitFor(
+  cond: () => boolean,
+  opts: { timeoutMs: number; what: string | (() => string); everyMs?: number },
+): Promise<void> {
   const deadline = Date.now() + opts.timeoutMs;
   while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`${typeof opts.what === 'function' ? opts.what() : opts.what} (waited ${opts.timeoutMs / 1000} s)`);
+    if (Date.now() > deadline)
+      throw new Error(`${typeof opts.what === 'function' ? opts.what() : opts.what} (waited ${opts.timeoutMs / 1000} s)`);
     await new Promise((r) => setTimeout(r, opts.everyMs ?? 200));
   }
 }

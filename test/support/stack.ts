@@ -48,7 +48,11 @@ const HOW = "start it with 'node bin/tfos.js stack up' (npm test does this when 
 export function readStackStatus(): TestStack {
   let out: string;
   try {
-    out = execFileSync(process.execPath, [path.join(REPO, 'bin', 'tfos.js'), 'stack', 'status', '--json'], { encoding: 'utf8', timeout: 60_000, stdio: ['ignore', 'pipe', 'pipe'] });
+    out = execFileSync(process.execPath, [path.join(REPO, 'bin', 'tfos.js'), 'stack', 'status', '--json'], {
+      encoding: 'utf8',
+      timeout: 60_000,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
   } catch (err) {
     // Exit status 1 means "not all healthy"; the JSON on stdout says which.
     out = String((err as { stdout?: string }).stdout ?? '');
@@ -62,10 +66,17 @@ export function readStackStatus(): TestStack {
   }
   if (!s) throw new StackUnavailableError('stack', `is not running; ${HOW}`);
   const logs = `its log is under ${path.join(tfosPaths().stack, 'logs')}`;
-  if (!s.spark.healthy) throw new StackUnavailableError('spark', `master ${s.spark.master} is not healthy (${s.spark.workers} live worker(s)); ${logs}`);
+  if (!s.spark.healthy)
+    throw new StackUnavailableError('spark', `master ${s.spark.master} is not healthy (${s.spark.workers} live worker(s)); ${logs}`);
   if (!s.hdfs.healthy) throw new StackUnavailableError('hdfs', `WebHDFS at ${s.hdfs.webhdfs} is not healthy; ${logs}`);
   if (!s.livy.healthy) throw new StackUnavailableError('livy', `at ${s.livy.url} is not healthy; ${logs}`);
-  return { sparkMaster: s.spark.master, defaultFS: s.hdfs.defaultFS, webhdfs: s.hdfs.webhdfs, livy: s.livy.url, livySessions: s.livy.sessions === true };
+  return {
+    sparkMaster: s.spark.master,
+    defaultFS: s.hdfs.defaultFS,
+    webhdfs: s.hdfs.webhdfs,
+    livy: s.livy.url,
+    livySessions: s.livy.sessions === true,
+  };
 }
 
 let cached: TestStack | undefined;
@@ -79,9 +90,18 @@ export function requireStack(): TestStack {
   const e = process.env;
   const given = [e.TFOS_TEST_SPARK_MASTER, e.TFOS_TEST_DEFAULT_FS, e.TFOS_TEST_WEBHDFS, e.TFOS_TEST_LIVY].map((v) => v?.trim() ?? '');
   if (given.every(Boolean)) {
-    cached = { sparkMaster: given[0], defaultFS: given[1], webhdfs: given[2], livy: given[3], livySessions: e.TFOS_TEST_LIVY_SESSIONS === '1' };
+    cached = {
+      sparkMaster: given[0],
+      defaultFS: given[1],
+      webhdfs: given[2],
+      livy: given[3],
+      livySessions: e.TFOS_TEST_LIVY_SESSIONS === '1',
+    };
   } else if (given.some(Boolean)) {
-    throw new StackUnavailableError('stack', 'is only partly described: set all of TFOS_TEST_SPARK_MASTER, TFOS_TEST_DEFAULT_FS, TFOS_TEST_WEBHDFS and TFOS_TEST_LIVY, or none');
+    throw new StackUnavailableError(
+      'stack',
+      'is only partly described: set all of TFOS_TEST_SPARK_MASTER, TFOS_TEST_DEFAULT_FS, TFOS_TEST_WEBHDFS and TFOS_TEST_LIVY, or none',
+    );
   } else {
     cached = readStackStatus();
   }
@@ -102,9 +122,15 @@ export function livySessionsOrWhyNot(s: Pick<TestStack, 'livy' | 'livySessions'>
     throw new StackUnavailableError('livy', `at ${s.livy} runs no sessions, and its source release is unusable: ${(err as Error).message}`);
   }
   if (source) {
-    throw new StackUnavailableError('livy', `at ${s.livy} runs no interactive sessions although Livy's source release is at ${source}: run 'node bin/tfos.js setup' and restart the stack`);
+    throw new StackUnavailableError(
+      'livy',
+      `at ${s.livy} runs no interactive sessions although Livy's source release is at ${source}: run 'node bin/tfos.js setup' and restart the stack`,
+    );
   }
-  return { ok: false, why: `Livy at ${s.livy} is the 0.7.1 fallback (no Livy 0.9.0 source release on this machine: TFOS_LIVY_SRC, the download cache or ../shared/vendor), which runs no sessions` };
+  return {
+    ok: false,
+    why: `Livy at ${s.livy} is the 0.7.1 fallback (no Livy 0.9.0 source release on this machine: TFOS_LIVY_SRC, the download cache or ../shared/vendor), which runs no sessions`,
+  };
 }
 
 /** Skips the running test or hook, printing why (a skip must always say why). */

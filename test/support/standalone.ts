@@ -16,7 +16,9 @@ export interface PrivateStandalone {
   stop(): Promise<void>;
 }
 
-export async function startPrivateStandalone(opts: { workers?: number; cores?: number; workerOpts?: string } = {}): Promise<PrivateStandalone> {
+export async function startPrivateStandalone(
+  opts: { workers?: number; cores?: number; workerOpts?: string } = {},
+): Promise<PrivateStandalone> {
   const spark = await provisionSpark(tfosPaths(), silentLogger);
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tfos-sa-'));
   const stack = sparkServices(spark, {

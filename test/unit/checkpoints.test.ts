@@ -99,7 +99,9 @@ describe('Checkpoints (local disk)', () => {
 
   it('names the problem for bad input', async () => {
     fs.writeFileSync(path.join(dir, 'file'), 'x');
-    expect((await rejection(new Checkpoints(path.join(dir, 'file')).steps())).message).to.match(/checkpoint location file:\/\/.*\/file is a file, not a directory/);
+    expect((await rejection(new Checkpoints(path.join(dir, 'file')).steps())).message).to.match(
+      /checkpoint location file:\/\/.*\/file is a file, not a directory/,
+    );
     expect(() => new Checkpoints(dir, { keep: 0 })).to.throw(/keep must be an integer >= 1/);
     expect((await rejection(new Checkpoints(dir).save(-1, tensors(1)))).message).to.match(/step must be an integer >= 0/);
     const bad = { weights: [{ name: 'w', shape: [2, 2], dtype: 'float32' as const, values: new Float32Array(3) }] };

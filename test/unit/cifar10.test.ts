@@ -1,7 +1,16 @@
 import { expect } from 'chai';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { CIFAR, CifarFormatError, fileSource, findCifarFiles, generatedCifarSet, readCifarRecords, readSha256Sums, withReadAhead } from '../../lib/io/cifar10';
+import {
+  CIFAR,
+  CifarFormatError,
+  fileSource,
+  findCifarFiles,
+  generatedCifarSet,
+  readCifarRecords,
+  readSha256Sums,
+  withReadAhead,
+} from '../../lib/io/cifar10';
 import { generatedRecord, setLabel, tempDir, truncateFile, writeCifarFixture } from '../support/cifar-fixture';
 import { rejection } from '../support/rejection';
 
@@ -104,7 +113,9 @@ describe('CIFAR-10 files', () => {
       bytes[100] ^= 0xff; // a pixel: label checks cannot see it
       fs.writeFileSync(file, bytes);
       const err = await rejection(readAll(fileSource(bad, 'test_batch.bin', readSha256Sums(bad))!));
-      expect(err.message).to.match(/^test_batch\.bin: SHA-256 [0-9a-f]{64} does not match SHA256SUMS \([0-9a-f]{64}\); the file is corrupt$/);
+      expect(err.message).to.match(
+        /^test_batch\.bin: SHA-256 [0-9a-f]{64} does not match SHA256SUMS \([0-9a-f]{64}\); the file is corrupt$/,
+      );
     } finally {
       fs.rmSync(bad, { recursive: true, force: true });
     }

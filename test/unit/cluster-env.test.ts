@@ -16,13 +16,15 @@ import { stackDown, stackStatus } from '../../lib/stack/stack';
 function hadoopConf(dir: string, defaultFS: string, httpAddress: string): string {
   fs.mkdirSync(dir, { recursive: true });
   const site = (props: Record<string, string>) =>
-    `<?xml version="1.0"?>\n<configuration>\n${Object.entries(props).map(([k, v]) => `  <property><name>${k}</name><value>${v}</value></property>`).join('\n')}\n</configuration>\n`;
+    `<?xml version="1.0"?>\n<configuration>\n${Object.entries(props)
+      .map(([k, v]) => `  <property><name>${k}</name><value>${v}</value></property>`)
+      .join('\n')}\n</configuration>\n`;
   fs.writeFileSync(path.join(dir, 'core-site.xml'), site({ 'fs.defaultFS': defaultFS }));
   fs.writeFileSync(path.join(dir, 'hdfs-site.xml'), site({ 'dfs.namenode.http-address': httpAddress }));
   return dir;
 }
 
-describe('cluster environment: the stack (or the user\'s config) as every command\'s default', () => {
+describe("cluster environment: the stack (or the user's config) as every command's default", () => {
   let home: string;
   let stackConf: string;
   const module = path.resolve(__dirname, '../../../test/fixtures/modules/count-rows.js');
@@ -109,7 +111,9 @@ describe('cluster environment: the stack (or the user\'s config) as every comman
   });
 
   it('hdfs:///path with no configuration at all names what to set', () => {
-    expect(() => resolveLocation('hdfs:///data/x', { env: { TFOS_HOME: home } })).to.throw(/hdfs:\/\/\/data\/x: no NameNode.*HADOOP_CONF_DIR.*tfos stack up/);
+    expect(() => resolveLocation('hdfs:///data/x', { env: { TFOS_HOME: home } })).to.throw(
+      /hdfs:\/\/\/data\/x: no NameNode.*HADOOP_CONF_DIR.*tfos stack up/,
+    );
   });
 
   it('`tfos stack env` prints shell exports of the running stack', () => {
@@ -125,7 +129,9 @@ describe('cluster environment: the stack (or the user\'s config) as every comman
     expect((await parseRunArgs([module], { TFOS_HOME: home })).options.via).to.deep.equal({ local: { conf: {} } });
     recordStack(process.pid);
     expect((await parseRunArgs([module], { TFOS_HOME: home })).options.via).to.deep.equal({ sparkSubmit: { master: undefined, conf: {} } });
-    expect((await parseRunArgs([module, '--via', 'livy'], { TFOS_HOME: home })).options.via).to.deep.equal({ livy: { url: undefined, mode: 'batch', conf: {} } });
+    expect((await parseRunArgs([module, '--via', 'livy'], { TFOS_HOME: home })).options.via).to.deep.equal({
+      livy: { url: undefined, mode: 'batch', conf: {} },
+    });
   });
 
   it('tfos run --data reaches both input modes; --epochs needs --data; --inference needs InputMode.SPARK', async () => {

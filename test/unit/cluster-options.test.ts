@@ -27,7 +27,9 @@ describe('TFCluster.run roles and options', () => {
   });
 
   it('refuses a layout with no worker left, counting the evaluator', () => {
-    expect(() => assignRoles({ clusterSize: 2, numPs: 1, evalNode: true })).to.throw('numExecutors=2 leaves no worker after 1 ps node(s) and 1 evaluator');
+    expect(() => assignRoles({ clusterSize: 2, numPs: 1, evalNode: true })).to.throw(
+      'numExecutors=2 leaves no worker after 1 ps node(s) and 1 evaluator',
+    );
     expect(() => assignRoles({ clusterSize: 0, numPs: 0 })).to.throw('numExecutors must be a positive integer, got 0');
     expect(() => assignRoles({ clusterSize: 2, numPs: -1 })).to.throw('numPs must be a non-negative integer, got -1');
   });
@@ -36,6 +38,8 @@ describe('TFCluster.run roles and options', () => {
     const module = path.resolve(__dirname, '../../../test/fixtures/modules/report-context.js');
     const opts = { module, numExecutors: 1, tensorboard: true } as unknown as TFClusterRunOptions;
     const err = await rejection(TFCluster.run(opts));
-    expect(err.message).to.equal('TFCluster.run: there is no tensorboard option: write summaries from your training function into logDir and run `tensorboard --logdir` on it');
+    expect(err.message).to.equal(
+      'TFCluster.run: there is no tensorboard option: write summaries from your training function into logDir and run `tensorboard --logdir` on it',
+    );
   });
 });

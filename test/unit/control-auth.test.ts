@@ -70,7 +70,9 @@ describe('control channel authentication', () => {
     expect(() => node.open(m1.replace('"x"', '"y"'))).to.throw(/failed authentication/);
     expect(node.open(m1)).to.deep.equal({ type: 'shutdown', reason: 'x' });
     // A node cannot pass its own message off as the driver's.
-    expect(() => new WsSealer(SECRET, 'c'.repeat(32), 'node').open(new WsSealer(SECRET, 'c'.repeat(32), 'node').seal({ type: 'x' }))).to.throw(/failed authentication/);
+    expect(() =>
+      new WsSealer(SECRET, 'c'.repeat(32), 'node').open(new WsSealer(SECRET, 'c'.repeat(32), 'node').seal({ type: 'x' })),
+    ).to.throw(/failed authentication/);
   });
 
   it('the bootstrap token yields the secret once, and only to its holder', () => {
@@ -85,7 +87,10 @@ describe('control channel authentication', () => {
   });
 
   it('the Python launcher speaks the same: request, response and bootstrap', () => {
-    const pyReq = python(`h, n = L.sign_request(inp['s'], 'POST', '/v1/launcher/event', b'{"type":"stopped"}')\nprint(json.dumps({'h': h, 'n': n}))`, { s: SECRET }) as { h: string; n: string };
+    const pyReq = python(
+      `h, n = L.sign_request(inp['s'], 'POST', '/v1/launcher/event', b'{"type":"stopped"}')\nprint(json.dumps({'h': h, 'n': n}))`,
+      { s: SECRET },
+    ) as { h: string; n: string };
     const a = parseRequestAuth(pyReq.h)!;
     expect(verifyRequest(SECRET, 'POST', '/v1/launcher/event', a)).to.equal(true);
     expect(a.body).to.equal(crypto.createHash('sha256').update('{"type":"stopped"}').digest('hex'));
@@ -99,7 +104,11 @@ describe('control channel authentication', () => {
     const token = crypto.randomBytes(32).toString('hex');
     const req = python(`print(json.dumps(L.bootstrap_request(inp['t'])))`, { t: token }) as { ts: number; nonce: string; proof: string };
     expect(bootstrapProofOk(token, req)).to.equal(true);
-    const opened = python(`print(json.dumps(L.open_bootstrap_answer(inp['t'], inp['r'], inp['a'])))`, { t: token, r: req, a: bootstrapAnswer(token, req, SECRET) });
+    const opened = python(`print(json.dumps(L.open_bootstrap_answer(inp['t'], inp['r'], inp['a'])))`, {
+      t: token,
+      r: req,
+      a: bootstrapAnswer(token, req, SECRET),
+    });
     expect(opened).to.equal(SECRET);
   });
 });

@@ -127,7 +127,12 @@ describe('DataFeed', () => {
       const x = imagesToFloat32(table);
       expect(x.length).to.equal(8 * 32 * 32 * 3);
       for (let r = 0; r < 8; r++) {
-        for (const [y, xx] of [[0, 0], [0, 31], [17, 5], [31, 31]]) {
+        for (const [y, xx] of [
+          [0, 0],
+          [0, 31],
+          [17, 5],
+          [31, 31],
+        ]) {
           for (let c = 0; c < 3; c++) {
             const p = y * 32 + xx;
             const want = ((ids[r] * 31 + c * 101 + p * 7) & 255) / 255;
@@ -151,7 +156,11 @@ describe('DataFeed', () => {
       const root = tempDir('tfos-feed-');
       try {
         const dest = path.join(root, 'ds');
-        await writeCifarDataset(generatedCifarSet(60, { seed: 8, testRecords: 10 }), resolveLocation(dest), { parquet: false, partitions: 2, batchRows: 16 });
+        await writeCifarDataset(generatedCifarSet(60, { seed: 8, testRecords: 10 }), resolveLocation(dest), {
+          parquet: false,
+          partitions: 2,
+          batchRows: 16,
+        });
         const feed = await DataFeed.fromDataset(path.join(dest, 'train'), { shard: 1, numShards: 2 });
         const t = (await feed.nextBatch(8))!;
         const { tf } = loadTfjs();
@@ -166,7 +175,8 @@ describe('DataFeed', () => {
           for (let x = 0; x < 32; x++) {
             for (let c = 0; c < 3; c++) {
               const want = rec[1 + c * 1024 + y * 32 + x] / 255;
-              if (Math.abs(px[(y * 32 + x) * 3 + c] - want) > 1e-6) throw new Error(`pixel (${y},${x},${c}): ${px[(y * 32 + x) * 3 + c]} != ${want}`);
+              if (Math.abs(px[(y * 32 + x) * 3 + c] - want) > 1e-6)
+                throw new Error(`pixel (${y},${x},${c}): ${px[(y * 32 + x) * 3 + c]} != ${want}`);
             }
           }
         }
@@ -185,7 +195,10 @@ describe('DataFeed', () => {
     before(async () => {
       root = tempDir('tfos-feed-');
       dest = path.join(root, 'ds');
-      await writeCifarDataset(generatedCifarSet(6000, { seed: 2, testRecords: 10 }), resolveLocation(dest), { parquet: false, partitions: 4 });
+      await writeCifarDataset(generatedCifarSet(6000, { seed: 2, testRecords: 10 }), resolveLocation(dest), {
+        parquet: false,
+        partitions: 4,
+      });
     });
     after(() => fs.rmSync(root, { recursive: true, force: true }));
 
@@ -227,7 +240,9 @@ describe('DataFeed', () => {
         }
         const s = Number(process.hrtime.bigint() - started) / 1e9;
         expect(rows).to.equal(12_000);
-        console.log(`      ${shuffle ? 'shuffled' : 'in order'}: ${rows} records → tensors (${backend}) in ${s.toFixed(2)} s = ${Math.round(rows / s)} records/s`);
+        console.log(
+          `      ${shuffle ? 'shuffled' : 'in order'}: ${rows} records → tensors (${backend}) in ${s.toFixed(2)} s = ${Math.round(rows / s)} records/s`,
+        );
       }
       expect(CIFAR.imageBytes).to.equal(3072);
     });

@@ -8,7 +8,16 @@ import { LocalFs, resolveLocation } from '../../lib/io/dataset-fs';
 import { DatasetInfo, planShard, readManifest, shardRange, SplitManifest, stepsPerEpoch, writeCifarDataset } from '../../lib/io/dataset';
 import { dataCommand } from '../../lib/cli/data-command';
 import { DataFeed } from '../../lib/node/data-feed';
-import { arrowPython, generatedRecord, parquetRowCount, setLabel, stagingLeftovers, tempDir, truncateFile, writeCifarFixture } from '../support/cifar-fixture';
+import {
+  arrowPython,
+  generatedRecord,
+  parquetRowCount,
+  setLabel,
+  stagingLeftovers,
+  tempDir,
+  truncateFile,
+  writeCifarFixture,
+} from '../support/cifar-fixture';
 import { rejection } from '../support/rejection';
 
 const SEED = 5;
@@ -22,7 +31,10 @@ function records(t: Table): { id: number; record: Buffer }[] {
   const images = t.getChild('image')!;
   const out: { id: number; record: Buffer }[] = [];
   for (let i = 0; i < t.numRows; i++) {
-    out.push({ id: Number(ids.get(i)), record: Buffer.concat([Buffer.from([labels.get(i) as number]), Buffer.from(images.get(i) as Uint8Array)]) });
+    out.push({
+      id: Number(ids.get(i)),
+      record: Buffer.concat([Buffer.from([labels.get(i) as number]), Buffer.from(images.get(i) as Uint8Array)]),
+    });
   }
   return out;
 }
@@ -58,7 +70,10 @@ describe('partitioned CIFAR dataset (local)', function () {
 
   it('writes DEST/{train,test} with Parquet parts, Arrow parts under _arrow/ and manifests', async () => {
     const info = JSON.parse(fs.readFileSync(path.join(dest, '_dataset.json'), 'utf8')) as DatasetInfo;
-    expect(info.splits).to.deep.equal({ train: { path: 'train', rows: TRAIN, partitions: 4 }, test: { path: 'test', rows: TEST, partitions: 4 } });
+    expect(info.splits).to.deep.equal({
+      train: { path: 'train', rows: TRAIN, partitions: 4 },
+      test: { path: 'test', rows: TEST, partitions: 4 },
+    });
     const m = await readManifest(new LocalFs(), path.join(dest, 'train'));
     expect(m.rows).to.equal(TRAIN);
     expect(m.partitions.map((p) => p.rows)).to.deep.equal([250, 250, 250, 250]);
@@ -67,7 +82,12 @@ describe('partitioned CIFAR dataset (local)', function () {
     expect(m.partitions.reduce((a, p) => a + p.labelCounts.reduce((x, y) => x + y, 0), 0)).to.equal(TRAIN);
     const names = fs.readdirSync(path.join(dest, 'train')).sort();
     expect(names).to.include.members(['_SUCCESS', '_arrow', '_manifest.json']);
-    expect(fs.readdirSync(path.join(dest, 'train', '_arrow')).sort()).to.deep.equal(['part-00000.arrow', 'part-00001.arrow', 'part-00002.arrow', 'part-00003.arrow']);
+    expect(fs.readdirSync(path.join(dest, 'train', '_arrow')).sort()).to.deep.equal([
+      'part-00000.arrow',
+      'part-00001.arrow',
+      'part-00002.arrow',
+      'part-00003.arrow',
+    ]);
     if (python) expect(names.filter((n) => n.endsWith('.parquet'))).to.have.length(4);
     // The content checksum is the SHA-256 of the CIFAR records themselves.
     const first = createHash('sha256');
@@ -83,7 +103,14 @@ describe('partitioned CIFAR dataset (local)', function () {
       const orders: number[][] = [];
       const labelSum = [0, 0];
       for (let shard = 0; shard < 2; shard++) {
-        const feed = await DataFeed.fromDataset(path.join(dest, 'train'), { shard, numShards: 2, epochs: 2, shuffle, seed: 11, prefetch: 3 });
+        const feed = await DataFeed.fromDataset(path.join(dest, 'train'), {
+          shard,
+          numShards: 2,
+          epochs: 2,
+          shuffle,
+          seed: 11,
+          prefetch: 3,
+        });
         expect(feed.info?.shardRows).to.equal(500);
         const perEpoch = [0, 0];
         const order: number[] = [];
@@ -113,7 +140,11 @@ describe('partitioned CIFAR dataset (local)', function () {
 
   it('splits uneven rows so shards differ by at most one and agree on steps per epoch', async () => {
     const m = await readManifest(new LocalFs(), path.join(dest, 'train'));
-    expect([0, 1, 2].map((s) => shardRange(1000, s, 3))).to.deep.equal([[0, 333], [333, 666], [666, 1000]]);
+    expect([0, 1, 2].map((s) => shardRange(1000, s, 3))).to.deep.equal([
+      [0, 333],
+      [333, 666],
+      [666, 1000],
+    ]);
     expect(stepsPerEpoch(1000, 3, 64)).to.equal(5); // floor(333 / 64)
     expect(stepsPerEpoch(50_000, 4, 128)).to.equal(97);
     // Plans cover each row once and only fetch the record batches they need.
@@ -169,7 +200,9 @@ describe('partitioned CIFAR dataset (local)', function () {
     it('a truncated file: error names file, record and offset; no DEST', async () => {
       truncateFile(path.join(src, 'data_batch_3.bin'), 19 * 3073 + 1021);
       const out = path.join(root, 'trunc');
-      const err = await rejection(writeCifarDataset(findCifarFiles(src).set!, resolveLocation(out), { parquet: python ? { python } : false }));
+      const err = await rejection(
+        writeCifarDataset(findCifarFiles(src).set!, resolveLocation(out), { parquet: python ? { python } : false }),
+      );
       expect(err.message).to.equal(`data_batch_3.bin: record 19 at byte ${19 * 3073} is truncated (1021 of 3073 bytes)`);
       expect(fs.existsSync(out)).to.equal(false);
       expect(stagingLeftovers(root, 'trunc')).to.deep.equal([]);
@@ -180,7 +213,11 @@ describe('partitioned CIFAR dataset (local)', function () {
       const out = path.join(root, 'badlabel');
       let written = 0;
       const err = await rejection(
-        writeCifarDataset(findCifarFiles(src).set!, resolveLocation(out), { partitions: 10, parquet: python ? { python } : false, onPartition: () => void written++ }),
+        writeCifarDataset(findCifarFiles(src).set!, resolveLocation(out), {
+          partitions: 10,
+          parquet: python ? { python } : false,
+          onPartition: () => void written++,
+        }),
       );
       expect(err.message).to.equal(`data_batch_4.bin: record 13 at byte ${13 * 3073} has label 10 (labels are 0–9)`);
       expect(written).to.be.greaterThan(0);
@@ -210,7 +247,11 @@ describe('partitioned CIFAR dataset (local)', function () {
       expect(err.message).to.match(/^data_batch_1\.bin: holds 20 records \(61460 bytes\); a CIFAR-10 batch file holds 10000 records/);
       expect(fs.existsSync(out)).to.equal(false);
       // --records-per-file 0 accepts files of any whole number of records.
-      expect(await quiet(() => dataCommand(['cifar10', '--src', src, '--dest', out, '--no-parquet', '--records-per-file', '0', '--partitions', '3']))).to.equal(0);
+      expect(
+        await quiet(() =>
+          dataCommand(['cifar10', '--src', src, '--dest', out, '--no-parquet', '--records-per-file', '0', '--partitions', '3']),
+        ),
+      ).to.equal(0);
       const m: SplitManifest = await readManifest(new LocalFs(), path.join(out, 'train'));
       expect([m.rows, m.partitions.length]).to.deep.equal([100, 3]);
     });
@@ -218,7 +259,9 @@ describe('partitioned CIFAR dataset (local)', function () {
 
   it('tfos data cifar10 --generate N writes N train / N/5 test rows', async () => {
     const out = path.join(root, 'cli-gen');
-    expect(await quiet(() => dataCommand(['cifar10', '--generate', '250', '--dest', out, '--no-parquet', '--partitions', '2']))).to.equal(0);
+    expect(await quiet(() => dataCommand(['cifar10', '--generate', '250', '--dest', out, '--no-parquet', '--partitions', '2']))).to.equal(
+      0,
+    );
     expect((await readManifest(new LocalFs(), path.join(out, 'train'))).rows).to.equal(250);
     expect((await readManifest(new LocalFs(), path.join(out, 'test'))).rows).to.equal(50);
   });

@@ -95,10 +95,20 @@ describe('distributed collectives (in-process nodes, loopback TCP)', function ()
     expect(events, 'passed the barrier before the last worker entered').to.deep.equal([]);
     releaseLate();
     await all;
-    expect(events.every((e) => e.endsWith('after')), events.join()).to.equal(true);
+    expect(
+      events.every((e) => e.endsWith('after')),
+      events.join(),
+    ).to.equal(true);
     // Several collectives in flight at once, without awaiting each: same order everywhere.
     const results = await Promise.all(
-      workers.map((w, r) => Promise.all([w.allReduce(Float32Array.of(r), 'sum'), w.barrier(), w.broadcast(Float32Array.of(r * 10), 1), w.allReduce(Float32Array.of(1, 2), 'mean')])),
+      workers.map((w, r) =>
+        Promise.all([
+          w.allReduce(Float32Array.of(r), 'sum'),
+          w.barrier(),
+          w.broadcast(Float32Array.of(r * 10), 1),
+          w.allReduce(Float32Array.of(1, 2), 'mean'),
+        ]),
+      ),
     );
     for (const [a, , b, c] of results) {
       expect(Array.from(a)).to.deep.equal([3]);
@@ -151,7 +161,8 @@ describe('distributed collectives (in-process nodes, loopback TCP)', function ()
     await Promise.all(workers.map((w) => w.barrier()));
     // The message is the timeout path's own ("within 1.5 s"): not an earlier failure of another kind.
     const errs = (await Promise.all(workers.slice(0, 2).map((w) => settle(w.allReduce(new Float32Array(1000)))))) as Error[];
-    for (const e of errs) expect(e.message).to.match(/worker:1 127\.0\.0\.1:\d+ \(at collective #1\) did not enter allReduce #2 within 1\.5 s/);
+    for (const e of errs)
+      expect(e.message).to.match(/worker:1 127\.0\.0\.1:\d+ \(at collective #1\) did not enter allReduce #2 within 1\.5 s/);
   });
 
   it('rejects a peer with the wrong secret on both sides, without sending the secret', async () => {
@@ -160,7 +171,9 @@ describe('distributed collectives (in-process nodes, loopback TCP)', function ()
     const errs = (await Promise.all(workers.map((w) => settle(w.allReduce(new Float32Array(4)))))) as Error[];
     // The dialer fails at once; the acceptor ignores the impostor (anyone can claim a name) and
     // fails only when the real peer never came, saying what it saw.
-    expect(errs[0].message).to.match(/worker:0 127\.0\.0\.1:\d+ did not connect within 3\.0 s; a connection claiming to be worker:0 127\.0\.0\.1:\d+ failed authentication/);
+    expect(errs[0].message).to.match(
+      /worker:0 127\.0\.0\.1:\d+ did not connect within 3\.0 s; a connection claiming to be worker:0 127\.0\.0\.1:\d+ failed authentication/,
+    );
     expect(errs[1].message).to.match(/authentication with chief:0 127\.0\.0\.1:\d+ failed/);
   });
 
@@ -209,7 +222,9 @@ describe('distributed collectives (in-process nodes, loopback TCP)', function ()
       const errs = (await Promise.all(pending)) as Error[];
       for (const e of errs) {
         expect(e).to.be.instanceOf(Error);
-        expect(e.message, e.message).to.match(/worker:1 127\.0\.0\.1:\d+ closed the connection|connection to worker:1 127\.0\.0\.1:\d+ failed/);
+        expect(e.message, e.message).to.match(
+          /worker:1 127\.0\.0\.1:\d+ closed the connection|connection to worker:1 127\.0\.0\.1:\d+ failed/,
+        );
       }
     });
 

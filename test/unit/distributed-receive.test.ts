@@ -17,7 +17,7 @@ function lcg(seed: number): () => number {
 function pieces(bytes: Buffer, seed: number): Buffer[] {
   const r = lcg(seed);
   const out: Buffer[] = [];
-  for (let at = 0; at < bytes.length; ) {
+  for (let at = 0; at < bytes.length;) {
     const n = Math.min(bytes.length - at, 1 + Math.floor(r() * 9));
     const b = Buffer.alloc(n + 1).subarray(1);
     bytes.copy(b, 0, at, at + n);

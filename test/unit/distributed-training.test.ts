@@ -34,7 +34,15 @@ function dataset(t: typeof tfTypes, n: number) {
 
 function makeModel(t: typeof tfTypes, seed: number): tfTypes.Sequential {
   const m = t.sequential();
-  m.add(t.layers.dense({ inputShape: [4], units: 8, activation: 'tanh', kernelInitializer: t.initializers.glorotUniform({ seed }), biasInitializer: t.initializers.randomNormal({ seed: seed + 1, stddev: 0.1 }) }));
+  m.add(
+    t.layers.dense({
+      inputShape: [4],
+      units: 8,
+      activation: 'tanh',
+      kernelInitializer: t.initializers.glorotUniform({ seed }),
+      biasInitializer: t.initializers.randomNormal({ seed: seed + 1, stddev: 0.1 }),
+    }),
+  );
   m.add(t.layers.dense({ units: 2, kernelInitializer: t.initializers.glorotUniform({ seed: seed + 2 }) }));
   return m;
 }
@@ -93,7 +101,11 @@ describe('DistributedOptimizer (in-process workers)', function () {
         await dist.init(model);
         for (let k = 0; k < K; k++) {
           const { x, y } = shard(t, r, k, 2);
-          await dist.minimize(() => t.losses.meanSquaredError(y, model.apply(x) as tfTypes.Tensor) as tfTypes.Scalar, false, trainable(model));
+          await dist.minimize(
+            () => t.losses.meanSquaredError(y, model.apply(x) as tfTypes.Tensor) as tfTypes.Scalar,
+            false,
+            trainable(model),
+          );
         }
         expect(dist.steps).to.equal(K);
         return weightsOf(model);
@@ -134,11 +146,17 @@ describe('DistributedOptimizer (in-process workers)', function () {
         dist.wrapModel(model);
         // Worker r's shard: the r-th half of every global batch, so fit's batches line up.
         const idx = t.tensor1d(
-          Array.from({ length: K * B / 2 }, (_, i) => Math.floor(i / (B / 2)) * B + r * (B / 2) + (i % (B / 2))),
+          Array.from({ length: (K * B) / 2 }, (_, i) => Math.floor(i / (B / 2)) * B + r * (B / 2) + (i % (B / 2))),
           'int32',
         );
         const seen: number[] = [];
-        const h = await model.fit(t.gather(x, idx), t.gather(y, idx), { batchSize: B / 2, epochs: 1, shuffle: false, verbose: 0, callbacks: { onBatchEnd: async (b) => void seen.push(b) } });
+        const h = await model.fit(t.gather(x, idx), t.gather(y, idx), {
+          batchSize: B / 2,
+          epochs: 1,
+          shuffle: false,
+          verbose: 0,
+          callbacks: { onBatchEnd: async (b) => void seen.push(b) },
+        });
         expect(seen).to.deep.equal([...Array(K).keys()]);
         expect(h.history.loss).to.have.length(1);
         expect(dist.steps).to.equal(K);
@@ -201,7 +219,11 @@ describe('DistributedOptimizer (in-process workers)', function () {
         await dist.init(model);
         for (let k = 0; k < K; k++) {
           const { x, y } = shard(t, r, k, 2);
-          await dist.minimize(() => t.losses.meanSquaredError(y, model.apply(x) as tfTypes.Tensor) as tfTypes.Scalar, false, trainable(model));
+          await dist.minimize(
+            () => t.losses.meanSquaredError(y, model.apply(x) as tfTypes.Tensor) as tfTypes.Scalar,
+            false,
+            trainable(model),
+          );
         }
         return weightsOf(model);
       }),
@@ -215,7 +237,8 @@ describe('DistributedOptimizer (in-process workers)', function () {
     const { workers } = await cluster.start({ timeoutMs: 20_000 });
     const n = 64;
     const { x, y } = dataset(t, n);
-    const lossOf = (m: tfTypes.LayersModel) => t.tidy(() => (t.losses.meanSquaredError(y, m.apply(x) as tfTypes.Tensor) as tfTypes.Scalar).dataSync()[0]);
+    const lossOf = (m: tfTypes.LayersModel) =>
+      t.tidy(() => (t.losses.meanSquaredError(y, m.apply(x) as tfTypes.Tensor) as tfTypes.Scalar).dataSync()[0]);
     const curves = await Promise.all(
       workers.map(async (server, r) => {
         const model = makeModel(t, 1 + r);
@@ -226,7 +249,11 @@ describe('DistributedOptimizer (in-process workers)', function () {
           const i = (k * 8 + r * 16) % n;
           const xb = x.slice([i, 0], [8, 4]);
           const yb = y.slice([i, 0], [8, 2]);
-          await dist.minimize(() => t.losses.meanSquaredError(yb, model.apply(xb) as tfTypes.Tensor) as tfTypes.Scalar, false, trainable(model));
+          await dist.minimize(
+            () => t.losses.meanSquaredError(yb, model.apply(xb) as tfTypes.Tensor) as tfTypes.Scalar,
+            false,
+            trainable(model),
+          );
           if (r === 1 && k % 5 === 0) await new Promise((res) => setTimeout(res, 3));
         }
         return { before, after: lossOf(model) };
@@ -248,7 +275,9 @@ describe('DistributedOptimizer (in-process workers)', function () {
       }),
     );
     expect(errs[0]).to.equal(undefined);
-    expect(errs[1]!.message).to.match(/differ from chief:0 127\.0\.0\.1:\d+'s: it has 2 variables \/ 10 floats, worker:0 127\.0\.0\.1:\d+ has 2 \/ 15/);
+    expect(errs[1]!.message).to.match(
+      /differ from chief:0 127\.0\.0\.1:\d+'s: it has 2 variables \/ 10 floats, worker:0 127\.0\.0\.1:\d+ has 2 \/ 15/,
+    );
   });
 
   it('a ps-mode worker that dies fails the other worker, naming it', async () => {
@@ -258,7 +287,12 @@ describe('DistributedOptimizer (in-process workers)', function () {
     const dists = workers.map((s) => new DistributedOptimizer(s, t.train.sgd(0.1), { mode: 'ps' }));
     await Promise.all(dists.map((d, r) => d.init(model[r])));
     const { x, y } = shard(t, 0, 0, 2);
-    const step = (r: number) => dists[r].minimize(() => t.losses.meanSquaredError(y, model[r].apply(x) as tfTypes.Tensor) as tfTypes.Scalar, false, trainable(model[r]));
+    const step = (r: number) =>
+      dists[r].minimize(
+        () => t.losses.meanSquaredError(y, model[r].apply(x) as tfTypes.Tensor) as tfTypes.Scalar,
+        false,
+        trainable(model[r]),
+      );
     await Promise.all([step(0), step(1)]);
     // Worker 0's next step waits in the sync ps for worker 1, which quits instead of stepping.
     const pending = step(0).catch((e: Error) => e);
@@ -303,7 +337,9 @@ describe('DistributedOptimizer (in-process workers)', function () {
           await model.trainOnBatch(x, y);
           if (k === 0) {
             // A step stashed and not flushed: the next step of another kind is refused, naming the fix.
-            const err = await dist.minimize(() => t.losses.meanSquaredError(y, model.apply(x) as tfTypes.Tensor) as tfTypes.Scalar).catch((e: Error) => e);
+            const err = await dist
+              .minimize(() => t.losses.meanSquaredError(y, model.apply(x) as tfTypes.Tensor) as tfTypes.Scalar)
+              .catch((e: Error) => e);
             expect((err as Error).message).to.contain('await dist.flush()');
           }
           expect(await dist.flush()).to.equal(true);

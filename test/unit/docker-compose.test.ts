@@ -31,14 +31,20 @@ const ROLE_OPTIONS = ['--self', '--master', '--namenode', '--resourcemanager', '
 function tfosCommands(cmd: string[]): string[][] {
   if (cmd[0] === 'tfos') return [cmd];
   expect(cmd.slice(0, 2), `command ${JSON.stringify(cmd)}`).to.deep.equal(['bash', '-c']);
-  return cmd[2].split('&&').map((step) => step.trim().split(/\s+/)).filter((w) => w[0] === 'tfos');
+  return cmd[2]
+    .split('&&')
+    .map((step) => step.trim().split(/\s+/))
+    .filter((w) => w[0] === 'tfos');
 }
 
 describe('docker/compose.yaml: one stack role per service', () => {
   const services = Object.entries(compose.services);
 
   it('has the per-role services: namenode, datanodes, spark-master, workers (and a GPU worker), livy, driver', () => {
-    const roles = services.map(([, s]) => s.command).filter((c) => c[0] === 'tfos').map((c) => c[3]);
+    const roles = services
+      .map(([, s]) => s.command)
+      .filter((c) => c[0] === 'tfos')
+      .map((c) => c[3]);
     for (const role of ['namenode', 'datanode', 'spark-master', 'spark-worker', 'livy']) expect(roles).to.include(role);
     expect(roles.filter((r) => r === 'spark-worker').length).to.be.at.least(3);
     expect(compose.services).to.have.property('driver');
@@ -49,7 +55,8 @@ describe('docker/compose.yaml: one stack role per service', () => {
     for (const dockerfile of ['docker/Dockerfile', 'docker/Dockerfile.gpu']) {
       const text = fs.readFileSync(path.join(ROOT, dockerfile), 'utf8');
       expect(text, dockerfile).to.match(/ln -s \/opt\/tfjs-on-spark\/bin\/tfos\.js \/usr\/local\/bin\/tfos/);
-      for (const dir of ['bin', 'lib', 'spark-jobs', 'examples']) expect(text, dockerfile).to.match(new RegExp(`^COPY ${dir} ${dir}$`, 'm'));
+      for (const dir of ['bin', 'lib', 'spark-jobs', 'examples'])
+        expect(text, dockerfile).to.match(new RegExp(`^COPY ${dir} ${dir}$`, 'm'));
     }
     expect(fs.existsSync(path.join(ROOT, 'bin/tfos.js'))).to.equal(true);
     const usage = fs.readFileSync(path.join(ROOT, 'lib/cli/main.ts'), 'utf8');
@@ -63,25 +70,29 @@ describe('docker/compose.yaml: one stack role per service', () => {
           // A service's own name is what the others reach it by.
           expect(argv[argv.indexOf('--self') + 1], name).to.equal(service.hostname);
         }
-        for (const file of argv.filter((a) => /^examples\//.test(a))) expect(fs.existsSync(path.join(ROOT, file)), `${name}: ${file}`).to.equal(true);
+        for (const file of argv.filter((a) => /^examples\//.test(a)))
+          expect(fs.existsSync(path.join(ROOT, file)), `${name}: ${file}`).to.equal(true);
       }
     }
   });
 
-  it('every role is the ServiceSpec `tfos stack up` starts, placed at the service\'s host name', async function () {
+  it("every role is the ServiceSpec `tfos stack up` starts, placed at the service's host name", async function () {
     const home = fs.mkdtempSync(path.join(os.tmpdir(), 'tfos-roles-'));
     const real = path.join(os.homedir(), '.cache', 'tfjs-on-spark');
     const from = process.env.TFOS_HOME?.trim() || real;
-    for (const name of fs.existsSync(from) ? fs.readdirSync(from) : []) if (name !== 'stack') fs.symlinkSync(path.join(from, name), path.join(home, name));
+    for (const name of fs.existsSync(from) ? fs.readdirSync(from) : [])
+      if (name !== 'stack') fs.symlinkSync(path.join(from, name), path.join(home, name));
     const env = { ...process.env, TFOS_HOME: home };
-    const provisioned = fs.existsSync(path.join(home, `hadoop-${VERSIONS.hadoop}`, '.tfos-complete')) && (() => {
-      try {
-        resolveSpark(env);
-        return true;
-      } catch {
-        return false;
-      }
-    })();
+    const provisioned =
+      fs.existsSync(path.join(home, `hadoop-${VERSIONS.hadoop}`, '.tfos-complete')) &&
+      (() => {
+        try {
+          resolveSpark(env);
+          return true;
+        } catch {
+          return false;
+        }
+      })();
     if (!provisioned) {
       fs.rmSync(home, { recursive: true, force: true });
       return this.skip(); // building the specs would provision (tfos setup has not run)
@@ -93,7 +104,12 @@ describe('docker/compose.yaml: one stack role per service', () => {
         ['datanode', /DataNode .*dfs\.datanode\.hostname=w1/],
       ];
       for (const [role, expected] of checks) {
-        const spec = await roleService(role, { self: role === 'spark-master' ? 'spark-master' : 'w1', master: 'spark-master', namenode: 'namenode' }, silentLogger, env).catch((err: Error) => err);
+        const spec = await roleService(
+          role,
+          { self: role === 'spark-master' ? 'spark-master' : 'w1', master: 'spark-master', namenode: 'namenode' },
+          silentLogger,
+          env,
+        ).catch((err: Error) => err);
         if (spec instanceof Error) throw spec;
         expect(spec.name).to.equal(ROLES[role]);
         expect([spec.command, ...spec.args].join(' '), role).to.match(expected);

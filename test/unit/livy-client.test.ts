@@ -102,7 +102,17 @@ function fakeClock() {
   };
 }
 
-const batch = (id: number, state: string, extra: object = {}) => ({ id, name: null, owner: null, proxyUser: null, state, appId: null, appInfo: { driverLogUrl: null, sparkUiUrl: null }, log: [], ...extra });
+const batch = (id: number, state: string, extra: object = {}) => ({
+  id,
+  name: null,
+  owner: null,
+  proxyUser: null,
+  state,
+  appId: null,
+  appInfo: { driverLogUrl: null, sparkUiUrl: null },
+  log: [],
+  ...extra,
+});
 const FAST = { pollMs: 5, maxPollMs: 20 };
 
 describe('LivyClient (HTTP stub)', () => {
@@ -227,11 +237,19 @@ describe('LivyClient (HTTP stub)', () => {
         [200, { id: 4, state: 'success' }],
       ]);
       stub.on('GET', /^\/batches\/4$/, () => [200, batch(4, 'success', { appId: 'app-1' })]);
-      const done = await client.runBatch({ file: 'file:///tmp/job.py', args: ['a'], driverMemory: '512m', executorCores: undefined, conf: { 'spark.cores.max': '1' } }, FAST);
+      const done = await client.runBatch(
+        { file: 'file:///tmp/job.py', args: ['a'], driverMemory: '512m', executorCores: undefined, conf: { 'spark.cores.max': '1' } },
+        FAST,
+      );
       expect(done.state).to.equal('success');
       expect(done.appId).to.equal('app-1');
       const post = stub.seen.find((s) => s.method === 'POST')!;
-      expect(JSON.parse(post.body)).to.deep.equal({ file: 'file:///tmp/job.py', args: ['a'], driverMemory: '512m', conf: { 'spark.cores.max': '1' } });
+      expect(JSON.parse(post.body)).to.deep.equal({
+        file: 'file:///tmp/job.py',
+        args: ['a'],
+        driverMemory: '512m',
+        conf: { 'spark.cores.max': '1' },
+      });
       expect(post.headers['x-requested-by']).to.equal('tfjs-on-spark');
       expect(post.headers['content-type']).to.equal('application/json');
     });
@@ -243,7 +261,10 @@ describe('LivyClient (HTTP stub)', () => {
         [200, { id: 9, state: 'dead' }],
       ]);
       stub.on('GET', /^\/batches\/9$/, () => [200, batch(9, 'dead', { appId: 'app-20250101-0009', log: ['short'] })]);
-      stub.on('GET', /^\/batches\/9\/log/, () => [200, { id: 9, from: 0, total: 3, log: ['stdout: ', 'ValueError: tfos-marker', '\nstderr: '] }]);
+      stub.on('GET', /^\/batches\/9\/log/, () => [
+        200,
+        { id: 9, from: 0, total: 3, log: ['stdout: ', 'ValueError: tfos-marker', '\nstderr: '] },
+      ]);
       const err = await client.runBatch({ file: 'file:///tmp/bad.py' }, FAST).catch((e: unknown) => e);
       expect(err).to.be.instanceOf(LivyBatchFailedError);
       const e = err as LivyBatchFailedError;
@@ -286,7 +307,9 @@ describe('LivyClient (HTTP stub)', () => {
       const err = await client.waitForBatch(2, { timeoutMs: 300, pollMs: 20, maxPollMs: 50, clock }).catch((e: unknown) => e);
       expect(err).to.be.instanceOf(LivyTimeoutError);
       expect((err as LivyTimeoutError).lastState).to.equal('running');
-      expect((err as Error).message).to.contain('Livy batch 2').and.contain('300 ms');
+      expect((err as Error).message)
+        .to.contain('Livy batch 2')
+        .and.contain('300 ms');
       // It kept polling until the deadline, not before: 20, 30, 45, then 50 each, the last wait cut to fit.
       expect(clock.waits).to.deep.equal([20, 30, 45, 50, 50, 50, 50, 5]);
       expect(clock.now() - clock.start).to.equal(300);
@@ -294,7 +317,13 @@ describe('LivyClient (HTTP stub)', () => {
 
     it('pollUntil stops at the deadline even when the delay would be longer', async () => {
       const clock = fakeClock();
-      const err = await pollUntil('x', async () => 'waiting', () => false, (s) => s, { timeoutMs: 100, pollMs: 10_000, clock }).catch((e: unknown) => e);
+      const err = await pollUntil(
+        'x',
+        async () => 'waiting',
+        () => false,
+        (s) => s,
+        { timeoutMs: 100, pollMs: 10_000, clock },
+      ).catch((e: unknown) => e);
       expect(err).to.be.instanceOf(LivyTimeoutError);
       expect(clock.waits).to.deep.equal([100]);
     });
@@ -317,7 +346,9 @@ describe('LivyClient (HTTP stub)', () => {
       await client.waitForSessionIdle(s.id, FAST);
       expect(await client.runStatement(s.id, 'sc.parallelize(range(100)).sum()', FAST)).to.equal('4950');
       await client.closeSession(s.id);
-      expect(JSON.parse(stub.seen.find((x) => x.url === '/sessions/0/statements')!.body)).to.deep.equal({ code: 'sc.parallelize(range(100)).sum()' });
+      expect(JSON.parse(stub.seen.find((x) => x.url === '/sessions/0/statements')!.body)).to.deep.equal({
+        code: 'sc.parallelize(range(100)).sum()',
+      });
       expect(stub.count('DELETE', /^\/sessions\/0$/)).to.equal(1);
     });
 
@@ -325,7 +356,18 @@ describe('LivyClient (HTTP stub)', () => {
       stub.on('POST', /^\/sessions\/1\/statements$/, () => [201, { id: 0, code: '1/0', state: 'waiting', output: null }]);
       stub.on('GET', /^\/sessions\/1\/statements\/0$/, () => [
         200,
-        { id: 0, code: '1/0', state: 'available', output: { status: 'error', execution_count: 0, ename: 'ZeroDivisionError', evalue: 'division by zero', traceback: ['Traceback...\n'] } },
+        {
+          id: 0,
+          code: '1/0',
+          state: 'available',
+          output: {
+            status: 'error',
+            execution_count: 0,
+            ename: 'ZeroDivisionError',
+            evalue: 'division by zero',
+            traceback: ['Traceback...\n'],
+          },
+        },
       ]);
       const err = (await client.runStatement(1, '1/0', FAST).catch((e: unknown) => e)) as LivyStatementError;
       expect(err).to.be.instanceOf(LivyStatementError);

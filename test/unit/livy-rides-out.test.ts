@@ -24,7 +24,13 @@ describe('Livy route: following the application when Livy cannot tell', () => {
   const done: AppExit = { ok: true, detail: 'Livy batch 7 ended in state success', logTail: '' };
 
   it('a Livy restart (unreachable, then the batch forgotten) does not end a cluster whose launcher talks to the driver', async () => {
-    const exit = await followThroughLivy('Livy batch 7', { launcherLastSeen: () => Date.now() }, () => false, probeSequence([down, down, gone, gone], done), 5);
+    const exit = await followThroughLivy(
+      'Livy batch 7',
+      { launcherLastSeen: () => Date.now() },
+      () => false,
+      probeSequence([down, down, gone, gone], done),
+      5,
+    );
     expect(exit).to.equal(done);
   });
 
@@ -34,9 +40,17 @@ describe('Livy route: following the application when Livy cannot tell', () => {
   });
 
   it('Livy gone and the launcher silent: the application is reported gone, naming both', async () => {
-    const exit = await followThroughLivy('Livy batch 7', { launcherLastSeen: () => Date.now() - LAUNCHER_SILENCE_MS - 5000 }, () => false, probeSequence([gone], done), 5);
+    const exit = await followThroughLivy(
+      'Livy batch 7',
+      { launcherLastSeen: () => Date.now() - LAUNCHER_SILENCE_MS - 5000 },
+      () => false,
+      probeSequence([gone], done),
+      5,
+    );
     expect(exit.ok).to.equal(false);
-    expect(exit.detail).to.match(/^Livy batch 7: Livy no longer knows it \(restarted\?\) \(.*404.*\) and the launcher has not reached the driver for \d+ s$/);
+    expect(exit.detail).to.match(
+      /^Livy batch 7: Livy no longer knows it \(restarted\?\) \(.*404.*\) and the launcher has not reached the driver for \d+ s$/,
+    );
   });
 
   it('a batch Livy never heard of, before the launcher spoke, is an error at once', async () => {

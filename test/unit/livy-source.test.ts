@@ -39,7 +39,7 @@ describe('finding the Livy source release', () => {
     expect(findLivySource(paths(), env, repo)).to.equal(undefined);
   });
 
-  it("finds the vendored archive beside the repository when its checksum matches SHA256SUMS", () => {
+  it('finds the vendored archive beside the repository when its checksum matches SHA256SUMS', () => {
     fs.writeFileSync(path.join(vendor, NAME), content);
     fs.writeFileSync(path.join(vendor, 'SHA256SUMS'), `${'0'.repeat(64)}  other.tgz\n${sha(content)}  ${NAME}\n`);
     expect(findLivySource(paths(), env, repo)).to.equal(path.join(vendor, NAME));

@@ -65,7 +65,13 @@ describe('LocalResponseNormalization layer and model files', function () {
         `  console.log(JSON.stringify({ layers: m.layers.map((l) => l.getClassName()), y: Array.from(m.predict(x).dataSync()) }));\n` +
         `});\n`,
     );
-    const out = JSON.parse(execFileSync(process.execPath, ['predict.js'], { cwd: dir, stdio: ['ignore', 'pipe', 'ignore'] }).toString().trim().split('\n').pop()!);
+    const out = JSON.parse(
+      execFileSync(process.execPath, ['predict.js'], { cwd: dir, stdio: ['ignore', 'pipe', 'ignore'] })
+        .toString()
+        .trim()
+        .split('\n')
+        .pop()!,
+    );
     expect(out.layers).to.include('LocalResponseNormalization');
     out.y.forEach((v: number, i: number) => expect(v).to.be.closeTo(want[i], 1e-5));
     // loadModel reads the same files through the package's file systems (local or hdfs://).

@@ -52,7 +52,13 @@ function expectClose(actual: number[][], expected: number[][], what: string, tol
 }
 
 /** Same values and gradients on both backends (`skip`: outputs not to compare). Resolves to the native ones. */
-async function sameOnBothBackends(what: string, inputs: Input[], f: (...xs: Tensor[]) => Tensor, tol?: number, skip?: number[]): Promise<number[][]> {
+async function sameOnBothBackends(
+  what: string,
+  inputs: Input[],
+  f: (...xs: Tensor[]) => Tensor,
+  tol?: number,
+  skip?: number[],
+): Promise<number[][]> {
   const reference = await valueAndGrads('cpu', inputs, f);
   const native = await valueAndGrads('tensorflow', inputs, f);
   expectClose(native, reference, what, tol, skip);
@@ -82,49 +88,93 @@ describe('native kernels (lib/tfjs-native)', function () {
     await sameOnBothBackends('relu∘relu·x', [rand([33], 2)], (x) => t.mul(t.relu(t.relu(x)), x));
   });
 
-  for (const [pad, strides, activation] of [['same', 1, 'relu'], ['valid', 2, 'relu'], ['same', 2, 'linear']] as const) {
+  for (const [pad, strides, activation] of [
+    ['same', 1, 'relu'],
+    ['valid', 2, 'relu'],
+    ['same', 2, 'linear'],
+  ] as const) {
     it(`fused conv2d + bias + ${activation}, pad ${pad}, strides ${strides}: value and gradients of x, filter, bias`, async () => {
-      await sameOnBothBackends(
-        'conv2d',
-        [rand([3, 9, 8, 4], 3), rand([3, 3, 4, 6], 4, 0.5), rand([6], 5)],
-        (x, filter, bias) => t.fused.conv2d({ x: x as tfTypes.Tensor4D, filter: filter as tfTypes.Tensor4D, bias, strides, pad, activation }),
+      await sameOnBothBackends('conv2d', [rand([3, 9, 8, 4], 3), rand([3, 3, 4, 6], 4, 0.5), rand([6], 5)], (x, filter, bias) =>
+        t.fused.conv2d({ x: x as tfTypes.Tensor4D, filter: filter as tfTypes.Tensor4D, bias, strides, pad, activation }),
       );
     });
   }
 
   for (const activation of ['relu', 'linear'] as const) {
     it(`fused matMul + bias + ${activation}: value and gradients of a, b, bias`, async () => {
-      await sameOnBothBackends('matMul', [rand([6, 5], 6), rand([5, 7], 7), rand([7], 8)], (a, b, bias) => t.fused.matMul({ a: a as tfTypes.Tensor2D, b: b as tfTypes.Tensor2D, bias, activation }));
+      await sameOnBothBackends('matMul', [rand([6, 5], 6), rand([5, 7], 7), rand([7], 8)], (a, b, bias) =>
+        t.fused.matMul({ a: a as tfTypes.Tensor2D, b: b as tfTypes.Tensor2D, bias, activation }),
+      );
     });
   }
 
-  for (const [size, stride, pad] of [[3, 2, 'same'], [2, 2, 'valid'], [3, 1, 'valid']] as const) {
+  for (const [size, stride, pad] of [
+    [3, 2, 'same'],
+    [2, 2, 'valid'],
+    [3, 1, 'valid'],
+  ] as const) {
     it(`max pool ${size}×${size} / ${stride} ${pad}: value and gradient (oneDNN with a workspace)`, async () => {
-      await sameOnBothBackends('maxPool', [rand([3, 9, 8, 5], 50 + size + stride)], (x) => t.maxPool(x as tfTypes.Tensor4D, size, stride, pad));
+      await sameOnBothBackends('maxPool', [rand([3, 9, 8, 5], 50 + size + stride)], (x) =>
+        t.maxPool(x as tfTypes.Tensor4D, size, stride, pad),
+      );
     });
   }
 
   it('falls back to tfjs for what it does not fuse (prelu, transposed)', async () => {
-    await sameOnBothBackends('matMul transposeB', [rand([6, 5], 9), rand([7, 5], 10), rand([7], 11)], (a, b, bias) => t.fused.matMul({ a: a as tfTypes.Tensor2D, b: b as tfTypes.Tensor2D, bias, transposeB: true, activation: 'relu' }));
-    await sameOnBothBackends('conv2d elu', [rand([2, 5, 5, 2], 12), rand([3, 3, 2, 3], 13), rand([3], 14)], (x, f, bias) => t.fused.conv2d({ x: x as tfTypes.Tensor4D, filter: f as tfTypes.Tensor4D, bias, strides: 1, pad: 'same', activation: 'elu' }));
+    await sameOnBothBackends('matMul transposeB', [rand([6, 5], 9), rand([7, 5], 10), rand([7], 11)], (a, b, bias) =>
+      t.fused.matMul({ a: a as tfTypes.Tensor2D, b: b as tfTypes.Tensor2D, bias, transposeB: true, activation: 'relu' }),
+    );
+    await sameOnBothBackends('conv2d elu', [rand([2, 5, 5, 2], 12), rand([3, 3, 2, 3], 13), rand([3], 14)], (x, f, bias) =>
+      t.fused.conv2d({ x: x as tfTypes.Tensor4D, filter: f as tfTypes.Tensor4D, bias, strides: 1, pad: 'same', activation: 'elu' }),
+    );
   });
 
   it('softmax cross-entropy on logits: loss and gradient of the logits, with label smoothing, reductions and weights', async () => {
     const labels = rand([8, 5], 15);
     labels.values.forEach((v, i) => (labels.values[i] = v + 0.5)); // non-negative, like probabilities
     // Output 2 is the labels' gradient, checked in the next test.
-    await sameOnBothBackends('softmaxCrossEntropy', [labels, rand([8, 5], 16, 4)], (y, logits) => t.losses.softmaxCrossEntropy(y, logits), 1e-4, [2]);
-    await sameOnBothBackends('softmaxCrossEntropy label smoothing 0.2', [labels, rand([8, 5], 20, 4)], (y, logits) => t.losses.softmaxCrossEntropy(y, logits, undefined, 0.2), 1e-4, [2]);
-    await sameOnBothBackends('softmaxCrossEntropy NONE', [labels, rand([8, 5], 17, 4)], (y, logits) => t.losses.softmaxCrossEntropy(y, logits, undefined, 0, t.Reduction.NONE), 1e-4, [2]);
+    await sameOnBothBackends(
+      'softmaxCrossEntropy',
+      [labels, rand([8, 5], 16, 4)],
+      (y, logits) => t.losses.softmaxCrossEntropy(y, logits),
+      1e-4,
+      [2],
+    );
+    await sameOnBothBackends(
+      'softmaxCrossEntropy label smoothing 0.2',
+      [labels, rand([8, 5], 20, 4)],
+      (y, logits) => t.losses.softmaxCrossEntropy(y, logits, undefined, 0.2),
+      1e-4,
+      [2],
+    );
+    await sameOnBothBackends(
+      'softmaxCrossEntropy NONE',
+      [labels, rand([8, 5], 17, 4)],
+      (y, logits) => t.losses.softmaxCrossEntropy(y, logits, undefined, 0, t.Reduction.NONE),
+      1e-4,
+      [2],
+    );
     // Weights as a constant: tfjs has no gradient through the non-zero count of the weights.
     const weights = rand([8], 19);
-    await sameOnBothBackends('softmaxCrossEntropy weighted', [labels, rand([8, 5], 18, 4)], (y, logits) => t.losses.softmaxCrossEntropy(y, logits, t.tensor(weights.values)), 1e-4, [2]);
+    await sameOnBothBackends(
+      'softmaxCrossEntropy weighted',
+      [labels, rand([8, 5], 18, 4)],
+      (y, logits) => t.losses.softmaxCrossEntropy(y, logits, t.tensor(weights.values)),
+      1e-4,
+      [2],
+    );
   });
 
   it("softmax cross-entropy: the labels' gradient is TensorFlow's −log softmax(logits) (tfjs's own gives labels − softmax)", async () => {
     const labels = rand([4, 3], 25);
     const logits = rand([4, 3], 26, 3);
-    const [, , dLabels] = await sameOnBothBackends('xent', [labels, logits], (y, l) => t.losses.softmaxCrossEntropy(y, l, undefined, 0, t.Reduction.SUM), 1e-4, [2]);
+    const [, , dLabels] = await sameOnBothBackends(
+      'xent',
+      [labels, logits],
+      (y, l) => t.losses.softmaxCrossEntropy(y, l, undefined, 0, t.Reduction.SUM),
+      1e-4,
+      [2],
+    );
     // valueAndGrads weights the (scalar) loss by a fixed random w: dLabels = −w · log softmax.
     const w = rand([], 99).values[0];
     const expected = t.tidy(() => Array.from(t.mul(-w, t.logSoftmax(t.tensor(logits.values, logits.shape))).dataSync()));
@@ -134,7 +184,12 @@ describe('native kernels (lib/tfjs-native)', function () {
   it('batch norm in training: output, gradients of x, gamma and beta, and the moving averages', async () => {
     const run = async (backend: string) => {
       await t.setBackend(backend);
-      const layer = t.layers.batchNormalization({ momentum: 0.9, epsilon: 1e-5, gammaInitializer: 'randomNormal', betaInitializer: 'randomNormal' });
+      const layer = t.layers.batchNormalization({
+        momentum: 0.9,
+        epsilon: 1e-5,
+        gammaInitializer: 'randomNormal',
+        betaInitializer: 'randomNormal',
+      });
       const x0 = rand([4, 5, 3, 6], 40, 3);
       const x = t.tensor(x0.values, x0.shape);
       layer.build(x.shape);
@@ -147,12 +202,20 @@ describe('native kernels (lib/tfjs-native)', function () {
       const { value, grads } = t.variableGrads(() => f(x), vars);
       const dx = t.grad(f)(x);
       // The moving averages saw both training calls.
-      return [[value.dataSync()[0]], Array.from(dx.dataSync()), ...vars.map((v) => Array.from(grads[v.name].dataSync())), ...layer.getWeights().slice(2).map((m) => Array.from(m.dataSync()))];
+      return [
+        [value.dataSync()[0]],
+        Array.from(dx.dataSync()),
+        ...vars.map((v) => Array.from(grads[v.name].dataSync())),
+        ...layer
+          .getWeights()
+          .slice(2)
+          .map((m) => Array.from(m.dataSync())),
+      ];
     };
     expectClose(await run('tensorflow'), await run('cpu'), 'batch norm', 2e-4);
   });
 
-  it('adam: the native update gives tfjs Adam\'s weights and moments, also after outside assignments', async () => {
+  it("adam: the native update gives tfjs Adam's weights and moments, also after outside assignments", async () => {
     const init = [rand([4, 3], 20), rand([3], 21)];
     const data = [rand([16, 4], 22), rand([16, 3], 23)];
     const train = async (backend: string) => {
@@ -160,7 +223,8 @@ describe('native kernels (lib/tfjs-native)', function () {
       const vars = init.map((i, k) => t.variable(t.tensor(i.values, i.shape), true, `adam_test_${backend}_${k}`));
       const [x, y] = data.map((d) => t.tensor(d.values, d.shape));
       const opt = t.train.adam(0.05);
-      const step = () => opt.minimize(() => t.losses.meanSquaredError(y, t.relu(t.add(t.matMul(x, vars[0]), vars[1]))) as tfTypes.Scalar, false, vars);
+      const step = () =>
+        opt.minimize(() => t.losses.meanSquaredError(y, t.relu(t.add(t.matMul(x, vars[0]), vars[1]))) as tfTypes.Scalar, false, vars);
       for (let k = 0; k < 5; k++) step();
       vars[1].assign(t.tensor(rand([3], 24).values)); // as a broadcast from the chief would
       for (let k = 0; k < 5; k++) step();
@@ -176,7 +240,16 @@ describe('native kernels (lib/tfjs-native)', function () {
   /** A small conv net with every fused path: conv + relu, pooling, dense + relu, dense logits. */
   const convNet = (seed: number) => {
     const m = t.sequential();
-    m.add(t.layers.conv2d({ inputShape: [8, 8, 3], filters: 4, kernelSize: 3, padding: 'same', activation: 'relu', kernelInitializer: t.initializers.glorotUniform({ seed }) }));
+    m.add(
+      t.layers.conv2d({
+        inputShape: [8, 8, 3],
+        filters: 4,
+        kernelSize: 3,
+        padding: 'same',
+        activation: 'relu',
+        kernelInitializer: t.initializers.glorotUniform({ seed }),
+      }),
+    );
     m.add(t.layers.maxPooling2d({ poolSize: 2 }));
     m.add(t.layers.flatten());
     m.add(t.layers.dense({ units: 6, activation: 'relu', kernelInitializer: t.initializers.glorotUniform({ seed: seed + 1 }) }));
@@ -195,7 +268,8 @@ describe('native kernels (lib/tfjs-native)', function () {
       const { x, y } = batch(0, 10);
       const opt = t.train.adam(0.01);
       const vars = m.trainableWeights.map((w) => w.read() as tfTypes.Variable);
-      for (let k = 0; k < 4; k++) opt.minimize(() => t.losses.softmaxCrossEntropy(y, m.predict(x) as Tensor) as tfTypes.Scalar, false, vars);
+      for (let k = 0; k < 4; k++)
+        opt.minimize(() => t.losses.softmaxCrossEntropy(y, m.predict(x) as Tensor) as tfTypes.Scalar, false, vars);
       const out = m.getWeights().map((w) => Array.from(w.dataSync()));
       opt.dispose();
       m.dispose();
@@ -217,7 +291,12 @@ describe('native kernels (lib/tfjs-native)', function () {
       const one = convNet(1);
       const opt = t.train.adam(0.01);
       const whole = batch(0, 10);
-      for (let k = 0; k < steps; k++) opt.minimize(() => t.losses.softmaxCrossEntropy(whole.y, one.predict(whole.x) as Tensor) as tfTypes.Scalar, false, one.trainableWeights.map((w) => w.read() as tfTypes.Variable));
+      for (let k = 0; k < steps; k++)
+        opt.minimize(
+          () => t.losses.softmaxCrossEntropy(whole.y, one.predict(whole.x) as Tensor) as tfTypes.Scalar,
+          false,
+          one.trainableWeights.map((w) => w.read() as tfTypes.Variable),
+        );
       const expected = one.getWeights().map((w) => Array.from(w.dataSync()));
 
       cluster = await fakeCluster({ numWorkers: 2 });
@@ -228,7 +307,8 @@ describe('native kernels (lib/tfjs-native)', function () {
           const dist = new DistributedOptimizer(server, t.train.adam(0.01));
           await dist.init(m);
           const { x, y } = batch(r * 5, 5);
-          for (let k = 0; k < steps; k++) await dist.minimize(() => t.losses.softmaxCrossEntropy(y, m.predict(x) as Tensor) as tfTypes.Scalar);
+          for (let k = 0; k < steps; k++)
+            await dist.minimize(() => t.losses.softmaxCrossEntropy(y, m.predict(x) as Tensor) as tfTypes.Scalar);
           return m.getWeights().map((w) => Array.from(w.dataSync()));
         }),
       );

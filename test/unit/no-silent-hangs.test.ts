@@ -64,7 +64,9 @@ describe('a trainer that never gets its ctx', function () {
       const code = await new Promise<number | null>((r) => child.on('exit', (c) => r(c)));
       expect(registered).to.equal(true);
       expect(code).to.equal(1);
-      expect(stderr).to.match(new RegExp(`node 3: registered with the driver at ${server.url().replace(/\./g, '\\.')} but got no cluster spec within 1 s`));
+      expect(stderr).to.match(
+        new RegExp(`node 3: registered with the driver at ${server.url().replace(/\./g, '\\.')} but got no cluster spec within 1 s`),
+      );
       expect(stderr).not.to.include(secret);
     } finally {
       await server.close();

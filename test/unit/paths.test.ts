@@ -40,7 +40,10 @@ describe('HDFS paths', () => {
 
   it('decodes a URI path and refuses bad or path-changing escapes', () => {
     expect(checkedHdfsPath('/a%20dir//x', 'hdfs://nn/a%20dir//x', { decode: true })).to.equal('/a dir/x');
-    expect(() => checkedHdfsPath('/a/%2e%2e/b', 'hdfs://nn/a/%2e%2e/b', { decode: true })).to.throw(UnsafePathError, /hdfs:\/\/nn\/a\/%2e%2e\/b.*'\.\.' segments/);
+    expect(() => checkedHdfsPath('/a/%2e%2e/b', 'hdfs://nn/a/%2e%2e/b', { decode: true })).to.throw(
+      UnsafePathError,
+      /hdfs:\/\/nn\/a\/%2e%2e\/b.*'\.\.' segments/,
+    );
     expect(() => checkedHdfsPath('/a/%zz', 'hdfs://nn/a/%zz', { decode: true })).to.throw(UnsafePathError, /not a valid escape/);
     expect(() => checkedHdfsPath('/a/%c3', 'hdfs://nn/a/%c3', { decode: true })).to.throw(UnsafePathError, /do not decode/);
     expect(() => checkedHdfsPath('/a%2F..%2Fb', 'hdfs://nn/a%2F..%2Fb', { decode: true })).to.throw(UnsafePathError, /escaped '\/'/);
@@ -126,7 +129,10 @@ describe('tfos pack', () => {
   it('refuses a symbolic link out of the project, naming it and its target', async () => {
     fs.symlinkSync(outside, path.join(project, 'src/data'));
     const err = await rejection(packProject({ projectDir: project, out: path.join(outside, 'p.tgz') }));
-    expect(err.message).to.include(path.join(project, 'src/data')).and.include(fs.realpathSync(outside)).and.match(/outside the project/);
+    expect(err.message)
+      .to.include(path.join(project, 'src/data'))
+      .and.include(fs.realpathSync(outside))
+      .and.match(/outside the project/);
     expect(fs.existsSync(path.join(outside, 'p.tgz'))).to.equal(false);
   });
 
@@ -139,7 +145,9 @@ describe('tfos pack', () => {
 
   it("refuses '.' and '..' as the archive alias", () => {
     for (const alias of ['.', '..']) {
-      expect(() => archiveLaunch({ uri: '/x.tgz', projectDir: project, alias }, path.join(project, 'src/train.js'))).to.throw(/alias '\.{1,2}' must be a plain directory name/);
+      expect(() => archiveLaunch({ uri: '/x.tgz', projectDir: project, alias }, path.join(project, 'src/train.js'))).to.throw(
+        /alias '\.{1,2}' must be a plain directory name/,
+      );
     }
   });
 });

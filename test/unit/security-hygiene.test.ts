@@ -46,8 +46,20 @@ describe('register protocol version', function () {
     await server.listen('127.0.0.1');
     try {
       const control = await NodeControl.connect(server.url(), secret);
-      const closed = new Promise<{ code: number; reason: string }>((r) => control.once('close', (code: number, reason: string) => r({ code, reason })));
-      await control.send({ type: 'register', protocol: PROTOCOL_VERSION + 98, nodeIndex: 0, attempt: 0, executorId: '0', host: '127.0.0.1', port: 1, dataPort: 2, pid: 1 } as RegisterMessage);
+      const closed = new Promise<{ code: number; reason: string }>((r) =>
+        control.once('close', (code: number, reason: string) => r({ code, reason })),
+      );
+      await control.send({
+        type: 'register',
+        protocol: PROTOCOL_VERSION + 98,
+        nodeIndex: 0,
+        attempt: 0,
+        executorId: '0',
+        host: '127.0.0.1',
+        port: 1,
+        dataPort: 2,
+        pid: 1,
+      } as RegisterMessage);
       const { code, reason } = await closed;
       expect(code).to.equal(1008);
       expect(reason).to.match(new RegExp(`protocol ${PROTOCOL_VERSION + 98} is not supported`));
@@ -58,7 +70,6 @@ describe('register protocol version', function () {
     }
   });
 });
-
 
 describe('a taken control port', () => {
   it('fails with an error naming host:port and the cause', async () => {
@@ -71,7 +82,9 @@ describe('a taken control port', () => {
         () => new Error('listened on a taken port'),
         (e: Error) => e,
       );
-      expect(err.message).to.equal(`the driver's control server cannot listen on 127.0.0.1:${port}: the port is taken by another process (EADDRINUSE); choose another controlPort / controlBindHost`);
+      expect(err.message).to.equal(
+        `the driver's control server cannot listen on 127.0.0.1:${port}: the port is taken by another process (EADDRINUSE); choose another controlPort / controlBindHost`,
+      );
     } finally {
       await first.close();
       await second.close().catch(() => undefined);

@@ -84,7 +84,16 @@ describe('control server (driver) refuses strangers', function () {
 
   it('answers 401 to a request without the secret, closes the connection and logs it without secrets', async () => {
     const res = await new Promise<http.IncomingMessage>((resolve, reject) => {
-      const req = http.request({ port, host: '127.0.0.1', path: '/v1/launcher/job', headers: { authorization: 'Bearer wrong' }, agent: new http.Agent({ keepAlive: true }) }, resolve);
+      const req = http.request(
+        {
+          port,
+          host: '127.0.0.1',
+          path: '/v1/launcher/job',
+          headers: { authorization: 'Bearer wrong' },
+          agent: new http.Agent({ keepAlive: true }),
+        },
+        resolve,
+      );
       req.on('error', reject);
       req.end();
     });
@@ -97,7 +106,12 @@ describe('control server (driver) refuses strangers', function () {
   });
 
   /** One raw HTTP exchange (a fresh connection each time). */
-  function request(pathAndQuery: string, headers: Record<string, string>, method = 'GET', body?: string): Promise<{ status: number; headers: http.IncomingHttpHeaders; body: string }> {
+  function request(
+    pathAndQuery: string,
+    headers: Record<string, string>,
+    method = 'GET',
+    body?: string,
+  ): Promise<{ status: number; headers: http.IncomingHttpHeaders; body: string }> {
     return new Promise((resolve, reject) => {
       const req = http.request({ port, host: '127.0.0.1', path: pathAndQuery, method, headers, agent: false }, (res) => {
         let text = '';
@@ -121,7 +135,12 @@ describe('control server (driver) refuses strangers', function () {
 
   it('refuses a request whose body is not the one it signed', async () => {
     const { header } = signRequest(SECRET, 'POST', '/v1/launcher/event', '{"type":"stopped"}');
-    const res = await request('/v1/launcher/event', { authorization: header, 'content-type': 'application/json' }, 'POST', '{"type":"failed","error":"forged"}');
+    const res = await request(
+      '/v1/launcher/event',
+      { authorization: header, 'content-type': 'application/json' },
+      'POST',
+      '{"type":"failed","error":"forged"}',
+    );
     expect(res.status).to.equal(400);
     expect(res.body).to.match(/not the one the request signed/);
   });
@@ -140,7 +159,9 @@ describe('control server (driver) refuses strangers', function () {
 
   it('refuses a WebSocket upgrade without the secret', async () => {
     const answer = await connectUntilClosed(port, (s) =>
-      s.write('GET /v1/nodes HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n'),
+      s.write(
+        'GET /v1/nodes HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n',
+      ),
     );
     expect(answer.toString()).to.match(/^HTTP\/1\.1 401/);
   });
@@ -176,7 +197,11 @@ describe('bootstrap token (control server)', function () {
     await server.listen('127.0.0.1');
     const exchange = async (t: string) => {
       const req = bootstrapRequest(t);
-      const res = await fetch(`${server.url()}/v1/launcher/bootstrap`, { method: 'POST', body: JSON.stringify(req), headers: { 'content-type': 'application/json' } });
+      const res = await fetch(`${server.url()}/v1/launcher/bootstrap`, {
+        method: 'POST',
+        body: JSON.stringify(req),
+        headers: { 'content-type': 'application/json' },
+      });
       return { status: res.status, req, body: (await res.json()) as { proof: string; sealed: string } };
     };
     try {
@@ -189,7 +214,9 @@ describe('bootstrap token (control server)', function () {
       const second = await exchange(token);
       expect(second.status).to.equal(401);
       expect(reuse).to.have.length(1);
-      expect(failures.join('\n')).to.match(/no valid proof of the bootstrap token/).and.match(/already used/);
+      expect(failures.join('\n'))
+        .to.match(/no valid proof of the bootstrap token/)
+        .and.match(/already used/);
       expect(failures.join('\n')).not.to.include(token);
     } finally {
       await server.close();
@@ -210,7 +237,12 @@ describe("trainer's data port (feed server) refuses strangers and proves itself"
   afterEach(() => feeds.close());
 
   /** Plays a feeding task: header signed with `secret` (or the proof of `signedHeader`). */
-  function hello(secret: string, header: object, signedHeader?: object, lengthOverride?: number): Promise<{ serverProofOk: boolean; bytes: number }> {
+  function hello(
+    secret: string,
+    header: object,
+    signedHeader?: object,
+    lengthOverride?: number,
+  ): Promise<{ serverProofOk: boolean; bytes: number }> {
     return new Promise((resolve) => {
       const s = net.connect(port, '127.0.0.1');
       const raw = Buffer.from(JSON.stringify(header));
@@ -230,7 +262,8 @@ describe("trainer's data port (feed server) refuses strangers and proves itself"
       s.on('error', () => undefined);
       const done = () => {
         const answer = got.subarray(16, 48);
-        const serverProofOk = nonceS !== undefined && answer.length === 32 && answer.equals(feedProof(SECRET, 'server', nonceS, nonceC, raw));
+        const serverProofOk =
+          nonceS !== undefined && answer.length === 32 && answer.equals(feedProof(SECRET, 'server', nonceS, nonceC, raw));
         resolve({ serverProofOk, bytes: Math.max(0, got.length - 16) });
         s.destroy();
       };
@@ -289,7 +322,16 @@ describe("trainer's cluster-server port refuses strangers without breaking the g
     const [host, port] = [chiefAddr.split(':')[0], Number(chiefAddr.split(':')[1])];
     // A stranger dials the chief as worker:0 with the wrong secret, before the real worker does.
     const err = await rejection(
-      dialOnce({ secret: 'not-the-secret', channel: Channel.COLLECTIVE, self: { job: 'worker', index: 0 }, target: { job: 'chief', index: 0, addr: chiefAddr, rank: 0 }, stepTimeoutMs: 2000 }, () => undefined),
+      dialOnce(
+        {
+          secret: 'not-the-secret',
+          channel: Channel.COLLECTIVE,
+          self: { job: 'worker', index: 0 },
+          target: { job: 'chief', index: 0, addr: chiefAddr, rank: 0 },
+          stepTimeoutMs: 2000,
+        },
+        () => undefined,
+      ),
     );
     expect(err.name).to.equal('AuthError');
     // And one that sends a forged proof.

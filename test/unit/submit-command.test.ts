@@ -19,7 +19,29 @@ describe('tfos submit-command', () => {
   it('puts the launcher and the module where spark-submit expects its application, and passes tfos run options after it', async function () {
     let line;
     try {
-      line = await submitLine([modulePath, '--master', 'spark://10.0.0.1:7077', '--conf', 'spark.executor.memory=1g', '--cluster-size', '3', '--num-ps', '1', '--input-mode', 'spark', '--data', 'hdfs:///d/train', '--epochs', '2', '--', 'x', 'y z'], noStack);
+      line = await submitLine(
+        [
+          modulePath,
+          '--master',
+          'spark://10.0.0.1:7077',
+          '--conf',
+          'spark.executor.memory=1g',
+          '--cluster-size',
+          '3',
+          '--num-ps',
+          '1',
+          '--input-mode',
+          'spark',
+          '--data',
+          'hdfs:///d/train',
+          '--epochs',
+          '2',
+          '--',
+          'x',
+          'y z',
+        ],
+        noStack,
+      );
     } catch (err) {
       if (/tfos setup/.test((err as Error).message)) return this.skip(); // no provisioned Spark here
       throw err;
@@ -29,13 +51,30 @@ describe('tfos submit-command', () => {
     expect(argv.slice(1, 3)).to.deep.equal(['--master', 'spark://10.0.0.1:7077']);
     expect(argv).to.include('spark.executor.memory=1g');
     const at = argv.indexOf(LAUNCHER_PATH);
-    expect(argv.slice(at + 1)).to.deep.equal([modulePath, '--cluster-size', '3', '--num-ps', '1', '--input-mode', 'spark', '--data', 'hdfs:///d/train', '--epochs', '2', '--', 'x', 'y z']);
+    expect(argv.slice(at + 1)).to.deep.equal([
+      modulePath,
+      '--cluster-size',
+      '3',
+      '--num-ps',
+      '1',
+      '--input-mode',
+      'spark',
+      '--data',
+      'hdfs:///d/train',
+      '--epochs',
+      '2',
+      '--',
+      'x',
+      'y z',
+    ]);
     expect(line.env).to.not.have.property('SPARK_LOCAL_IP'); // not a loopback master
     expect(line.env.JAVA_HOME).to.be.a('string');
   });
 
   it('refuses what tfos run refuses, and the Livy route', async () => {
     expect((await rejection(submitLine([modulePath, '--epochs', '2'], noStack))).message).to.contain('--epochs needs --data');
-    expect((await rejection(submitLine([modulePath, '--via', 'livy', '--livy', 'http://127.0.0.1:1'], noStack))).message).to.contain('--via livy submits through Livy');
+    expect((await rejection(submitLine([modulePath, '--via', 'livy', '--livy', 'http://127.0.0.1:1'], noStack))).message).to.contain(
+      '--via livy submits through Livy',
+    );
   });
 });

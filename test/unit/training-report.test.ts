@@ -27,7 +27,10 @@ describe('training progress and plot', function () {
     const p = new TrainingProgress({ out: new Sink(false), logOut: new Sink(false), now: () => now });
     p.update({ step: 100, totalSteps: 1000, epoch: 0.5, epochs: 5, imagesPerSec: 812.4, loss: 1.23456 }, 'chief:0');
     now = 10_000;
-    p.update({ step: 200, totalSteps: 1000, epoch: 1, epochs: 5, imagesPerSec: 790, loss: 1.1, testAccuracy: 0.6123, testImages: 10000 }, 'chief:0');
+    p.update(
+      { step: 200, totalSteps: 1000, epoch: 1, epochs: 5, imagesPerSec: 790, loss: 1.1, testAccuracy: 0.6123, testImages: 10000 },
+      'chief:0',
+    );
     const line = p.line(140);
     expect(line).to.match(/^\[█+░+\] 200\/1000 steps · epoch 1\/5 · 790 img\/s · loss 1\.100 · test acc 61\.2% · ETA 1m20s$/);
   });
@@ -75,7 +78,13 @@ describe('training progress and plot', function () {
   });
 
   it('renders loss and test accuracy against time and images as a PNG', async () => {
-    const history = Array.from({ length: 20 }, (_, i) => ({ step: i * 10, seconds: i * 3, images: i * 1280, loss: 2.3 / (1 + i / 4), testAccuracy: i % 5 === 4 ? 0.1 + i / 25 : undefined }));
+    const history = Array.from({ length: 20 }, (_, i) => ({
+      step: i * 10,
+      seconds: i * 3,
+      images: i * 1280,
+      loss: 2.3 / (1 + i / 4),
+      testAccuracy: i % 5 === 4 ? 0.1 + i / 25 : undefined,
+    }));
     const spec = trainingPlotSpec(history, 'test run');
     expect(JSON.stringify(spec)).to.include('"test accuracy"');
     const png = await renderTrainingPlot(history, 'test run');

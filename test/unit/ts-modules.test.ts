@@ -30,15 +30,22 @@ describe('TypeScript training modules', () => {
 
   it('a type error fails TFCluster.run at once with file:line:column, before any Spark work', async function () {
     this.timeout(120_000);
-    const train = project({ 'helper.ts': "export function double(x: number): number {\n  const twice: string = 2 * x;\n  return twice;\n}\n" });
+    const train = project({
+      'helper.ts': 'export function double(x: number): number {\n  const twice: string = 2 * x;\n  return twice;\n}\n',
+    });
     const err = await rejection(TFCluster.run({ module: train, numExecutors: 1 }));
     expect(err).to.be.instanceOf(ModuleTypeError);
-    expect(err.message).to.contain(`${path.join(path.dirname(train), 'helper.ts')}:2:9 TS2322: Type 'number' is not assignable to type 'string'.`);
+    expect(err.message).to.contain(
+      `${path.join(path.dirname(train), 'helper.ts')}:2:9 TS2322: Type 'number' is not assignable to type 'string'.`,
+    );
   });
 
   it('misuse of the package API is a type error too (ctx fields, TFNode calls)', function () {
     this.timeout(120_000);
-    const train = project({ 'train.ts': "import { TFNode, type TFNodeContext } from 'tfjs-on-spark';\nexport default async (_a: unknown, ctx: TFNodeContext) => TFNode.dataFeed(ctx, { path: 42 });\n" });
+    const train = project({
+      'train.ts':
+        "import { TFNode, type TFNodeContext } from 'tfjs-on-spark';\nexport default async (_a: unknown, ctx: TFNodeContext) => TFNode.dataFeed(ctx, { path: 42 });\n",
+    });
     expect(() => typeCheckModule(train)).to.throw(ModuleTypeError, /train\.ts:2:\d+ TS2322/);
   });
 
@@ -55,7 +62,7 @@ describe('TypeScript training modules', () => {
     }
   });
 
-  it('in a trainer process, the .ts module and its .ts imports run as is, on the package\'s one tfjs engine', function () {
+  it("in a trainer process, the .ts module and its .ts imports run as is, on the package's one tfjs engine", function () {
     this.timeout(120_000);
     const train = project();
     const script = `
@@ -64,7 +71,11 @@ describe('TypeScript training modules', () => {
       const { tf } = require('tfjs-on-spark');
       const direct = require('@tensorflow/tfjs-node');
       console.log(JSON.stringify({ fn: typeof m.default, sameEngine: direct.engine() === tf.engine(), backend: tf.getBackend() }));`;
-    const out = execFileSync(process.execPath, ['-e', script], { cwd: path.dirname(train), encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+    const out = execFileSync(process.execPath, ['-e', script], {
+      cwd: path.dirname(train),
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     expect(JSON.parse(out.trim().split('\n').pop()!)).to.deep.equal({ fn: 'function', sameEngine: true, backend: 'tensorflow' });
   });
 });

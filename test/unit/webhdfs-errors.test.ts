@@ -17,7 +17,9 @@ interface Seen {
 }
 
 /** A stub server; `handle` answers each request after its body has been read (unless it answers first). */
-async function stub(handle: (req: http.IncomingMessage, res: http.ServerResponse, seen: Seen) => void | 'early'): Promise<{ url: string; port: number; seen: Seen[]; close: () => Promise<void> }> {
+async function stub(
+  handle: (req: http.IncomingMessage, res: http.ServerResponse, seen: Seen) => void | 'early',
+): Promise<{ url: string; port: number; seen: Seen[]; close: () => Promise<void> }> {
   const seen: Seen[] = [];
   const server = http.createServer((req, res) => {
     const s: Seen = { method: req.method ?? '', url: new URL(req.url ?? '/', 'http://stub'), bytes: 0 };
@@ -55,7 +57,10 @@ describe('WebHDFS client (stub servers)', () => {
   });
 
   /** NameNode stub redirecting data ops to a DataNode stub that answers like Hadoop's (100 Continue, then 201). */
-  async function cluster(opts: { noredirectJson: boolean; datanode?: (req: http.IncomingMessage, res: http.ServerResponse, seen: Seen) => void | 'early' }) {
+  async function cluster(opts: {
+    noredirectJson: boolean;
+    datanode?: (req: http.IncomingMessage, res: http.ServerResponse, seen: Seen) => void | 'early';
+  }) {
     const dn = await stub(
       opts.datanode ??
         ((req, res) => {
@@ -130,7 +135,13 @@ describe('WebHDFS client (stub servers)', () => {
       datanode: (_req, res) => {
         // The whole answer, but the connection stays open and the body keeps being read (the
         // stub counts it): the client must act on the answer, not on a reset connection.
-        const body = JSON.stringify({ RemoteException: { exception: 'AccessControlException', javaClassName: 'org.apache.hadoop.AccessControlException', message: 'Permission denied: user=alice' } });
+        const body = JSON.stringify({
+          RemoteException: {
+            exception: 'AccessControlException',
+            javaClassName: 'org.apache.hadoop.AccessControlException',
+            message: 'Permission denied: user=alice',
+          },
+        });
         res.writeHead(403, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
         res.write(body);
         return 'early';

@@ -28,9 +28,13 @@ export class AttachedRoute implements SparkRoute {
 
   async submit(plan: LaunchPlan): Promise<SubmittedApp> {
     // What the application already has needs no setting; anything else cannot be set any more.
-    const settings = Object.keys(plan.conf).filter((k) => !(k === 'spark.archives' && this.opts.archives?.split(',').includes(plan.conf[k])));
+    const settings = Object.keys(plan.conf).filter(
+      (k) => !(k === 'spark.archives' && this.opts.archives?.split(',').includes(plan.conf[k])),
+    );
     if (settings.length) {
-      throw new Error(`the Spark application already runs (spark-submit typed by hand): pass ${settings.map((k) => `--conf ${k}=${plan.conf[k]}`).join(' ')} to spark-submit instead`);
+      throw new Error(
+        `the Spark application already runs (spark-submit typed by hand): pass ${settings.map((k) => `--conf ${k}=${plan.conf[k]}`).join(' ')} to spark-submit instead`,
+      );
     }
     const exited = new Promise<AppExit>((resolve) => {
       let text = '';
@@ -39,7 +43,8 @@ export class AttachedRoute implements SparkRoute {
         const code = /exit (\d+)/.exec(text)?.[1];
         resolve({
           ok: code === '0',
-          detail: code === undefined ? 'the launcher (the Spark driver program) went away' : `the launcher ended its cluster with code ${code}`,
+          detail:
+            code === undefined ? 'the launcher (the Spark driver program) went away' : `the launcher ended its cluster with code ${code}`,
           logTail: '',
         });
       });
@@ -49,7 +54,9 @@ export class AttachedRoute implements SparkRoute {
       fs.writeSync(this.opts.fd, `${JSON.stringify({ controlUrl: plan.controlUrl, tokenFile: plan.tokenFile })}\n`);
       fs.closeSync(this.opts.fd);
     } catch (err) {
-      throw new Error(`cannot reach the launcher on fd ${this.opts.fd} (--attach-fd is for the launcher's own use): ${(err as Error).message}`);
+      throw new Error(
+        `cannot reach the launcher on fd ${this.opts.fd} (--attach-fd is for the launcher's own use): ${(err as Error).message}`,
+      );
     }
     return {
       describe: `the Spark application of this spark-submit (${this.opts.master})`,

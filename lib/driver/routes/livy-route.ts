@@ -11,7 +11,16 @@
  * Session: the launcher's source is sent as the statement itself, so nothing has to be shipped.
  */
 import * as fs from 'node:fs';
-import { isBatchFinal, isTransientLivyError, LivyClient, LivyHttpError, LivyStatement, PollOptions, pollUntil, STATEMENT_FINAL_STATES } from '../../io/livy-client';
+import {
+  isBatchFinal,
+  isTransientLivyError,
+  LivyClient,
+  LivyHttpError,
+  LivyStatement,
+  PollOptions,
+  pollUntil,
+  STATEMENT_FINAL_STATES,
+} from '../../io/livy-client';
 import { sleep } from '../../platform/sleep';
 import { AppExit, baseConf, LaunchPlan, SparkRoute, SubmittedApp } from './route';
 import { LAUNCHER_PATH } from './spark-submit';
@@ -87,11 +96,22 @@ export class LivyRoute implements SparkRoute {
     let stopped = false;
     // The client's own polling rules first (transient failures ridden out); when it gives up, the
     // launcher's contact with the driver decides whether the application is really gone.
-    const exited = followThroughLivy(describe, plan, () => stopped, async () => {
-      const state = await pollUntil(describe, () => this.client.batchState(batch.id), isBatchFinal, (st) => st, WATCH);
-      const log = await this.client.batchLog(batch.id, undefined, 200).catch(() => ({ log: [] as string[] }));
-      return { ok: state === 'success', detail: `${describe} ended in state ${state}`, logTail: log.log.slice(-60).join('\n') };
-    });
+    const exited = followThroughLivy(
+      describe,
+      plan,
+      () => stopped,
+      async () => {
+        const state = await pollUntil(
+          describe,
+          () => this.client.batchState(batch.id),
+          isBatchFinal,
+          (st) => st,
+          WATCH,
+        );
+        const log = await this.client.batchLog(batch.id, undefined, 200).catch(() => ({ log: [] as string[] }));
+        return { ok: state === 'success', detail: `${describe} ended in state ${state}`, logTail: log.log.slice(-60).join('\n') };
+      },
+    );
     return {
       describe,
       exited,
@@ -132,20 +152,34 @@ export class LivyRoute implements SparkRoute {
     const code = `exec(compile(${JSON.stringify(program)}, 'tfos_launcher.py', 'exec'), globals())`;
     const statement = await this.client.submitStatement(sessionId, code, 'pyspark');
     let stopped = false;
-    const exited = followThroughLivy(describe, plan, () => stopped, async () => {
-      const st: LivyStatement = await pollUntil(
-        `${describe}, statement ${statement.id}`,
-        () => this.client.getStatement(sessionId, statement.id),
-        (x) => STATEMENT_FINAL_STATES.includes(x.state),
-        (x) => x.state,
-        WATCH,
-      );
-      const out = st.output;
-      const text = out && out.status === 'ok' ? String(out.data?.['text/plain'] ?? '') : out ? `${out.ename}: ${out.evalue}\n${(out.traceback ?? []).join('')}` : '';
-      const ok = st.state === 'available' && out?.status === 'ok' && text.trim() === '0';
-      if (ownSession) await this.client.closeSession(sessionId).catch(() => undefined);
-      return { ok, detail: `${describe}, statement ${st.id} ended ${st.state}${text ? ` (${text.trim().slice(0, 200)})` : ''}`, logTail: text };
-    });
+    const exited = followThroughLivy(
+      describe,
+      plan,
+      () => stopped,
+      async () => {
+        const st: LivyStatement = await pollUntil(
+          `${describe}, statement ${statement.id}`,
+          () => this.client.getStatement(sessionId, statement.id),
+          (x) => STATEMENT_FINAL_STATES.includes(x.state),
+          (x) => x.state,
+          WATCH,
+        );
+        const out = st.output;
+        const text =
+          out && out.status === 'ok'
+            ? String(out.data?.['text/plain'] ?? '')
+            : out
+              ? `${out.ename}: ${out.evalue}\n${(out.traceback ?? []).join('')}`
+              : '';
+        const ok = st.state === 'available' && out?.status === 'ok' && text.trim() === '0';
+        if (ownSession) await this.client.closeSession(sessionId).catch(() => undefined);
+        return {
+          ok,
+          detail: `${describe}, statement ${st.id} ended ${st.state}${text ? ` (${text.trim().slice(0, 200)})` : ''}`,
+          logTail: text,
+        };
+      },
+    );
     return {
       describe,
       exited,
@@ -170,7 +204,13 @@ export const LAUNCHER_SILENCE_MS = 30_000;
  * rides out a Livy restart, and only a launcher that also fell silent for LAUNCHER_SILENCE_MS (or
  * never spoke) ends the watch, with both facts in the message.
  */
-export async function followThroughLivy(describe: string, plan: Pick<LaunchPlan, 'launcherLastSeen'>, stopped: () => boolean, probe: () => Promise<AppExit | undefined>, pollMs = 250): Promise<AppExit> {
+export async function followThroughLivy(
+  describe: string,
+  plan: Pick<LaunchPlan, 'launcherLastSeen'>,
+  stopped: () => boolean,
+  probe: () => Promise<AppExit | undefined>,
+  pollMs = 250,
+): Promise<AppExit> {
   let delay = pollMs;
   for (let attempt = 0; ; attempt++) {
     try {
@@ -179,15 +219,25 @@ export async function followThroughLivy(describe: string, plan: Pick<LaunchPlan,
     } catch (err) {
       if (stopped()) return { ok: true, detail: 'stopped', logTail: '' };
       const gone = err instanceof LivyHttpError && err.status === 404;
-      const what = gone ? 'Livy no longer knows it (restarted?)' : isTransientLivyError(err) ? 'Livy is unreachable' : 'Livy failed to answer';
+      const what = gone
+        ? 'Livy no longer knows it (restarted?)'
+        : isTransientLivyError(err)
+          ? 'Livy is unreachable'
+          : 'Livy failed to answer';
       const seen = plan.launcherLastSeen?.() ?? 0;
       const silentMs = Date.now() - seen;
       // Before the launcher's first request only a transient failure is waited out (the driver's
       // reservation timeout bounds that wait); afterwards the launcher's silence decides.
       const waitOut = seen ? silentMs <= LAUNCHER_SILENCE_MS : isTransientLivyError(err);
       if (!waitOut) {
-        const launcher = seen ? `the launcher has not reached the driver for ${Math.round(silentMs / 1000)} s` : 'the launcher never reached the driver';
-        return { ok: false, detail: `${describe}: ${what} (${err instanceof Error ? err.message : String(err)}) and ${launcher}`, logTail: '' };
+        const launcher = seen
+          ? `the launcher has not reached the driver for ${Math.round(silentMs / 1000)} s`
+          : 'the launcher never reached the driver';
+        return {
+          ok: false,
+          detail: `${describe}: ${what} (${err instanceof Error ? err.message : String(err)}) and ${launcher}`,
+          logTail: '',
+        };
       }
       // The Spark side still talks to us: keep watching; Livy may come back.
     }
@@ -195,4 +245,3 @@ export async function followThroughLivy(describe: string, plan: Pick<LaunchPlan,
     delay = Math.min(2000, pollMs * Math.pow(1.5, attempt + 1));
   }
 }
-

@@ -53,7 +53,12 @@ function decodeHello(b: Buffer): Hello | string {
   const fromJob = jobOfCode(b.readUInt8(10));
   const toJob = jobOfCode(b.readUInt8(11));
   if (!fromJob || !toJob) return 'unknown job code';
-  return { channel: b.readUInt8(9), from: { job: fromJob, index: b.readUInt32LE(12) }, to: { job: toJob, index: b.readUInt32LE(16) }, raw: b };
+  return {
+    channel: b.readUInt8(9),
+    from: { job: fromJob, index: b.readUInt32LE(12) },
+    to: { job: toJob, index: b.readUInt32LE(16) },
+    raw: b,
+  };
 }
 
 function proof(secret: string, label: Buffer, hello: Buffer, nonce: Buffer): Buffer {
@@ -91,7 +96,10 @@ export function dialOnce<T>(o: DialOptions, adopt: (est: Established) => T): Pro
     let timer: NodeJS.Timeout | undefined;
     const arm = () => {
       clearTimeout(timer);
-      timer = setTimeout(() => fail(new RetryableError(`${name} did not answer the handshake within ${o.stepTimeoutMs} ms`)), o.stepTimeoutMs);
+      timer = setTimeout(
+        () => fail(new RetryableError(`${name} did not answer the handshake within ${o.stepTimeoutMs} ms`)),
+        o.stepTimeoutMs,
+      );
     };
     const fail = (err: Error) => {
       if (state === 'done') return;
@@ -107,7 +115,11 @@ export function dialOnce<T>(o: DialOptions, adopt: (est: Established) => T): Pro
       }
       if (f.type === FrameType.ERROR) {
         const msg = f.payload.toString('utf8');
-        fail(/authentication/.test(msg) ? new AuthError(`${name} rejected this node: ${msg}`, name) : new DistributedError(`${name} refused the connection: ${msg}`, name));
+        fail(
+          /authentication/.test(msg)
+            ? new AuthError(`${name} rejected this node: ${msg}`, name)
+            : new DistributedError(`${name} refused the connection: ${msg}`, name),
+        );
         return;
       }
       if (state === 'challenge' && f.type === FrameType.CHALLENGE && f.payload.length === 64) {
@@ -120,7 +132,12 @@ export function dialOnce<T>(o: DialOptions, adopt: (est: Established) => T): Pro
           const msg = Buffer.from('authentication failed: the acceptor could not prove the cluster secret');
           sock.end(Buffer.concat([encodeHeader(FrameType.ERROR, {}, msg.length), msg]));
           setTimeout(() => sock.destroy(), 1000).unref();
-          reject(new AuthError(`authentication with ${name} failed: it does not hold this cluster's secret (wrong secret, or another cluster on that port)`, name));
+          reject(
+            new AuthError(
+              `authentication with ${name} failed: it does not hold this cluster's secret (wrong secret, or another cluster on that port)`,
+              name,
+            ),
+          );
           return;
         }
         sendFrame(sock, FrameType.AUTH, proof(o.secret, CLIENT_LABEL, hello, nonce));

@@ -81,7 +81,10 @@ export class Collectives {
    * never connects.
    */
   authFailed(peer: PeerId, why: string): void {
-    this.authFailures.set(peer.rank, `a connection claiming to be ${peerName(peer)} failed authentication: ${why} (different cluster secret?)`);
+    this.authFailures.set(
+      peer.rank,
+      `a connection claiming to be ${peerName(peer)} failed authentication: ${why} (different cluster secret?)`,
+    );
   }
 
   private adopt(peer: PeerId, est: Established): Link {
@@ -122,12 +125,20 @@ export class Collectives {
     const errors = results.flatMap((r) => (r.status === 'rejected' ? [r.reason as Error] : []));
     if (errors.length) {
       const peer = errors.map((e) => (e as DistributedError).peer).find(Boolean);
-      throw new DistributedError(`${this.node.selfName} could not connect to every worker: ${errors.map((e) => e.message).join('; ')}`, peer);
+      throw new DistributedError(
+        `${this.node.selfName} could not connect to every worker: ${errors.map((e) => e.message).join('; ')}`,
+        peer,
+      );
     }
   }
 
   private async dial(p: PeerId, deadline: number): Promise<void> {
-    await dialWithRetry(this.node.dialOptions(Channel.COLLECTIVE, p), deadline, (est) => this.adopt(p, est), () => this.broken ?? this.node.closedError);
+    await dialWithRetry(
+      this.node.dialOptions(Channel.COLLECTIVE, p),
+      deadline,
+      (est) => this.adopt(p, est),
+      () => this.broken ?? this.node.closedError,
+    );
   }
 
   private awaitPeer(p: PeerId, deadline: number): Promise<void> {
@@ -139,7 +150,12 @@ export class Collectives {
           this.arrivals.delete(p.rank);
           const failure = this.authFailures.get(p.rank);
           const why = failure ? `; ${failure}` : ' (not running, or it never called startClusterServer / a collective?)';
-          reject(new DistributedError(`${peerName(p)} did not connect within ${(this.node.opts.connectTimeoutMs / 1000).toFixed(1)} s${why}`, peerName(p)));
+          reject(
+            new DistributedError(
+              `${peerName(p)} did not connect within ${(this.node.opts.connectTimeoutMs / 1000).toFixed(1)} s${why}`,
+              peerName(p),
+            ),
+          );
         },
         Math.max(0, deadline - Date.now()),
       );
@@ -231,16 +247,31 @@ export class Collectives {
   /** Checks that a received frame belongs to this collective; returns its float count. */
   private check(op: Op, f: Frame, from: Link, type: number, code: number, total: number, at: number, end: number): number {
     if (f.type !== type || f.aux !== code || f.seq !== op.seq) {
-      const theirs = f.type === FrameType.BARRIER || f.type === FrameType.DATA ? `${OP_NAMES[f.aux & 0xff] ?? 'unknown'} #${f.seq}` : `frame type ${f.type}`;
-      const root = code >> 8 !== f.aux >> 8 && (code & 0xff) === OP.broadcast && (f.aux & 0xff) === OP.broadcast ? ` with root ${f.aux >> 8} (this worker: root ${code >> 8})` : '';
-      throw new DistributedError(`${from.name} is running ${theirs}${root} while this worker runs ${op.name} #${op.seq}: every worker must call the same collectives in the same order`, from.name);
+      const theirs =
+        f.type === FrameType.BARRIER || f.type === FrameType.DATA
+          ? `${OP_NAMES[f.aux & 0xff] ?? 'unknown'} #${f.seq}`
+          : `frame type ${f.type}`;
+      const root =
+        code >> 8 !== f.aux >> 8 && (code & 0xff) === OP.broadcast && (f.aux & 0xff) === OP.broadcast
+          ? ` with root ${f.aux >> 8} (this worker: root ${code >> 8})`
+          : '';
+      throw new DistributedError(
+        `${from.name} is running ${theirs}${root} while this worker runs ${op.name} #${op.seq}: every worker must call the same collectives in the same order`,
+        from.name,
+      );
     }
     if (f.total !== total) {
-      throw new DistributedError(`${from.name} passed ${f.total} floats to ${op.name} #${op.seq}, this worker ${total}: buffers must have the same length on every worker`, from.name);
+      throw new DistributedError(
+        `${from.name} passed ${f.total} floats to ${op.name} #${op.seq}, this worker ${total}: buffers must have the same length on every worker`,
+        from.name,
+      );
     }
     const n = (f.sunk ?? f.payload.length) / 4;
     if (f.offset !== at || at + n > end || n === 0 || !Number.isInteger(n)) {
-      throw new DistributedError(`${from.name} sent floats [${f.offset}, ${f.offset + n}) where [${at}, ${end}) was due in ${op.name} #${op.seq}`, from.name);
+      throw new DistributedError(
+        `${from.name} sent floats [${f.offset}, ${f.offset + n}) where [${at}, ${end}) was due in ${op.name} #${op.seq}`,
+        from.name,
+      );
     }
     op.lastProgress = Date.now();
     return n;
@@ -311,7 +342,7 @@ export class Collectives {
         const { s, e, reduce } = schedule[k];
         const forward = k < steps - 1;
         const completes = mean && k === N - 2;
-        for (let a = s; a < e; ) {
+        for (let a = s; a < e;) {
           op.waitingOn = prev;
           const f = await prev.recv();
           const n = this.check(op, f, prev, FrameType.DATA, code, L, a, e);
@@ -337,7 +368,8 @@ export class Collectives {
   /** Copies `root`'s `buf` into every worker's `buf` (same length everywhere); resolves to `buf`. */
   broadcast(buf: Float32Array, root = 0): Promise<Float32Array> {
     if (!(buf instanceof Float32Array)) return Promise.reject(new TypeError('broadcast takes a Float32Array'));
-    if (!Number.isInteger(root) || root < 0 || root >= this.size) return Promise.reject(new RangeError(`broadcast root ${root} is not a worker rank (0..${this.size - 1})`));
+    if (!Number.isInteger(root) || root < 0 || root >= this.size)
+      return Promise.reject(new RangeError(`broadcast root ${root} is not a worker rank (0..${this.size - 1})`));
     return this.run('broadcast', async (op) => {
       if (this.size === 1) return buf;
       const N = this.size;
@@ -350,12 +382,13 @@ export class Collectives {
       } else {
         const prev = this.linkTo((r - 1 + N) % N);
         const forward = pos < N - 1;
-        for (let a = 0; a < buf.length; ) {
+        for (let a = 0; a < buf.length;) {
           op.waitingOn = prev;
           const f = await prev.recv();
           const n = this.check(op, f, prev, FrameType.DATA, code, buf.length, a, buf.length);
           buf.set(payloadFloats(f.payload), a);
-          if (forward) next.send(FrameType.DATA, { seq: op.seq, total: buf.length, offset: a, aux: code }, floatBytes(buf.subarray(a, a + n)));
+          if (forward)
+            next.send(FrameType.DATA, { seq: op.seq, total: buf.length, offset: a, aux: code }, floatBytes(buf.subarray(a, a + n)));
           a += n;
         }
       }
@@ -372,7 +405,8 @@ export class Collectives {
       for (const l of links) {
         op.waitingOn = l;
         const f = await l.recv();
-        if (f.type !== FrameType.BARRIER || f.seq !== op.seq || f.aux !== OP.barrier) this.check(op, f, l, FrameType.BARRIER, OP.barrier, 0, 0, 0);
+        if (f.type !== FrameType.BARRIER || f.seq !== op.seq || f.aux !== OP.barrier)
+          this.check(op, f, l, FrameType.BARRIER, OP.barrier, 0, 0, 0);
         op.lastProgress = Date.now();
       }
     });
@@ -502,7 +536,7 @@ class RingReceiver {
 
   /** Moves past `floats` floats the ring loop takes from buffered frames. */
   skip(floats: number): void {
-    for (let left = floats; ; ) {
+    for (let left = floats; ;) {
       this.settle();
       if (left <= 0 || this.step >= this.schedule.length) return;
       const take = Math.min(left, this.schedule[this.step].e - this.at);
@@ -512,7 +546,8 @@ class RingReceiver {
   }
 
   route(h: FrameHeader): PayloadSink | undefined {
-    if (h.type !== FrameType.DATA || h.seq !== this.seq || h.aux !== this.code || h.total !== this.buf.length || h.len % 4) return undefined;
+    if (h.type !== FrameType.DATA || h.seq !== this.seq || h.aux !== this.code || h.total !== this.buf.length || h.len % 4)
+      return undefined;
     this.settle();
     if (this.step >= this.schedule.length) return undefined;
     const { e, reduce } = this.schedule[this.step];

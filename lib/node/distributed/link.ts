@@ -68,22 +68,28 @@ export class Link {
     this.socket.on('close', () => {
       this.destroy(
         new DistributedError(
-          this.leaving ? `${this.name} left: it closed its cluster server` : `${this.name} closed the connection: the process exited, crashed or was killed`,
+          this.leaving
+            ? `${this.name} left: it closed its cluster server`
+            : `${this.name} closed the connection: the process exited, crashed or was killed`,
           this.name,
         ),
       );
     });
     this.pingTimer = setInterval(() => {
-      if (!this.closed && this.socket.writableLength < 4 << 20) this.trySend(FrameType.PING, { seq: this.opts.position(), aux: this.opts.busy?.() ? 1 : 0 });
+      if (!this.closed && this.socket.writableLength < 4 << 20)
+        this.trySend(FrameType.PING, { seq: this.opts.position(), aux: this.opts.busy?.() ? 1 : 0 });
     }, opts.pingMs);
     this.pingTimer.unref();
     for (const f of est.backlog) this.onFrame(f);
-    if (this.socket.destroyed) this.destroy(new DistributedError(`${this.name} closed the connection right after the handshake`, this.name));
+    if (this.socket.destroyed)
+      this.destroy(new DistributedError(`${this.name} closed the connection right after the handshake`, this.name));
   }
 
   private failure(e: NodeJS.ErrnoException): DistributedError {
     return new DistributedError(
-      this.leaving ? `${this.name} left: it closed its cluster server` : `connection to ${this.name} failed (${e.code ?? e.message}): the peer died or the network dropped`,
+      this.leaving
+        ? `${this.name} left: it closed its cluster server`
+        : `connection to ${this.name} failed (${e.code ?? e.message}): the peer died or the network dropped`,
       this.name,
     );
   }

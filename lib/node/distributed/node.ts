@@ -71,7 +71,8 @@ export class DistributedNode implements PeerGroup {
   }
 
   get collectives(): Collectives {
-    if (!this.collectivesImpl) throw new DistributedError(`${this.selfName} is not a worker: only chief and worker nodes take part in collectives`);
+    if (!this.collectivesImpl)
+      throw new DistributedError(`${this.selfName} is not a worker: only chief and worker nodes take part in collectives`);
     return this.collectivesImpl;
   }
 
@@ -81,7 +82,8 @@ export class DistributedNode implements PeerGroup {
 
   /** Client of the ps nodes (workers only). */
   get ps(): PsClient {
-    if (this.self.rank < 0) throw new DistributedError(`${this.selfName} is not a worker: only chief and worker nodes use the parameter servers`);
+    if (this.self.rank < 0)
+      throw new DistributedError(`${this.selfName} is not a worker: only chief and worker nodes use the parameter servers`);
     if (!this.psNodes.length) throw new DistributedError('the cluster has no ps nodes (TFCluster.run numPs)');
     this.psClientImpl ??= new PsClient(this);
     return this.psClientImpl;
@@ -166,7 +168,11 @@ export class DistributedNode implements PeerGroup {
     if (!this.closing) {
       this.closedError = new DistributedError(`${this.selfName}: ${reason}`);
       this.transport.listener.off('connection', this.onConnection);
-      this.closing = Promise.all([this.collectivesImpl?.close(this.closedError), this.psClientImpl?.close(this.closedError), this.psServiceImpl?.close(this.closedError)]).then(() => undefined);
+      this.closing = Promise.all([
+        this.collectivesImpl?.close(this.closedError),
+        this.psClientImpl?.close(this.closedError),
+        this.psServiceImpl?.close(this.closedError),
+      ]).then(() => undefined);
     }
     return this.closing;
   }

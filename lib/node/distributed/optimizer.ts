@@ -92,18 +92,25 @@ export class DistributedOptimizer {
   private stateVars: Variable[] = [];
   private stateBuffer?: Float32Array;
 
-  constructor(server: { readonly distributed: DistributedNode } | DistributedNode, inner: Optimizer, opts: DistributedOptimizerOptions = {}) {
+  constructor(
+    server: { readonly distributed: DistributedNode } | DistributedNode,
+    inner: Optimizer,
+    opts: DistributedOptimizerOptions = {},
+  ) {
     this.node = server instanceof DistributedNode ? server : server.distributed;
-    if (!inner || typeof inner.applyGradients !== 'function') throw new TypeError('DistributedOptimizer wraps a tfjs optimizer (e.g. tf.train.adam(1e-3))');
+    if (!inner || typeof inner.applyGradients !== 'function')
+      throw new TypeError('DistributedOptimizer wraps a tfjs optimizer (e.g. tf.train.adam(1e-3))');
     this.inner = inner;
     this.mode = opts.mode ?? 'allreduce';
-    if (this.mode !== 'allreduce' && this.mode !== 'ps') throw new TypeError(`mode must be 'allreduce' or 'ps', not '${String(this.mode)}'`);
+    if (this.mode !== 'allreduce' && this.mode !== 'ps')
+      throw new TypeError(`mode must be 'allreduce' or 'ps', not '${String(this.mode)}'`);
     this.sync = opts.sync ?? true;
     this.average = opts.average ?? 'mean';
     this.fusionBytes = Math.max(4, opts.fusionBytes ?? 64 << 20);
     this.name = opts.name ?? 'model';
     this.root = opts.root ?? 0;
-    if (this.node.rank < 0) throw new DistributedError(`${this.node.selfName} is not a worker: DistributedOptimizer runs on chief and worker nodes`);
+    if (this.node.rank < 0)
+      throw new DistributedError(`${this.node.selfName} is not a worker: DistributedOptimizer runs on chief and worker nodes`);
     if (this.mode === 'ps' && !this.node.psNodes.length) throw new DistributedError("mode 'ps' needs ps nodes (TFCluster.run numPs >= 1)");
     if (this.root < 0 || this.root >= this.node.size) throw new RangeError(`root ${this.root} is not a worker rank`);
   }
@@ -154,7 +161,8 @@ export class DistributedOptimizer {
   private layout(vars: Variable[]): void {
     const slots: Slot[] = [];
     for (const v of vars) {
-      if (v.dtype !== 'float32') throw new TypeError(`DistributedOptimizer: variable '${v.name}' is ${v.dtype}; only float32 variables are trained`);
+      if (v.dtype !== 'float32')
+        throw new TypeError(`DistributedOptimizer: variable '${v.name}' is ${v.dtype}; only float32 variables are trained`);
       if (this.byName.has(v.name)) throw new Error(`DistributedOptimizer: variable '${v.name}' is listed twice`);
       const s: Slot = { variable: v, shape: v.shape.slice(), size: v.size, buffer: 0, offset: 0 };
       slots.push(s);
@@ -291,14 +299,18 @@ export class DistributedOptimizer {
   private fill(grads: NamedTensorMap | NamedTensor[]): void {
     const map: NamedTensorMap = Array.isArray(grads) ? Object.fromEntries(grads.map((g) => [g.name, g.tensor])) : grads;
     for (const name of Object.keys(map)) {
-      if (!this.byName.has(name)) throw new Error(`DistributedOptimizer: gradient for '${name}', which is not among the ${this.slots!.length} variables it was initialized with`);
+      if (!this.byName.has(name))
+        throw new Error(
+          `DistributedOptimizer: gradient for '${name}', which is not among the ${this.slots!.length} variables it was initialized with`,
+        );
     }
     for (const s of this.slots!) {
       const g = map[s.variable.name];
       const buf = this.buffers[s.buffer];
       if (!g) buf.fill(0, s.offset, s.offset + s.size);
       else {
-        if (g.size !== s.size) throw new Error(`DistributedOptimizer: gradient for '${s.variable.name}' has ${g.size} elements, the variable ${s.size}`);
+        if (g.size !== s.size)
+          throw new Error(`DistributedOptimizer: gradient for '${s.variable.name}' has ${g.size} elements, the variable ${s.size}`);
         buf.set(g.dataSync() as Float32Array, s.offset);
       }
     }
@@ -310,13 +322,16 @@ export class DistributedOptimizer {
       await Promise.all(this.buffers.map((b) => this.node.allReduce(b, this.average)));
       t.tidy(() => {
         const map: NamedTensorMap = {};
-        for (const s of this.slots!) map[s.variable.name] = t.tensor(this.buffers[s.buffer].subarray(s.offset, s.offset + s.size), s.shape, 'float32');
+        for (const s of this.slots!)
+          map[s.variable.name] = t.tensor(this.buffers[s.buffer].subarray(s.offset, s.offset + s.size), s.shape, 'float32');
         this.inner.applyGradients(map);
       });
     } else {
       const ps = this.node.ps;
       const id = modelId(this.name);
-      const replies = await Promise.all(this.buffers.map((b, p) => (b.length ? ps.pushPull(p, id, this.psVersions[p], b) : Promise.resolve(undefined))));
+      const replies = await Promise.all(
+        this.buffers.map((b, p) => (b.length ? ps.pushPull(p, id, this.psVersions[p], b) : Promise.resolve(undefined))),
+      );
       this.assignFromPs(replies);
     }
     await this.syncState();
@@ -439,7 +454,10 @@ export class DistributedOptimizer {
 
   private stash(g: NamedTensorMap | NamedTensor[]): void {
     if (this.stashed) throw new Error(NOT_FLUSHED);
-    if (!this.slots) throw new Error('DistributedOptimizer: not initialized. model.fit needs dist.wrapModel(model) (or callbacks: [dist.callback()]); for model.trainOnBatch use await dist.trainOnBatch(model, x, y).');
+    if (!this.slots)
+      throw new Error(
+        'DistributedOptimizer: not initialized. model.fit needs dist.wrapModel(model) (or callbacks: [dist.callback()]); for model.trainOnBatch use await dist.trainOnBatch(model, x, y).',
+      );
     this.fill(g);
     this.stashed = true;
   }
@@ -460,9 +478,12 @@ export class DistributedOptimizer {
     const shim = this.asOptimizer();
     if (model.optimizer !== shim) {
       if (model.optimizer != null && model.optimizer !== this.inner) {
-        throw new Error('DistributedOptimizer: the model was compiled with a different optimizer than the one this DistributedOptimizer wraps (compile with dist.inner or dist.asOptimizer())');
+        throw new Error(
+          'DistributedOptimizer: the model was compiled with a different optimizer than the one this DistributedOptimizer wraps (compile with dist.inner or dist.asOptimizer())',
+        );
       }
-      if (model.optimizer == null) throw new Error('DistributedOptimizer: compile the model first (model.compile({ optimizer: dist.asOptimizer(), loss }))');
+      if (model.optimizer == null)
+        throw new Error('DistributedOptimizer: compile the model first (model.compile({ optimizer: dist.asOptimizer(), loss }))');
       model.optimizer = shim;
     }
     await this.init(model);
@@ -495,13 +516,19 @@ export class DistributedOptimizer {
   /** Makes model.fit / model.fitDataset train distributed (adds callback() to every call). */
   wrapModel<M extends LayersModel>(model: M): M {
     if (this.wrapped.has(model)) return model;
-    if (model.optimizer == null) throw new Error('DistributedOptimizer.wrapModel: compile the model first (model.compile({ optimizer: dist.inner or dist.asOptimizer(), loss }))');
+    if (model.optimizer == null)
+      throw new Error(
+        'DistributedOptimizer.wrapModel: compile the model first (model.compile({ optimizer: dist.inner or dist.asOptimizer(), loss }))',
+      );
     if (model.optimizer !== this.inner && model.optimizer !== this.asOptimizer()) {
-      throw new Error('DistributedOptimizer.wrapModel: the model was compiled with a different optimizer than the one this DistributedOptimizer wraps');
+      throw new Error(
+        'DistributedOptimizer.wrapModel: the model was compiled with a different optimizer than the one this DistributedOptimizer wraps',
+      );
     }
     model.optimizer = this.asOptimizer();
     type FitArgs = { callbacks?: unknown; yieldEvery?: unknown } | undefined;
-    const withCb = <A extends FitArgs>(args: A): A => ({ ...(args ?? {}), callbacks: this.withCallback(args?.callbacks, args?.yieldEvery) }) as A;
+    const withCb = <A extends FitArgs>(args: A): A =>
+      ({ ...(args ?? {}), callbacks: this.withCallback(args?.callbacks, args?.yieldEvery) }) as A;
     const fit = model.fit.bind(model);
     const fitDataset = model.fitDataset.bind(model);
     model.fit = ((x: unknown, y: unknown, args?: FitArgs) => fit(x as never, y as never, withCb(args) as never)) as M['fit'];
@@ -515,7 +542,8 @@ export class DistributedOptimizer {
     const ours = this.callback();
     if (cbs == null) return [ours];
     const list = Array.isArray(cbs) ? cbs : [cbs];
-    const isInstance = (c: { setParams?: unknown; setModel?: unknown }) => typeof c?.setParams === 'function' && typeof c?.setModel === 'function';
+    const isInstance = (c: { setParams?: unknown; setModel?: unknown }) =>
+      typeof c?.setParams === 'function' && typeof c?.setModel === 'function';
     return [ours, ...list.map((c) => (isInstance(c) ? c : new t.CustomCallback(c, yieldEvery as never)))];
   }
 

@@ -137,9 +137,17 @@ export class PsService {
         const cfg = JSON.parse(f.payload.toString('utf8')) as PsModelConfig;
         const m = this.models.get(f.aux);
         if (!m) this.models.set(f.aux, new PsModel(f.aux, cfg));
-        else if (m.cfg.size !== cfg.size || m.cfg.sync !== cfg.sync || m.cfg.numWorkers !== cfg.numWorkers || m.cfg.average !== cfg.average) {
+        else if (
+          m.cfg.size !== cfg.size ||
+          m.cfg.sync !== cfg.sync ||
+          m.cfg.numWorkers !== cfg.numWorkers ||
+          m.cfg.average !== cfg.average
+        ) {
           const d = (c: PsModelConfig) => `${c.size} floats, ${c.sync ? 'sync' : 'async'}, ${c.average}, ${c.numWorkers} workers`;
-          throw new RequestError(`${link.name} configures model '${cfg.name}' as ${d(cfg)} but it is ${d(m.cfg)}: every worker must build the same model`, link.name);
+          throw new RequestError(
+            `${link.name} configures model '${cfg.name}' as ${d(cfg)} but it is ${d(m.cfg)}: every worker must build the same model`,
+            link.name,
+          );
         }
         this.reply(link, FrameType.PS_ACK, { seq: f.seq });
         return;
@@ -147,16 +155,25 @@ export class PsService {
       case FrameType.PS_INIT: {
         const m = this.need(f.aux);
         const values = payloadFloats(f.payload);
-        if (values.length !== m.cfg.size) throw new RequestError(`${link.name} initialized model '${m.cfg.name}' with ${values.length} floats, expected ${m.cfg.size}`, link.name);
+        if (values.length !== m.cfg.size)
+          throw new RequestError(
+            `${link.name} initialized model '${m.cfg.name}' with ${values.length} floats, expected ${m.cfg.size}`,
+            link.name,
+          );
         if (!m.initialized) this.initialize(m, values);
         this.reply(link, FrameType.PS_ACK, { seq: f.seq, total: m.version });
         return;
       }
       case FrameType.PS_PUSH: {
         const m = this.need(f.aux);
-        if (!m.initialized) throw new RequestError(`${link.name} pushed gradients to model '${m.cfg.name}' before the chief initialized it`, link.name);
+        if (!m.initialized)
+          throw new RequestError(`${link.name} pushed gradients to model '${m.cfg.name}' before the chief initialized it`, link.name);
         const grads = payloadFloats(f.payload);
-        if (grads.length !== m.cfg.size) throw new RequestError(`${link.name} pushed ${grads.length} gradient floats to model '${m.cfg.name}', expected ${m.cfg.size}`, link.name);
+        if (grads.length !== m.cfg.size)
+          throw new RequestError(
+            `${link.name} pushed ${grads.length} gradient floats to model '${m.cfg.name}', expected ${m.cfg.size}`,
+            link.name,
+          );
         if (m.cfg.sync) this.syncPush(m, link, f.seq, f.total, grads);
         else {
           this.apply(m, grads);
@@ -176,7 +193,12 @@ export class PsService {
         if (!m.initialized && !m.initTimer) {
           const chief = this.node.workers[0];
           m.initTimer = setTimeout(
-            () => this.fail(m, `model '${m.cfg.name}' was not initialized by ${chief ? peerName(chief) : 'the chief'} within ${(this.node.opts.connectTimeoutMs / 1000).toFixed(1)} s`, chief && peerName(chief)),
+            () =>
+              this.fail(
+                m,
+                `model '${m.cfg.name}' was not initialized by ${chief ? peerName(chief) : 'the chief'} within ${(this.node.opts.connectTimeoutMs / 1000).toFixed(1)} s`,
+                chief && peerName(chief),
+              ),
             this.node.opts.connectTimeoutMs,
           );
           m.initTimer.unref();
@@ -191,7 +213,10 @@ export class PsService {
   private initialize(m: PsModel, values: Float32Array): void {
     const t = tf();
     const entry = t.serialization.SerializationMap.getMap().classNameMap[m.cfg.optimizer.className];
-    if (!entry) throw new RequestError(`optimizer class '${m.cfg.optimizer.className}' is not registered with tfjs on the ps (register custom optimizers with tf.serialization.registerClass in the ps code too)`);
+    if (!entry)
+      throw new RequestError(
+        `optimizer class '${m.cfg.optimizer.className}' is not registered with tfjs on the ps (register custom optimizers with tf.serialization.registerClass in the ps code too)`,
+      );
     const [cls, fromConfig] = entry;
     m.optimizer = fromConfig(cls, m.cfg.optimizer.config as never) as unknown as Optimizer;
     m.variable = t.variable(t.tensor1d(values.slice()), true, `tfos_ps${this.node.self.index}_${m.id}_${++variableCounter}`);
@@ -222,15 +247,24 @@ export class PsService {
   }
 
   private syncPush(m: PsModel, link: Link, seq: number, base: number, grads: Float32Array): void {
-    if (base !== m.version) throw new RequestError(`${link.name} pushed gradients computed on version ${base} while model '${m.cfg.name}' is at version ${m.version}`, link.name);
-    if (m.pushers.has(link.name)) throw new RequestError(`${link.name} pushed twice for step ${m.version + 1} of model '${m.cfg.name}'`, link.name);
+    if (base !== m.version)
+      throw new RequestError(
+        `${link.name} pushed gradients computed on version ${base} while model '${m.cfg.name}' is at version ${m.version}`,
+        link.name,
+      );
+    if (m.pushers.has(link.name))
+      throw new RequestError(`${link.name} pushed twice for step ${m.version + 1} of model '${m.cfg.name}'`, link.name);
     if (!m.acc) m.acc = new Float32Array(m.cfg.size);
     if (m.pushers.size === 0) {
       m.acc.set(grads);
       const limit = this.node.opts.timeoutMs;
       m.stepTimer = setTimeout(() => {
         const missing = this.node.workers.map(peerName).filter((n) => !m.pushers.has(n));
-        this.fail(m, `step ${m.version + 1} of model '${m.cfg.name}' waited ${(limit / 1000).toFixed(1)} s for gradients from ${missing.join(', ')}`, missing[0]);
+        this.fail(
+          m,
+          `step ${m.version + 1} of model '${m.cfg.name}' waited ${(limit / 1000).toFixed(1)} s for gradients from ${missing.join(', ')}`,
+          missing[0],
+        );
       }, limit);
       m.stepTimer.unref();
     } else {
@@ -253,7 +287,12 @@ export class PsService {
       return;
     }
     const goneMissing = [...m.gone.entries()].filter(([n]) => !m.pushers.has(n));
-    if (goneMissing.length) this.fail(m, `${goneMissing[0][0]} is gone (${goneMissing[0][1]}), so step ${m.version + 1} of model '${m.cfg.name}' cannot complete`, goneMissing[0][0]);
+    if (goneMissing.length)
+      this.fail(
+        m,
+        `${goneMissing[0][0]} is gone (${goneMissing[0][1]}), so step ${m.version + 1} of model '${m.cfg.name}' cannot complete`,
+        goneMissing[0][0],
+      );
   }
 
   /** Breaks a model: every waiting and later request gets the error. */
@@ -276,7 +315,11 @@ export class PsService {
       if (!m.cfg.sync) continue;
       m.gone.set(link.name, err.message);
       if (m.pushers.size > 0 && !m.pushers.has(link.name)) {
-        this.fail(m, `${link.name} disconnected before pushing its gradients for step ${m.version + 1} of model '${m.cfg.name}' (${err.message})`, link.name);
+        this.fail(
+          m,
+          `${link.name} disconnected before pushing its gradients for step ${m.version + 1} of model '${m.cfg.name}' (${err.message})`,
+          link.name,
+        );
       }
     }
   }
@@ -346,7 +389,14 @@ export class PsClient {
     return p;
   }
 
-  private async request(i: number, type: number, fields: FrameFields, payload: Buffer | undefined, what: string, limitMs?: number): Promise<Frame> {
+  private async request(
+    i: number,
+    type: number,
+    fields: FrameFields,
+    payload: Buffer | undefined,
+    what: string,
+    limitMs?: number,
+  ): Promise<Frame> {
     if (this.closedError) throw this.closedError;
     const link = await this.connect(i);
     if (link.closed) throw link.closeError;
@@ -373,7 +423,10 @@ export class PsClient {
       for (const [id, p] of this.pending) {
         let err: DistributedError | undefined;
         if (now - Math.max(p.link.lastHeard, p.sent) > this.node.opts.timeoutMs) {
-          err = new DistributedError(`${p.what}: no sign of life from ${p.link.name} for ${(this.node.opts.timeoutMs / 1000).toFixed(1)} s: it is stalled, hung or cut off`, p.link.name);
+          err = new DistributedError(
+            `${p.what}: no sign of life from ${p.link.name} for ${(this.node.opts.timeoutMs / 1000).toFixed(1)} s: it is stalled, hung or cut off`,
+            p.link.name,
+          );
         } else if (now - p.sent > p.limitMs) {
           err = new DistributedError(`${p.what}: no reply from ${p.link.name} within ${(p.limitMs / 1000).toFixed(1)} s`, p.link.name);
         }
@@ -419,7 +472,13 @@ export class PsClient {
 
   /** Declares a model on ps `i` (every worker does, with the same config). */
   async configure(i: number, id: number, cfg: PsModelConfig): Promise<void> {
-    await this.request(i, FrameType.PS_CONFIG, { aux: id }, Buffer.from(JSON.stringify(cfg), 'utf8'), `configuring model '${cfg.name}' on ps:${i}`);
+    await this.request(
+      i,
+      FrameType.PS_CONFIG,
+      { aux: id },
+      Buffer.from(JSON.stringify(cfg), 'utf8'),
+      `configuring model '${cfg.name}' on ps:${i}`,
+    );
   }
 
   /** Sets the initial values (first call wins; the chief's by convention). */
@@ -429,12 +488,16 @@ export class PsClient {
 
   /** Pushes gradients computed on `baseVersion`; resolves to the weights after the update. */
   async pushPull(i: number, id: number, baseVersion: number, grads: Float32Array): Promise<PsWeights> {
-    return this.weights(await this.request(i, FrameType.PS_PUSH, { aux: id, total: baseVersion }, floatBytes(grads), `pushing gradients to ps:${i}`));
+    return this.weights(
+      await this.request(i, FrameType.PS_PUSH, { aux: id, total: baseVersion }, floatBytes(grads), `pushing gradients to ps:${i}`),
+    );
   }
 
   /** Weights once their version reaches `minVersion` (0: as soon as they are initialized). */
   async pull(i: number, id: number, minVersion = 0, limitMs?: number): Promise<PsWeights> {
-    return this.weights(await this.request(i, FrameType.PS_PULL, { aux: id, total: minVersion }, undefined, `pulling weights from ps:${i}`, limitMs));
+    return this.weights(
+      await this.request(i, FrameType.PS_PULL, { aux: id, total: minVersion }, undefined, `pulling weights from ps:${i}`, limitMs),
+    );
   }
 
   async close(err: DistributedError): Promise<void> {
