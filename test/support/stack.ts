@@ -137,12 +137,6 @@ export function livySessionsOrWhyNot(s: Pick<TestStack, 'livy' | 'livySessions'>
   };
 }
 
-/** Skips the running test or hook, printing why (a skip must always say why). */
-export function skipBecause(ctx: Mocha.Context, why: string): never {
-  process.stdout.write(`      skipped: ${why}\n`);
-  return ctx.skip();
-}
-
 /** Shell exports for the whole test run (scripts/test.sh evaluates them). */
 export function stackExports(s: TestStack): string {
   const q = (v: string) => `'${v.replace(/'/g, `'\\''`)}'`;

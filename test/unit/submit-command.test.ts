@@ -5,6 +5,7 @@ import * as path from 'node:path';
 import { formatSubmitLine, PYTHON_RUNNER, shellQuote, submitLine } from '../../lib/cli/submit-command';
 import { LAUNCHER_PATH } from '../../lib/driver/routes/spark-submit';
 import { rejection } from '../support/rejection';
+import { skipBecause } from '../support/skip';
 
 const modulePath = path.resolve(__dirname, '../../../test/fixtures/modules/report-context.js');
 const noStack = { ...process.env, SPARK_MASTER: '', HADOOP_CONF_DIR: '' };
@@ -43,7 +44,8 @@ describe('tfos submit-command', () => {
         noStack,
       );
     } catch (err) {
-      if (/tfos setup/.test((err as Error).message)) return this.skip(); // no provisioned Spark here
+      if (/tfos setup/.test((err as Error).message))
+        return skipBecause(this, 'Spark is not provisioned on this machine (tfos setup has not run)');
       throw err;
     }
     const argv = line.argv;
