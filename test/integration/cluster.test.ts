@@ -9,7 +9,8 @@ import * as path from 'node:path';
 import { ClusterFailedError, TFClusterHandle } from '../../lib/driver/cluster';
 import { RouteOption, TFCluster, TFClusterRunOptions } from '../../lib/driver/tf-cluster';
 import { clusterProcesses, clusterTrainers, describeProcesses, waitFor } from '../support/processes';
-import { livySessionsOrWhyNot, requireStack, skipBecause } from '../support/stack';
+import { livySessionsOrWhyNot, requireStack } from '../support/stack';
+import { skipBecause } from '../support/skip';
 import { within } from '../support/within';
 
 const FIXTURES = path.resolve(__dirname, '../../../test/fixtures/modules');

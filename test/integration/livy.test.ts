@@ -22,7 +22,8 @@ import { freePort } from '../../lib/stack/ports';
 import { SparkInstall, sparkEnv } from '../../lib/platform/spark';
 import { provisionSpark, sparkServices } from '../../lib/stack/spark';
 import { RunningService, startService, stopService } from '../../lib/stack/supervisor';
-import { livySessionsOrWhyNot, skipBecause } from '../support/stack';
+import { livySessionsOrWhyNot } from '../support/stack';
+import { skipBecause } from '../support/skip';
 
 /** Small footprint: one 512 MB executor with one core per application. */
 const SMALL = { driverMemory: '512m', executorMemory: '512m', executorCores: 1, conf: { 'spark.cores.max': '1' } };

@@ -10,7 +10,8 @@ import { InputMode } from '../../lib/protocol/input-mode';
 import { RouteOption, TFCluster } from '../../lib/driver/tf-cluster';
 import { readParquet, writeParquetDataset } from '../support/parquet-fixture';
 import { LivyClient } from '../../lib/io/livy-client';
-import { livySessionsOrWhyNot, requireStack, skipBecause } from '../support/stack';
+import { livySessionsOrWhyNot, requireStack } from '../support/stack';
+import { skipBecause } from '../support/skip';
 import { rejection } from '../support/rejection';
 
 const consumer = path.resolve(__dirname, '../../../test/fixtures/modules/feed-consumer.js');
