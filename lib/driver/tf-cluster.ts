@@ -369,6 +369,7 @@ export async function run(opts: TFClusterRunOptions): Promise<TFClusterHandle> {
       conf,
       logFile,
       launcherLastSeen: () => server.lastLauncherContact,
+      launcherEnded: () => server.launcherEnded,
     });
     handle.attachApp(app);
     await handle.waitReserved();
