@@ -28,6 +28,7 @@ interface Summary {
   steps: number;
   seconds: number;
   imagesPerSec: number;
+  cpuMsPerImage?: number;
   testAccuracy: number;
   testImages: number;
   evaluations: Array<{ step: number; seconds: number; images: number; testAccuracy: number }>;
@@ -159,9 +160,12 @@ export async function benchCifar10(): Promise<Row[]> {
       rows.push({
         ...row,
         'images/s': s.imagesPerSec,
+        'trainer CPU ms/image': s.cpuMsPerImage ?? '',
         [`s to ${(target * 100).toFixed(0)}%`]: timeTo(s, target),
         'final test acc': +(s.testAccuracy * 100).toFixed(1),
         'run s': +s.seconds.toFixed(1),
+        // The machine's 1-minute load average as the row ended: what else competed for the cores.
+        load: +os.loadavg()[0].toFixed(1),
       });
     } catch (err) {
       rows.push({ ...row, 'images/s': `failed: ${(err as Error).message.split('\n')[0].slice(0, 120)}` });
