@@ -232,6 +232,60 @@ describe('DistributedOptimizer (in-process workers)', function () {
     expectClose(results[0], expected, 1e-5, 'ps sync vs reference');
   });
 
+  it('ps mode: getWeights() reads the optimizer state back from the ps nodes in tf.Optimizer layout; setWeights() before init starts new ps nodes from it', async () => {
+    // The reference: plain Adam on one worker, K steps; its state is what a checkpoint holds.
+    const { x, y } = dataset(t, K * B);
+    const refModel = makeModel(t, 1);
+    const refOpt = t.train.adam(LR);
+    for (let k = 0; k < K; k++) {
+      const [xb, yb] = [x.slice([k * B, 0], [B, 4]), y.slice([k * B, 0], [B, 2])];
+      refOpt.minimize(() => t.losses.meanSquaredError(yb, refModel.apply(xb) as tfTypes.Tensor) as tfTypes.Scalar, false, trainable(refModel));
+    }
+    const values = async (list: Promise<Array<{ name: string; tensor: tfTypes.Tensor }>>) =>
+      (await list).map((w) => Array.from(w.tensor.dataSync()));
+    const refState = await values(refOpt.getWeights());
+
+    // Two workers on two ps nodes, K steps: the state gathered from the ps nodes is the reference's.
+    cluster = await fakeCluster({ numWorkers: 2, numPs: 2 });
+    let { workers } = await cluster.start({ timeoutMs: 20_000 });
+    const saved = await Promise.all(
+      workers.map(async (server, r) => {
+        const model = makeModel(t, r === 0 ? 1 : 77);
+        const dist = new DistributedOptimizer(server, t.train.adam(LR), { mode: 'ps' });
+        await dist.init(model);
+        for (let k = 0; k < K; k++) {
+          const { x: xs, y: ys } = shard(t, r, k, 2);
+          await dist.minimize(() => t.losses.meanSquaredError(ys, model.apply(xs) as tfTypes.Tensor) as tfTypes.Scalar, false, trainable(model));
+        }
+        return { state: await dist.getWeights(), weights: weightsOf(model) };
+      }),
+    );
+    const gathered = saved[0].state.map((w) => Array.from(w.tensor.dataSync()));
+    expect(saved[0].state.map((w) => w.name)[0]).to.equal('iter');
+    expect(gathered[0]).to.deep.equal([K]);
+    expect(gathered.length).to.equal(refState.length);
+    expectClose(gathered, refState, 1e-5, 'ps optimizer state vs reference');
+    await cluster.stop();
+
+    // A new cluster (a resumed run): weights and state restored before init; the ps nodes hold them.
+    cluster = await fakeCluster({ numWorkers: 2, numPs: 2 });
+    ({ workers } = await cluster.start({ timeoutMs: 20_000 }));
+    const restored = await Promise.all(
+      workers.map(async (server) => {
+        const model = makeModel(t, 5);
+        trainable(model).forEach((v, i) => v.assign(t.tensor(saved[0].weights[i], v.shape)));
+        const dist = new DistributedOptimizer(server, t.train.adam(LR), { mode: 'ps' });
+        await dist.setWeights(saved[0].state);
+        await dist.init(model);
+        return { state: await values(dist.getWeights()), weights: weightsOf(model) };
+      }),
+    );
+    for (const r of restored) {
+      expect(r.state).to.deep.equal(gathered);
+      expect(r.weights).to.deep.equal(saved[0].weights);
+    }
+  });
+
   it('parameter server, async: 3 workers pushing without waiting for each other converge', async () => {
     cluster = await fakeCluster({ numWorkers: 3, numPs: 1 });
     const { workers } = await cluster.start({ timeoutMs: 20_000 });

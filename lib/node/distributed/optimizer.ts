@@ -459,6 +459,19 @@ export class DistributedOptimizer {
       await this.init(vars);
     } else await this.initPromise;
     const { value, grads } = this.inner.computeGradients(f, varList ?? this.variables);
+    if (this.mode === 'allreduce' && this.node.size === 1) {
+      // One worker: nothing to combine, so the gradients go straight to the optimizer instead of
+      // through the fused host buffers (two copies of every weight per step).
+      try {
+        this.inner.applyGradients(grads);
+      } finally {
+        t.dispose(Object.values(grads));
+      }
+      this.stepsDone++;
+      if (returnCost) return value;
+      value.dispose();
+      return null;
+    }
     try {
       this.fill(grads);
     } finally {
