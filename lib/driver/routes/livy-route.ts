@@ -202,11 +202,12 @@ export const LAUNCHER_SILENCE_MS = 30_000;
  * — unreachable, overloaded (isTransientLivyError), or restarted and no longer knowing the batch
  * or session (404) — the launcher decides: it reaches the driver every 2 s, so a healthy cluster
  * rides out a Livy restart, and only a launcher that also fell silent for LAUNCHER_SILENCE_MS (or
- * never spoke) ends the watch, with both facts in the message.
+ * never spoke) ends the watch, with both facts in the message. A launcher that already reported
+ * how its cluster ended ends the watch at once, with that outcome.
  */
 export async function followThroughLivy(
   describe: string,
-  plan: Pick<LaunchPlan, 'launcherLastSeen'>,
+  plan: Pick<LaunchPlan, 'launcherLastSeen' | 'launcherEnded'>,
   stopped: () => boolean,
   probe: () => Promise<AppExit | undefined>,
   pollMs = 250,
@@ -224,6 +225,16 @@ export async function followThroughLivy(
         : isTransientLivyError(err)
           ? 'Livy is unreachable'
           : 'Livy failed to answer';
+      // The launcher already sent its last word: the application ends on its own (Livy, restarted,
+      // may never know it); no need to wait out the launcher's silence.
+      const ended = plan.launcherEnded?.();
+      if (ended) {
+        return {
+          ok: ended === 'finished',
+          detail: `${describe}: ${what}, after the launcher reported its cluster ${ended}`,
+          logTail: '',
+        };
+      }
       const seen = plan.launcherLastSeen?.() ?? 0;
       const silentMs = Date.now() - seen;
       // Before the launcher's first request only a transient failure is waited out (the driver's
