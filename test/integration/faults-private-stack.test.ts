@@ -44,20 +44,26 @@ interface Started {
   logs: string[];
 }
 
-/** Starts a cluster and resolves once `ready` lines (e.g. "STEPPING") came from `count` nodes. */
+/**
+ * Starts a cluster and resolves once `ready` lines (e.g. "STEPPING") came from `count` nodes.
+ * The start-up waits are generous: on a 2-core machine shared with other jobs, executors of the
+ * private stack have been seen to take over 4 minutes to register.
+ */
 async function startUntil(opts: TFClusterRunOptions, ready: string, count: number): Promise<Started> {
   const logs: string[] = [];
   let failed: Error | undefined;
   const handle = await TFCluster.run({
-    reservationTimeout: 240,
+    reservationTimeout: 420,
     ...opts,
     onHandle: (h) => {
       h.on('log', (l: { label: string; line: string }) => logs.push(`${l.label}|${l.line}`));
+      // Progress too, so a start that takes too long says how far it got.
+      h.on('progress', (p: { message: string }) => logs.push(`progress|${p.message}`));
       h.on('failed', (e: Error) => (failed = e));
     },
   });
   await waitFor(() => Boolean(failed) || logs.filter((l) => l.includes(ready)).length >= count, {
-    timeoutMs: 180_000,
+    timeoutMs: 300_000,
     what: () => `fewer than ${count} node(s) printed ${ready}:\n${logs.slice(-20).join('\n')}`,
   }).catch(async (err: Error) => {
     await handle.shutdown({ timeout: 1 }).catch(() => undefined);
@@ -93,7 +99,7 @@ function firstLine(err: Error): string {
 }
 
 describe('faults that stop services end cleanly (a private stack)', function () {
-  this.timeout(600_000);
+  this.timeout(900_000);
   let stack: PrivateStack;
   let hdfs: WebHdfsClient;
   let train: string;
