@@ -5,6 +5,7 @@
  * chosen route → nodes register → roles and cluster spec go out → run() resolves with the
  * handle; `handle.shutdown()` waits for the workers, stops ps nodes and the Spark application.
  */
+import { gpuTrainerEnv } from '../platform/gpu-build';
 import * as crypto from 'node:crypto';
 import * as dns from 'node:dns/promises';
 import * as fs from 'node:fs';
@@ -76,7 +77,11 @@ export interface TFClusterRunOptions {
    * fails naming it and its host (default 30): how a vanished host or cut link is noticed.
    */
   heartbeatTimeout?: number;
-  /** Extra environment for every trainer process. */
+  /**
+   * Extra environment for every trainer process. `TFOS_TFJS: 'gpu'` runs trainers on the GPU
+   * build of tfjs-node (`tfos setup --gpu`; docs/native-tensorflow.md); LD_LIBRARY_PATH given
+   * here goes before the executor's own.
+   */
   env?: Record<string, string>;
   /** How to reach Spark; default: an embedded local Spark (no services needed). */
   via?: RouteOption;
@@ -89,7 +94,7 @@ export interface TFClusterRunOptions {
   /** Filesystem for ctx.absolutePath (default: fs.defaultFS of that HADOOP_CONF_DIR, else file://). */
   defaultFS?: string;
   workingDir?: string;
-  /** GPUs per worker node, from Spark's resource scheduling (ps nodes get none). */
+  /** GPUs per worker node, from Spark's resource scheduling (ps nodes get none); pair it with env TFOS_TFJS=gpu. */
   gpusPerNode?: number;
   /**
    * Address to bind the control server; default 127.0.0.1 for local routes, else this machine's
@@ -281,6 +286,8 @@ export async function run(opts: TFClusterRunOptions): Promise<TFClusterHandle> {
       ...(webhdfs ? { TFOS_WEBHDFS: webhdfs } : {}),
       ...(hdfs ? { TFOS_DEFAULT_FS: opts.defaultFS ?? hdfs.defaultFS } : {}),
       ...opts.env,
+      // TFOS_TFJS=gpu: the GPU build of this machine's TFOS_HOME and its CUDA library path.
+      ...gpuTrainerEnv(opts.env),
       TFOS_CLUSTER_ID: clusterId,
       // A registered trainer waits at most this long for its ctx (the rest of the reservation).
       TFOS_CTX_TIMEOUT_SEC: String(Math.ceil(reservationTimeoutMs / 1000) + 30),

@@ -16,6 +16,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { run, runAllowingFailure } from '../platform/exec';
+import { GPU_PACKAGE } from '../platform/gpu-build';
 import { Logger } from '../platform/log';
 import { TfosPaths } from '../platform/paths';
 import { VERSIONS } from '../platform/versions';
@@ -34,7 +35,7 @@ export interface ProvisionTensorflowOptions {
 }
 
 export const CPU_PACKAGE = '@tensorflow/tfjs-node';
-export const GPU_PACKAGE = '@tensorflow/tfjs-node-gpu';
+export { GPU_PACKAGE };
 const OFFICIAL_INSTALLER_TIMEOUT_MS = 60_000;
 const COMPLETE_MARKER = '.tfos-complete';
 /** Written into <package>/deps when we filled it: which libtensorflow it holds. */
@@ -82,7 +83,7 @@ export async function provisionTensorflow(paths: TfosPaths, log: Logger, opts: P
   return { backend: await verify(packageDir, env), source: 'wheel', packageDir };
 }
 
-async function step<T>(name: string, fn: () => Promise<T>): Promise<T> {
+export async function step<T>(name: string, fn: () => Promise<T>): Promise<T> {
   try {
     return await fn();
   } catch (err) {
@@ -153,7 +154,7 @@ try {
 } catch (e) { out({ backend: tf.getBackend(), error: String((e && e.message) || e).split('\\n')[0] }); }
 `;
 
-async function probeBackend(packageDir: string, env: NodeJS.ProcessEnv): Promise<Probe> {
+export async function probeBackend(packageDir: string, env: NodeJS.ProcessEnv): Promise<Probe> {
   let res;
   try {
     res = await runAllowingFailure(process.execPath, ['-e', PROBE_SCRIPT, packageDir], {
@@ -180,7 +181,7 @@ async function probeBackend(packageDir: string, env: NodeJS.ProcessEnv): Promise
   return { ok: true, backend: r.backend, shape: r.shape, values: r.values, detail: 'ok' };
 }
 
-async function verify(packageDir: string, env: NodeJS.ProcessEnv): Promise<string> {
+export async function verify(packageDir: string, env: NodeJS.ProcessEnv): Promise<string> {
   const probe = await probeBackend(packageDir, env);
   if (!probe.ok) {
     throw new Error(
@@ -190,7 +191,7 @@ async function verify(packageDir: string, env: NodeJS.ProcessEnv): Promise<strin
   return probe.backend!;
 }
 
-function lastLines(text: string, n: number): string {
+export function lastLines(text: string, n: number): string {
   return text.trimEnd().split('\n').slice(-n).join('\n');
 }
 
@@ -263,7 +264,7 @@ async function tryOfficialInstaller(packageDir: string, env: NodeJS.ProcessEnv, 
   return ok;
 }
 
-async function buildAddon(packageDir: string, env: NodeJS.ProcessEnv, log: Logger): Promise<void> {
+export async function buildAddon(packageDir: string, env: NodeJS.ProcessEnv, log: Logger): Promise<void> {
   await step('build the tfjs-node addon from source', async () => {
     const preGypDir = path.dirname(require.resolve('@mapbox/node-pre-gyp/package.json', { paths: [packageDir] }));
     const childEnv: NodeJS.ProcessEnv = { ...buildEnv(packageDir, env), npm_config_build_from_source: 'true' };
@@ -294,7 +295,7 @@ const EXPECTED = VERSIONS.libtensorflowExpectedByTfjs;
  * libtensorflow.so.2.9.1 (what tfjs-node's installer checks before downloading), and the sonames
  * the addon records (libtensorflow_cc.so.2 / libtensorflow.so.2, libtensorflow_framework.so.2).
  */
-function populateDeps(packageDir: string, libDir: string, includeDir: string): void {
+export function populateDeps(packageDir: string, libDir: string, includeDir: string): void {
   if (process.platform !== 'linux') throw new Error(`only Linux is supported (this is ${process.platform})`);
   const find = (names: string[]): string => {
     const hit = names.map((n) => path.join(libDir, n)).find((p) => fs.existsSync(p));
@@ -344,7 +345,7 @@ function linkOrCopy(from: string, to: string): void {
 }
 
 /** The TensorFlow headers tfjs-node's binding sources include. */
-function bindingHeaderSeeds(packageDir: string): string[] {
+export function bindingHeaderSeeds(packageDir: string): string[] {
   const seeds = new Set<string>();
   try {
     const dir = path.join(packageDir, 'binding');
@@ -387,13 +388,13 @@ function headerClosure(includeDir: string, seeds: string[]): string[] {
 // ---------------------------------------------------------------------------------------------
 // The PyPI wheel
 
-interface WheelSpec {
+export interface WheelSpec {
   dist: string;
   platform: string;
   arch: string;
 }
 
-function wheelSpec(gpu: boolean): WheelSpec {
+export function wheelSpec(gpu: boolean): WheelSpec {
   if (process.platform !== 'linux')
     throw new Error(`native TensorFlow: the PyPI fallback supports Linux only (this is ${process.platform}); set TFOS_LIBTENSORFLOW_DIR`);
   if (os.arch() === 'x64') return { dist: gpu ? 'tensorflow' : 'tensorflow-cpu', platform: 'manylinux2014_x86_64', arch: 'x86_64' };
@@ -414,7 +415,7 @@ function cachedWheel(downloads: string, spec: WheelSpec): string | undefined {
   }
 }
 
-async function obtainWheel(paths: TfosPaths, spec: WheelSpec, env: NodeJS.ProcessEnv, log: Logger): Promise<string> {
+export async function obtainWheel(paths: TfosPaths, spec: WheelSpec, env: NodeJS.ProcessEnv, log: Logger): Promise<string> {
   const given = env.TFOS_TENSORFLOW_WHEEL?.trim();
   if (given) {
     if (!fs.existsSync(given)) throw new Error(`native TensorFlow: TFOS_TENSORFLOW_WHEEL=${given} does not exist`);
@@ -505,7 +506,7 @@ for h in found:
 print(json.dumps({'headers': len(found)}))
 `;
 
-async function extractWheel(
+export async function extractWheel(
   paths: TfosPaths,
   cacheDir: string,
   gpu: boolean,
@@ -548,6 +549,6 @@ async function extractWheel(
   });
 }
 
-function secondsSince(t: number): string {
+export function secondsSince(t: number): string {
   return ((Date.now() - t) / 1000).toFixed(1);
 }
