@@ -8,6 +8,7 @@
  */
 import { expect } from 'chai';
 import { execFile } from 'node:child_process';
+import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { promisify } from 'node:util';
 import { runAllowingFailure } from '../../lib/platform/exec';
@@ -51,6 +52,7 @@ describe('Spark on YARN on loopback (tfos stack up --yarn, no --hosts)', functio
     // Nothing of this stack may be left: every process it started names its TFOS_HOME.
     const left = await runAllowingFailure('pgrep', ['-f', home], { timeoutMs: 10_000 });
     expect(left.stdout.trim(), `processes left by the loopback YARN stack in ${home}`).to.equal('');
+    fs.rmSync(home, { recursive: true, force: true });
   });
 
   it('status names the ResourceManager on 127.0.0.1 with its one NodeManager, and the shared HDFS', () => {
