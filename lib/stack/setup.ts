@@ -45,7 +45,7 @@ export async function setup(opts: SetupOptions = {}): Promise<SetupResult> {
     env.TFOS_LIVY_URL?.trim() ? Promise.resolve(undefined) : provisionLivy(paths, log),
   ]);
   const tensorflow = opts.skipTensorflow
-    ? { backend: 'skipped', source: 'existing' as const, packageDir: '' }
+    ? { backend: 'skipped', source: 'existing' as const, packageDir: '', listAttrs: false }
     : await provisionTensorflow(paths, log);
   const gpu = opts.gpu ? await provisionTensorflowGpu(paths, log, env) : undefined;
   return {

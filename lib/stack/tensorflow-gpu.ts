@@ -18,10 +18,24 @@ import { findGpuBuild, GPU_PACKAGE, GpuBuild, gpuBuildPaths, withLibraryPath } f
 import { Logger } from '../platform/log';
 import { TfosPaths } from '../platform/paths';
 import { VERSIONS } from '../platform/versions';
-import { buildAddon, extractWheel, lastLines, obtainWheel, populateDeps, probeBackend, secondsSince, step, wheelSpec } from './tensorflow';
+import {
+  buildAddon,
+  extractWheel,
+  lastLines,
+  obtainWheel,
+  patchBinding,
+  patchWorthTrying,
+  populateDeps,
+  probeBackend,
+  secondsSince,
+  step,
+  wheelSpec,
+} from './tensorflow';
 
 export interface GpuBuildInfo extends GpuBuild {
   backend: string;
+  /** The addon carries our binding patch (lib/stack/binding-patch.ts): TensorFlow's fused ops are reachable. */
+  listAttrs: boolean;
   source: 'existing' | 'built';
 }
 
@@ -34,8 +48,11 @@ export async function provisionTensorflowGpu(paths: TfosPaths, log: Logger, env:
   const existing = findGpuBuild({ ...env, TFOS_HOME: paths.home });
   if (existing) {
     const probe = await probeBackend(existing.packageDir, { ...env, LD_LIBRARY_PATH: withLibraryPath(existing, env.LD_LIBRARY_PATH) });
-    if (probe.ok) return { ...existing, backend: probe.backend!, source: 'existing' };
-    log(`GPU build in ${where.root} does not load (${probe.detail}); building it again`);
+    if (probe.ok && (probe.listAttrs || !patchWorthTrying(existing.packageDir))) {
+      return { ...existing, backend: probe.backend!, listAttrs: !!probe.listAttrs, source: 'existing' };
+    }
+    // Every other step is cached: a rebuild is the addon's build.
+    log(`GPU build in ${where.root} ${probe.ok ? 'lacks the binding patch' : `does not load (${probe.detail})`}; building it again`);
   }
   fs.rmSync(where.record, { force: true });
 
@@ -49,6 +66,8 @@ export async function provisionTensorflowGpu(paths: TfosPaths, log: Logger, env:
   await step('install the CUDA wheel libraries into deps/', async () =>
     populateDeps(where.packageDir, path.join(where.libtensorflow, 'lib'), path.join(where.libtensorflow, 'include')),
   );
+  // The same binding patch as the CPU build's, so the fused kernels reach TensorFlow's fused ops here too.
+  patchBinding(where.packageDir, log);
   await buildAddon(where.packageDir, env, log);
   const build: GpuBuild = {
     packageDir: where.packageDir,
@@ -65,7 +84,7 @@ export async function provisionTensorflowGpu(paths: TfosPaths, log: Logger, env:
   }
   fs.writeFileSync(where.record, JSON.stringify(build, null, 2) + '\n');
   log(`GPU build ready: ${where.packageDir} (CUDA libraries in ${libraryPath.length} folders under ${where.cuda})`);
-  return { ...build, backend: probe.backend!, source: 'built' };
+  return { ...build, backend: probe.backend!, listAttrs: !!probe.listAttrs, source: 'built' };
 }
 
 /** @tensorflow/tfjs-node-gpu with its dependencies, in an npm prefix of its own. */

@@ -11,7 +11,7 @@ import * as path from 'node:path';
 import { LogLine } from '../../lib/driver/cluster';
 import { TFCluster } from '../../lib/driver/tf-cluster';
 import { findGpuBuild } from '../../lib/platform/gpu-build';
-import { skipBecause } from '../support/stack';
+import { skipBecause } from '../support/skip';
 import { PrivateStandalone, startPrivateStandalone } from '../support/standalone';
 
 const fixtures = path.resolve(__dirname, '../../../test/fixtures');
