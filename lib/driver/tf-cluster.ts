@@ -27,7 +27,7 @@ import { assignRoles, Reservation } from './reservation';
 import { isTypeScriptModule, typeCheckModule } from './type-check';
 import { AttachedOptions, AttachedRoute } from './routes/attached';
 import { LivyRoute, LivyRouteOptions } from './routes/livy-route';
-import { SparkRoute } from './routes/route';
+import { quickStartJvmConf, SparkRoute } from './routes/route';
 import { SparkSubmitRoute } from './routes/spark-submit';
 
 /**
@@ -225,9 +225,12 @@ function validate(opts: TFClusterRunOptions): void {
 function executorCount(via: RouteOption | undefined, slots: number): Record<string, string> {
   // Local runs need no cap; an attached run's application is already running (the user's submit).
   if (!via || 'local' in via || 'attached' in via) return {};
-  const cap = { 'spark.cores.max': String(slots) };
+  // Fewer, wider executors (the user's spark.executor.cores) start fewer JVMs: the cap is whole executors.
+  const userConf = 'livy' in via ? (typeof via.livy === 'string' ? undefined : via.livy.conf) : via.sparkSubmit.conf;
+  const perExecutor = Math.max(1, Math.floor(Number(userConf?.['spark.executor.cores'] ?? 1)) || 1);
+  const cap = { 'spark.cores.max': String(Math.ceil(slots / perExecutor) * perExecutor) };
   // YARN and Kubernetes: static allocation, one single-core executor per slot.
-  const instances = { 'spark.executor.instances': String(slots) };
+  const instances = { 'spark.executor.instances': String(Math.ceil(slots / perExecutor)) };
   if ('livy' in via) return { ...cap, ...instances }; // Livy's master is not known here: both
   return via.sparkSubmit.master?.startsWith('spark://') ? cap : instances;
 }
@@ -242,6 +245,7 @@ function yarnConf(via: RouteOption, found: ClusterEnvironment, hadoopConfDir: st
 
 /** Starts a TF cluster on Spark; resolves once every node has registered. */
 export async function run(opts: TFClusterRunOptions): Promise<TFClusterHandle> {
+  const startedAt = Date.now();
   validate(opts);
   const found = clusterEnvironment();
   const via = resolveRoute(opts.via, found);
@@ -289,6 +293,7 @@ export async function run(opts: TFClusterRunOptions): Promise<TFClusterHandle> {
     reservationTimeoutSec: Math.ceil(reservationTimeoutMs / 1000),
     // InputMode.SPARK: each worker's feeding task needs a slot beside the node stage.
     feedSlots: opts.inputMode === InputMode.SPARK ? roles.filter((r) => r.job === 'chief' || r.job === 'worker').length : 0,
+    ...(opts.inputMode === InputMode.SPARK && opts.data ? { feedData: { path: opts.data } } : {}),
   };
   const facing = await clusterFacingAddress(via, hdfs?.configDir);
   // One interface, the advertised one: never 0.0.0.0 unless asked for (a master that names no
@@ -321,6 +326,7 @@ export async function run(opts: TFClusterRunOptions): Promise<TFClusterHandle> {
     runDir: secretDir,
     reservationTimeoutMs,
     inputMode: opts.inputMode ?? InputMode.TENSORFLOW,
+    startedAt,
     ctxBase: {
       clusterId,
       defaultFS: opts.defaultFS ?? hdfs?.defaultFS ?? 'file://',
@@ -345,7 +351,12 @@ export async function run(opts: TFClusterRunOptions): Promise<TFClusterHandle> {
   try {
     const slots = roles.length + (job.feedSlots ?? 0);
     const route = await makeRoute(via, slots, hdfs, facing);
-    const conf: Record<string, string> = { ...shipped?.conf, ...executorCount(via, slots), ...yarnConf(via, found, hdfs?.configDir) };
+    const conf: Record<string, string> = {
+      ...('attached' in via ? {} : quickStartJvmConf({ local: 'local' in via, feeds: job.feedSlots! > 0 })),
+      ...shipped?.conf,
+      ...executorCount(via, slots),
+      ...yarnConf(via, found, hdfs?.configDir),
+    };
     if (job.gpusPerNode > 0) {
       conf['spark.task.resource.gpu.amount'] = String(job.gpusPerNode);
       conf['spark.executor.resource.gpu.amount'] = String(job.gpusPerNode);

@@ -12,7 +12,7 @@ import * as net from 'node:net';
 import * as path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { guardListener } from '../platform/preauth';
-import { DriverToNode, NodeContext, PROTOCOL_VERSION } from '../protocol/control';
+import { DriverToNode, NodeContext, NodeStartupAges, PROTOCOL_VERSION } from '../protocol/control';
 import { NodeControl } from './control-client';
 import { FeedServer } from './feed-server';
 import { closeClusterServerOf } from './tf-node';
@@ -115,7 +115,23 @@ export async function loadUserFunction(modulePath: string, fnName: string): Prom
   return fn as UserFn;
 }
 
+/** Start-up ages (ms) of this trainer's phases at `now`, from the node task's timestamps (same host clock). */
+export function startupAges(env: NodeJS.ProcessEnv, loadedAt: number, now = Date.now()): NodeStartupAges {
+  const ago = (name: string): number | undefined => {
+    const at = Number(env[name]);
+    return env[name] && Number.isFinite(at) ? Math.max(0, now - at) : undefined;
+  };
+  return {
+    pythonWorker: ago('TFOS_PYTHON_STARTED_MS'),
+    task: ago('TFOS_TASK_STARTED_MS'),
+    trainer: Math.max(0, now - performance.timeOrigin),
+    loaded: Math.max(0, now - loadedAt),
+  };
+}
+
 async function main(): Promise<number> {
+  // Every module above is loaded by now: the 'trainer-loaded' phase.
+  const loadedAt = Date.now();
   // The user's function loads tfjs-node; TensorFlow's fused kernels come with it.
   registerNativeKernelsOnLoad();
   const secret = await readSecret();
@@ -183,6 +199,7 @@ async function main(): Promise<number> {
     port,
     dataPort,
     pid: process.pid,
+    startup: startupAges(process.env, loadedAt),
   });
   // The driver sends the ctx once every node registered; it fails the reservation itself after
   // its timeout, but a trainer must not wait forever on a driver that never says so.
