@@ -15,7 +15,6 @@ import { guardListener } from '../platform/preauth';
 import { DriverToNode, NodeContext, NodeStartupAges, PROTOCOL_VERSION } from '../protocol/control';
 import { NodeControl } from './control-client';
 import { FeedServer } from './feed-server';
-import { closeClusterServerOf } from './tf-node';
 import { FeedAnnouncement } from './spark-feed';
 import { absolutePath, NodeRuntime, RUNTIME, TFNodeContext } from './runtime';
 import { registerNativeKernelsOnLoad } from '../tfjs-native/auto';
@@ -251,6 +250,8 @@ async function main(): Promise<number> {
     const fn = await loadUserFunction(modulePath, nodeCtx.fn);
     const value = await fn(nodeCtx.args, ctx);
     // Peers may still be reading this node's last collective: say goodbye before exiting.
+    // (TFNode is loaded here, not at start: with its data feeds it pulls in apache-arrow.)
+    const { closeClusterServerOf } = await import('./tf-node');
     await closeClusterServerOf(ctx);
     await control.send({ type: 'result', value: value === undefined ? null : toJsonSafe(value) });
     finished = true;
