@@ -17,7 +17,7 @@ import { JobSpec } from '../protocol/launcher';
 import { InputMode } from '../protocol/input-mode';
 import { checkJsonArgs } from '../protocol/json-args';
 import { tfosPaths } from '../platform/paths';
-import { resolveSpark } from '../platform/spark';
+import { resolveSpark, sparkClassArchive } from '../platform/spark';
 import { TFClusterHandle } from './cluster';
 import { createRunDir } from './run-dir';
 import { archiveLaunch, ArchiveOption } from './pack';
@@ -235,6 +235,19 @@ function executorCount(via: RouteOption | undefined, slots: number): Record<stri
   return via.sparkSubmit.master?.startsWith('spark://') ? cap : instances;
 }
 
+/**
+ * Spark's class archive, for a cluster whose JVMs run on this machine (a loopback master or Livy):
+ * elsewhere the file would be missing, and a JVM told to map a missing archive maps none at all.
+ */
+function localClassArchive(facing: string | undefined): string | undefined {
+  if (facing !== '127.0.0.1') return undefined;
+  try {
+    return sparkClassArchive(resolveSpark());
+  } catch {
+    return undefined; // no Spark here (a Livy-only driver machine): nothing to map
+  }
+}
+
 /** What the running `tfos stack --yarn` asks of its YARN applications, when we submit to it. */
 function yarnConf(via: RouteOption, found: ClusterEnvironment, hadoopConfDir: string | undefined): Record<string, string> {
   if (!('sparkSubmit' in via) || via.sparkSubmit.master !== 'yarn') return {};
@@ -352,7 +365,9 @@ export async function run(opts: TFClusterRunOptions): Promise<TFClusterHandle> {
     const slots = roles.length + (job.feedSlots ?? 0);
     const route = await makeRoute(via, slots, hdfs, facing);
     const conf: Record<string, string> = {
-      ...('attached' in via ? {} : quickStartJvmConf({ local: 'local' in via, feeds: job.feedSlots! > 0 })),
+      ...('attached' in via
+        ? {}
+        : quickStartJvmConf({ local: 'local' in via, feeds: job.feedSlots! > 0, archive: localClassArchive(facing) })),
       ...shipped?.conf,
       ...executorCount(via, slots),
       ...yarnConf(via, found, hdfs?.configDir),

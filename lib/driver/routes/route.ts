@@ -1,3 +1,5 @@
+import { QUICK_START_JVM_OPTIONS } from '../../platform/spark';
+
 /**
  * A route is how the launcher (spark-jobs/tfos_launcher.py) becomes a running Spark application:
  * spark-submit (embedded local Spark or a given master) or Livy. Every route submits the same
@@ -66,22 +68,20 @@ export function baseConf(plan: LaunchPlan): Record<string, string> {
 }
 
 /**
- * JVM flags that cut a Spark JVM's start-up CPU, which is most of a cluster's start-up on a small or
- * busy machine: the C1 compiler only (no C2 compiler thread competing for cores while thousands of
- * classes load; about 40% less CPU to a running SparkContext) and the serial collector (no parallel
- * GC threads). C1 code runs slower once hot, so they go only to JVMs that do no data work.
+ * The quick-start flags (lib/platform/spark.ts) for the JVMs that need no C2: the Spark driver (it
+ * schedules; `local` mode's driver is also the executor), and executors that only supervise
+ * trainers (no InputMode.SPARK feeding, whose Parquet → Arrow path runs in the executor JVM); plus
+ * Spark's class archive for JVMs on this machine (`archive`, when `tfos setup` made one). A
+ * user's own spark.*.extraJavaOptions replace these (routes apply the user's conf last).
  */
-export const QUICK_START_JVM_OPTIONS = '-XX:TieredStopAtLevel=1 -XX:+UseSerialGC';
-
-/**
- * The quick-start flags for the JVMs that need no C2: the Spark driver (it schedules; `local` mode's
- * driver is also the executor), and executors that only supervise trainers (no InputMode.SPARK
- * feeding, whose Parquet → Arrow path runs in the executor JVM). A user's own
- * spark.*.extraJavaOptions replace these (routes apply the user's conf last).
- */
-export function quickStartJvmConf(opts: { local: boolean; feeds: boolean }): Record<string, string> {
+export function quickStartJvmConf(opts: { local: boolean; feeds: boolean; archive?: string }): Record<string, string> {
+  const cds = opts.archive ? ` -XX:SharedArchiveFile=${opts.archive}` : '';
   const conf: Record<string, string> = {};
-  if (!(opts.local && opts.feeds)) conf['spark.driver.extraJavaOptions'] = QUICK_START_JVM_OPTIONS;
-  if (!opts.local && !opts.feeds) conf['spark.executor.extraJavaOptions'] = QUICK_START_JVM_OPTIONS;
+  conf['spark.driver.extraJavaOptions'] = (opts.local && opts.feeds ? '' : QUICK_START_JVM_OPTIONS) + cds;
+  if (!opts.local) conf['spark.executor.extraJavaOptions'] = (opts.feeds ? '' : QUICK_START_JVM_OPTIONS) + cds;
+  for (const [k, v] of Object.entries(conf)) {
+    if (v.trim()) conf[k] = v.trim();
+    else delete conf[k];
+  }
   return conf;
 }
