@@ -179,8 +179,10 @@ function pythonRunner(py: string, env: Record<string, string> = {}): Runner {
 
 // ---- the benchmark ----------------------------------------------------------------------------
 
-const STOCK: Variant = { name: 'tfjs-node (stock)', levers: 'none' };
-const NATIVE: Variant = { name: 'tfjs-node + tfjs-on-spark kernels', levers: 'all' };
+export const STOCK: Variant = { name: 'tfjs-node (stock)', levers: 'none' };
+export const NATIVE: Variant = { name: 'tfjs-node + tfjs-on-spark kernels', levers: 'all' };
+
+export const FUSED_OFF: Variant = { name: 'all kernels, fused TF ops off', levers: 'all', env: { TFOS_TF_FUSED_OPS: '0' } };
 
 export function leverVariants(): Variant[] {
   return [
@@ -190,6 +192,7 @@ export function leverVariants(): Variant[] {
     { name: '+ softmax-xent only', levers: ['softmax-xent'] },
     { name: '+ batch-norm only', levers: ['batch-norm'] },
     { name: '+ max-pool only', levers: ['max-pool'] },
+    { name: '+ conv-grad only', levers: ['conv-grad'] },
     {
       name: `all kernels, intra-op ${os.cpus().length} / inter-op 1`,
       levers: 'all',
@@ -197,6 +200,8 @@ export function leverVariants(): Variant[] {
     },
     { name: 'all kernels, intra-op 1 / inter-op 1', levers: 'all', env: { TF_NUM_INTRAOP_THREADS: '1', TF_NUM_INTEROP_THREADS: '1' } },
     { name: 'all kernels, oneDNN off', levers: 'all', env: { TF_ENABLE_ONEDNN_OPTS: '0' } },
+    // What the binding patch brings: the same kernels with TensorFlow's fused Conv2D/MatMul forward unreachable.
+    FUSED_OFF,
   ];
 }
 

@@ -124,7 +124,12 @@ export const FAST: ModelRecipe = {
     x = pool(convBn(x, 128, 'layer2'), 'pool2');
     x = residual(pool(convBn(x, 256, 'layer3'), 'pool3'), 256, 'res3');
     x = tf.layers.globalMaxPooling2d({ name: 'pool4' }).apply(x) as TF.SymbolicTensor;
-    const logits = tf.layers.dense({ units: 10, useBias: false, kernelRegularizer: decay(), name: 'logits' }).apply(x) as TF.SymbolicTensor;
+    const dense = tf.layers
+      .dense({ units: 10, useBias: false, kernelRegularizer: decay(), name: 'logits_dense' })
+      .apply(x) as TF.SymbolicTensor;
+    // Logits scaled by 1/8: the max-pooled features are large, and unscaled logits start the
+    // (label-smoothed) loss far above ln 10 and make the first high-learning-rate steps diverge.
+    const logits = tf.layers.rescaling({ scale: 0.125, name: 'logits' }).apply(dense) as TF.SymbolicTensor;
     return tf.model({ inputs: input, outputs: logits, name: 'cifar10_fast' });
   },
   optimizer(tf, lr) {

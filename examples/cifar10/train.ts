@@ -28,11 +28,13 @@
  */
 import type * as TF from '@tensorflow/tfjs';
 import type { Table } from 'apache-arrow';
+import { createHash } from 'node:crypto';
+import * as nodeFs from 'node:fs';
 import { Checkpoint, Checkpoints } from '../../lib/io/checkpoints';
 import { imagesToFloat32, labelsToInt32 } from '../../lib/io/arrow-tensors';
 import { loadTfjs } from '../../lib/platform/tfjs';
 import { resolveLocation, posixJoin } from '../../lib/io/dataset-fs';
-import { restoreTrainingState, saveModel, trainingState } from '../../lib/io/model-files';
+import { OptimizerState, restoreTrainingState, saveModel, trainingState } from '../../lib/io/model-files';
 import { SummaryWriter } from '../../lib/io/tfevents';
 import { HistoryPoint, renderTrainingPlot } from '../../lib/io/training-plot';
 import type { TrainingMetrics } from '../../lib/protocol/control';
@@ -132,8 +134,8 @@ interface Group {
   readsDataset: boolean;
   nextSparkBatch?(n: number): Promise<Table | null>;
   report(m: TrainingMetrics): void;
-  /** Optimizer whose state goes into checkpoints (absent in ps mode: the ps nodes hold it). */
-  checkpointOptimizer?: TF.Optimizer;
+  /** Holder of the optimizer state that checkpoints save and restore (in ps mode the ps nodes hold it). */
+  checkpointOptimizer?: OptimizerState;
 }
 
 /** Loss and accuracy on (a shard of) the test split; summed over the group. */
@@ -181,6 +183,28 @@ async function evaluate(
   }
   const [c, l, s] = await g.sum(Float32Array.of(correct, lossSum, seen));
   return { accuracy: s ? c / s : 0, loss: s ? l / s : 0, images: s };
+}
+
+/**
+ * TFOS_CIFAR10_TRACE=FILE: every worker appends one JSON line per step to FILE, the fingerprint of
+ * the batch it trains on (after augmentation), and on resume one line with the fingerprints of
+ * the weights and optimizer state it starts from — how the tests check that a resumed run
+ * continues exactly where the interrupted one was.
+ */
+function tracer(): ((line: object) => void) | undefined {
+  const file = process.env.TFOS_CIFAR10_TRACE;
+  if (!file) return undefined;
+  return (line) => nodeFs.appendFileSync(file, JSON.stringify(line) + '\n');
+}
+
+export function fingerprint(...arrays: Array<Float32Array | Int32Array>): string {
+  const h = createHash('sha256');
+  for (const a of arrays) h.update(new Uint8Array(a.buffer, a.byteOffset, a.byteLength));
+  return h.digest('hex').slice(0, 16);
+}
+
+export function fingerprintHost(list: Array<{ values: Float32Array | Int32Array }>): string {
+  return fingerprint(...list.map((x) => x.values));
 }
 
 /** Learning rate at `step` of `total`: constant (seed), or one-cycle (fast: linear up for 20%, then down to 0). */
@@ -261,6 +285,12 @@ async function trainLoop(
   }
   await make.init();
   const resumedFromStep = cp?.step ?? 0;
+  const trace = tracer();
+  if (trace && cp) {
+    // What the run starts from once every worker is initialized (in ps mode: read back from the ps nodes).
+    const opt = g.checkpointOptimizer ? await trainingState(model, g.checkpointOptimizer) : { weights: [] };
+    trace({ rank: g.rank, resumedFrom: cp.step, weights: fingerprintHost(opt.weights), optimizer: fingerprintHost(opt.optimizer ?? []) });
+  }
   const history: HistoryPoint[] = cp?.state.history ?? [];
   let step = resumedFromStep;
   let imagesSeen = cp?.state.images ?? 0;
@@ -339,11 +369,21 @@ async function trainLoop(
     pausedMs += Date.now() - t0;
   };
 
-  // The data: dataset shards per epoch (seeded order, so a resumed run skips to its place), or Spark's feed.
+  // The data: dataset shards per epoch (seeded order, so a resumed run skips to its place), or
+  // Spark's feed, which streams each worker the same contiguous share in the same order every
+  // epoch (epochs back to back), so a resumed run skips the rows of the steps already taken.
   let feed: DataFeed | undefined;
   let feedEpoch = -1;
+  let sparkSkip = resumedFromStep * local;
   const nextTable = async (): Promise<Table | null> => {
-    if (!g.readsDataset) return g.nextSparkBatch!(local);
+    if (!g.readsDataset) {
+      for (; sparkSkip > 0;) {
+        const skipped = await g.nextSparkBatch!(Math.min(sparkSkip, 4096));
+        if (!skipped) return null;
+        sparkSkip -= skipped.numRows;
+      }
+      return g.nextSparkBatch!(local);
+    }
     const epoch = Math.floor(step / spe);
     if (epoch !== feedEpoch) {
       await feed?.terminate();
@@ -374,6 +414,7 @@ async function trainLoop(
       const random = rng(o.seed, g.rank, step);
       const xsData = preprocess(imagesToFloat32(table!), n, o.model, random);
       const labels = labelsToInt32(table!);
+      trace?.({ rank: g.rank, step, batch: fingerprint(xsData, labels) });
       const lr = learningRate(o, step, total);
       setLearningRate(optimizer, lr);
       const xs = tf.tensor4d(xsData, [n, S, S, 3]);
@@ -535,7 +576,7 @@ export default async function train(args: unknown, ctx: TFNodeContext): Promise<
     readsDataset: !sparkFeed,
     nextSparkBatch: sparkFeed ? (n) => sparkFeed.nextBatch(n) : undefined,
     report: (m) => TFNode.reportMetrics(ctx, m),
-    checkpointOptimizer: mode === 'allreduce' ? optimizer : undefined,
+    checkpointOptimizer: dist,
   };
   try {
     return await trainLoop(tf, hasEvaluator ? { ...o, evalEvery: 0 } : o, group, { model, optimizer, init: () => dist.init(model) });

@@ -80,7 +80,7 @@ async function cmdSetup(args: string[]): Promise<number> {
       `  python       ${res.spark.python}`,
       `  hadoop       ${res.hadoop}`,
       `  livy         ${res.livy}`,
-      `  tfjs-node    backend=${res.tensorflow.backend} (${res.tensorflow.source})`,
+      `  tfjs-node    backend=${res.tensorflow.backend} (${res.tensorflow.source}; fused ops ${res.tensorflow.listAttrs ? 'reachable' : 'off: unpatched binding'})`,
       ...(notebook ? [`  jupyter      ${notebook.jupyter} (kernel: ${notebook.kernelName}, JUPYTER_PATH=${notebook.jupyterPath})`] : []),
     ].join('\n'),
   );

@@ -11,7 +11,7 @@ import { TrainingProgress } from '../driver/training-progress';
 
 export const RUN_USAGE = `tfos run <module> [--fn NAME] [--via local|spark-submit|livy] [--master URL] [--livy URL]
          [--livy-mode batch|session] [--cluster-size N] [--num-ps K] [--input-mode spark|tensorflow]
-         [--reservation-timeout SEC] [--log-dir DIR] [--eval-node] [--no-chief] [--gpus N]
+         [--reservation-timeout SEC] [--heartbeat-timeout SEC] [--shutdown-grace SEC] [--log-dir DIR] [--eval-node] [--no-chief] [--gpus N]
          [--conf key=value ...] [--env NAME=value ...] [--archive URI --project DIR [--bundled-node]]
          [--data PATH [--epochs E]] [--input-mode spark [--inference PATH --output PATH [--overwrite] [--result-schema DDL]]]
          [--quiet] -- <args for your function>`;
@@ -124,6 +124,8 @@ export async function parseRunArgs(argv: string[], env: NodeJS.ProcessEnv = proc
       'num-ps': { type: 'string' },
       'input-mode': { type: 'string' },
       'reservation-timeout': { type: 'string' },
+      'heartbeat-timeout': { type: 'string' },
+      'shutdown-grace': { type: 'string' },
       'log-dir': { type: 'string' },
       'eval-node': { type: 'boolean' },
       'no-chief': { type: 'boolean' },
@@ -174,6 +176,11 @@ export async function parseRunArgs(argv: string[], env: NodeJS.ProcessEnv = proc
       data: values.data,
       epochs: values.epochs === undefined ? undefined : positiveInt('epochs', values.epochs, 1),
       reservationTimeout: positiveInt('reservation-timeout', values['reservation-timeout'], 120),
+      // A trainer answers the driver's pings between tfjs calls: one long synchronous step on a
+      // loaded machine (a big batch under nice) can outlast the default 30 s.
+      heartbeatTimeout:
+        values['heartbeat-timeout'] === undefined ? undefined : positiveInt('heartbeat-timeout', values['heartbeat-timeout'], 30),
+      shutdownGrace: values['shutdown-grace'] === undefined ? undefined : positiveInt('shutdown-grace', values['shutdown-grace'], 60),
       logDir: values['log-dir'],
       evalNode: values['eval-node'],
       masterNode: values['no-chief'] ? null : 'chief',

@@ -114,6 +114,8 @@ export interface ClusterConfig {
   lostNodeGraceMs?: number;
   /** When TFCluster.run was called (ms since the epoch): the origin of the start-up phases. */
   startedAt?: number;
+  /** Seconds a ps/evaluator node may keep running after a normal shutdown (default 60). */
+  shutdownGraceSec?: number;
 }
 
 export class TFClusterHandle extends EventEmitter {
@@ -355,7 +357,8 @@ export class TFClusterHandle extends EventEmitter {
       this.state = 'stopping';
       this.progress({ phase: 'stopping', message: 'workers finished; stopping ps/evaluator nodes' });
       for (const [i, ws] of this.sockets) {
-        if (this.nodes.get(i)?.state === 'running') this.sendTo(i, ws, { type: 'shutdown', reason: 'cluster shutdown' });
+        if (this.nodes.get(i)?.state === 'running')
+          this.sendTo(i, ws, { type: 'shutdown', reason: 'cluster shutdown', graceSec: this.cfg.shutdownGraceSec ?? 60 });
       }
       await this.until(() => [...this.nodes.values()].every((n) => n.state !== 'running'));
       await this.until(() => this.launcherFinished);

@@ -57,6 +57,8 @@ export class ControlServer extends EventEmitter {
   private address?: AddressInfo;
   /** When the launcher last made an authenticated request (0: never): is the Spark side alive? */
   lastLauncherContact = 0;
+  /** The launcher's last word, once it sent it: its cluster ended ('finished') or failed. */
+  launcherEnded?: 'finished' | 'failed';
   private heartbeat?: NodeJS.Timeout;
 
   /**
@@ -215,6 +217,8 @@ export class ControlServer extends EventEmitter {
               return answer(400, { error: err instanceof Error ? err.message : String(err) });
             }
             answer(204);
+            if (ev.type === 'nodes-finished' || ev.type === 'stopped') this.launcherEnded = 'finished';
+            else if (ev.type === 'failed') this.launcherEnded = 'failed';
             this.emit('launcher-event', ev);
           },
           (err) => answer(400, { error: String(err) }),

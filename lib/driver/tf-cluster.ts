@@ -76,6 +76,12 @@ export interface TFClusterRunOptions {
    * fails naming it and its host (default 30): how a vanished host or cut link is noticed.
    */
   heartbeatTimeout?: number;
+  /**
+   * Seconds a ps or evaluator node may keep running its function once the workers are done and
+   * shutdown() stops it (default 60): its closing work (a last evaluation, summaries, a save)
+   * finishes; beyond that the trainer exits on its own. After a failure every node gets 3 s.
+   */
+  shutdownGrace?: number;
   /** Extra environment for every trainer process. */
   env?: Record<string, string>;
   /** How to reach Spark; default: an embedded local Spark (no services needed). */
@@ -200,6 +206,9 @@ function validate(opts: TFClusterRunOptions): void {
   }
   if (opts.heartbeatTimeout !== undefined && !(opts.heartbeatTimeout > 0)) {
     throw new Error(`TFCluster.run: heartbeatTimeout must be a positive number of seconds, got ${opts.heartbeatTimeout}`);
+  }
+  if (opts.shutdownGrace !== undefined && !(opts.shutdownGrace > 0)) {
+    throw new Error(`TFCluster.run: shutdownGrace must be a positive number of seconds, got ${opts.shutdownGrace}`);
   }
   if (opts.reservationTimeout !== undefined && !(opts.reservationTimeout > 0)) {
     throw new Error(`TFCluster.run: reservationTimeout must be a positive number of seconds, got ${opts.reservationTimeout}`);
@@ -338,6 +347,7 @@ export async function run(opts: TFClusterRunOptions): Promise<TFClusterHandle> {
     tokenFile,
     runDir: secretDir,
     reservationTimeoutMs,
+    shutdownGraceSec: opts.shutdownGrace,
     inputMode: opts.inputMode ?? InputMode.TENSORFLOW,
     startedAt,
     ctxBase: {
@@ -385,6 +395,7 @@ export async function run(opts: TFClusterRunOptions): Promise<TFClusterHandle> {
       conf,
       logFile,
       launcherLastSeen: () => server.lastLauncherContact,
+      launcherEnded: () => server.launcherEnded,
     });
     handle.attachApp(app);
     await handle.waitReserved();

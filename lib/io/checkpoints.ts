@@ -139,8 +139,10 @@ export class Checkpoints {
     const name = checkpointName(step);
     const staging = posixJoin(this.dir, `.${name}.tmp-${randomBytes(4).toString('hex')}`);
     const final = posixJoin(this.dir, name);
-    await this.fs.mkdirs(staging);
     try {
+      // Inside the try: a directory that refuses the staging folder (no permission, quota full)
+      // fails with the checkpoint named, like any later step.
+      await this.fs.mkdirs(staging);
       await this.fs.writeFile(posixJoin(staging, 'tensors.bin'), data);
       // The manifest goes last: a directory without it is incomplete whatever else it holds.
       await this.fs.writeFile(posixJoin(staging, 'checkpoint.json'), Buffer.from(JSON.stringify(manifest)));

@@ -22,14 +22,21 @@ function host(name: string, t: TF.Tensor): HostTensor {
   return { name, shape: t.shape.slice(), dtype: t.dtype, values: t.dataSync() as Float32Array | Int32Array };
 }
 
+/**
+ * What holds an optimizer's state: a tf.Optimizer, or a DistributedOptimizer (whose ps-mode state
+ * lives on the ps nodes).
+ */
+export type OptimizerState = Pick<Optimizer, 'getWeights' | 'setWeights'>;
+
 /** Every weight of `model` and every slot of `optimizer` (when given), as host tensors. */
-export async function trainingState(model: LayersModel, optimizer?: Optimizer): Promise<Record<string, HostTensor[]>> {
+export async function trainingState(model: LayersModel, optimizer?: OptimizerState): Promise<Record<string, HostTensor[]>> {
   const weights = model.weights.map((w) => host(w.originalName, w.read()));
   if (!optimizer) return { weights };
   const slots = await optimizer.getWeights();
   const list = slots.map((s) => host(s.name, s.tensor));
-  // getWeights() makes a fresh tensor for the iteration count; the slots themselves are the optimizer's.
-  for (const s of slots) if (s.name === 'iter') s.tensor.dispose();
+  // Slots that are the optimizer's own variables stay; fresh tensors (the iteration count, state
+  // copied from ps nodes) are ours to free.
+  for (const s of slots) if (typeof (s.tensor as TF.Variable).assign !== 'function') s.tensor.dispose();
   return { weights, optimizer: list };
 }
 
@@ -41,7 +48,7 @@ export async function restoreTrainingState(
   tf: Tfjs,
   model: LayersModel,
   cp: Pick<Checkpoint, 'groups' | 'uri'>,
-  optimizer?: Optimizer,
+  optimizer?: OptimizerState,
 ): Promise<void> {
   const saved = cp.groups.weights ?? [];
   const weights = model.weights;

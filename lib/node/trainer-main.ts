@@ -177,14 +177,19 @@ async function main(): Promise<number> {
         feedServer.fail(msg.feedId, msg.error);
       } else if (msg.type === 'shutdown') {
         resolveShutdown(msg.reason);
-        // ps/evaluator nodes return from server.join(); a worker still training when the cluster
-        // is stopped gets a moment to notice, then exits so no trainer outlives its cluster.
+        // ps/evaluator nodes return from server.join() and finish their closing work within the
+        // grace the driver gives (TFCluster.run shutdownGrace; 3 s after a failure); a function
+        // still running then is cut off, so no trainer outlives its cluster.
+        const graceSec = msg.graceSec ?? 3;
         setTimeout(() => {
           if (!finished) {
-            console.error(`tfos: cluster stopped (${msg.reason}); exiting`);
+            console.error(
+              `tfos: cluster stopped (${msg.reason}) and this node's function was still running ${graceSec} s later; exiting` +
+                (msg.graceSec ? ' (TFCluster.run shutdownGrace / tfos run --shutdown-grace gives it longer)' : ''),
+            );
             process.exit(4);
           }
-        }, 3000).unref();
+        }, graceSec * 1000).unref();
       }
     });
   });

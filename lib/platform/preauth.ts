@@ -8,8 +8,22 @@
  */
 import type * as net from 'node:net';
 
-/** How long a connection may take to prove the cluster secret. */
+/** How long a connection may take to prove the cluster secret, by default. */
 export const PREAUTH_TIMEOUT_MS = 5_000;
+
+/**
+ * The pre-authentication deadline in force: TFOS_PREAUTH_TIMEOUT_MS (milliseconds, 100–60000) when
+ * set, e.g. longer for a congested network, else PREAUTH_TIMEOUT_MS. Trainers inherit it.
+ */
+export function preauthTimeoutMs(env: NodeJS.ProcessEnv = process.env): number {
+  const raw = env.TFOS_PREAUTH_TIMEOUT_MS?.trim();
+  if (!raw) return PREAUTH_TIMEOUT_MS;
+  const ms = Number(raw);
+  if (!Number.isInteger(ms) || ms < 100 || ms > 60_000) {
+    throw new Error(`TFOS_PREAUTH_TIMEOUT_MS must be an integer number of milliseconds from 100 to 60000, got '${raw}'`);
+  }
+  return ms;
+}
 /** Connections waiting to authenticate at once, per listener. */
 export const PREAUTH_MAX_PENDING = 64;
 
@@ -29,7 +43,7 @@ function remoteOf(sock: net.Socket): string {
 
 /** Puts `server`'s connections under the pre-authentication deadline and cap. */
 export function guardListener(server: net.Server, opts: PreauthOptions = {}): void {
-  const timeoutMs = opts.timeoutMs ?? PREAUTH_TIMEOUT_MS;
+  const timeoutMs = opts.timeoutMs ?? preauthTimeoutMs();
   const maxPending = opts.maxPending ?? PREAUTH_MAX_PENDING;
   let waiting = 0;
   server.on('connection', (sock: net.Socket) => {

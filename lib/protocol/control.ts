@@ -88,7 +88,11 @@ export type DriverToNode =
   /** Once every node has registered: this node's role and context. */
   | { type: 'cluster'; ctx: NodeContext }
   /** Stop: ps/evaluator nodes at the end of a run, every node when the cluster fails. */
-  | { type: 'shutdown'; reason: string }
+  /**
+   * graceSec: how long the node's function may still run before the trainer exits on its own
+   * (a ps or evaluator finishing its closing work); absent: 3 s (the cluster failed).
+   */
+  | { type: 'shutdown'; reason: string; graceSec?: number }
   /** InputMode.SPARK: a feed is starting; Spark's feeding task will connect to the data port. */
   | { type: 'feed'; feedId: string; kind: 'train' | 'infer'; epochs: number }
   /** The feed failed on the Spark side; the worker's Feed rejects with this error. */

@@ -42,7 +42,7 @@ export async function setup(opts: SetupOptions = {}): Promise<SetupResult> {
   ]);
   await provisionSparkClassArchive(spark, log);
   const tensorflow = opts.skipTensorflow
-    ? { backend: 'skipped', source: 'existing' as const, packageDir: '' }
+    ? { backend: 'skipped', source: 'existing' as const, packageDir: '', listAttrs: false }
     : await provisionTensorflow(paths, log);
   return {
     home: paths.home,

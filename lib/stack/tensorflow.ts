@@ -11,10 +11,17 @@
  *      and eager C APIs), placed where tfjs-node's binding.gyp expects it, addon built from source.
  * Each result is checked in a child process (backend name and a conv2d with known values).
  * Downloads and extractions are cached under TFOS_HOME; nothing is fetched twice.
+ *
+ * Every addon we build carries our binding patch (lib/stack/binding-patch.ts), which lets the
+ * native kernels reach TensorFlow's fused Conv2D/MatMul ops. An existing addon without it (built
+ * before the patch, or tfjs-node's prebuilt one) is patched and rebuilt once, the old addon kept
+ * if that fails. Where the patch does not apply, the addon is built as it is and a log line says
+ * so: the kernels then use their unfused forms (lib/tfjs-native/bias-act.ts).
  */
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { applyPatch, BINDING_PATCH_FILE, patchDigest } from './binding-patch';
 import { run, runAllowingFailure } from '../platform/exec';
 import { Logger } from '../platform/log';
 import { TfosPaths } from '../platform/paths';
@@ -25,6 +32,8 @@ export interface TensorflowInfo {
   /** 'local': built against TFOS_LIBTENSORFLOW_DIR. */
   source: 'existing' | 'official' | 'wheel' | 'local';
   packageDir: string;
+  /** The addon sets list attributes (our binding patch is in it): TensorFlow's fused ops are reachable. */
+  listAttrs: boolean;
 }
 
 export interface ProvisionTensorflowOptions {
@@ -48,7 +57,11 @@ export async function provisionTensorflow(paths: TfosPaths, log: Logger, opts: P
   const packageDir = resolvePackageDir(packageName);
 
   const before = await probeBackend(packageDir, env);
-  if (before.ok) return { backend: before.backend!, source: 'existing', packageDir };
+  if (before.ok) {
+    if (before.listAttrs || !patchWorthTrying(packageDir))
+      return { backend: before.backend!, source: 'existing', packageDir, listAttrs: !!before.listAttrs };
+    return { backend: before.backend!, source: 'existing', packageDir, listAttrs: await rebuildPatched(packageDir, env, log) };
+  }
   log(`${packageName}: native backend not usable yet (${before.detail}); provisioning libtensorflow`);
 
   const gpu = packageName.includes('gpu');
@@ -59,8 +72,9 @@ export async function provisionTensorflow(paths: TfosPaths, log: Logger, opts: P
     await step('install libtensorflow from TFOS_LIBTENSORFLOW_DIR into deps/', async () =>
       populateDeps(packageDir, path.join(dir, 'lib'), path.join(dir, 'include')),
     );
+    patchBinding(packageDir, log);
     await buildAddon(packageDir, env, log);
-    return { backend: await verify(packageDir, env), source: 'local', packageDir };
+    return { ...(await verify(packageDir, env)), source: 'local', packageDir };
   }
 
   const cacheDir = gpu ? `${paths.tensorflow}-cuda` : paths.tensorflow;
@@ -69,7 +83,10 @@ export async function provisionTensorflow(paths: TfosPaths, log: Logger, opts: P
   if (!fs.existsSync(path.join(cacheDir, COMPLETE_MARKER)) && !fs.existsSync(path.join(packageDir, 'deps', DEPS_MARKER))) {
     if (await tryOfficialInstaller(packageDir, env, log)) {
       const probe = await probeBackend(packageDir, env);
-      if (probe.ok) return { backend: probe.backend!, source: 'official', packageDir };
+      if (probe.ok) {
+        const listAttrs = probe.listAttrs || (await rebuildPatched(packageDir, env, log));
+        return { backend: probe.backend!, source: 'official', packageDir, listAttrs };
+      }
       log(`official installer finished but the backend does not work (${probe.detail}); falling back to the PyPI wheel`);
     }
   }
@@ -78,8 +95,9 @@ export async function provisionTensorflow(paths: TfosPaths, log: Logger, opts: P
   await step('install the wheel libraries into deps/', async () =>
     populateDeps(packageDir, path.join(cacheDir, 'lib'), path.join(cacheDir, 'include')),
   );
+  patchBinding(packageDir, log);
   await buildAddon(packageDir, env, log);
-  return { backend: await verify(packageDir, env), source: 'wheel', packageDir };
+  return { ...(await verify(packageDir, env)), source: 'wheel', packageDir };
 }
 
 async function step<T>(name: string, fn: () => Promise<T>): Promise<T> {
@@ -131,6 +149,8 @@ function resolvePackageDir(pkg: string): string {
 
 interface Probe {
   ok: boolean;
+  /** A list(string) attribute could be set (the patched binding): a 1×1 _FusedMatMul with fused_ops ['BiasAdd'] gave 2·3 + 1. */
+  listAttrs?: boolean;
   backend?: string;
   shape?: number[];
   values?: number[];
@@ -149,7 +169,17 @@ try { tf = require(process.argv[1]); } catch (e) { out({ error: String((e && e.m
 try {
   const y = tf.conv2d(tf.ones([1, 8, 8, 3]), tf.ones([3, 3, 3, 1]), 1, 'same');
   const d = y.dataSync();
-  out({ backend: tf.getBackend(), shape: y.shape, values: [d[0], d[1], d[9], d[63]] });
+  let listAttrs = false;
+  try {
+    const b = tf.backend(), B = b.binding;
+    const m = b.executeSingleOutput('_FusedMatMul', [
+      { name: 'T', type: B.TF_ATTR_TYPE, value: B.TF_FLOAT },
+      { name: 'num_args', type: B.TF_ATTR_INT, value: 1 },
+      { name: 'fused_ops', type: B.TF_ATTR_STRING, value: ['BiasAdd'] },
+    ], [tf.tensor2d([[2]]), tf.tensor2d([[3]]), tf.tensor1d([1])]);
+    listAttrs = m.dataSync()[0] === 7;
+  } catch (e) { /* the unpatched binding: a string attribute must be a string */ }
+  out({ backend: tf.getBackend(), shape: y.shape, values: [d[0], d[1], d[9], d[63]], listAttrs });
 } catch (e) { out({ backend: tf.getBackend(), error: String((e && e.message) || e).split('\\n')[0] }); }
 `;
 
@@ -165,7 +195,13 @@ async function probeBackend(packageDir: string, env: NodeJS.ProcessEnv): Promise
   }
   const line = res.stdout.split('\n').find((l) => l.startsWith('TFOS_PROBE '));
   if (!line) return { ok: false, detail: `probe exited with code ${res.code}: ${lastLines(res.stdout + res.stderr, 5)}` };
-  const r = JSON.parse(line.slice('TFOS_PROBE '.length)) as { backend?: string; shape?: number[]; values?: number[]; error?: string };
+  const r = JSON.parse(line.slice('TFOS_PROBE '.length)) as {
+    backend?: string;
+    shape?: number[];
+    values?: number[];
+    listAttrs?: boolean;
+    error?: string;
+  };
   if (r.error) return { ok: false, backend: r.backend, detail: r.error };
   const shapeOk = JSON.stringify(r.shape) === JSON.stringify([1, 8, 8, 1]);
   const valuesOk = JSON.stringify(r.values) === JSON.stringify([12, 18, 27, 12]);
@@ -177,17 +213,17 @@ async function probeBackend(packageDir: string, env: NodeJS.ProcessEnv): Promise
       detail: `conv2d gave shape ${JSON.stringify(r.shape)} values ${JSON.stringify(r.values)}, expected [1,8,8,1] and [12,18,27,12]`,
     };
   }
-  return { ok: true, backend: r.backend, shape: r.shape, values: r.values, detail: 'ok' };
+  return { ok: true, backend: r.backend, shape: r.shape, values: r.values, listAttrs: r.listAttrs === true, detail: 'ok' };
 }
 
-async function verify(packageDir: string, env: NodeJS.ProcessEnv): Promise<string> {
+async function verify(packageDir: string, env: NodeJS.ProcessEnv): Promise<{ backend: string; listAttrs: boolean }> {
   const probe = await probeBackend(packageDir, env);
   if (!probe.ok) {
     throw new Error(
       `native TensorFlow: step 'verify the addon' failed: ${process.execPath} -e <load ${packageDir}, conv2d>: ${probe.detail}`,
     );
   }
-  return probe.backend!;
+  return { backend: probe.backend!, listAttrs: !!probe.listAttrs };
 }
 
 function lastLines(text: string, n: number): string {
@@ -278,6 +314,97 @@ async function buildAddon(packageDir: string, env: NodeJS.ProcessEnv, log: Logge
     });
     log(`addon built (${secondsSince(started)} s)`);
   });
+}
+
+// ---------------------------------------------------------------------------------------------
+// The binding patch (lib/stack/binding-patch.ts)
+
+/** Written into the package when patching failed: which patch, and why (not retried for the same patch). */
+const PATCH_MARKER = '.tfos-binding-patch.json';
+const FUSED_OFF = "TensorFlow's fused Conv2D/MatMul stay off; the native kernels use their unfused forms";
+
+function readPatch(): string {
+  return fs.readFileSync(BINDING_PATCH_FILE, 'utf8');
+}
+
+/** Patches the binding's sources; false (with a log line naming the reason) when the patch does not apply. */
+function patchBinding(packageDir: string, log: Logger): boolean {
+  let text = '';
+  try {
+    text = readPatch();
+    const outcome = applyPatch(packageDir, text);
+    if (outcome === 'applied') log(`applied ${path.basename(BINDING_PATCH_FILE)} to ${path.join(packageDir, 'binding')}`);
+    fs.rmSync(path.join(packageDir, PATCH_MARKER), { force: true });
+    return true;
+  } catch (err) {
+    const why = (err as Error).message;
+    log(`binding patch not applied, building tfjs-node's binding unpatched: ${why}; ${FUSED_OFF}`);
+    if (text) writeFileAtomic(path.join(packageDir, PATCH_MARKER), JSON.stringify({ patch: patchDigest(text), failed: why }) + '\n');
+    return false;
+  }
+}
+
+/** An unpatched addon is worth patching when its sources are there and this patch has not failed on them before. */
+function patchWorthTrying(packageDir: string): boolean {
+  if (!fs.existsSync(path.join(packageDir, 'binding.gyp')) || !fs.existsSync(BINDING_PATCH_FILE)) return false;
+  try {
+    const prev = JSON.parse(fs.readFileSync(path.join(packageDir, PATCH_MARKER), 'utf8')) as { patch?: string };
+    return prev.patch !== patchDigest(readPatch());
+  } catch {
+    return true;
+  }
+}
+
+/** The built addons (lib/napi-v<n>/<name>.node), moved aside by rename so a process that has one loaded keeps it. */
+function addonFiles(packageDir: string): string[] {
+  const lib = path.join(packageDir, 'lib');
+  if (!fs.existsSync(lib)) return [];
+  return fs
+    .readdirSync(lib)
+    .filter((d) => d.startsWith('napi-v'))
+    .flatMap((d) =>
+      fs
+        .readdirSync(path.join(lib, d))
+        .filter((f) => f.endsWith('.node'))
+        .map((f) => path.join(lib, d, f)),
+    );
+}
+
+/**
+ * Patches a working but unpatched addon's sources and rebuilds it; on any failure the old addon
+ * and sources come back and a log line says why. Returns whether the addon now sets list attributes.
+ */
+async function rebuildPatched(packageDir: string, env: NodeJS.ProcessEnv, log: Logger): Promise<boolean> {
+  const source = path.join(packageDir, 'binding', 'tfjs_backend.cc');
+  const original = fs.readFileSync(source, 'utf8');
+  log(`${packageDir}: the addon lacks tfjs-on-spark's binding patch; patching and rebuilding it once`);
+  if (!patchBinding(packageDir, log)) return false;
+  const kept = addonFiles(packageDir).map((f) => ({ f, backup: `${f}.tfos-unpatched` }));
+  for (const k of kept) fs.renameSync(k.f, k.backup);
+  try {
+    // A clean build: node_modules may be a hard-linked copy whose objects other checkouts share.
+    for (const d of fs.readdirSync(packageDir).filter((n) => n.startsWith('build-tmp-napi-v')))
+      fs.rmSync(path.join(packageDir, d), { recursive: true, force: true });
+    await buildAddon(packageDir, env, log);
+    const probe = await probeBackend(packageDir, env);
+    if (!probe.ok || !probe.listAttrs) throw new Error(probe.ok ? 'the rebuilt addon still cannot set list attributes' : probe.detail);
+    for (const k of kept) fs.rmSync(k.backup, { force: true });
+    return true;
+  } catch (err) {
+    for (const f of addonFiles(packageDir)) fs.rmSync(f, { force: true });
+    for (const k of kept) fs.renameSync(k.backup, k.f);
+    writeFileAtomic(source, original);
+    const why = (err as Error).message.split('\n')[0];
+    writeFileAtomic(path.join(packageDir, PATCH_MARKER), JSON.stringify({ patch: patchDigest(readPatch()), failed: why }) + '\n');
+    log(`rebuilding the patched addon failed (${why}); the unpatched addon is back in place; ${FUSED_OFF}`);
+    return false;
+  }
+}
+
+function writeFileAtomic(file: string, text: string): void {
+  const tmp = `${file}.tfos-${process.pid}`;
+  fs.writeFileSync(tmp, text);
+  fs.renameSync(tmp, file);
 }
 
 // ---------------------------------------------------------------------------------------------

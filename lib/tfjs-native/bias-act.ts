@@ -7,8 +7,13 @@
  *   backward  ReluGrad once, then Conv2DBackpropInput/Filter | two MatMuls, and BiasAddGrad.
  * Anything else (NCHW, dilations, explicit padding, prelu, other activations, batched or
  * transposed products, another backend) goes to tfjs's own implementation unchanged.
+ *
+ * The forward is TensorFlow's one fused kernel when the backend reaches it (fused-ops.ts: oneDNN's
+ * on CPU, _FusedConv2D/_FusedMatMul on GPU; it needs our binding patch), else three ops.
  */
 import type * as tfTypes from '@tensorflow/tfjs';
+import { conv2dFilterGrad } from './conv-grad';
+import { fusedConv2D, fusedMatMul } from './fused-ops';
 import { attrs, hasKernel, NativeBackend, registerNativeKernel, TF } from './native-op';
 import { reluGrad } from './relu';
 
@@ -52,6 +57,17 @@ export function registerBiasAct(tf: TF): void {
     return b.executeSingleOutput('BiasAddGrad', [a.type('T', dy.dtype), a.str('data_format', 'NHWC')], [dy]);
   });
   registerNativeKernel(tf, CONV_BIAS_ACT, (b, { x, filter, bias }, at) => {
+    const fused = fusedConv2D(
+      tf,
+      b,
+      x,
+      filter,
+      bias,
+      at.strides as number | [number, number],
+      at.pad as string,
+      at.activation as Activation,
+    );
+    if (fused) return fused;
     const conv = tf
       .engine()
       .runKernel('Conv2D', { x, filter }, { strides: at.strides, pad: at.pad, dataFormat: 'NHWC', dilations: [1, 1] } as never) as Tensor;
@@ -60,6 +76,8 @@ export function registerBiasAct(tf: TF): void {
     return out;
   });
   registerNativeKernel(tf, MATMUL_BIAS_ACT, (b, { a: x, b: w, bias }, at) => {
+    const fused = fusedMatMul(tf, b, x, w, bias, at.activation as Activation);
+    if (fused) return fused;
     const a = attrs(b);
     const prod = b.executeSingleOutput(
       'MatMul',
@@ -83,8 +101,7 @@ export function registerBiasAct(tf: TF): void {
       const common = { strides, pad, dataFormat: 'NHWC', dimRoundingMode: undefined };
       return {
         x: () => tf.engine().runKernel('Conv2DBackpropInput', { dy: g, filter }, { ...common, inputShape: x.shape } as never) as Tensor,
-        filter: () =>
-          tf.engine().runKernel('Conv2DBackpropFilter', { x, dy: g }, { ...common, filterShape: filter.shape } as never) as Tensor,
+        filter: () => conv2dFilterGrad(tf, x, g, filter.shape, strides, pad),
         bias: () => biasAddGrad(tf, g),
       };
     },

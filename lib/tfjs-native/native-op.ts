@@ -52,7 +52,11 @@ export function attrs(b: NativeBackend) {
   return {
     type: (name: string, dtype: string): OpAttr => ({ name, type: B.TF_ATTR_TYPE, value: dtypeCode(dtype) }),
     str: (name: string, value: string): OpAttr => ({ name, type: B.TF_ATTR_STRING, value }),
+    /** list(string) and list(type): only the patched binding sets them (patches/tfjs-node-list-attrs.patch). */
+    strs: (name: string, value: string[]): OpAttr => ({ name, type: B.TF_ATTR_STRING, value }),
+    types: (name: string, dtypes: string[]): OpAttr => ({ name, type: B.TF_ATTR_TYPE, value: dtypes.map(dtypeCode) }),
     bool: (name: string, value: boolean): OpAttr => ({ name, type: B.TF_ATTR_BOOL, value }),
+    int: (name: string, value: number): OpAttr => ({ name, type: B.TF_ATTR_INT, value }),
     ints: (name: string, value: number[]): OpAttr => ({ name, type: B.TF_ATTR_INT, value }),
     float: (name: string, value: number): OpAttr => ({ name, type: B.TF_ATTR_FLOAT, value }),
   };

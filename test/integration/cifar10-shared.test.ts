@@ -12,7 +12,7 @@ import { LocalFs, resolveLocation } from '../../lib/io/dataset-fs';
 import { readManifest, writeCifarDataset } from '../../lib/io/dataset';
 import { DataFeed } from '../../lib/node/data-feed';
 import { arrowPython, parquetRowCount, sharedCifarDir, sharedCifarLocation, tempDir } from '../support/cifar-fixture';
-import { skipBecause } from '../support/stack';
+import { skipBecause } from '../support/skip';
 
 describe('the real CIFAR-10 set', function () {
   this.timeout(300_000);

@@ -10,7 +10,8 @@ import { ClusterFailedError, ProgressEvent, TFClusterHandle } from '../../lib/dr
 import { STARTUP_PHASES } from '../../lib/driver/phases';
 import { RouteOption, TFCluster, TFClusterRunOptions } from '../../lib/driver/tf-cluster';
 import { clusterProcesses, clusterTrainers, describeProcesses, waitFor } from '../support/processes';
-import { livySessionsOrWhyNot, requireStack, skipBecause } from '../support/stack';
+import { livySessionsOrWhyNot, requireStack } from '../support/stack';
+import { skipBecause } from '../support/skip';
 import { within } from '../support/within';
 
 const FIXTURES = path.resolve(__dirname, '../../../test/fixtures/modules');
@@ -69,14 +70,15 @@ function routeSuite(
     });
     afterEach(noProcessesLeft);
 
-    it('runs 3 nodes with 1 ps: roles, cluster spec and ctx are right, results come back', async () => {
+    it('runs 3 nodes with 1 ps: roles, cluster spec and ctx are right, results come back (the ps after 5 s of closing work)', async () => {
       const logs: string[] = [];
       const progress: string[] = [];
       const handle: TFClusterHandle = await run({
         module: reportContext,
         numExecutors: 3,
         numPs: 1,
-        args: { lr: 0.1, tags: ['x'] },
+        // The ps takes 5 s after shutdown to return: longer than a failed cluster's 3 s, within the grace.
+        args: { lr: 0.1, tags: ['x'], psClosingMs: 5000 },
         via: via(),
         defaultFS: opts.defaultFS?.(),
         reservationTimeout: 180,
@@ -95,7 +97,7 @@ function routeSuite(
       expect(spec.worker).to.have.length(1);
       for (const r of results.values()) {
         expect(r.clusterSpec).to.deep.equal(spec);
-        expect(r.args).to.deep.equal({ lr: 0.1, tags: ['x'] });
+        expect(r.args).to.deep.equal({ lr: 0.1, tags: ['x'], psClosingMs: 5000 });
         expect(r.numWorkers).to.equal(2);
         expect(r.target).to.equal(r.jobName === 'ps' ? spec.ps[0] : r.jobName === 'chief' ? spec.chief![0] : spec.worker[0]);
       }
@@ -104,7 +106,7 @@ function routeSuite(
       expect(byRole.get('ps:0')!.workerNum).to.equal(-1);
       if (opts.defaultFS) expect(byRole.get('worker:0')!.absolute).to.match(new RegExp(`^${opts.defaultFS()}/user/[^/]+/data/x$`));
       // Trainer output reaches the driver, labelled by role.
-      expect(logs).to.include('worker:0|hello from worker:0 args={"lr":0.1,"tags":["x"]}');
+      expect(logs).to.include('worker:0|hello from worker:0 args={"lr":0.1,"tags":["x"],"psClosingMs":5000}');
       // Start-up is reported phase by phase, every phase and in order (no timings asserted), for each node too.
       const startup = handle.phases.startup();
       expect(startup.map((p) => p.phase)).to.deep.equal([...STARTUP_PHASES]);

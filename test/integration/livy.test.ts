@@ -12,6 +12,7 @@ import { expect } from 'chai';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { SESSION_HEARTBEAT_SEC } from '../../lib/driver/routes/livy-route';
 import { LivyBatchFailedError, LivyClient } from '../../lib/io/livy-client';
 import { run } from '../../lib/platform/exec';
 import { VERSIONS } from '../../lib/platform/versions';
@@ -22,7 +23,8 @@ import { freePort } from '../../lib/stack/ports';
 import { SparkInstall, sparkEnv } from '../../lib/platform/spark';
 import { provisionSpark, sparkServices } from '../../lib/stack/spark';
 import { RunningService, startService, stopService } from '../../lib/stack/supervisor';
-import { livySessionsOrWhyNot, skipBecause } from '../support/stack';
+import { livySessionsOrWhyNot } from '../support/stack';
+import { skipBecause } from '../support/skip';
 
 /** Small footprint: one 512 MB executor with one core per application. */
 const SMALL = { driverMemory: '512m', executorMemory: '512m', executorCores: 1, conf: { 'spark.cores.max': '1' } };
@@ -152,7 +154,13 @@ describe('Livy (real server) and spark-submit', function () {
   it('a pyspark session runs a statement and closes', async function () {
     if (noSessions) skipBecause(this, noSessions);
     let t = Date.now();
-    const session = await client.createSession({ kind: 'pyspark', name: `tfos-test-session-${RUN}`, ...SMALL });
+    // A heartbeat: if this process dies mid-test, Livy deletes the session within minutes.
+    const session = await client.createSession({
+      kind: 'pyspark',
+      name: `tfos-test-session-${RUN}`,
+      heartbeatTimeoutInSecond: SESSION_HEARTBEAT_SEC,
+      ...SMALL,
+    });
     try {
       await client.waitForSessionIdle(session.id, { timeoutMs: 600_000, maxPollMs: 2000 });
       note(`session to idle: ${seconds(t)}`);

@@ -8,7 +8,8 @@
  * works.
  */
 import { expect } from 'chai';
-import { livySessionsOrWhyNot, requireStack, skipBecause } from '../support/stack';
+import { livySessionsOrWhyNot, requireStack } from '../support/stack';
+import { skipBecause } from '../support/skip';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';

@@ -10,8 +10,10 @@ import { InputMode } from '../../lib/protocol/input-mode';
 import { FEED_PHASES } from '../../lib/driver/phases';
 import { RouteOption, TFCluster } from '../../lib/driver/tf-cluster';
 import { readParquet, writeParquetDataset } from '../support/parquet-fixture';
+import { SESSION_HEARTBEAT_SEC } from '../../lib/driver/routes/livy-route';
 import { LivyClient } from '../../lib/io/livy-client';
-import { livySessionsOrWhyNot, requireStack, skipBecause } from '../support/stack';
+import { livySessionsOrWhyNot, requireStack } from '../support/stack';
+import { skipBecause } from '../support/skip';
 import { rejection } from '../support/rejection';
 
 const consumer = path.resolve(__dirname, '../../../test/fixtures/modules/feed-consumer.js');
@@ -193,6 +195,9 @@ describe('InputMode.SPARK feeding a DataFrame of a Livy interactive session', fu
       driverMemory: '512m',
       executorMemory: '512m',
       executorCores: 1,
+      // Its application holds every free core of the stack: if this process dies mid-test, Livy
+      // deletes the session within minutes instead of keeping them for its idle timeout.
+      heartbeatTimeoutInSecond: SESSION_HEARTBEAT_SEC,
       conf: { 'spark.executor.cores': '1' },
     });
     try {

@@ -1,7 +1,8 @@
 /**
  * Native TensorFlow for @tensorflow/tfjs-node: after provisioning (which builds the addon against
  * PyPI's libtensorflow when the official host is unreachable), a plain `require` gets the
- * 'tensorflow' backend and computes correctly; once built, provisioning is a no-op (speed: npm run bench).
+ * 'tensorflow' backend and computes correctly, the addon carries our binding patch (TensorFlow's
+ * fused ops reachable); once built, provisioning is a no-op (speed: npm run bench).
  */
 import { expect } from 'chai';
 import { execFileSync } from 'node:child_process';
@@ -18,6 +19,13 @@ const CHILD = `
 const tf = require('@tensorflow/tfjs-node');
 const y = tf.conv2d(tf.ones([1, 8, 8, 3]), tf.ones([3, 3, 3, 1]), 1, 'same');
 console.log(JSON.stringify({ backend: tf.getBackend(), shape: y.shape, data: Array.from(y.dataSync()) }));
+`;
+
+/** Which of TensorFlow's fused ops the native kernels reach, in a fresh process. */
+const FUSED_CHILD = `
+const tf = require('@tensorflow/tfjs-node');
+const { fusedOpsInUse } = require('./dist/lib/tfjs-native/fused-ops');
+console.log(fusedOpsInUse(tf, tf.backend()));
 `;
 
 describe('native TensorFlow (tfjs-node)', function () {
@@ -53,6 +61,17 @@ describe('native TensorFlow (tfjs-node)', function () {
     expect(r.data[9]).to.equal(27);
   });
 
+  it("carries tfjs-on-spark's binding patch: list attributes reach TensorFlow's fused ops (oneDNN's on this CPU build)", () => {
+    expect(info.listAttrs).to.equal(true);
+    const out = execFileSync(process.execPath, ['-e', FUSED_CHILD], {
+      cwd: repo,
+      env: { ...process.env, TF_CPP_MIN_LOG_LEVEL: '2' },
+      encoding: 'utf8',
+      timeout: 120_000,
+    });
+    expect(out.trim().split('\n').pop()).to.equal('_MklNativeFusedConv2D, _MklNativeFusedMatMul');
+  });
+
   it("returns source 'existing' once the addon is built: a probe, nothing downloaded or built", async function () {
     this.timeout(60_000);
     const prev = process.cwd();
@@ -60,7 +79,7 @@ describe('native TensorFlow (tfjs-node)', function () {
     const lines: string[] = [];
     try {
       const again = await provisionTensorflow(tfosPaths(), (line) => lines.push(line));
-      expect(again).to.deep.equal({ backend: 'tensorflow', source: 'existing', packageDir: info.packageDir });
+      expect(again).to.deep.equal({ backend: 'tensorflow', source: 'existing', packageDir: info.packageDir, listAttrs: true });
       // Every provisioning step logs what it does; the no-op path logs nothing.
       expect(lines).to.deep.equal([]);
     } finally {

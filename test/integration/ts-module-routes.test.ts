@@ -9,7 +9,8 @@ import * as path from 'node:path';
 import { RouteOption, TFCluster } from '../../lib/driver/tf-cluster';
 import { shellQuote, submitLine } from '../../lib/cli/submit-command';
 import { runCaptured } from '../support/run-captured';
-import { livySessionsOrWhyNot, requireStack, skipBecause } from '../support/stack';
+import { livySessionsOrWhyNot, requireStack } from '../support/stack';
+import { skipBecause } from '../support/skip';
 import { writeTsProject } from '../support/ts-module-fixture';
 
 const TFOS = path.resolve(__dirname, '../../../bin/tfos.js');

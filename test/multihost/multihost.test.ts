@@ -18,6 +18,7 @@ import { setStackHostLink, stackUp } from '../../lib/stack/stack';
 import { tempDir } from '../support/cifar-fixture';
 import { CIFAR_RECORDS, cifarOnStack, linkedHome, MultiHostStack, multiHostStack, networkLeftovers } from '../support/multihost';
 import { readParquet } from '../support/parquet-fixture';
+import { skipBecause } from '../support/skip';
 
 const ROOT = path.resolve(__dirname, '../../..');
 const ALLREDUCE = path.join(ROOT, 'test/fixtures/distributed/allreduce-module.js');
@@ -37,7 +38,7 @@ describe('multi-host stack: N network namespaces on one machine', function () {
 
   before(function () {
     const s = multiHostStack();
-    if (!s) return this.skip(); // not root, or no iproute2
+    if (!s) return skipBecause(this, 'network namespaces cannot be made here (needs root and iproute2)');
     mh = s;
     workerAddresses = mh.status.hosts!.filter((h) => h.roles.includes('spark-worker')).map((h) => h.address);
   });
@@ -130,7 +131,7 @@ describe('multi-host stack: N network namespaces on one machine', function () {
     let webhdfs: WebHdfsClient;
 
     before(async function () {
-      if (!mh) return this.skip();
+      if (!mh) return skipBecause(this, 'no multi-host stack (see the skip above)');
       data = await cifarOnStack(mh);
       webhdfs = new WebHdfsClient({ url: mh.status.hdfs.webhdfs });
     });

@@ -15,6 +15,7 @@ import { WebHdfsClient } from '../../lib/io/webhdfs';
 import { InputMode } from '../../lib/protocol/input-mode';
 import { CIFAR_RECORDS, cifarOnStack, MultiHostStack, multiHostStack } from '../support/multihost';
 import { makeProject } from '../support/pack-project';
+import { skipBecause } from '../support/skip';
 
 const ROOT = path.resolve(__dirname, '../../..');
 const ALLREDUCE = path.join(ROOT, 'test/fixtures/distributed/allreduce-module.js');
@@ -27,7 +28,13 @@ describe('Spark on YARN (tfos stack up --hosts 3 --yarn)', function () {
 
   before(function () {
     const s = multiHostStack();
-    if (!s?.status.yarn) return this.skip(); // no namespaces here, or TFOS_TEST_YARN=0
+    if (!s?.status.yarn)
+      return skipBecause(
+        this,
+        s
+          ? 'the multi-host stack runs without YARN (TFOS_TEST_YARN=0)'
+          : 'network namespaces cannot be made here (needs root and iproute2)',
+      );
     mh = s;
     workerAddresses = mh.status.hosts!.filter((h) => h.roles.includes('nodemanager')).map((h) => h.address);
   });

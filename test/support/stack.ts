@@ -16,6 +16,8 @@ const REPO = path.resolve(__dirname, '../../..');
 
 export interface TestStack {
   sparkMaster: string;
+  /** The standalone master's web UI (its JSON status page, drivers, workers' UIs). */
+  sparkUi?: string;
   defaultFS: string;
   webhdfs: string;
   livy: string;
@@ -27,7 +29,7 @@ export type StackService = 'spark' | 'hdfs' | 'livy';
 
 /** What `tfos stack status --json` prints (null: no stack). */
 interface StatusJson {
-  spark: { master: string; workers: number; healthy: boolean };
+  spark: { master: string; ui: string; workers: number; healthy: boolean };
   hdfs: { defaultFS: string; webhdfs: string; healthy: boolean };
   livy: { url: string; healthy: boolean; sessions?: boolean };
 }
@@ -72,6 +74,7 @@ export function readStackStatus(): TestStack {
   if (!s.livy.healthy) throw new StackUnavailableError('livy', `at ${s.livy.url} is not healthy; ${logs}`);
   return {
     sparkMaster: s.spark.master,
+    sparkUi: s.spark.ui,
     defaultFS: s.hdfs.defaultFS,
     webhdfs: s.hdfs.webhdfs,
     livy: s.livy.url,
@@ -92,6 +95,7 @@ export function requireStack(): TestStack {
   if (given.every(Boolean)) {
     cached = {
       sparkMaster: given[0],
+      sparkUi: e.TFOS_TEST_SPARK_UI?.trim() || undefined,
       defaultFS: given[1],
       webhdfs: given[2],
       livy: given[3],
@@ -133,17 +137,12 @@ export function livySessionsOrWhyNot(s: Pick<TestStack, 'livy' | 'livySessions'>
   };
 }
 
-/** Skips the running test or hook, printing why (a skip must always say why). */
-export function skipBecause(ctx: Mocha.Context, why: string): never {
-  process.stdout.write(`      skipped: ${why}\n`);
-  return ctx.skip();
-}
-
 /** Shell exports for the whole test run (scripts/test.sh evaluates them). */
 export function stackExports(s: TestStack): string {
   const q = (v: string) => `'${v.replace(/'/g, `'\\''`)}'`;
   return [
     `export TFOS_TEST_SPARK_MASTER=${q(s.sparkMaster)}`,
+    ...(s.sparkUi ? [`export TFOS_TEST_SPARK_UI=${q(s.sparkUi)}`] : []),
     `export TFOS_TEST_DEFAULT_FS=${q(s.defaultFS)}`,
     `export TFOS_TEST_WEBHDFS=${q(s.webhdfs)}`,
     `export TFOS_TEST_LIVY=${q(s.livy)}`,

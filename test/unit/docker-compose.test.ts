@@ -13,6 +13,7 @@ import { ROLES, Role, roleService } from '../../lib/stack/roles';
 import { silentLogger } from '../../lib/platform/log';
 import { resolveSpark } from '../../lib/platform/spark';
 import { VERSIONS } from '../../lib/platform/versions';
+import { skipBecause } from '../support/skip';
 
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const yaml = require('js-yaml') as { load(text: string): unknown };
@@ -95,7 +96,7 @@ describe('docker/compose.yaml: one stack role per service', () => {
       })();
     if (!provisioned) {
       fs.rmSync(home, { recursive: true, force: true });
-      return this.skip(); // building the specs would provision (tfos setup has not run)
+      return skipBecause(this, 'building the service specs needs provisioned Spark, Hadoop and Livy (tfos setup has not run)');
     }
     try {
       const checks: Array<[Role, RegExp]> = [

@@ -53,6 +53,28 @@ describe('Livy route: following the application when Livy cannot tell', () => {
     );
   });
 
+  it('Livy restarted after the launcher reported its cluster finished: the application ended as reported, at once', async () => {
+    const finished = await followThroughLivy(
+      'Livy batch 7',
+      { launcherLastSeen: () => Date.now(), launcherEnded: () => 'finished' },
+      () => false,
+      probeSequence([gone, gone, gone], done),
+      5,
+    );
+    expect(finished.ok).to.equal(true);
+    expect(finished.detail).to.match(
+      /^Livy batch 7: Livy no longer knows it \(restarted\?\), after the launcher reported its cluster finished$/,
+    );
+    const failed = await followThroughLivy(
+      'Livy batch 7',
+      { launcherLastSeen: () => Date.now(), launcherEnded: () => 'failed' },
+      () => false,
+      probeSequence([down], done),
+      5,
+    );
+    expect(failed.ok).to.equal(false);
+  });
+
   it('a batch Livy never heard of, before the launcher spoke, is an error at once', async () => {
     const exit = await followThroughLivy('Livy batch 7', { launcherLastSeen: () => 0 }, () => false, probeSequence([gone], done), 5);
     expect(exit.detail).to.match(/and the launcher never reached the driver/);

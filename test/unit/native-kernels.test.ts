@@ -11,6 +11,7 @@ import { DistributedOptimizer } from '../../lib/node/distributed/optimizer';
 import { tfjs as tf } from '../../lib/platform/tfjs';
 import { fakeCluster, FakeCluster } from '../fixtures/distributed/fake-cluster';
 import { LEVERS, leversFromEnv, registerNativeKernels } from '../../lib/tfjs-native';
+import { fusedOpsInUse } from '../../lib/tfjs-native/fused-ops';
 
 type Tensor = tfTypes.Tensor;
 const t = tf();
@@ -88,22 +89,45 @@ describe('native kernels (lib/tfjs-native)', function () {
     await sameOnBothBackends('relu∘relu·x', [rand([33], 2)], (x) => t.mul(t.relu(t.relu(x)), x));
   });
 
-  for (const [pad, strides, activation] of [
-    ['same', 1, 'relu'],
-    ['valid', 2, 'relu'],
-    ['same', 2, 'linear'],
-  ] as const) {
-    it(`fused conv2d + bias + ${activation}, pad ${pad}, strides ${strides}: value and gradients of x, filter, bias`, async () => {
-      await sameOnBothBackends('conv2d', [rand([3, 9, 8, 4], 3), rand([3, 3, 4, 6], 4, 0.5), rand([6], 5)], (x, filter, bias) =>
-        t.fused.conv2d({ x: x as tfTypes.Tensor4D, filter: filter as tfTypes.Tensor4D, bias, strides, pad, activation }),
-      );
+  // The forward runs TensorFlow's fused op where the (patched) binding reaches it, else three ops: both forms, same numbers.
+  for (const forward of ['TensorFlow fused op', 'three ops'] as const) {
+    describe(`forward as ${forward}`, () => {
+      before(function () {
+        if (forward === 'three ops') process.env.TFOS_TF_FUSED_OPS = '0';
+        else if (fusedOpsInUse(t, t.findBackend('tensorflow') as never) === 'none')
+          throw new Error(`tfjs-node's addon lacks the binding patch (TensorFlow's fused ops unreachable): run 'node bin/tfos.js setup'`);
+      });
+      after(() => delete process.env.TFOS_TF_FUSED_OPS);
+
+      for (const [pad, strides, activation] of [
+        ['same', 1, 'relu'],
+        ['valid', 2, 'relu'],
+        ['same', 2, 'linear'],
+      ] as const) {
+        it(`fused conv2d + bias + ${activation}, pad ${pad}, strides ${strides}: value and gradients of x, filter, bias`, async () => {
+          await sameOnBothBackends('conv2d', [rand([3, 9, 8, 4], 3), rand([3, 3, 4, 6], 4, 0.5), rand([6], 5)], (x, filter, bias) =>
+            t.fused.conv2d({ x: x as tfTypes.Tensor4D, filter: filter as tfTypes.Tensor4D, bias, strides, pad, activation }),
+          );
+        });
+      }
+
+      for (const activation of ['relu', 'linear'] as const) {
+        it(`fused matMul + bias + ${activation}: value and gradients of a, b, bias`, async () => {
+          await sameOnBothBackends('matMul', [rand([6, 5], 6), rand([5, 7], 7), rand([7], 8)], (a, b, bias) =>
+            t.fused.matMul({ a: a as tfTypes.Tensor2D, b: b as tfTypes.Tensor2D, bias, activation }),
+          );
+        });
+      }
     });
   }
 
-  for (const activation of ['relu', 'linear'] as const) {
-    it(`fused matMul + bias + ${activation}: value and gradients of a, b, bias`, async () => {
-      await sameOnBothBackends('matMul', [rand([6, 5], 6), rand([5, 7], 7), rand([7], 8)], (a, b, bias) =>
-        t.fused.matMul({ a: a as tfTypes.Tensor2D, b: b as tfTypes.Tensor2D, bias, activation }),
+  for (const [pad, strides, channels] of [
+    ['same', 1, 3],
+    ['valid', 2, 4],
+  ] as const) {
+    it(`conv2d without bias, pad ${pad}, strides ${strides}, ${channels} channels: value and gradients (oneDNN filter gradient)`, async () => {
+      await sameOnBothBackends('conv2d', [rand([3, 9, 8, channels], 60), rand([3, 3, channels, 5], 61, 0.5)], (x, filter) =>
+        t.conv2d(x as tfTypes.Tensor4D, filter as tfTypes.Tensor4D, strides, pad),
       );
     });
   }

@@ -16,12 +16,27 @@ import { bootstrapRequest, openBootstrapAnswer, RESPONSE_MAC_HEADER, signRequest
 import { encodeHello, dialOnce } from '../../lib/node/distributed/auth';
 import { Channel, encodeHeader, FrameType } from '../../lib/node/distributed/wire';
 import { FeedServer, feedProof } from '../../lib/node/feed-server';
-import { guardListener, PREAUTH_MAX_PENDING, PREAUTH_TIMEOUT_MS } from '../../lib/platform/preauth';
+import { guardListener, PREAUTH_MAX_PENDING, preauthTimeoutMs } from '../../lib/platform/preauth';
 import type { JobSpec } from '../../lib/protocol/launcher';
 import { fakeCluster, FakeCluster } from '../fixtures/distributed/fake-cluster';
 import { rejection } from '../support/rejection';
 
-const BOUND_MS = PREAUTH_TIMEOUT_MS + 3000;
+// A short deadline through the documented variable (the listeners read it, trainers inherit it), so
+// each idle-connection case costs a second instead of the default five.
+const PREAUTH_MS = 1000;
+const BOUND_MS = PREAUTH_MS + 3000;
+function withShortPreauthDeadline(): void {
+  let saved: string | undefined;
+  before(() => {
+    saved = process.env.TFOS_PREAUTH_TIMEOUT_MS;
+    process.env.TFOS_PREAUTH_TIMEOUT_MS = String(PREAUTH_MS);
+    expect(preauthTimeoutMs()).to.equal(PREAUTH_MS);
+  });
+  after(() => {
+    if (saved === undefined) delete process.env.TFOS_PREAUTH_TIMEOUT_MS;
+    else process.env.TFOS_PREAUTH_TIMEOUT_MS = saved;
+  });
+}
 const SECRET = crypto.randomBytes(32).toString('hex');
 
 /** Connects and resolves once the server has closed the connection; collects what it sent. */
@@ -49,6 +64,7 @@ function closed(s: net.Socket): Promise<void> {
 
 describe('pre-authentication guard (lib/platform/preauth)', function () {
   this.timeout(BOUND_MS * 2);
+  withShortPreauthDeadline();
   it('closes a connection that never authenticates, and refuses connections beyond the cap at once', async () => {
     const server = net.createServer();
     const rejected: string[] = [];
@@ -70,6 +86,7 @@ describe('pre-authentication guard (lib/platform/preauth)', function () {
 
 describe('control server (driver) refuses strangers', function () {
   this.timeout(BOUND_MS * 2);
+  withShortPreauthDeadline();
   let server: ControlServer;
   let port: number;
   const failures: string[] = [];
@@ -166,6 +183,12 @@ describe('control server (driver) refuses strangers', function () {
     expect(answer.toString()).to.match(/^HTTP\/1\.1 401/);
   });
 
+  it('TFOS_PREAUTH_TIMEOUT_MS outside 100–60000 ms is refused, naming the variable and the value', () => {
+    expect(() => preauthTimeoutMs({ TFOS_PREAUTH_TIMEOUT_MS: '5s' })).to.throw(/TFOS_PREAUTH_TIMEOUT_MS .* got '5s'/);
+    expect(() => preauthTimeoutMs({ TFOS_PREAUTH_TIMEOUT_MS: '10' })).to.throw(/from 100 to 60000/);
+    expect(preauthTimeoutMs({})).to.equal(5000);
+  });
+
   it('closes an idle connection that never sends a request', async () => {
     await connectUntilClosed(port);
     expect(failures.join('\n')).to.match(/no proof of the cluster secret within/);
@@ -226,6 +249,7 @@ describe('bootstrap token (control server)', function () {
 
 describe("trainer's data port (feed server) refuses strangers and proves itself", function () {
   this.timeout(BOUND_MS * 2);
+  withShortPreauthDeadline();
   let feeds: FeedServer;
   let port: number;
   const errors: string[] = [];
@@ -308,6 +332,7 @@ describe("trainer's data port (feed server) refuses strangers and proves itself"
 
 describe("trainer's cluster-server port refuses strangers without breaking the group", function () {
   this.timeout(60_000);
+  withShortPreauthDeadline();
   let cluster: FakeCluster | undefined;
   afterEach(async () => {
     await cluster?.stop();

@@ -10,6 +10,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { crc32c, encodeEvent, maskedCrc32c, SummaryWriter, tfRecord } from '../../lib/io/tfevents';
 import { defaultArrowPython } from '../../lib/io/dataset-parquet';
+import { skipBecause } from '../support/skip';
 
 /** The project's Python with tensorboard importable (installed from PyPI if needed), or undefined. */
 function tensorboardPython(): string | undefined {
@@ -65,7 +66,11 @@ describe('TensorBoard event files', function () {
     expect(files[0]).to.match(/^events\.out\.tfevents\.\d+\./);
 
     const py = tensorboardPython();
-    if (!py) this.skip();
+    if (!py)
+      skipBecause(
+        this,
+        "TensorBoard's Python reader is not installed (the project's Python environment has no tensorboard; run tfos setup)",
+      );
     const out = execFileSync(
       py!,
       [

@@ -58,6 +58,22 @@ const WATCH: PollOptions = {
   clock: { now: () => Date.now(), sleep: (ms) => sleep(ms, { keepAlive: false }) },
 };
 
+/**
+ * A session this route creates is deleted by Livy once nobody has asked about it for this long
+ * (Livy's session heartbeat; every request on /sessions/<id> renews it, and a live route polls
+ * every few seconds). So a driver that dies without closing it (killed, or a test process that
+ * exits mid-run) frees its Spark application's cores within minutes, not after the server's idle
+ * timeout (livy.server.session.timeout, 1 hour by default).
+ */
+export const SESSION_HEARTBEAT_SEC = 120;
+
+/**
+ * How long Livy waits for a new session's Spark driver to call back (livy.rsc.server.connect.timeout,
+ * 90 s by default): a loaded machine can take longer to start that JVM, and Livy then kills the
+ * session. As long as the route waits for the session to become idle.
+ */
+export const SESSION_START_TIMEOUT_MS = 600_000;
+
 export class LivyRoute implements SparkRoute {
   readonly name = 'livy' as const;
   private readonly client: LivyClient;
@@ -132,13 +148,19 @@ export class LivyRoute implements SparkRoute {
         await this.client.createSession({
           kind: 'pyspark',
           name: plan.appName,
-          conf: { 'spark.executor.cores': '1', ...baseConf(plan), ...this.opts.conf },
+          heartbeatTimeoutInSecond: SESSION_HEARTBEAT_SEC,
+          conf: {
+            'spark.executor.cores': '1',
+            'livy.rsc.server.connect.timeout': `${SESSION_START_TIMEOUT_MS / 1000}s`,
+            ...baseConf(plan),
+            ...this.opts.conf,
+          },
           ...this.resources(),
         })
       ).id;
     const describe = `Livy session ${sessionId} at ${this.opts.url}`;
     try {
-      await this.client.waitForSessionIdle(sessionId, { timeoutMs: 600_000 });
+      await this.client.waitForSessionIdle(sessionId, { timeoutMs: SESSION_START_TIMEOUT_MS });
     } catch (err) {
       if (ownSession) await this.client.closeSession(sessionId).catch(() => undefined);
       throw err;
@@ -202,11 +224,12 @@ export const LAUNCHER_SILENCE_MS = 30_000;
  * — unreachable, overloaded (isTransientLivyError), or restarted and no longer knowing the batch
  * or session (404) — the launcher decides: it reaches the driver every 2 s, so a healthy cluster
  * rides out a Livy restart, and only a launcher that also fell silent for LAUNCHER_SILENCE_MS (or
- * never spoke) ends the watch, with both facts in the message.
+ * never spoke) ends the watch, with both facts in the message. A launcher that already reported
+ * how its cluster ended ends the watch at once, with that outcome.
  */
 export async function followThroughLivy(
   describe: string,
-  plan: Pick<LaunchPlan, 'launcherLastSeen'>,
+  plan: Pick<LaunchPlan, 'launcherLastSeen' | 'launcherEnded'>,
   stopped: () => boolean,
   probe: () => Promise<AppExit | undefined>,
   pollMs = 250,
@@ -224,6 +247,16 @@ export async function followThroughLivy(
         : isTransientLivyError(err)
           ? 'Livy is unreachable'
           : 'Livy failed to answer';
+      // The launcher already sent its last word: the application ends on its own (Livy, restarted,
+      // may never know it); no need to wait out the launcher's silence.
+      const ended = plan.launcherEnded?.();
+      if (ended) {
+        return {
+          ok: ended === 'finished',
+          detail: `${describe}: ${what}, after the launcher reported its cluster ${ended}`,
+          logTail: '',
+        };
+      }
       const seen = plan.launcherLastSeen?.() ?? 0;
       const silentMs = Date.now() - seen;
       // Before the launcher's first request only a transient failure is waited out (the driver's

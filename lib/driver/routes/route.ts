@@ -24,6 +24,11 @@ export interface LaunchPlan {
    * the batch) asks this before declaring the application dead.
    */
   launcherLastSeen?: () => number;
+  /**
+   * The launcher's last word ('finished', 'failed'), once it sent it: its application is ending
+   * on its own, so a route that cannot see it any more need not wait for its silence.
+   */
+  launcherEnded?: () => 'finished' | 'failed' | undefined;
   /** Spark properties this job needs (on top of the user's). */
   conf: Record<string, string>;
 }

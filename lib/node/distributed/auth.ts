@@ -10,7 +10,7 @@
  */
 import * as crypto from 'node:crypto';
 import * as net from 'node:net';
-import { authenticated, PREAUTH_TIMEOUT_MS } from '../../platform/preauth';
+import { authenticated, preauthTimeoutMs } from '../../platform/preauth';
 import type { JobName } from '../../protocol/control';
 import { AuthError, DistributedError, jobOfCode, JOB_CODES, peerName, PeerId, RetryableError, splitAddr } from './peers';
 import { ChannelCode, encodeHeader, Frame, FrameReader, FrameType, MAX_PAYLOAD, PROTOCOL_MAGIC, WIRE_VERSION } from './wire';
@@ -201,7 +201,7 @@ export function acceptConnection(sock: net.Socket, o: AcceptOptions): void {
   let nonce: Buffer | undefined;
   const backlog: Frame[] = [];
   // The whole handshake, not each step, must finish within the pre-authentication bound.
-  const timer = setTimeout(() => close(), Math.min(o.stepTimeoutMs * 2, PREAUTH_TIMEOUT_MS));
+  const timer = setTimeout(() => close(), Math.min(o.stepTimeoutMs * 2, preauthTimeoutMs()));
   const close = (reason?: string) => {
     if (state === 'done') return;
     state = 'done';

@@ -20,7 +20,7 @@
 import type * as tfTypes from '@tensorflow/tfjs';
 import { DistributedNode } from './node';
 import { DistributedError, peerName } from './peers';
-import { assignShards, modelId, PsWeights } from './ps';
+import { assignShards, modelId, PsOptimizerState, PsWeights } from './ps';
 import { tfjs as tf } from '../../platform/tfjs';
 
 type Variable = tfTypes.Variable;
@@ -91,6 +91,8 @@ export class DistributedOptimizer {
   /** Non-trainable float weights of the model (batch-norm moving statistics), kept equal on every worker. */
   private stateVars: Variable[] = [];
   private stateBuffer?: Float32Array;
+  /** ps mode: optimizer state to start the ps nodes from (setWeights before init). */
+  private startState?: NamedTensor[];
 
   constructor(
     server: { readonly distributed: DistributedNode } | DistributedNode,
@@ -272,6 +274,10 @@ export class DistributedOptimizer {
     const used = this.buffers.map((b, p) => (b.length ? p : -1)).filter((p) => p >= 0);
     await Promise.all(used.map((p) => ps.configure(p, id, { ...base, size: this.buffers[p].length })));
     if (this.node.rank === this.root) {
+      if (this.startState) {
+        const states = this.psStatesFrom(this.startState);
+        await Promise.all(used.map((p) => ps.initState(p, id, states[p])));
+      }
       for (const s of this.slots!) this.buffers[s.buffer].set(s.variable.dataSync() as Float32Array, s.offset);
       await Promise.all(used.map((p) => ps.init(p, id, this.buffers[p])));
     }
@@ -292,6 +298,78 @@ export class DistributedOptimizer {
     replies.forEach((r, p) => {
       if (r) this.psVersions[p] = r.version;
     });
+  }
+
+  // ---- optimizer state (checkpoints) ----------------------------------------------------------
+
+  /**
+   * The wrapped optimizer's state in tf.Optimizer.getWeights()'s layout ('iter', then each kind of
+   * slot for every variable in order): the local optimizer's (allreduce), or gathered from the ps
+   * nodes, which hold it in ps mode. What a checkpoint saves; setWeights() restores it in either mode.
+   */
+  async getWeights(): Promise<NamedTensor[]> {
+    if (this.mode === 'allreduce') return this.inner.getWeights();
+    await this.initPromise;
+    if (!this.slots)
+      throw new Error('DistributedOptimizer.getWeights: not initialized (ps mode reads the state from the ps nodes after init)');
+    const t = tf();
+    const ps = this.node.ps;
+    const id = modelId(this.name);
+    const states: Array<(PsOptimizerState & { version: number }) | undefined> = await Promise.all(
+      this.buffers.map((b, p) => (b.length ? ps.state(p, id, b.length) : Promise.resolve(undefined))),
+    );
+    const present = states.filter((x): x is PsOptimizerState & { version: number } => !!x);
+    const suffixes = present[0].slots.map((x) => x.suffix);
+    present.forEach((x, p) => {
+      if (x.slots.map((y) => y.suffix).join() !== suffixes.join())
+        throw new DistributedError(`ps:${p} holds optimizer slots [${x.slots.map((y) => y.suffix)}], ps:0 [${suffixes}]`);
+    });
+    const out: NamedTensor[] = [{ name: 'iter', tensor: t.scalar(present[0].iterations, 'int32') }];
+    suffixes.forEach((suffix, j) => {
+      for (const s of this.slots!) {
+        const values = states[s.buffer]!.slots[j].values.subarray(s.offset, s.offset + s.size);
+        out.push({ name: `${s.variable.name}${suffix}`, tensor: t.tensor(values, s.shape, 'float32') });
+      }
+    });
+    return out;
+  }
+
+  /**
+   * Restores state saved by getWeights() (either mode's). allreduce: into the wrapped optimizer.
+   * ps mode: call it before init (before the first step); the root hands it to the ps nodes with
+   * the initial weights, and the other workers' calls are no-ops (the ps holds one copy).
+   */
+  async setWeights(list: NamedTensor[]): Promise<void> {
+    if (this.mode === 'allreduce') return this.inner.setWeights(list);
+    if (this.initPromise)
+      throw new Error('DistributedOptimizer.setWeights: in ps mode the optimizer state is restored before init (before the first step)');
+    this.startState = list;
+  }
+
+  /** Splits a getWeights()-layout state into each ps node's flat slots. */
+  private psStatesFrom(list: NamedTensor[]): PsOptimizerState[] {
+    const n = this.slots!.length;
+    const [iter, ...rest] = list;
+    if (!iter || iter.name !== 'iter' || rest.length % n !== 0)
+      throw new Error(
+        `optimizer state to restore has ${list.length} entries; expected 'iter' and then a multiple of the ${n} variables trained`,
+      );
+    const iterations = (iter.tensor.dataSync() as Int32Array | Float32Array)[0];
+    const kinds = rest.length / n;
+    const states: PsOptimizerState[] = this.buffers.map(() => ({ iterations, slots: [] }));
+    for (let j = 0; j < kinds; j++) {
+      const first = rest[j * n].name;
+      const suffix = first.slice(first.lastIndexOf('/'));
+      const flats = this.buffers.map((b) => new Float32Array(b.length));
+      this.slots!.forEach((s, i) => {
+        const x = rest[j * n + i];
+        if (x.tensor.size !== s.size)
+          throw new Error(`optimizer slot '${x.name}' has ${x.tensor.size} elements, the variable '${s.variable.name}' ${s.size}`);
+        flats[s.buffer].set(x.tensor.dataSync() as Float32Array, s.offset);
+      });
+      flats.forEach((values, p) => states[p].slots.push({ suffix, values }));
+    }
+    return states;
   }
 
   // ---- steps ------------------------------------------------------------------------------

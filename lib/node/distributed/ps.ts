@@ -9,7 +9,9 @@
  *  - async: every push is applied on arrival and answered with the weights after it.
  *
  * tfjs optimizers are element-wise, so one flat variable per ps updates exactly as the separate
- * variables would.
+ * variables would; for the same reason the optimizer's slots (momentum, Adam's moments) are flat
+ * too, and a worker reads them (PS_STATE, for checkpoints) or sets them before the first step
+ * (PS_INIT_STATE, on resume) as slices of the same layout.
  */
 import type { Optimizer, Variable } from '@tensorflow/tfjs';
 import { dialWithRetry } from './dial';
@@ -59,10 +61,52 @@ function errorPayload(message: string, peer?: string): Buffer {
   return Buffer.from(JSON.stringify({ message, peer }), 'utf8');
 }
 
+/** An optimizer's state on one ps: its step count and one flat slot per kind (e.g. '/m', '/v' for Adam). */
+export interface PsOptimizerState {
+  iterations: number;
+  slots: Array<{ suffix: string; values: Float32Array }>;
+}
+
+/** u32 LE length of a JSON header {iterations, suffixes}, the header, padding to 4 bytes, then the slots' floats. */
+export function encodePsState(state: PsOptimizerState): Buffer {
+  const head = Buffer.from(JSON.stringify({ iterations: state.iterations, suffixes: state.slots.map((x) => x.suffix) }), 'utf8');
+  const pad = (4 - ((4 + head.length) % 4)) % 4;
+  const floats = state.slots.reduce((n, x) => n + x.values.length, 0);
+  const out = Buffer.alloc(4 + head.length + pad + floats * 4);
+  out.writeUInt32LE(head.length, 0);
+  head.copy(out, 4);
+  let at = 4 + head.length + pad;
+  for (const x of state.slots) {
+    floatBytes(x.values).copy(out, at);
+    at += x.values.byteLength;
+  }
+  return out;
+}
+
+/** Inverse of encodePsState for a model of `size` floats per slot. */
+export function decodePsState(p: Buffer, size: number): PsOptimizerState {
+  if (p.length < 4) throw new Error(`optimizer state of ${p.length} bytes has no header`);
+  const len = p.readUInt32LE(0);
+  if (4 + len > p.length) throw new Error(`optimizer state header of ${len} bytes overruns the ${p.length}-byte payload`);
+  const head = JSON.parse(p.subarray(4, 4 + len).toString('utf8')) as { iterations: number; suffixes: string[] };
+  const start = 4 + len + ((4 - ((4 + len) % 4)) % 4);
+  const floats = payloadFloats(Buffer.from(p.subarray(start)));
+  if (floats.length !== head.suffixes.length * size)
+    throw new Error(`optimizer state holds ${floats.length} floats, expected ${head.suffixes.length} slots × ${size}`);
+  return {
+    iterations: head.iterations,
+    slots: head.suffixes.map((suffix, j) => ({ suffix, values: floats.subarray(j * size, (j + 1) * size) })),
+  };
+}
+
 let variableCounter = 0;
 
 class PsModel {
   initialized = false;
+  /** The first PS_INIT is being applied (its optimizer state is set asynchronously). */
+  initializing = false;
+  /** Optimizer state to start from (PS_INIT_STATE), applied by the first PS_INIT. */
+  initialState?: PsOptimizerState;
   version = 0;
   variable?: Variable;
   optimizer?: Optimizer;
@@ -160,8 +204,34 @@ export class PsService {
             `${link.name} initialized model '${m.cfg.name}' with ${values.length} floats, expected ${m.cfg.size}`,
             link.name,
           );
-        if (!m.initialized) this.initialize(m, values);
+        if (m.initialized || m.initializing) {
+          this.reply(link, FrameType.PS_ACK, { seq: f.seq, total: m.version });
+          return;
+        }
+        this.initialize(m, values).then(
+          () => this.reply(link, FrameType.PS_ACK, { seq: f.seq, total: m.version }),
+          (err: Error) => {
+            this.fail(m, `initializing model '${m.cfg.name}' failed: ${err.message}`);
+            this.reply(link, FrameType.PS_ERROR, { seq: f.seq }, errorPayload(`${this.node.selfName}: ${err.message}`));
+          },
+        );
+        return;
+      }
+      case FrameType.PS_INIT_STATE: {
+        const m = this.need(f.aux);
+        if (!m.initialized && !m.initializing) m.initialState = decodePsState(f.payload, m.cfg.size);
         this.reply(link, FrameType.PS_ACK, { seq: f.seq, total: m.version });
+        return;
+      }
+      case FrameType.PS_STATE: {
+        const m = this.need(f.aux);
+        if (!m.initialized)
+          throw new RequestError(`${link.name} asked for the optimizer state of model '${m.cfg.name}' before it was initialized`);
+        const version = m.version;
+        this.optimizerState(m).then(
+          (state) => this.reply(link, FrameType.PS_STATE, { seq: f.seq, total: version, aux: m.id }, encodePsState(state)),
+          (err: Error) => this.reply(link, FrameType.PS_ERROR, { seq: f.seq }, errorPayload(`${this.node.selfName}: ${err.message}`)),
+        );
         return;
       }
       case FrameType.PS_PUSH: {
@@ -210,7 +280,8 @@ export class PsService {
     }
   }
 
-  private initialize(m: PsModel, values: Float32Array): void {
+  private async initialize(m: PsModel, values: Float32Array): Promise<void> {
+    m.initializing = true;
     const t = tf();
     const entry = t.serialization.SerializationMap.getMap().classNameMap[m.cfg.optimizer.className];
     if (!entry)
@@ -220,9 +291,38 @@ export class PsService {
     const [cls, fromConfig] = entry;
     m.optimizer = fromConfig(cls, m.cfg.optimizer.config as never) as unknown as Optimizer;
     m.variable = t.variable(t.tensor1d(values.slice()), true, `tfos_ps${this.node.self.index}_${m.id}_${++variableCounter}`);
+    const start = m.initialState;
+    if (start) {
+      // tfjs optimizers restore their slots by position (one variable here: one slot per kind).
+      const name = m.variable.name;
+      await m.optimizer.setWeights([
+        { name: 'iter', tensor: t.scalar(start.iterations, 'int32') },
+        ...start.slots.map((x) => ({ name: `${name}${x.suffix}`, tensor: t.tensor1d(x.values.slice()) })),
+      ]);
+      m.initialState = undefined;
+    }
     m.initialized = true;
+    m.initializing = false;
     clearTimeout(m.initTimer);
     this.servePulls(m);
+  }
+
+  /** The optimizer's step count and slots, each named by what follows the ps variable's name. */
+  private async optimizerState(m: PsModel): Promise<PsOptimizerState> {
+    const name = m.variable!.name;
+    const weights = await m.optimizer!.getWeights();
+    let iterations = 0;
+    const slots: PsOptimizerState['slots'] = [];
+    for (const w of weights) {
+      if (w.name === 'iter') {
+        iterations = (w.tensor.dataSync() as Int32Array | Float32Array)[0];
+        w.tensor.dispose();
+      } else {
+        if (!w.name.startsWith(name)) throw new Error(`optimizer slot '${w.name}' does not belong to the ps variable '${name}'`);
+        slots.push({ suffix: w.name.slice(name.length), values: (w.tensor.dataSync() as Float32Array).slice() });
+      }
+    }
+    return { iterations, slots };
   }
 
   private apply(m: PsModel, grads: Float32Array): void {
@@ -484,6 +584,17 @@ export class PsClient {
   /** Sets the initial values (first call wins; the chief's by convention). */
   async init(i: number, id: number, values: Float32Array): Promise<void> {
     await this.request(i, FrameType.PS_INIT, { aux: id }, floatBytes(values), `initializing ps:${i}`);
+  }
+
+  /** Sets the optimizer state the first init starts from (send before init). */
+  async initState(i: number, id: number, state: PsOptimizerState): Promise<void> {
+    await this.request(i, FrameType.PS_INIT_STATE, { aux: id }, encodePsState(state), `setting the optimizer state on ps:${i}`);
+  }
+
+  /** The optimizer state of the model's share on ps `i`, and the version it belongs to. */
+  async state(i: number, id: number, size: number): Promise<PsOptimizerState & { version: number }> {
+    const f = await this.request(i, FrameType.PS_STATE, { aux: id }, undefined, `reading the optimizer state from ps:${i}`);
+    return { ...decodePsState(f.payload, size), version: f.total };
   }
 
   /** Pushes gradients computed on `baseVersion`; resolves to the weights after the update. */

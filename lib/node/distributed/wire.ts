@@ -47,6 +47,8 @@ export const FrameType = {
   PS_WEIGHTS: 36,
   PS_ACK: 37,
   PS_ERROR: 38,
+  PS_STATE: 39,
+  PS_INIT_STATE: 40,
 } as const;
 
 export const Channel = { COLLECTIVE: 1, PS: 2 } as const;
