@@ -24,6 +24,7 @@ import hmac as hmac_mod
 import http.client
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -633,17 +634,35 @@ def run_feed(spark, secret, feed, ctl):
             _write_atomically(spark, out, feed["output"], bool(feed.get("overwrite")))
         ctl.event({"type": "feed-done", "feedId": feed["feedId"]})
     except BaseException as err:  # noqa: B902 - the driver decides what a failed feed means
-        ctl.event({"type": "feed-failed", "feedId": feed["feedId"], "error": short_error(err)})
+        ctl.event({"type": "feed-failed", "feedId": feed["feedId"], "error": short_error(err, feed.get("targets"))})
 
 
-def short_error(err):
-    """The message that matters from a Py4J/Spark error: our own, else the first exception line."""
+# "Task 1 in stage 3.0 failed 1 times, most recent failure: Lost task 1.0 in stage 3.0 (TID 6)
+# (localhost executor driver): org.apache.hadoop.hdfs.BlockMissingException: Could not obtain…"
+_STAGE_ABORT = re.compile(
+    r"Task (\d+) in stage \S+ failed \d+ times?, most recent failure: Lost task \S+ in stage \S+ \(TID \d+\) \(([^)]*)\): (.*)"
+)
+
+
+def short_error(err, targets=None):
+    """The message that matters from a Py4J/Spark error: our own, else the failed task's exception.
+
+    A feeding stage that Spark aborted (a read failed: a DataNode gone, a file missing) is told as
+    the worker whose task failed — a feed's partition i feeds worker i — and that task's own
+    exception, without the scheduler's wrapping and the driver's stack.
+    """
     text = str(err)
     for marker in ("RuntimeError: ", "ValueError: "):
         if marker in text:
             return text[text.index(marker) + len(marker) :].split("\n\tat ")[0].strip()[:4000]
-    lines = [line.strip() for line in text.splitlines() if line.strip() and not line.strip().startswith("at ")]
-    lines = [line for line in lines if not line.startswith("An error occurred while calling")]
+    lines = [line.strip().lstrip(":").strip() for line in text.splitlines() if line.strip() and not line.strip().startswith("at ")]
+    lines = [line for line in lines if line and not line.startswith("An error occurred while calling")]
+    for line in lines:
+        m = _STAGE_ABORT.search(line)
+        if m:
+            worker = int(m.group(1))
+            where = " (%s:%d)" % tuple(targets[worker]) if targets and worker < len(targets) else ""
+            return ("the Spark task feeding worker %d%s on %s failed: %s" % (worker, where, m.group(2), m.group(3).strip()))[:4000]
     return (": ".join(lines[:2]) or type(err).__name__)[:4000]
 
 

@@ -351,7 +351,9 @@ export class TFClusterHandle extends EventEmitter {
       await this.waitReserved();
       // No feed starts after shutdown(): a worker still asking TFNode.dataFeed for one gets an error, not a hang.
       for (const ws of this.sockets.values()) this.post(ws, { type: 'no-more-feeds' });
-      if (this.dataFed) await this.dataFed;
+      // A failed run-data feed has failed the cluster: shutdown() rejects with that
+      // ClusterFailedError (the next wait), like every other failure, not with the feed's Error.
+      if (this.dataFed) await this.dataFed.catch(() => undefined);
       const isService = (job: string) => job === 'ps' || job === 'evaluator';
       await this.until(() => [...this.nodes.values()].every((n) => isService(n.job) || n.state !== 'running'));
       this.state = 'stopping';
