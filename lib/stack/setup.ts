@@ -9,6 +9,7 @@ import { Logger, stderrLogger } from '../platform/log';
 import { tfosPaths } from '../platform/paths';
 import { SparkInstall } from '../platform/spark';
 import { provisionSpark } from './spark';
+import { provisionSparkClassArchive } from './spark-classes';
 import { provisionTensorflow, TensorflowInfo } from './tensorflow';
 import { GpuBuildInfo, provisionTensorflowGpu } from './tensorflow-gpu';
 
@@ -44,6 +45,7 @@ export async function setup(opts: SetupOptions = {}): Promise<SetupResult> {
     env.HADOOP_CONF_DIR?.trim() ? Promise.resolve(undefined) : provisionHadoop(paths, log),
     env.TFOS_LIVY_URL?.trim() ? Promise.resolve(undefined) : provisionLivy(paths, log),
   ]);
+  await provisionSparkClassArchive(spark, log);
   const tensorflow = opts.skipTensorflow
     ? { backend: 'skipped', source: 'existing' as const, packageDir: '', listAttrs: false }
     : await provisionTensorflow(paths, log);
