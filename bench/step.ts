@@ -192,6 +192,7 @@ export function leverVariants(): Variant[] {
     { name: '+ softmax-xent only', levers: ['softmax-xent'] },
     { name: '+ batch-norm only', levers: ['batch-norm'] },
     { name: '+ max-pool only', levers: ['max-pool'] },
+    { name: '+ conv-grad only', levers: ['conv-grad'] },
     {
       name: `all kernels, intra-op ${os.cpus().length} / inter-op 1`,
       levers: 'all',

@@ -8,6 +8,7 @@
  *   adam            tf.train.adam's update as ResourceApplyAdam, one kernel per variable (adam.ts)
  *   batch-norm      layers' BatchNormalization in training as FusedBatchNormV3 / GradV3 (batch-norm.ts)
  *   max-pool        max pooling's gradient through oneDNN with a workspace (max-pool.ts)
+ *   conv-grad       the convolution's filter gradient through oneDNN, as Python's graphs (conv-grad.ts)
  *
  * Loading the package (`require('tfjs-on-spark')`) and every trainer call registerNativeKernels
  * once; TFOS_NATIVE_KERNELS=0 turns it off, or names the levers to use (comma-separated). The
@@ -18,11 +19,12 @@ import type { TF } from './native-op';
 import { registerAdam } from './adam';
 import { registerBatchNorm } from './batch-norm';
 import { registerBiasAct } from './bias-act';
+import { registerConvGrad } from './conv-grad';
 import { registerMaxPool } from './max-pool';
 import { registerReluGrad } from './relu';
 import { registerSoftmaxXent } from './softmax-xent';
 
-export const LEVERS = ['relu-grad', 'fused-bias-act', 'softmax-xent', 'adam', 'batch-norm', 'max-pool'] as const;
+export const LEVERS = ['relu-grad', 'fused-bias-act', 'softmax-xent', 'adam', 'batch-norm', 'max-pool', 'conv-grad'] as const;
 export type Lever = (typeof LEVERS)[number];
 
 const REGISTER: Record<Lever, (tf: TF) => void> = {
@@ -32,6 +34,7 @@ const REGISTER: Record<Lever, (tf: TF) => void> = {
   adam: registerAdam,
   'batch-norm': registerBatchNorm,
   'max-pool': registerMaxPool,
+  'conv-grad': registerConvGrad,
 };
 
 const DONE = Symbol.for('tfjs-on-spark.native-kernels');

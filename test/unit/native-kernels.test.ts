@@ -121,6 +121,17 @@ describe('native kernels (lib/tfjs-native)', function () {
     });
   }
 
+  for (const [pad, strides, channels] of [
+    ['same', 1, 3],
+    ['valid', 2, 4],
+  ] as const) {
+    it(`conv2d without bias, pad ${pad}, strides ${strides}, ${channels} channels: value and gradients (oneDNN filter gradient)`, async () => {
+      await sameOnBothBackends('conv2d', [rand([3, 9, 8, channels], 60), rand([3, 3, channels, 5], 61, 0.5)], (x, filter) =>
+        t.conv2d(x as tfTypes.Tensor4D, filter as tfTypes.Tensor4D, strides, pad),
+      );
+    });
+  }
+
   for (const [size, stride, pad] of [
     [3, 2, 'same'],
     [2, 2, 'valid'],
