@@ -70,7 +70,10 @@ export interface TFClusterRunOptions {
   /** 'chief' (default) makes node numPs the chief; null gives only workers. */
   masterNode?: 'chief' | null;
   evalNode?: boolean;
-  /** Seconds for all nodes to register (default 120). */
+  /**
+   * Seconds for all nodes to register (default 120), from when the route has submitted the Spark
+   * application (for a Livy session: once the session is idle, which has a 10-minute limit of its own).
+   */
   reservationTimeout?: number;
   /**
    * Seconds a registered node may leave the driver's heartbeat unanswered before the cluster
@@ -289,7 +292,10 @@ export async function run(opts: TFClusterRunOptions): Promise<TFClusterHandle> {
   const secret = crypto.randomBytes(32).toString('hex');
   const appName = opts.appName ?? `tfjs-on-spark ${path.basename(opts.module)} (${clusterId})`;
   const reservationTimeoutMs = (opts.reservationTimeout ?? 120) * 1000;
-  const deadline = Date.now() + reservationTimeoutMs;
+  // The reservation is timed from when the route has the Spark application running (the handle's
+  // timer starts in attachApp), not from this call: a Livy session may take minutes to start, and
+  // must not eat the launcher's time to find slots. Until then the launcher gets the full timeout.
+  let deadline: number | undefined;
 
   // The secret never leaves this process in the clear: routes hand the launcher a one-time
   // bootstrap token instead, which its first request exchanges for the secret (sealed with the
@@ -340,7 +346,10 @@ export async function run(opts: TFClusterRunOptions): Promise<TFClusterHandle> {
   // error arrives before the driver's generic reservation timeout.
   const server = new ControlServer(
     secret,
-    () => ({ ...job, reservationTimeoutSec: Math.max(1, Math.floor((deadline - Date.now()) / 1000) - 3) }),
+    () => ({
+      ...job,
+      reservationTimeoutSec: Math.max(1, Math.floor(((deadline ?? Date.now() + reservationTimeoutMs) - Date.now()) / 1000) - 3),
+    }),
     bootstrapToken,
     (opts.heartbeatTimeout ?? 30) * 1000,
   );
@@ -404,6 +413,7 @@ export async function run(opts: TFClusterRunOptions): Promise<TFClusterHandle> {
       launcherLastSeen: () => server.lastLauncherContact,
       launcherEnded: () => server.launcherEnded,
     });
+    deadline = Date.now() + reservationTimeoutMs;
     handle.attachApp(app);
     await handle.waitReserved();
     if (opts.data && opts.inputMode === InputMode.SPARK) handle.feedRunData(opts.data, opts.epochs ?? 1);
