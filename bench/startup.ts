@@ -105,7 +105,12 @@ export async function benchStartup(repeats = Number(process.env.TFOS_BENCH_REPEA
   for (let i = 0; i < repeats; i++) {
     for (const [name, via] of chosen) {
       load.push(os.loadavg()[0]);
-      samples.get(name)!.push(await once(via));
+      // The shared standalone workers may be busy with others' jobs: a failed run leaves its cells empty.
+      try {
+        samples.get(name)!.push(await once(via));
+      } catch (err) {
+        console.error(`startup bench: ${name} failed: ${err instanceof Error ? err.message.split('\n')[0] : String(err)}`);
+      }
     }
   }
   // One row per phase, one column per route: when the last node reached it (median over runs).
@@ -121,8 +126,9 @@ export async function benchStartup(repeats = Number(process.env.TFOS_BENCH_REPEA
   const cpuRow: Row = { 'phase (s since run)': 'CPU s to reserved' };
   const totalRow: Row = { 'phase (s since run)': 'whole run s' };
   for (const [name] of chosen) {
-    cpuRow[name] = median(samples.get(name)!.map((s) => s.cpu));
-    totalRow[name] = median(samples.get(name)!.map((s) => s.total));
+    const got = samples.get(name)!;
+    cpuRow[name] = got.length ? median(got.map((s) => s.cpu)) : 'failed';
+    totalRow[name] = got.length ? median(got.map((s) => s.total)) : 'failed';
   }
   rows.push(cpuRow, totalRow, {
     'phase (s since run)': `load avg during run: ${Math.min(...load).toFixed(1)}–${Math.max(...load).toFixed(1)}, ${repeats} run(s) each`,
