@@ -5,6 +5,7 @@
  * Each route also runs with Spark's stock JVM flags, to show what the quick-start flags buy.
  *
  * TFOS_BENCH_REPEATS (default 1) runs each variant that many times, alternating; cells are medians.
+ * TFOS_BENCH_ROUTES (comma-separated column names) picks variants.
  */
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -68,7 +69,7 @@ export function clusterCpuSeconds(clusterId: string, appId: string | undefined):
 
 async function once(via: RouteOption): Promise<Sample> {
   const t0 = Date.now();
-  const handle = await TFCluster.run({ module: fixture, numExecutors: 3, numPs: 1, via, reservationTimeout: 300 });
+  const handle = await TFCluster.run({ module: fixture, numExecutors: 3, numPs: 1, via, reservationTimeout: 180 });
   const cpu = clusterCpuSeconds(handle.clusterId, handle.sparkAppId);
   const phases = handle.phases.startup();
   await handle.shutdown({ timeout: 300 });
@@ -99,7 +100,7 @@ export async function benchStartup(repeats = Number(process.env.TFOS_BENCH_REPEA
     if (stack.livy.sessions) variants.push(['livy session (new)', { livy: { url: stack.livy.url, mode: 'session', ...mem } }]);
   }
   const only = process.env.TFOS_BENCH_ROUTES?.split(',').map((s) => s.trim());
-  const chosen = only ? variants.filter(([n]) => only.some((o) => n.startsWith(o))) : variants;
+  const chosen = only ? variants.filter(([n]) => only.includes(n)) : variants;
   const samples = new Map<string, Sample[]>(chosen.map(([n]) => [n, []]));
   const load: number[] = [];
   for (let i = 0; i < repeats; i++) {
