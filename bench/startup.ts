@@ -5,7 +5,7 @@
  * Each route also runs with Spark's stock JVM flags, to show what the quick-start flags buy.
  *
  * TFOS_BENCH_REPEATS (default 1) runs each variant that many times, alternating; cells are medians.
- * TFOS_BENCH_ROUTES (comma-separated column names) picks variants.
+ * TFOS_BENCH_ROUTES (column names separated by ';') picks variants.
  */
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -99,7 +99,7 @@ export async function benchStartup(repeats = Number(process.env.TFOS_BENCH_REPEA
     variants.push(['livy batch', { livy: { url: stack.livy.url, ...mem } }]);
     if (stack.livy.sessions) variants.push(['livy session (new)', { livy: { url: stack.livy.url, mode: 'session', ...mem } }]);
   }
-  const only = process.env.TFOS_BENCH_ROUTES?.split(',').map((s) => s.trim());
+  const only = process.env.TFOS_BENCH_ROUTES?.split(';').map((s) => s.trim());
   const chosen = only ? variants.filter(([n]) => only.includes(n)) : variants;
   const samples = new Map<string, Sample[]>(chosen.map(([n]) => [n, []]));
   const load: number[] = [];
