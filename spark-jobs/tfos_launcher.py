@@ -344,7 +344,11 @@ def make_node_task(control_url, secret, job):
         # A clean environment: none of Spark's internals (PYTHON_WORKER_FACTORY_SECRET authenticates
         # this Python worker to its executor; _SPARK_AUTH_SECRET, SPARK_*/PYSPARK_* settings).
         env = {k: v for k, v in os.environ.items() if not spark_internal(k)}
+        own_library_path = env.get("LD_LIBRARY_PATH", "")
         env.update(trainer_env)
+        # The run's library folders (the GPU build's CUDA libraries) go before the executor's own.
+        if "LD_LIBRARY_PATH" in trainer_env and own_library_path:
+            env["LD_LIBRARY_PATH"] = trainer_env["LD_LIBRARY_PATH"] + ":" + own_library_path
         # In standalone mode an executor's working directory is .../<app-id>/<executor-id>; on YARN
         # the executor is its container.
         cwd = os.getcwd()

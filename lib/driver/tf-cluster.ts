@@ -5,6 +5,7 @@
  * chosen route → nodes register → roles and cluster spec go out → run() resolves with the
  * handle; `handle.shutdown()` waits for the workers, stops ps nodes and the Spark application.
  */
+import { gpuTrainerEnv } from '../platform/gpu-build';
 import * as crypto from 'node:crypto';
 import * as dns from 'node:dns/promises';
 import * as fs from 'node:fs';
@@ -69,7 +70,10 @@ export interface TFClusterRunOptions {
   /** 'chief' (default) makes node numPs the chief; null gives only workers. */
   masterNode?: 'chief' | null;
   evalNode?: boolean;
-  /** Seconds for all nodes to register (default 120). */
+  /**
+   * Seconds for all nodes to register (default 120), from when the route has submitted the Spark
+   * application (for a Livy session: once the session is idle, which has a 10-minute limit of its own).
+   */
   reservationTimeout?: number;
   /**
    * Seconds a registered node may leave the driver's heartbeat unanswered before the cluster
@@ -82,7 +86,11 @@ export interface TFClusterRunOptions {
    * finishes; beyond that the trainer exits on its own. After a failure every node gets 3 s.
    */
   shutdownGrace?: number;
-  /** Extra environment for every trainer process. */
+  /**
+   * Extra environment for every trainer process. `TFOS_TFJS: 'gpu'` runs trainers on the GPU
+   * build of tfjs-node (`tfos setup --gpu`; docs/native-tensorflow.md); LD_LIBRARY_PATH given
+   * here goes before the executor's own.
+   */
   env?: Record<string, string>;
   /** How to reach Spark; default: an embedded local Spark (no services needed). */
   via?: RouteOption;
@@ -95,7 +103,7 @@ export interface TFClusterRunOptions {
   /** Filesystem for ctx.absolutePath (default: fs.defaultFS of that HADOOP_CONF_DIR, else file://). */
   defaultFS?: string;
   workingDir?: string;
-  /** GPUs per worker node, from Spark's resource scheduling (ps nodes get none). */
+  /** GPUs per worker node, from Spark's resource scheduling (ps nodes get none); pair it with env TFOS_TFJS=gpu. */
   gpusPerNode?: number;
   /**
    * Address to bind the control server; default 127.0.0.1 for local routes, else this machine's
@@ -284,7 +292,10 @@ export async function run(opts: TFClusterRunOptions): Promise<TFClusterHandle> {
   const secret = crypto.randomBytes(32).toString('hex');
   const appName = opts.appName ?? `tfjs-on-spark ${path.basename(opts.module)} (${clusterId})`;
   const reservationTimeoutMs = (opts.reservationTimeout ?? 120) * 1000;
-  const deadline = Date.now() + reservationTimeoutMs;
+  // The reservation is timed from when the route has the Spark application running (the handle's
+  // timer starts in attachApp), not from this call: a Livy session may take minutes to start, and
+  // must not eat the launcher's time to find slots. Until then the launcher gets the full timeout.
+  let deadline: number | undefined;
 
   // The secret never leaves this process in the clear: routes hand the launcher a one-time
   // bootstrap token instead, which its first request exchanges for the secret (sealed with the
@@ -307,6 +318,8 @@ export async function run(opts: TFClusterRunOptions): Promise<TFClusterHandle> {
       ...(webhdfs ? { TFOS_WEBHDFS: webhdfs } : {}),
       ...(hdfs ? { TFOS_DEFAULT_FS: opts.defaultFS ?? hdfs.defaultFS } : {}),
       ...opts.env,
+      // TFOS_TFJS=gpu: the GPU build of this machine's TFOS_HOME and its CUDA library path.
+      ...gpuTrainerEnv(opts.env),
       TFOS_CLUSTER_ID: clusterId,
       // A registered trainer waits at most this long for its ctx (the rest of the reservation).
       TFOS_CTX_TIMEOUT_SEC: String(Math.ceil(reservationTimeoutMs / 1000) + 30),
@@ -333,7 +346,10 @@ export async function run(opts: TFClusterRunOptions): Promise<TFClusterHandle> {
   // error arrives before the driver's generic reservation timeout.
   const server = new ControlServer(
     secret,
-    () => ({ ...job, reservationTimeoutSec: Math.max(1, Math.floor((deadline - Date.now()) / 1000) - 3) }),
+    () => ({
+      ...job,
+      reservationTimeoutSec: Math.max(1, Math.floor(((deadline ?? Date.now() + reservationTimeoutMs) - Date.now()) / 1000) - 3),
+    }),
     bootstrapToken,
     (opts.heartbeatTimeout ?? 30) * 1000,
   );
@@ -397,6 +413,7 @@ export async function run(opts: TFClusterRunOptions): Promise<TFClusterHandle> {
       launcherLastSeen: () => server.lastLauncherContact,
       launcherEnded: () => server.launcherEnded,
     });
+    deadline = Date.now() + reservationTimeoutMs;
     handle.attachApp(app);
     await handle.waitReserved();
     if (opts.data && opts.inputMode === InputMode.SPARK) handle.feedRunData(opts.data, opts.epochs ?? 1);

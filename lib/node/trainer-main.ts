@@ -19,6 +19,7 @@ import { FeedAnnouncement } from './spark-feed';
 import { absolutePath, NodeRuntime, RUNTIME, TFNodeContext } from './runtime';
 import { registerNativeKernelsOnLoad } from '../tfjs-native/auto';
 import { installEsmHooks, installUserModuleHooks } from './user-modules';
+import { describeBackend } from './backend-report';
 
 function env(name: string): string {
   const v = process.env[name];
@@ -131,8 +132,17 @@ export function startupAges(env: NodeJS.ProcessEnv, loadedAt: number, now = Date
 async function main(): Promise<number> {
   // Every module above is loaded by now: the 'trainer-loaded' phase.
   const loadedAt = Date.now();
-  // The user's function loads tfjs-node; TensorFlow's fused kernels come with it.
-  registerNativeKernelsOnLoad();
+  // One tfjs engine (and with TFOS_TFJS=gpu the GPU build) for everything this process loads.
+  installUserModuleHooks();
+  // The user's function loads tfjs-node; TensorFlow's fused kernels come with it, and the trainer
+  // says which backend and devices it got.
+  registerNativeKernelsOnLoad((tf) => {
+    try {
+      console.log(describeBackend(tf));
+    } catch (err) {
+      console.error(`tfos: backend not reported: ${(err as Error).message}`);
+    }
+  });
   const secret = await readSecret();
   const controlUrl = env('TFOS_CONTROL_URL');
   const nodeIndex = Number(env('TFOS_NODE_INDEX'));

@@ -11,6 +11,7 @@ import { SparkInstall } from '../platform/spark';
 import { provisionSpark } from './spark';
 import { provisionSparkClassArchive } from './spark-classes';
 import { provisionTensorflow, TensorflowInfo } from './tensorflow';
+import { GpuBuildInfo, provisionTensorflowGpu } from './tensorflow-gpu';
 
 export interface SetupResult {
   home: string;
@@ -18,6 +19,8 @@ export interface SetupResult {
   hadoop: string;
   livy: string;
   tensorflow: TensorflowInfo;
+  /** `--gpu`: tfjs-node-gpu built against the CUDA wheel (lib/stack/tensorflow-gpu.ts). */
+  gpu?: GpuBuildInfo;
   seconds: number;
 }
 
@@ -26,6 +29,8 @@ export interface SetupOptions {
   env?: NodeJS.ProcessEnv;
   /** Skip the native TensorFlow step (e.g. a machine that only submits jobs). */
   skipTensorflow?: boolean;
+  /** Also the GPU build of tfjs-node in TFOS_HOME (about 2.4 GB from PyPI). */
+  gpu?: boolean;
 }
 
 export async function setup(opts: SetupOptions = {}): Promise<SetupResult> {
@@ -44,12 +49,14 @@ export async function setup(opts: SetupOptions = {}): Promise<SetupResult> {
   const tensorflow = opts.skipTensorflow
     ? { backend: 'skipped', source: 'existing' as const, packageDir: '', listAttrs: false }
     : await provisionTensorflow(paths, log);
+  const gpu = opts.gpu ? await provisionTensorflowGpu(paths, log, env) : undefined;
   return {
     home: paths.home,
     spark,
     hadoop: hadoop ? paths.hadoop : `external (HADOOP_CONF_DIR=${env.HADOOP_CONF_DIR})`,
     livy: livy ? livy.home : `external (TFOS_LIVY_URL=${env.TFOS_LIVY_URL})`,
     tensorflow,
+    gpu,
     seconds: (Date.now() - started) / 1000,
   };
 }
