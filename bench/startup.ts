@@ -5,6 +5,7 @@
  * Each route also runs with Spark's stock JVM flags, to show what the quick-start flags buy.
  *
  * TFOS_BENCH_REPEATS (default 1) runs each variant that many times, alternating; cells are medians.
+ * TFOS_BENCH_ROUTES (column names separated by ';') picks variants.
  */
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -68,7 +69,7 @@ export function clusterCpuSeconds(clusterId: string, appId: string | undefined):
 
 async function once(via: RouteOption): Promise<Sample> {
   const t0 = Date.now();
-  const handle = await TFCluster.run({ module: fixture, numExecutors: 3, numPs: 1, via, reservationTimeout: 300 });
+  const handle = await TFCluster.run({ module: fixture, numExecutors: 3, numPs: 1, via, reservationTimeout: 180 });
   const cpu = clusterCpuSeconds(handle.clusterId, handle.sparkAppId);
   const phases = handle.phases.startup();
   await handle.shutdown({ timeout: 300 });
@@ -98,14 +99,19 @@ export async function benchStartup(repeats = Number(process.env.TFOS_BENCH_REPEA
     variants.push(['livy batch', { livy: { url: stack.livy.url, ...mem } }]);
     if (stack.livy.sessions) variants.push(['livy session (new)', { livy: { url: stack.livy.url, mode: 'session', ...mem } }]);
   }
-  const only = process.env.TFOS_BENCH_ROUTES?.split(',').map((s) => s.trim());
-  const chosen = only ? variants.filter(([n]) => only.some((o) => n.startsWith(o))) : variants;
+  const only = process.env.TFOS_BENCH_ROUTES?.split(';').map((s) => s.trim());
+  const chosen = only ? variants.filter(([n]) => only.includes(n)) : variants;
   const samples = new Map<string, Sample[]>(chosen.map(([n]) => [n, []]));
   const load: number[] = [];
   for (let i = 0; i < repeats; i++) {
     for (const [name, via] of chosen) {
       load.push(os.loadavg()[0]);
-      samples.get(name)!.push(await once(via));
+      // The shared standalone workers may be busy with others' jobs: a failed run leaves its cells empty.
+      try {
+        samples.get(name)!.push(await once(via));
+      } catch (err) {
+        console.error(`startup bench: ${name} failed: ${err instanceof Error ? err.message.split('\n')[0] : String(err)}`);
+      }
     }
   }
   // One row per phase, one column per route: when the last node reached it (median over runs).
@@ -121,8 +127,9 @@ export async function benchStartup(repeats = Number(process.env.TFOS_BENCH_REPEA
   const cpuRow: Row = { 'phase (s since run)': 'CPU s to reserved' };
   const totalRow: Row = { 'phase (s since run)': 'whole run s' };
   for (const [name] of chosen) {
-    cpuRow[name] = median(samples.get(name)!.map((s) => s.cpu));
-    totalRow[name] = median(samples.get(name)!.map((s) => s.total));
+    const got = samples.get(name)!;
+    cpuRow[name] = got.length ? median(got.map((s) => s.cpu)) : 'failed';
+    totalRow[name] = got.length ? median(got.map((s) => s.total)) : 'failed';
   }
   rows.push(cpuRow, totalRow, {
     'phase (s since run)': `load avg during run: ${Math.min(...load).toFixed(1)}–${Math.max(...load).toFixed(1)}, ${repeats} run(s) each`,
