@@ -6,6 +6,7 @@
  *   fused-bias-act  conv2d / matMul + bias + relu as one op; ReluGrad, BiasAddGrad (bias-act.ts)
  *   softmax-xent    tf.losses.softmaxCrossEntropy through SoftmaxCrossEntropyWithLogits (softmax-xent.ts)
  *   adam            tf.train.adam's update as ResourceApplyAdam, one kernel per variable (adam.ts)
+ *   momentum        tf.train.momentum's update (also Nesterov) as ResourceApplyMomentum (momentum.ts)
  *   batch-norm      layers' BatchNormalization in training as FusedBatchNormV3 / GradV3 (batch-norm.ts)
  *   max-pool        max pooling's gradient through oneDNN with a workspace (max-pool.ts)
  *   conv-grad       the convolution's filter gradient through oneDNN, as Python's graphs (conv-grad.ts)
@@ -21,10 +22,11 @@ import { registerBatchNorm } from './batch-norm';
 import { registerBiasAct } from './bias-act';
 import { registerConvGrad } from './conv-grad';
 import { registerMaxPool } from './max-pool';
+import { registerMomentum } from './momentum';
 import { registerReluGrad } from './relu';
 import { registerSoftmaxXent } from './softmax-xent';
 
-export const LEVERS = ['relu-grad', 'fused-bias-act', 'softmax-xent', 'adam', 'batch-norm', 'max-pool', 'conv-grad'] as const;
+export const LEVERS = ['relu-grad', 'fused-bias-act', 'softmax-xent', 'adam', 'batch-norm', 'max-pool', 'conv-grad', 'momentum'] as const;
 export type Lever = (typeof LEVERS)[number];
 
 const REGISTER: Record<Lever, (tf: TF) => void> = {
@@ -35,6 +37,7 @@ const REGISTER: Record<Lever, (tf: TF) => void> = {
   'batch-norm': registerBatchNorm,
   'max-pool': registerMaxPool,
   'conv-grad': registerConvGrad,
+  momentum: registerMomentum,
 };
 
 const DONE = Symbol.for('tfjs-on-spark.native-kernels');
