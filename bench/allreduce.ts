@@ -3,7 +3,9 @@
  *
  * Every node is its own child process (fork of this file with --child), as in a real cluster:
  * on a small machine in-process nodes would share one JS thread and measure that thread instead.
- * Raw loopback TCP throughput between two processes is measured in the same run as the ceiling.
+ * Raw loopback TCP throughput between two processes is the ceiling, measured in the same run just
+ * before each worker count's collectives (on a shared machine the wire's speed drifts with the load;
+ * each ratio is against the measurement next to it).
  *
  *   node dist/bench/allreduce.js            prints the markdown table
  *   npm run bench -- allreduce              same, through bench/main.ts
@@ -240,19 +242,18 @@ export async function benchAllreduce(o: AllreduceBenchOptions = {}): Promise<Row
   const rows: Row[] = [];
   const procs = 'child processes';
 
-  const tcp = await rawTcp(o.tcpBytes ?? 1 << 30);
-  rows.push({
-    measure: 'raw loopback TCP, 1 stream',
-    workers: '-',
-    floats: '-',
-    MB: ((o.tcpBytes ?? 1 << 30) / MB).toFixed(0),
-    'median ms': '-',
-    'algbw MB/s': '-',
-    'busbw MB/s': Math.round(tcp),
-    nodes: '2 processes',
-  });
-
   for (const n of workerCounts) {
+    const tcp = await rawTcp(o.tcpBytes ?? 1 << 30);
+    rows.push({
+      measure: 'raw loopback TCP, 1 stream',
+      workers: '-',
+      floats: '-',
+      MB: ((o.tcpBytes ?? 1 << 30) / MB).toFixed(0),
+      'median ms': '-',
+      'algbw MB/s': '-',
+      'busbw MB/s': Math.round(tcp),
+      nodes: `2 processes, just before the ${n}-worker rows`,
+    });
     const tasks: Task[] = sizes.map((floats) => ({ kind: 'allreduce', floats, reps: o.reps ?? repsFor(floats), warmup: 1 }));
     const results = await onCluster(n, 0, tasks, o.chunkBytes);
     sizes.forEach((floats, i) => {

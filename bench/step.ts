@@ -5,7 +5,8 @@
  * alternating in one invocation. Every runner is its own process, started once and kept across
  * rounds; rounds alternate the runners so machine noise hits all of them alike.
  *
- *   step         Python TF vs stock tfjs-node vs tfjs-node with tfjs-on-spark's native kernels
+ *   step         Python TF vs stock tfjs-node vs tfjs-node with tfjs-on-spark's native kernels (also
+ *                without TensorFlow's fused ops, i.e. without the binding patch)
  *   step-levers  the same plus one runner per lever (each kernel family alone, thread settings)
  *
  * Ratio = Python's ms/step ÷ tfjs's ms/step in the same round (> 1: tfjs is faster); min / median
@@ -192,6 +193,7 @@ export function leverVariants(): Variant[] {
     { name: '+ softmax-xent only', levers: ['softmax-xent'] },
     { name: '+ batch-norm only', levers: ['batch-norm'] },
     { name: '+ max-pool only', levers: ['max-pool'] },
+    { name: '+ conv-grad only', levers: ['conv-grad'] },
     {
       name: `all kernels, intra-op ${os.cpus().length} / inter-op 1`,
       levers: 'all',
@@ -213,7 +215,8 @@ export interface StepBenchOptions {
 
 export async function benchStep(o: StepBenchOptions = {}): Promise<Row[]> {
   const nets = o.nets ?? NETS;
-  const variants = o.variants ?? [STOCK, NATIVE];
+  // The binding patch is the newest lever: its row shows what the same kernels do without it.
+  const variants = o.variants ?? [STOCK, FUSED_OFF, NATIVE];
   // Many short rounds: on a shared machine, noise comes in bursts; pairing within a round cancels it.
   const rounds = o.rounds ?? Number(process.env.TFOS_BENCH_STEP_ROUNDS ?? 5);
   const steps = o.steps ?? Number(process.env.TFOS_BENCH_STEP_STEPS ?? 5);

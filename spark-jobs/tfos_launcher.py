@@ -24,6 +24,7 @@ import hmac as hmac_mod
 import http.client
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -135,6 +136,15 @@ class Control:
         except Exception as err:  # the driver may be gone; the executor logs still tell
             log("could not send event %s to the driver: %s" % (ev.get("type"), err))
 
+    def phase(self, phase, feed_id=None, ago_ms=None):
+        """A start-up or feed-start phase reached now (or ago_ms earlier); the driver times it on its clock."""
+        ev = {"type": "phase", "phase": phase}
+        if feed_id is not None:
+            ev["feedId"] = feed_id
+        if ago_ms is not None:
+            ev["agoMs"] = ago_ms
+        self.event(ev)
+
     def command(self, wait_sec):
         return self._request("GET", "/v1/launcher/command?wait=%d" % wait_sec, timeout=wait_sec + 15)
 
@@ -236,6 +246,31 @@ def read_token(path):
 # ---------------------------------------------------------------------------------------------
 
 
+def process_started_ms(pid="self"):
+    """When a process started, in ms since the epoch on this host's clock (Linux /proc; None elsewhere)."""
+    try:
+        with open("/proc/%s/stat" % pid) as f:
+            # Field 22 (starttime, clock ticks after boot); the command name in (...) may hold spaces.
+            start_ticks = int(f.read().rsplit(")", 1)[1].split()[19])
+        with open("/proc/uptime") as f:
+            uptime = float(f.read().split()[0])
+        return int(time.time() * 1000 - (uptime - start_ticks / os.sysconf("SC_CLK_TCK")) * 1000)
+    except Exception:
+        return None
+
+
+def python_worker_started_ms():
+    """When the executor asked for this task's Python worker: its pyspark daemon's start when the
+    worker was forked from one (the daemon boots on an executor's first Python task), else its own."""
+    try:
+        with open("/proc/%d/cmdline" % os.getppid(), "rb") as f:
+            if b"pyspark.daemon" in f.read():
+                return process_started_ms(os.getppid())
+    except Exception:
+        pass
+    return process_started_ms()
+
+
 def make_node_task(control_url, secret, job):
     trainer_command = job["trainerCommand"]
     trainer_env = job["trainerEnv"]
@@ -298,6 +333,7 @@ def make_node_task(control_url, secret, job):
                 self.conn = None
 
     def run_node(_iterator):
+        task_started_ms = int(time.time() * 1000)
         from pyspark import BarrierTaskContext
 
         ctx = BarrierTaskContext.get()
@@ -308,7 +344,11 @@ def make_node_task(control_url, secret, job):
         # A clean environment: none of Spark's internals (PYTHON_WORKER_FACTORY_SECRET authenticates
         # this Python worker to its executor; _SPARK_AUTH_SECRET, SPARK_*/PYSPARK_* settings).
         env = {k: v for k, v in os.environ.items() if not spark_internal(k)}
+        own_library_path = env.get("LD_LIBRARY_PATH", "")
         env.update(trainer_env)
+        # The run's library folders (the GPU build's CUDA libraries) go before the executor's own.
+        if "LD_LIBRARY_PATH" in trainer_env and own_library_path:
+            env["LD_LIBRARY_PATH"] = trainer_env["LD_LIBRARY_PATH"] + ":" + own_library_path
         # In standalone mode an executor's working directory is .../<app-id>/<executor-id>; on YARN
         # the executor is its container.
         cwd = os.getcwd()
@@ -323,6 +363,9 @@ def make_node_task(control_url, secret, job):
                 "TFOS_ATTEMPT": str(attempt),
                 "TFOS_EXECUTOR_ID": executor_id,
                 "TFOS_STAGE_ID": str(ctx.stageId()),
+                # Start-up phases on this host's clock; the trainer reports them as ages when it registers.
+                "TFOS_TASK_STARTED_MS": str(task_started_ms),
+                "TFOS_PYTHON_STARTED_MS": str(python_worker_started_ms() or task_started_ms),
             }
         )
         # GPUs come from Spark's resource scheduling; ps nodes get none.
@@ -575,10 +618,13 @@ def run_feed(spark, secret, feed, ctl):
             df = spark.read.format(feed.get("format", "parquet")).load(feed["path"])
         if feed.get("columns"):
             df = df.select(*feed["columns"])
+        ctl.phase("feed-opened", feed["feedId"])
         group = "tfos-feed-" + feed["feedId"]
         spark.sparkContext.setJobGroup(group, "tfjs-on-spark feed %s" % feed["feedId"], interruptOnCancel=True)
         if feed["kind"] == "train":
             for epoch in range(int(feed.get("epochs", 1))):
+                if epoch == 0:
+                    ctl.phase("feed-stage", feed["feedId"])
                 rows = _split(df, workers).mapInArrow(make_feed_task(secret, feed, epoch), TRAIN_ACK_SCHEMA).collect()
                 stats = [r.asDict() for r in rows]
                 ctl.event({"type": "feed-epoch", "feedId": feed["feedId"], "epoch": epoch, "workers": stats})
@@ -587,22 +633,55 @@ def run_feed(spark, secret, feed, ctl):
         else:
             # The DDL is parsed here, where a SparkContext exists; tasks get the Arrow schema.
             target = _ddl_to_arrow(feed["resultSchema"])
+            ctl.phase("feed-stage", feed["feedId"])
             out = _split(df, workers).mapInArrow(make_feed_task(secret, feed, 0, target), feed["resultSchema"])
             _write_atomically(spark, out, feed["output"], bool(feed.get("overwrite")))
         ctl.event({"type": "feed-done", "feedId": feed["feedId"]})
     except BaseException as err:  # noqa: B902 - the driver decides what a failed feed means
-        ctl.event({"type": "feed-failed", "feedId": feed["feedId"], "error": short_error(err)})
+        ctl.event({"type": "feed-failed", "feedId": feed["feedId"], "error": short_error(err, feed.get("targets"))})
 
 
-def short_error(err):
-    """The message that matters from a Py4J/Spark error: our own, else the first exception line."""
+# "Task 1 in stage 3.0 failed 1 times, most recent failure: Lost task 1.0 in stage 3.0 (TID 6)
+# (localhost executor driver): org.apache.hadoop.hdfs.BlockMissingException: Could not obtain…"
+_STAGE_ABORT = re.compile(
+    r"Task (\d+) in stage \S+ failed \d+ times?, most recent failure: Lost task \S+ in stage \S+ \(TID \d+\) \(([^)]*)\): (.*)"
+)
+
+
+def short_error(err, targets=None):
+    """The message that matters from a Py4J/Spark error: our own, else the failed task's exception.
+
+    A feeding stage that Spark aborted (a read failed: a DataNode gone, a file missing) is told as
+    the worker whose task failed — a feed's partition i feeds worker i — and that task's own
+    exception, without the scheduler's wrapping and the driver's stack.
+    """
     text = str(err)
     for marker in ("RuntimeError: ", "ValueError: "):
         if marker in text:
             return text[text.index(marker) + len(marker) :].split("\n\tat ")[0].strip()[:4000]
-    lines = [line.strip() for line in text.splitlines() if line.strip() and not line.strip().startswith("at ")]
-    lines = [line for line in lines if not line.startswith("An error occurred while calling")]
+    lines = [line.strip().lstrip(":").strip() for line in text.splitlines() if line.strip() and not line.strip().startswith("at ")]
+    lines = [line for line in lines if line and not line.startswith("An error occurred while calling")]
+    for line in lines:
+        m = _STAGE_ABORT.search(line)
+        if m:
+            worker = int(m.group(1))
+            where = " (%s:%d)" % tuple(targets[worker]) if targets and worker < len(targets) else ""
+            return ("the Spark task feeding worker %d%s on %s failed: %s" % (worker, where, m.group(2), m.group(3).strip()))[:4000]
     return (": ".join(lines[:2]) or type(err).__name__)[:4000]
+
+
+def warm_feeding(data):
+    """InputMode.SPARK: pays the feeding path's one-time costs (the SparkSession, the SQL planner,
+    Arrow, the dataset's filesystem client and file listing) while the nodes start, instead of on
+    the first cluster.train(). Plans what a feed runs without running it: it takes no task slot."""
+    try:
+        from pyspark.sql import SparkSession
+
+        spark = SparkSession.builder.getOrCreate()
+        df = spark.read.format(data.get("format") or "parquet").load(data["path"]) if data else spark.range(1)
+        _split(df, 1).mapInArrow(lambda batches: batches, df.schema)._jdf.queryExecution().executedPlan()
+    except Exception as err:  # the feed itself reports what is really wrong with the data
+        log("feed warm-up skipped: %s" % short_error(err))
 
 
 def _split(df, workers):
@@ -698,8 +777,8 @@ class ReservationError(Exception):
     pass
 
 
-def read_token_from_conf(sc):
-    token = sc.getConf().get("spark.tfos.bootstrap.token", None)
+def read_token_from_conf(conf):
+    token = conf.get("spark.tfos.bootstrap.token", None)
     if not token:
         raise SystemExit("tfos-launcher: no --token-file given and no spark.tfos.bootstrap.token in the Spark conf")
     return token
@@ -713,6 +792,7 @@ BASE_CONF = {
     "spark.scheduler.barrier.maxConcurrentTasksCheck.maxFailures": "3",
     "spark.task.maxFailures": "1",
     "spark.ui.showConsoleProgress": "false",
+    "spark.locality.wait": "0s",
     "spark.executor.cores": "1",
 }
 
@@ -730,10 +810,15 @@ def main():
 
     from pyspark import SparkConf, SparkContext
 
-    sc = SparkContext(conf=SparkConf())
+    # spark-submit's JVM is already up: its conf (a Livy batch's token) is readable before a
+    # SparkContext exists, so the driver hears from us while the context is still starting.
+    SparkContext._ensure_initialized()
+    conf = SparkConf()
+    ctl = connect(args.control, token or read_token_from_conf(conf))
+    sc = SparkContext(conf=conf)
     sc.setLogLevel("WARN")
     try:
-        return run_cluster(sc, args.control, token or read_token_from_conf(sc), owns_context=True)
+        return run_cluster(sc, args.control, None, owns_context=True, ctl=ctl)
     finally:
         sc.stop()
 
@@ -829,9 +914,16 @@ def set_death_signal():
         pass
 
 
-def run_cluster(sc, control_url, token, owns_context=False):
-    """Runs one TF cluster on an existing SparkContext (a Livy session calls this directly)."""
+def connect(control_url, token):
+    """The control channel: the one-time token exchanged for the cluster secret, then 'launcher-started'."""
     ctl = Control(control_url, exchange_token(control_url, token))
+    ctl.phase("launcher-started")
+    return ctl
+
+
+def run_cluster(sc, control_url, token, owns_context=False, ctl=None):
+    """Runs one TF cluster on an existing SparkContext (a Livy session calls this directly)."""
+    ctl = ctl or connect(control_url, token)
     schema = load_protocol(ctl)
     job = ctl.job()
     try:
@@ -845,6 +937,9 @@ def run_cluster(sc, control_url, token, owns_context=False):
     except Exception:
         default_fs = None
     ctl.event({"type": "spark-started", "appId": sc.applicationId, "master": sc.master, "uiUrl": sc.uiWebUrl, "defaultFS": default_fs})
+    if int(job.get("feedSlots") or 0) > 0:
+        # While executors and trainers start (elsewhere, on a real cluster), this driver is idle.
+        threading.Thread(target=warm_feeding, args=(job.get("feedData"),), name="tfos-warm-feed", daemon=True).start()
     group = "tfos-nodes-" + job["clusterId"]
 
     outcome = {}
@@ -854,6 +949,7 @@ def run_cluster(sc, control_url, token, owns_context=False):
         try:
             # InputMode.SPARK feeds run beside the nodes: one more slot per worker.
             wait_for_slots(sc, n + int(job.get("feedSlots", 0)), job["reservationTimeoutSec"], ctl)
+            ctl.phase("executors-granted")
             sc.setJobGroup(group, "tfjs-on-spark: %d TF nodes" % n, interruptOnCancel=True)
             rdd = sc.parallelize(range(n), n).barrier().mapPartitions(make_node_task(ctl.url, ctl.secret, job))
             outcome["results"] = rdd.collect()

@@ -17,7 +17,8 @@ import { allHealthy, stackDown, stackStatus, stackUp } from '../stack/stack';
 import { Role, ROLES, runRole } from '../stack/roles';
 
 const USAGE = `usage:
-  tfos setup [--skip-tensorflow] [--notebook]  provision Spark, Hadoop, Livy and native TensorFlow (idempotent);
+  tfos setup [--skip-tensorflow] [--notebook] [--gpu]  provision Spark, Hadoop, Livy and native TensorFlow (idempotent);
+                                          --gpu: also tfjs-node-gpu on PyPI's CUDA TensorFlow (about 2.4 GB; TFOS_TFJS=gpu)
                                           --notebook: also Jupyter (PyPI) and the tslab TypeScript kernel (npm)
   tfos stack up [--workers N]             start HDFS, a Spark master + N workers and Livy on loopback
   tfos stack up --hosts N                 the same on N network namespaces (host a: master, NameNode, Livy;
@@ -70,8 +71,11 @@ export async function main(argv: string[]): Promise<number> {
 }
 
 async function cmdSetup(args: string[]): Promise<number> {
-  const { values } = parseArgs({ args, options: { 'skip-tensorflow': { type: 'boolean' }, notebook: { type: 'boolean' } } });
-  const res = await setup({ skipTensorflow: values['skip-tensorflow'] });
+  const { values } = parseArgs({
+    args,
+    options: { 'skip-tensorflow': { type: 'boolean' }, notebook: { type: 'boolean' }, gpu: { type: 'boolean' } },
+  });
+  const res = await setup({ skipTensorflow: values['skip-tensorflow'], gpu: values.gpu });
   const notebook = values.notebook ? await provisionNotebook(tfosPaths(), res.spark, stderrLogger) : undefined;
   console.log(
     [
@@ -81,6 +85,11 @@ async function cmdSetup(args: string[]): Promise<number> {
       `  hadoop       ${res.hadoop}`,
       `  livy         ${res.livy}`,
       `  tfjs-node    backend=${res.tensorflow.backend} (${res.tensorflow.source}; fused ops ${res.tensorflow.listAttrs ? 'reachable' : 'off: unpatched binding'})`,
+      ...(res.gpu
+        ? [
+            `  tfjs-node-gpu backend=${res.gpu.backend} (GPU build, ${res.gpu.source}; fused ops ${res.gpu.listAttrs ? 'reachable' : 'off: unpatched binding'}; trainers use it with TFOS_TFJS=gpu: ${res.gpu.packageDir})`,
+          ]
+        : []),
       ...(notebook ? [`  jupyter      ${notebook.jupyter} (kernel: ${notebook.kernelName}, JUPYTER_PATH=${notebook.jupyterPath})`] : []),
     ].join('\n'),
   );

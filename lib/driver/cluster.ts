@@ -13,6 +13,7 @@ import { DriverToNode, NodeContext, NodeToDriver, RegisterMessage, TrainingMetri
 import { InputMode } from '../protocol/input-mode';
 import { FeedSpec, JobSpec, LauncherEvent } from '../protocol/launcher';
 import { ControlServer } from './control-server';
+import { formatPhases, PhaseEvent, PhaseLog, Phase, isFeedPhase, isStartupPhase } from './phases';
 import { Registration, Reservation } from './reservation';
 import { SubmittedApp } from './routes/route';
 
@@ -111,6 +112,8 @@ export interface ClusterConfig {
   inputMode: InputMode;
   /** How long a node may be gone without a word before the cluster fails (launcher's report wins if sooner). */
   lostNodeGraceMs?: number;
+  /** When TFCluster.run was called (ms since the epoch): the origin of the start-up phases. */
+  startedAt?: number;
   /** Seconds a ps/evaluator node may keep running after a normal shutdown (default 60). */
   shutdownGraceSec?: number;
 }
@@ -121,6 +124,8 @@ export class TFClusterHandle extends EventEmitter {
   sparkAppId?: string;
   sparkUiUrl?: string;
   sparkDefaultFS?: string;
+  /** The start-up and feed-start phases so far (also emitted one by one as 'phase' events). */
+  readonly phases: PhaseLog;
   /** InputMode.SPARK with the run's `data`: the feed TFCluster.run started; shutdown() waits for it. */
   dataFed?: Promise<FeedEpochReport[]>;
   private readonly feeds = new EventEmitter();
@@ -136,6 +141,8 @@ export class TFClusterHandle extends EventEmitter {
 
   constructor(private readonly cfg: ClusterConfig) {
     super();
+    this.phases = new PhaseLog(cfg.startedAt ?? Date.now());
+    this.phases.mark('run', { now: this.phases.origin });
     const s = cfg.server;
     s.on('register', (msg: RegisterMessage, ws: WebSocket) => this.onRegister(msg, ws));
     s.on('node-message', (i: number, attempt: number, msg: NodeToDriver) => this.onNodeMessage(i, attempt, msg));
@@ -170,6 +177,9 @@ export class TFClusterHandle extends EventEmitter {
   /** Called by TFCluster.run once the Spark application is submitted. */
   attachApp(app: SubmittedApp): void {
     this.app = app;
+    // A Livy session may run the launcher before its statement's answer reaches us: never after it.
+    const heardFrom = this.phases.events.find((e) => e.phase !== 'run');
+    this.markPhase('submitted', { now: Math.min(Date.now(), heardFrom?.at ?? Infinity) });
     this.progress({ phase: 'submitted', message: `submitted ${app.describe}` });
     this.reservationTimer = setTimeout(() => this.onReservationTimeout(), this.cfg.reservationTimeoutMs);
     void app.exited.then((exit) => {
@@ -280,6 +290,7 @@ export class TFClusterHandle extends EventEmitter {
       .filter((n) => n.job === 'chief' || n.job === 'worker')
       .sort((a, b) => (a.job === b.job ? a.taskIndex - b.taskIndex : a.job === 'chief' ? -1 : 1));
     const feedId = crypto.randomBytes(4).toString('hex');
+    this.markPhase('feed-requested', { feedId });
     const epochs = extra.epochs;
     for (const w of workers) {
       const ws = this.sockets.get(w.nodeIndex);
@@ -340,7 +351,9 @@ export class TFClusterHandle extends EventEmitter {
       await this.waitReserved();
       // No feed starts after shutdown(): a worker still asking TFNode.dataFeed for one gets an error, not a hang.
       for (const ws of this.sockets.values()) this.post(ws, { type: 'no-more-feeds' });
-      if (this.dataFed) await this.dataFed;
+      // A failed run-data feed has failed the cluster: shutdown() rejects with that
+      // ClusterFailedError (the next wait), like every other failure, not with the feed's Error.
+      if (this.dataFed) await this.dataFed.catch(() => undefined);
       const isService = (job: string) => job === 'ps' || job === 'evaluator';
       await this.until(() => [...this.nodes.values()].every((n) => isService(n.job) || n.state !== 'running'));
       this.state = 'stopping';
@@ -378,6 +391,7 @@ export class TFClusterHandle extends EventEmitter {
       this.sockets.get(msg.nodeIndex)?.close(1000, 'replaced by a newer attempt');
     }
     this.sockets.set(msg.nodeIndex, ws);
+    this.markNodeStartup(msg);
     const reg = this.cfg.reservation.get(msg.nodeIndex)!;
     this.nodes.set(msg.nodeIndex, toNodeInfo(reg));
     this.progress({
@@ -407,9 +421,11 @@ export class TFClusterHandle extends EventEmitter {
     clearTimeout(this.reservationTimer);
     this.state = 'running';
     for (const reg of this.cfg.reservation.all()) this.sendContext(reg);
+    this.markPhase('reserved');
+    const took = (Date.now() - this.phases.origin) / 1000;
     this.progress({
       phase: 'reserved',
-      message: `all ${this.clusterSize} nodes registered; cluster spec sent`,
+      message: `all ${this.clusterSize} nodes registered in ${took.toFixed(1)} s (${formatPhases(this.phases.startup())}); cluster spec sent`,
       registered: this.clusterSize,
       total: this.clusterSize,
     });
@@ -465,6 +481,10 @@ export class TFClusterHandle extends EventEmitter {
       this.fail(`TF node ${node.job}:${node.taskIndex} (node ${i}, executor ${node.executorId} on ${node.host}) failed: ${msg.message}`);
     } else if (msg.type === 'progress') {
       this.emit('node-progress', { nodeIndex: i, message: msg.message, data: msg.data });
+    } else if (msg.type === 'phase') {
+      if (isFeedPhase(msg.phase)) this.markPhase(msg.phase, { nodeIndex: i, feedId: msg.feedId });
+      if (msg.phase === 'first-batch') this.reportFeedStart(msg.feedId);
+      return;
     } else if (msg.type === 'metrics') {
       this.emit('metrics', { ...msg.metrics, nodeIndex: i, label: `${node.job}:${node.taskIndex}` } satisfies MetricsEvent);
       return;
@@ -502,7 +522,13 @@ export class TFClusterHandle extends EventEmitter {
 
   private onLauncherEvent(ev: LauncherEvent): void {
     switch (ev.type) {
+      case 'phase':
+        // Unknown phase names (a newer launcher) are ignored, not an error.
+        if (isStartupPhase(ev.phase) || isFeedPhase(ev.phase))
+          this.markPhase(ev.phase, { agoMs: ev.agoMs ?? 0, feedId: ev.feedId ?? undefined });
+        return;
       case 'spark-started':
+        this.markPhase('spark-started');
         this.sparkAppId = ev.appId;
         this.sparkUiUrl = ev.uiUrl ?? undefined;
         this.sparkDefaultFS = ev.defaultFS ?? undefined;
@@ -569,6 +595,44 @@ export class TFClusterHandle extends EventEmitter {
     fs.rmSync(this.cfg.tokenFile, { force: true });
     if (this.cfg.runDir) fs.rmSync(this.cfg.runDir, { recursive: true, force: true });
     this.changed();
+  }
+
+  private markPhase(phase: Phase, opts: Parameters<PhaseLog['mark']>[1] = {}): PhaseEvent {
+    const ev = this.phases.mark(phase, opts);
+    this.emit('phase', ev);
+    return ev;
+  }
+
+  /** A node's start-up phases (ages on its host's clock when it registered), then 'registered'. */
+  private markNodeStartup(msg: RegisterMessage): void {
+    const now = Date.now();
+    const a = msg.startup;
+    // Never before the run's last phase so far (a reused Python daemon), and in order.
+    let floor = this.phases.latestStartup();
+    const steps: Array<[Phase, number | undefined]> = [
+      ['python-worker', a?.pythonWorker],
+      ['task-started', a?.task],
+      ['trainer-started', a?.trainer],
+      ['trainer-loaded', a?.loaded],
+      ['registered', 0],
+    ];
+    for (const [phase, ago] of steps) {
+      if (ago === undefined || !Number.isFinite(ago)) continue;
+      floor = this.markPhase(phase, { agoMs: ago, nodeIndex: msg.nodeIndex, notBefore: floor, now }).at;
+    }
+  }
+
+  /** Prints (as progress) how the feed started, once every worker has its first batch. */
+  private reportFeedStart(feedId: string): void {
+    const workers = this.cfg.job.roles.filter((r) => r.job === 'chief' || r.job === 'worker').length;
+    const firsts = this.phases.events.filter((e) => e.feedId === feedId && e.phase === 'first-batch').length;
+    if (firsts !== workers) return;
+    const rows = this.phases.feed(feedId);
+    const last = rows.find((r) => r.phase === 'first-batch');
+    this.progress({
+      phase: 'feed',
+      message: `feed ${feedId}: first batch in every worker ${last ? last.seconds.toFixed(2) : '?'} s after the request (${formatPhases(rows, 2)})`,
+    });
   }
 
   private progress(ev: ProgressEvent): void {

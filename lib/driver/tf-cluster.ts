@@ -5,6 +5,7 @@
  * chosen route → nodes register → roles and cluster spec go out → run() resolves with the
  * handle; `handle.shutdown()` waits for the workers, stops ps nodes and the Spark application.
  */
+import { gpuTrainerEnv } from '../platform/gpu-build';
 import * as crypto from 'node:crypto';
 import * as dns from 'node:dns/promises';
 import * as fs from 'node:fs';
@@ -17,7 +18,7 @@ import { JobSpec } from '../protocol/launcher';
 import { InputMode } from '../protocol/input-mode';
 import { checkJsonArgs } from '../protocol/json-args';
 import { tfosPaths } from '../platform/paths';
-import { resolveSpark } from '../platform/spark';
+import { resolveSpark, sparkClassArchive } from '../platform/spark';
 import { TFClusterHandle } from './cluster';
 import { createRunDir } from './run-dir';
 import { archiveLaunch, ArchiveOption } from './pack';
@@ -27,7 +28,7 @@ import { assignRoles, Reservation } from './reservation';
 import { isTypeScriptModule, typeCheckModule } from './type-check';
 import { AttachedOptions, AttachedRoute } from './routes/attached';
 import { LivyRoute, LivyRouteOptions } from './routes/livy-route';
-import { SparkRoute } from './routes/route';
+import { quickStartJvmConf, SparkRoute } from './routes/route';
 import { SparkSubmitRoute } from './routes/spark-submit';
 
 /**
@@ -69,7 +70,10 @@ export interface TFClusterRunOptions {
   /** 'chief' (default) makes node numPs the chief; null gives only workers. */
   masterNode?: 'chief' | null;
   evalNode?: boolean;
-  /** Seconds for all nodes to register (default 120). */
+  /**
+   * Seconds for all nodes to register (default 120), from when the route has submitted the Spark
+   * application (for a Livy session: once the session is idle, which has a 10-minute limit of its own).
+   */
   reservationTimeout?: number;
   /**
    * Seconds a registered node may leave the driver's heartbeat unanswered before the cluster
@@ -82,7 +86,11 @@ export interface TFClusterRunOptions {
    * finishes; beyond that the trainer exits on its own. After a failure every node gets 3 s.
    */
   shutdownGrace?: number;
-  /** Extra environment for every trainer process. */
+  /**
+   * Extra environment for every trainer process. `TFOS_TFJS: 'gpu'` runs trainers on the GPU
+   * build of tfjs-node (`tfos setup --gpu`; docs/native-tensorflow.md); LD_LIBRARY_PATH given
+   * here goes before the executor's own.
+   */
   env?: Record<string, string>;
   /** How to reach Spark; default: an embedded local Spark (no services needed). */
   via?: RouteOption;
@@ -95,7 +103,7 @@ export interface TFClusterRunOptions {
   /** Filesystem for ctx.absolutePath (default: fs.defaultFS of that HADOOP_CONF_DIR, else file://). */
   defaultFS?: string;
   workingDir?: string;
-  /** GPUs per worker node, from Spark's resource scheduling (ps nodes get none). */
+  /** GPUs per worker node, from Spark's resource scheduling (ps nodes get none); pair it with env TFOS_TFJS=gpu. */
   gpusPerNode?: number;
   /**
    * Address to bind the control server; default 127.0.0.1 for local routes, else this machine's
@@ -234,11 +242,27 @@ function validate(opts: TFClusterRunOptions): void {
 function executorCount(via: RouteOption | undefined, slots: number): Record<string, string> {
   // Local runs need no cap; an attached run's application is already running (the user's submit).
   if (!via || 'local' in via || 'attached' in via) return {};
-  const cap = { 'spark.cores.max': String(slots) };
+  // Fewer, wider executors (the user's spark.executor.cores) start fewer JVMs: the cap is whole executors.
+  const userConf = 'livy' in via ? (typeof via.livy === 'string' ? undefined : via.livy.conf) : via.sparkSubmit.conf;
+  const perExecutor = Math.max(1, Math.floor(Number(userConf?.['spark.executor.cores'] ?? 1)) || 1);
+  const cap = { 'spark.cores.max': String(Math.ceil(slots / perExecutor) * perExecutor) };
   // YARN and Kubernetes: static allocation, one single-core executor per slot.
-  const instances = { 'spark.executor.instances': String(slots) };
+  const instances = { 'spark.executor.instances': String(Math.ceil(slots / perExecutor)) };
   if ('livy' in via) return { ...cap, ...instances }; // Livy's master is not known here: both
   return via.sparkSubmit.master?.startsWith('spark://') ? cap : instances;
+}
+
+/**
+ * Spark's class archive, for a cluster whose JVMs run on this machine (a loopback master or Livy):
+ * elsewhere the file would be missing, and a JVM told to map a missing archive maps none at all.
+ */
+function localClassArchive(facing: string | undefined): string | undefined {
+  if (facing !== '127.0.0.1') return undefined;
+  try {
+    return sparkClassArchive(resolveSpark());
+  } catch {
+    return undefined; // no Spark here (a Livy-only driver machine): nothing to map
+  }
 }
 
 /** What the running `tfos stack --yarn` asks of its YARN applications, when we submit to it. */
@@ -251,6 +275,7 @@ function yarnConf(via: RouteOption, found: ClusterEnvironment, hadoopConfDir: st
 
 /** Starts a TF cluster on Spark; resolves once every node has registered. */
 export async function run(opts: TFClusterRunOptions): Promise<TFClusterHandle> {
+  const startedAt = Date.now();
   validate(opts);
   const found = clusterEnvironment();
   const via = resolveRoute(opts.via, found);
@@ -267,7 +292,10 @@ export async function run(opts: TFClusterRunOptions): Promise<TFClusterHandle> {
   const secret = crypto.randomBytes(32).toString('hex');
   const appName = opts.appName ?? `tfjs-on-spark ${path.basename(opts.module)} (${clusterId})`;
   const reservationTimeoutMs = (opts.reservationTimeout ?? 120) * 1000;
-  const deadline = Date.now() + reservationTimeoutMs;
+  // The reservation is timed from when the route has the Spark application running (the handle's
+  // timer starts in attachApp), not from this call: a Livy session may take minutes to start, and
+  // must not eat the launcher's time to find slots. Until then the launcher gets the full timeout.
+  let deadline: number | undefined;
 
   // The secret never leaves this process in the clear: routes hand the launcher a one-time
   // bootstrap token instead, which its first request exchanges for the secret (sealed with the
@@ -290,6 +318,8 @@ export async function run(opts: TFClusterRunOptions): Promise<TFClusterHandle> {
       ...(webhdfs ? { TFOS_WEBHDFS: webhdfs } : {}),
       ...(hdfs ? { TFOS_DEFAULT_FS: opts.defaultFS ?? hdfs.defaultFS } : {}),
       ...opts.env,
+      // TFOS_TFJS=gpu: the GPU build of this machine's TFOS_HOME and its CUDA library path.
+      ...gpuTrainerEnv(opts.env),
       TFOS_CLUSTER_ID: clusterId,
       // A registered trainer waits at most this long for its ctx (the rest of the reservation).
       TFOS_CTX_TIMEOUT_SEC: String(Math.ceil(reservationTimeoutMs / 1000) + 30),
@@ -298,6 +328,7 @@ export async function run(opts: TFClusterRunOptions): Promise<TFClusterHandle> {
     reservationTimeoutSec: Math.ceil(reservationTimeoutMs / 1000),
     // InputMode.SPARK: each worker's feeding task needs a slot beside the node stage.
     feedSlots: opts.inputMode === InputMode.SPARK ? roles.filter((r) => r.job === 'chief' || r.job === 'worker').length : 0,
+    ...(opts.inputMode === InputMode.SPARK && opts.data ? { feedData: { path: opts.data } } : {}),
   };
   const facing = await clusterFacingAddress(via, hdfs?.configDir);
   // One interface, the advertised one: never 0.0.0.0 unless asked for (a master that names no
@@ -315,7 +346,10 @@ export async function run(opts: TFClusterRunOptions): Promise<TFClusterHandle> {
   // error arrives before the driver's generic reservation timeout.
   const server = new ControlServer(
     secret,
-    () => ({ ...job, reservationTimeoutSec: Math.max(1, Math.floor((deadline - Date.now()) / 1000) - 3) }),
+    () => ({
+      ...job,
+      reservationTimeoutSec: Math.max(1, Math.floor(((deadline ?? Date.now() + reservationTimeoutMs) - Date.now()) / 1000) - 3),
+    }),
     bootstrapToken,
     (opts.heartbeatTimeout ?? 30) * 1000,
   );
@@ -331,6 +365,7 @@ export async function run(opts: TFClusterRunOptions): Promise<TFClusterHandle> {
     reservationTimeoutMs,
     shutdownGraceSec: opts.shutdownGrace,
     inputMode: opts.inputMode ?? InputMode.TENSORFLOW,
+    startedAt,
     ctxBase: {
       clusterId,
       defaultFS: opts.defaultFS ?? hdfs?.defaultFS ?? 'file://',
@@ -355,7 +390,14 @@ export async function run(opts: TFClusterRunOptions): Promise<TFClusterHandle> {
   try {
     const slots = roles.length + (job.feedSlots ?? 0);
     const route = await makeRoute(via, slots, hdfs, facing);
-    const conf: Record<string, string> = { ...shipped?.conf, ...executorCount(via, slots), ...yarnConf(via, found, hdfs?.configDir) };
+    const conf: Record<string, string> = {
+      ...('attached' in via
+        ? {}
+        : quickStartJvmConf({ local: 'local' in via, feeds: job.feedSlots! > 0, archive: localClassArchive(facing) })),
+      ...shipped?.conf,
+      ...executorCount(via, slots),
+      ...yarnConf(via, found, hdfs?.configDir),
+    };
     if (job.gpusPerNode > 0) {
       conf['spark.task.resource.gpu.amount'] = String(job.gpusPerNode);
       conf['spark.executor.resource.gpu.amount'] = String(job.gpusPerNode);
@@ -371,6 +413,7 @@ export async function run(opts: TFClusterRunOptions): Promise<TFClusterHandle> {
       launcherLastSeen: () => server.lastLauncherContact,
       launcherEnded: () => server.launcherEnded,
     });
+    deadline = Date.now() + reservationTimeoutMs;
     handle.attachApp(app);
     await handle.waitReserved();
     if (opts.data && opts.inputMode === InputMode.SPARK) handle.feedRunData(opts.data, opts.epochs ?? 1);

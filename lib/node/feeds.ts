@@ -24,5 +24,6 @@ export async function sparkDataFeed(ctx: TFNodeContext): Promise<SparkFeed> {
       `TFNode.dataFeed: InputMode.SPARK, but the driver fed this cluster no data: ${NO_DATA_HINT}, or call cluster.train(PATH) before cluster.shutdown()`,
     );
   }
-  return new SparkFeed(rt.feedServer, announced);
+  const feedId = announced.feedId;
+  return new SparkFeed(rt.feedServer, announced, (phase) => void rt.control.send({ type: 'phase', phase, feedId }).catch(() => undefined));
 }

@@ -23,10 +23,13 @@ export class SparkFeed implements Feed {
   private inputEnded = false;
   private ended = false;
   private stopped = false;
+  private sawBatch = false;
 
   constructor(
     private readonly server: FeedServer,
     readonly feed: FeedAnnouncement,
+    /** Told when the first feeding task connects and when its first batch arrives (the driver times them). */
+    private readonly onPhase?: (phase: 'feed-connected' | 'first-batch') => void,
   ) {}
 
   /** Up to `n` rows (fewer only at the very end), or null when every epoch has been read. */
@@ -105,6 +108,7 @@ export class SparkFeed implements Feed {
         return undefined;
       }
       this.conn = await this.server.next(this.feed.feedId, this.epoch);
+      if (this.epoch === 0) this.onPhase?.('feed-connected');
       this.batchIt = this.conn.batches();
       this.rowsThisConn = 0;
       this.resultsThisConn = 0;
@@ -112,6 +116,8 @@ export class SparkFeed implements Feed {
     }
     const r = await this.batchIt.next();
     if (!r.done) {
+      if (!this.sawBatch) this.onPhase?.('first-batch');
+      this.sawBatch = true;
       this.rowsThisConn += r.value.numRows;
       return r.value;
     }

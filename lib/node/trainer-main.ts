@@ -12,14 +12,14 @@ import * as net from 'node:net';
 import * as path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { guardListener } from '../platform/preauth';
-import { DriverToNode, NodeContext, PROTOCOL_VERSION } from '../protocol/control';
+import { DriverToNode, NodeContext, NodeStartupAges, PROTOCOL_VERSION } from '../protocol/control';
 import { NodeControl } from './control-client';
 import { FeedServer } from './feed-server';
-import { closeClusterServerOf } from './tf-node';
 import { FeedAnnouncement } from './spark-feed';
 import { absolutePath, NodeRuntime, RUNTIME, TFNodeContext } from './runtime';
 import { registerNativeKernelsOnLoad } from '../tfjs-native/auto';
 import { installEsmHooks, installUserModuleHooks } from './user-modules';
+import { describeBackend } from './backend-report';
 
 function env(name: string): string {
   const v = process.env[name];
@@ -115,9 +115,34 @@ export async function loadUserFunction(modulePath: string, fnName: string): Prom
   return fn as UserFn;
 }
 
+/** Start-up ages (ms) of this trainer's phases at `now`, from the node task's timestamps (same host clock). */
+export function startupAges(env: NodeJS.ProcessEnv, loadedAt: number, now = Date.now()): NodeStartupAges {
+  const ago = (name: string): number | undefined => {
+    const at = Number(env[name]);
+    return env[name] && Number.isFinite(at) ? Math.max(0, now - at) : undefined;
+  };
+  return {
+    pythonWorker: ago('TFOS_PYTHON_STARTED_MS'),
+    task: ago('TFOS_TASK_STARTED_MS'),
+    trainer: Math.max(0, now - performance.timeOrigin),
+    loaded: Math.max(0, now - loadedAt),
+  };
+}
+
 async function main(): Promise<number> {
-  // The user's function loads tfjs-node; TensorFlow's fused kernels come with it.
-  registerNativeKernelsOnLoad();
+  // Every module above is loaded by now: the 'trainer-loaded' phase.
+  const loadedAt = Date.now();
+  // One tfjs engine (and with TFOS_TFJS=gpu the GPU build) for everything this process loads.
+  installUserModuleHooks();
+  // The user's function loads tfjs-node; TensorFlow's fused kernels come with it, and the trainer
+  // says which backend and devices it got.
+  registerNativeKernelsOnLoad((tf) => {
+    try {
+      console.log(describeBackend(tf));
+    } catch (err) {
+      console.error(`tfos: backend not reported: ${(err as Error).message}`);
+    }
+  });
   const secret = await readSecret();
   const controlUrl = env('TFOS_CONTROL_URL');
   const nodeIndex = Number(env('TFOS_NODE_INDEX'));
@@ -188,6 +213,7 @@ async function main(): Promise<number> {
     port,
     dataPort,
     pid: process.pid,
+    startup: startupAges(process.env, loadedAt),
   });
   // The driver sends the ctx once every node registered; it fails the reservation itself after
   // its timeout, but a trainer must not wait forever on a driver that never says so.
@@ -239,6 +265,8 @@ async function main(): Promise<number> {
     const fn = await loadUserFunction(modulePath, nodeCtx.fn);
     const value = await fn(nodeCtx.args, ctx);
     // Peers may still be reading this node's last collective: say goodbye before exiting.
+    // (TFNode is loaded here, not at start: with its data feeds it pulls in apache-arrow.)
+    const { closeClusterServerOf } = await import('./tf-node');
     await closeClusterServerOf(ctx);
     await control.send({ type: 'result', value: value === undefined ? null : toJsonSafe(value) });
     finished = true;

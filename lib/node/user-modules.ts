@@ -6,15 +6,21 @@
  *  - one tfjs-on-spark and one tfjs engine per trainer: `require('tfjs-on-spark')` and
  *    `require('@tensorflow/tfjs-node' | '@tensorflow/tfjs')` from a user module resolve to this
  *    package and its own copies, even from a folder outside the project or with other copies
- *    installed beside it (two engines would each hold their own tensors and backend).
+ *    installed beside it (two engines would each hold their own tensors and backend);
+ *  - with TFOS_TFJS=gpu, `@tensorflow/tfjs-node` and `-gpu` both resolve to the GPU build
+ *    (lib/platform/gpu-build.ts), whose own `require('@tensorflow/tfjs')` gets this package's copy:
+ *    a module written for tfjs-node runs unchanged on the GPU build.
  */
 import Module from 'node:module';
 import * as path from 'node:path';
+import { GPU_PACKAGE } from '../platform/gpu-build';
+import { gpuPackageEntry, tfjsChoice } from '../platform/tfjs';
 
 /** The package root (…/tfjs-on-spark), from this file's place in dist/lib/node/. */
 export const PACKAGE_ROOT = path.resolve(__dirname, '../../..');
 
-const SHARED = ['@tensorflow/tfjs-node', '@tensorflow/tfjs', '@tensorflow/tfjs-core', '@tensorflow/tfjs-layers'];
+const SHARED = ['@tensorflow/tfjs-node', GPU_PACKAGE, '@tensorflow/tfjs', '@tensorflow/tfjs-core', '@tensorflow/tfjs-layers'];
+const NATIVE = ['@tensorflow/tfjs-node', GPU_PACKAGE];
 
 type Resolver = (request: string, parent: unknown, isMain: boolean, options?: unknown) => string;
 type Loader = (module: NodeModule & { _compile(code: string, filename: string): void }, filename: string) => void;
@@ -24,6 +30,7 @@ let installed = false;
 /** This package's own resolution of a shared request (throws when it is not installed here). */
 function ownCopy(request: string): string | undefined {
   if (request === 'tfjs-on-spark') return path.join(PACKAGE_ROOT, 'dist', 'lib', 'index.js');
+  if (NATIVE.includes(request) && tfjsChoice() === 'gpu') return gpuPackageEntry();
   if (SHARED.includes(request)) {
     try {
       return require.resolve(request, { paths: [PACKAGE_ROOT] });

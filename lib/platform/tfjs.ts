@@ -1,25 +1,61 @@
 /**
  * The one TensorFlow.js loader. Prefers '@tensorflow/tfjs-node' (native TensorFlow kernels) when
- * its addon loads, else the pure-JavaScript '@tensorflow/tfjs' (cpu backend); TFOS_TFJS=js asks
- * for the pure-JavaScript package. Nothing is loaded until first use, so processes that never
- * touch tensors (the driver, the collectives transport) never pay for it.
+ * its addon loads, else the pure-JavaScript '@tensorflow/tfjs' (cpu backend). TFOS_TFJS picks:
+ *   (unset)  tfjs-node, else @tensorflow/tfjs;
+ *   js       @tensorflow/tfjs;
+ *   gpu      @tensorflow/tfjs-node-gpu: the GPU build `tfos setup --gpu` made (TFOS_TFJS_GPU_PACKAGE,
+ *            else the one in TFOS_HOME), else an installed @tensorflow/tfjs-node-gpu; an error
+ *            when there is none (no silent fall-back to the CPU build).
+ * Nothing is loaded until first use, so processes that never touch tensors (the driver, the
+ * collectives transport) never pay for it.
  */
 import type * as tfTypes from '@tensorflow/tfjs';
+import { findGpuBuild, GPU_PACKAGE } from './gpu-build';
 
 export type TF = typeof tfTypes;
-export type TfjsPackage = '@tensorflow/tfjs-node' | '@tensorflow/tfjs';
+export type TfjsPackage = '@tensorflow/tfjs-node' | '@tensorflow/tfjs-node-gpu' | '@tensorflow/tfjs';
 
 let loaded: { tf: TF; package: TfjsPackage } | undefined;
 
-/** Loads tfjs once per process and says which package it is. */
-export function loadTfjs(env: NodeJS.ProcessEnv = process.env): { tf: TF; package: TfjsPackage } {
+/** What TFOS_TFJS asks for ('' when unset). */
+export function tfjsChoice(env: NodeJS.ProcessEnv = process.env): '' | 'js' | 'gpu' {
   const choice = env.TFOS_TFJS?.trim() ?? '';
-  if (choice !== '' && choice !== 'js') {
+  if (choice !== '' && choice !== 'js' && choice !== 'gpu') {
     throw new Error(
-      `TFOS_TFJS=${choice} is not understood: set TFOS_TFJS=js for the pure-JavaScript @tensorflow/tfjs, or leave it unset (tfjs-node when its addon loads)`,
+      `TFOS_TFJS=${choice} is not understood: set TFOS_TFJS=js for the pure-JavaScript @tensorflow/tfjs, TFOS_TFJS=gpu for tfjs-node-gpu (tfos setup --gpu), or leave it unset (tfjs-node when its addon loads)`,
     );
   }
+  return choice;
+}
+
+/**
+ * The file `require` loads for TFOS_TFJS=gpu: the package folder of the GPU build, or the
+ * resolvable @tensorflow/tfjs-node-gpu; throws naming where it looked.
+ */
+export function gpuPackageEntry(env: NodeJS.ProcessEnv = process.env): string {
+  const given = env.TFOS_TFJS_GPU_PACKAGE?.trim();
+  const dir = given || findGpuBuild(env)?.packageDir;
+  if (dir) return require.resolve(dir);
+  try {
+    return require.resolve(GPU_PACKAGE, { paths: [process.cwd(), __dirname] });
+  } catch {
+    throw new Error(
+      `TFOS_TFJS=gpu: no GPU build of tfjs-node here: none provisioned in TFOS_HOME (run \`tfos setup --gpu\`) and ${GPU_PACKAGE} is not installed`,
+    );
+  }
+}
+
+/** Loads tfjs once per process and says which package it is. */
+export function loadTfjs(env: NodeJS.ProcessEnv = process.env): { tf: TF; package: TfjsPackage } {
+  const choice = tfjsChoice(env);
+  if (loaded && choice === 'gpu' && loaded.package !== GPU_PACKAGE) {
+    throw new Error(`TFOS_TFJS=gpu: this process loaded ${loaded.package} already; set TFOS_TFJS before it starts`);
+  }
   if (loaded) return loaded;
+  if (choice === 'gpu') {
+    loaded = { tf: require(gpuPackageEntry(env)) as TF, package: GPU_PACKAGE };
+    return loaded;
+  }
   if (choice !== 'js') {
     try {
       loaded = { tf: require('@tensorflow/tfjs-node') as TF, package: '@tensorflow/tfjs-node' };

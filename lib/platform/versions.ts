@@ -13,6 +13,8 @@ export const VERSIONS = {
     central: '0.7.1-incubating',
   },
   tensorflowWheel: '2.15.1',
+  /** @tensorflow/tfjs-node in package.json; `tfos setup --gpu` installs @tensorflow/tfjs-node-gpu of the same version. */
+  tfjsNode: '4.22.0',
   libtensorflowExpectedByTfjs: '2.9.1',
   pyarrow: '17.0.0',
   pandas: '2.2.3',

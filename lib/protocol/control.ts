@@ -38,6 +38,23 @@ export interface RegisterMessage {
   /** Port where Spark's feeding tasks stream data to this trainer (InputMode.SPARK). */
   dataPort: number;
   pid: number;
+  /**
+   * How long ago (ms, measured on the trainer's host clock, so no clock skew) this node passed each
+   * start-up phase before registering; the driver places them on its own timeline (lib/driver/phases.ts).
+   */
+  startup?: NodeStartupAges;
+}
+
+/** Ages of a node's start-up phases at the moment it registers (ms). */
+export interface NodeStartupAges {
+  /** The executor started the Python worker for the node task (its pyspark daemon, on the executor's first task). */
+  pythonWorker?: number;
+  /** The node task's Python code began. */
+  task?: number;
+  /** The Node trainer process started. */
+  trainer: number;
+  /** The trainer's own modules were loaded (its main() began). */
+  loaded: number;
 }
 
 /** Per-node context, sent to each trainer once every node has registered. */
@@ -116,6 +133,8 @@ export type NodeToDriver =
   | RegisterMessage
   | { type: 'progress'; message: string; data?: unknown }
   | { type: 'metrics'; metrics: TrainingMetrics }
+  /** InputMode.SPARK feed start, seen by the trainer: Spark's feeding task connected, or its first record batch arrived. */
+  | { type: 'phase'; phase: 'feed-connected' | 'first-batch'; feedId: string }
   | { type: 'result'; value: unknown }
   | { type: 'error'; message: string; stack?: string };
 

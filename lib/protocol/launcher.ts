@@ -31,6 +31,8 @@ export interface JobSpec {
   reservationTimeoutSec: number;
   /** Extra task slots to hold free for InputMode.SPARK feeding tasks (one per worker). */
   feedSlots?: number;
+  /** InputMode.SPARK with the run's data: what the launcher opens ahead, while the nodes start, so the first feed finds Spark warm. */
+  feedData?: { path: string; format?: string };
 }
 
 /** One InputMode.SPARK feed: Spark reads the data and streams each worker its share. */
@@ -76,7 +78,12 @@ export type LauncherEvent =
   | { type: 'feed-epoch'; feedId: string; epoch: number; workers: FeedEpochWorker[] }
   | { type: 'feed-done'; feedId: string }
   | { type: 'feed-failed'; feedId: string; error: string }
-  | { type: 'stopped' };
+  | { type: 'stopped' }
+  /** A start-up or feed-start phase the launcher reached now (or `agoMs` earlier): see lib/driver/phases.ts. */
+  | { type: 'phase'; phase: LauncherPhase; feedId?: string | null; agoMs?: number | null };
+
+/** Phases only the launcher sees: its control channel up, every task slot granted, a feed's DataFrame opened and stage submitted. */
+export type LauncherPhase = 'launcher-started' | 'executors-granted' | 'feed-opened' | 'feed-stage';
 
 /** spark-jobs/protocol.json as loaded. */
 export interface ProtocolSchema {

@@ -9,7 +9,9 @@ import { Logger, stderrLogger } from '../platform/log';
 import { tfosPaths } from '../platform/paths';
 import { SparkInstall } from '../platform/spark';
 import { provisionSpark } from './spark';
+import { provisionSparkClassArchive } from './spark-classes';
 import { provisionTensorflow, TensorflowInfo } from './tensorflow';
+import { GpuBuildInfo, provisionTensorflowGpu } from './tensorflow-gpu';
 
 export interface SetupResult {
   home: string;
@@ -17,6 +19,8 @@ export interface SetupResult {
   hadoop: string;
   livy: string;
   tensorflow: TensorflowInfo;
+  /** `--gpu`: tfjs-node-gpu built against the CUDA wheel (lib/stack/tensorflow-gpu.ts). */
+  gpu?: GpuBuildInfo;
   seconds: number;
 }
 
@@ -25,6 +29,8 @@ export interface SetupOptions {
   env?: NodeJS.ProcessEnv;
   /** Skip the native TensorFlow step (e.g. a machine that only submits jobs). */
   skipTensorflow?: boolean;
+  /** Also the GPU build of tfjs-node in TFOS_HOME (about 2.4 GB from PyPI). */
+  gpu?: boolean;
 }
 
 export async function setup(opts: SetupOptions = {}): Promise<SetupResult> {
@@ -39,15 +45,18 @@ export async function setup(opts: SetupOptions = {}): Promise<SetupResult> {
     env.HADOOP_CONF_DIR?.trim() ? Promise.resolve(undefined) : provisionHadoop(paths, log),
     env.TFOS_LIVY_URL?.trim() ? Promise.resolve(undefined) : provisionLivy(paths, log),
   ]);
+  await provisionSparkClassArchive(spark, log);
   const tensorflow = opts.skipTensorflow
     ? { backend: 'skipped', source: 'existing' as const, packageDir: '', listAttrs: false }
     : await provisionTensorflow(paths, log);
+  const gpu = opts.gpu ? await provisionTensorflowGpu(paths, log, env) : undefined;
   return {
     home: paths.home,
     spark,
     hadoop: hadoop ? paths.hadoop : `external (HADOOP_CONF_DIR=${env.HADOOP_CONF_DIR})`,
     livy: livy ? livy.home : `external (TFOS_LIVY_URL=${env.TFOS_LIVY_URL})`,
     tensorflow,
+    gpu,
     seconds: (Date.now() - started) / 1000,
   };
 }

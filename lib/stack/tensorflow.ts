@@ -23,6 +23,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { applyPatch, BINDING_PATCH_FILE, patchDigest } from './binding-patch';
 import { run, runAllowingFailure } from '../platform/exec';
+import { GPU_PACKAGE } from '../platform/gpu-build';
 import { Logger } from '../platform/log';
 import { TfosPaths } from '../platform/paths';
 import { VERSIONS } from '../platform/versions';
@@ -43,7 +44,7 @@ export interface ProvisionTensorflowOptions {
 }
 
 export const CPU_PACKAGE = '@tensorflow/tfjs-node';
-export const GPU_PACKAGE = '@tensorflow/tfjs-node-gpu';
+export { GPU_PACKAGE };
 const OFFICIAL_INSTALLER_TIMEOUT_MS = 60_000;
 const COMPLETE_MARKER = '.tfos-complete';
 /** Written into <package>/deps when we filled it: which libtensorflow it holds. */
@@ -100,7 +101,7 @@ export async function provisionTensorflow(paths: TfosPaths, log: Logger, opts: P
   return { ...(await verify(packageDir, env)), source: 'wheel', packageDir };
 }
 
-async function step<T>(name: string, fn: () => Promise<T>): Promise<T> {
+export async function step<T>(name: string, fn: () => Promise<T>): Promise<T> {
   try {
     return await fn();
   } catch (err) {
@@ -183,7 +184,7 @@ try {
 } catch (e) { out({ backend: tf.getBackend(), error: String((e && e.message) || e).split('\\n')[0] }); }
 `;
 
-async function probeBackend(packageDir: string, env: NodeJS.ProcessEnv): Promise<Probe> {
+export async function probeBackend(packageDir: string, env: NodeJS.ProcessEnv): Promise<Probe> {
   let res;
   try {
     res = await runAllowingFailure(process.execPath, ['-e', PROBE_SCRIPT, packageDir], {
@@ -216,7 +217,7 @@ async function probeBackend(packageDir: string, env: NodeJS.ProcessEnv): Promise
   return { ok: true, backend: r.backend, shape: r.shape, values: r.values, listAttrs: r.listAttrs === true, detail: 'ok' };
 }
 
-async function verify(packageDir: string, env: NodeJS.ProcessEnv): Promise<{ backend: string; listAttrs: boolean }> {
+export async function verify(packageDir: string, env: NodeJS.ProcessEnv): Promise<{ backend: string; listAttrs: boolean }> {
   const probe = await probeBackend(packageDir, env);
   if (!probe.ok) {
     throw new Error(
@@ -226,7 +227,7 @@ async function verify(packageDir: string, env: NodeJS.ProcessEnv): Promise<{ bac
   return { backend: probe.backend!, listAttrs: !!probe.listAttrs };
 }
 
-function lastLines(text: string, n: number): string {
+export function lastLines(text: string, n: number): string {
   return text.trimEnd().split('\n').slice(-n).join('\n');
 }
 
@@ -299,7 +300,7 @@ async function tryOfficialInstaller(packageDir: string, env: NodeJS.ProcessEnv, 
   return ok;
 }
 
-async function buildAddon(packageDir: string, env: NodeJS.ProcessEnv, log: Logger): Promise<void> {
+export async function buildAddon(packageDir: string, env: NodeJS.ProcessEnv, log: Logger): Promise<void> {
   await step('build the tfjs-node addon from source', async () => {
     const preGypDir = path.dirname(require.resolve('@mapbox/node-pre-gyp/package.json', { paths: [packageDir] }));
     const childEnv: NodeJS.ProcessEnv = { ...buildEnv(packageDir, env), npm_config_build_from_source: 'true' };
@@ -328,7 +329,7 @@ function readPatch(): string {
 }
 
 /** Patches the binding's sources; false (with a log line naming the reason) when the patch does not apply. */
-function patchBinding(packageDir: string, log: Logger): boolean {
+export function patchBinding(packageDir: string, log: Logger): boolean {
   let text = '';
   try {
     text = readPatch();
@@ -345,7 +346,7 @@ function patchBinding(packageDir: string, log: Logger): boolean {
 }
 
 /** An unpatched addon is worth patching when its sources are there and this patch has not failed on them before. */
-function patchWorthTrying(packageDir: string): boolean {
+export function patchWorthTrying(packageDir: string): boolean {
   if (!fs.existsSync(path.join(packageDir, 'binding.gyp')) || !fs.existsSync(BINDING_PATCH_FILE)) return false;
   try {
     const prev = JSON.parse(fs.readFileSync(path.join(packageDir, PATCH_MARKER), 'utf8')) as { patch?: string };
@@ -421,7 +422,7 @@ const EXPECTED = VERSIONS.libtensorflowExpectedByTfjs;
  * libtensorflow.so.2.9.1 (what tfjs-node's installer checks before downloading), and the sonames
  * the addon records (libtensorflow_cc.so.2 / libtensorflow.so.2, libtensorflow_framework.so.2).
  */
-function populateDeps(packageDir: string, libDir: string, includeDir: string): void {
+export function populateDeps(packageDir: string, libDir: string, includeDir: string): void {
   if (process.platform !== 'linux') throw new Error(`only Linux is supported (this is ${process.platform})`);
   const find = (names: string[]): string => {
     const hit = names.map((n) => path.join(libDir, n)).find((p) => fs.existsSync(p));
@@ -471,7 +472,7 @@ function linkOrCopy(from: string, to: string): void {
 }
 
 /** The TensorFlow headers tfjs-node's binding sources include. */
-function bindingHeaderSeeds(packageDir: string): string[] {
+export function bindingHeaderSeeds(packageDir: string): string[] {
   const seeds = new Set<string>();
   try {
     const dir = path.join(packageDir, 'binding');
@@ -514,13 +515,13 @@ function headerClosure(includeDir: string, seeds: string[]): string[] {
 // ---------------------------------------------------------------------------------------------
 // The PyPI wheel
 
-interface WheelSpec {
+export interface WheelSpec {
   dist: string;
   platform: string;
   arch: string;
 }
 
-function wheelSpec(gpu: boolean): WheelSpec {
+export function wheelSpec(gpu: boolean): WheelSpec {
   if (process.platform !== 'linux')
     throw new Error(`native TensorFlow: the PyPI fallback supports Linux only (this is ${process.platform}); set TFOS_LIBTENSORFLOW_DIR`);
   if (os.arch() === 'x64') return { dist: gpu ? 'tensorflow' : 'tensorflow-cpu', platform: 'manylinux2014_x86_64', arch: 'x86_64' };
@@ -541,7 +542,7 @@ function cachedWheel(downloads: string, spec: WheelSpec): string | undefined {
   }
 }
 
-async function obtainWheel(paths: TfosPaths, spec: WheelSpec, env: NodeJS.ProcessEnv, log: Logger): Promise<string> {
+export async function obtainWheel(paths: TfosPaths, spec: WheelSpec, env: NodeJS.ProcessEnv, log: Logger): Promise<string> {
   const given = env.TFOS_TENSORFLOW_WHEEL?.trim();
   if (given) {
     if (!fs.existsSync(given)) throw new Error(`native TensorFlow: TFOS_TENSORFLOW_WHEEL=${given} does not exist`);
@@ -632,7 +633,7 @@ for h in found:
 print(json.dumps({'headers': len(found)}))
 `;
 
-async function extractWheel(
+export async function extractWheel(
   paths: TfosPaths,
   cacheDir: string,
   gpu: boolean,
@@ -675,6 +676,6 @@ async function extractWheel(
   });
 }
 
-function secondsSince(t: number): string {
+export function secondsSince(t: number): string {
   return ((Date.now() - t) / 1000).toFixed(1);
 }

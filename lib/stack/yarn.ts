@@ -8,6 +8,7 @@
  * `spark-submit --master yarn` finds the ResourceManager; and one directory per NodeManager with
  * its own addresses and local/log dirs (the daemons take no -D options).
  */
+import * as dns from 'node:dns/promises';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { JAVA17_OPENS } from '../platform/java';
@@ -87,6 +88,20 @@ async function rmJson<T>(rm: string, p: string): Promise<T | undefined> {
 export async function runningNodeManagers(rm: string): Promise<string[]> {
   const body = await rmJson<{ nodes?: { node?: RmNode[] } | null }>(rm, '/nodes');
   return (body?.nodes?.node ?? []).filter((n) => n.state === 'RUNNING').map((n) => n.nodeHostName);
+}
+
+/**
+ * The running NodeManager that is the one at `address`. A NodeManager registers under the
+ * canonical name of its address: on loopback that is `localhost` (from /etc/hosts), on a
+ * namespace host, whose address no name resolves to, the address itself.
+ */
+export async function registeredAs(running: string[], address: string): Promise<string | undefined> {
+  for (const name of running) {
+    if (name === address) return name;
+    const resolved = await dns.lookup(name, { all: true }).catch(() => []);
+    if (resolved.some((r) => r.address === address)) return name;
+  }
+  return undefined;
 }
 
 export async function yarnStatus(rm: string, expectedNodeManagers: number): Promise<YarnStatus> {
@@ -194,7 +209,7 @@ export function yarnServices(install: HadoopInstall, opts: YarnOptions): YarnSta
       cwd: opts.stackDir,
       netns: at.netns,
       ports: [YARN_PORTS.nm, YARN_PORTS.localizer, YARN_PORTS.nmWeb],
-      healthy: async () => (await runningNodeManagers(rm)).includes(at.address),
+      healthy: async () => (await registeredAs(await runningNodeManagers(rm), at.address)) !== undefined,
       startTimeoutMs: 180_000,
       startsAfter: ['yarn-resourcemanager'],
     });

@@ -11,7 +11,8 @@
  * ε̂ = ε·√(1−β₂ᵗ) that is exactly tfjs's var −= lr · m̂ / (√v̂ + ε).
  */
 import type * as tfTypes from '@tensorflow/tfjs';
-import { attrs, isNativeBackend, NativeBackend, OpAttr, TF } from './native-op';
+import { attrs, isNativeBackend, NativeBackend, TF } from './native-op';
+import { destroyMirrors, Mirror, newMirror, readBack, sync } from './resource-mirror';
 
 type Tensor = tfTypes.Tensor;
 type Variable = tfTypes.Variable;
@@ -19,13 +20,6 @@ type NamedTensor = { name: string; tensor: Tensor };
 
 const PATCHED = Symbol.for('tfjs-on-spark.native-adam');
 const STATE = Symbol('tfjs-on-spark.native-adam-state');
-let handleSeq = 0;
-
-interface Mirror {
-  handle: Tensor;
-  /** The tfjs tensor data the handle holds (what it was assigned or read back as). */
-  dataId: object | undefined;
-}
 
 interface Slot {
   value: Mirror;
@@ -45,54 +39,14 @@ interface AdamLike {
   accumulatedFirstMoment: Array<{ originalName: string; variable: Variable }>;
   accumulatedSecondMoment: Array<{ originalName: string; variable: Variable }>;
   incrementIterations(): void;
-  [STATE]?: { slots: Map<string, Slot>; constants: Tensor[] };
-}
-
-const dataIdOf = (t: Tensor) => (t as unknown as { dataId: object }).dataId;
-
-function dtypeAttr(b: NativeBackend): OpAttr {
-  return { name: 'dtype', type: b.binding.TF_ATTR_TYPE, value: b.binding.TF_FLOAT };
-}
-
-function newMirror(tf: TF, b: NativeBackend, like: Variable): Mirror {
-  const a = attrs(b);
-  const handle = tf.keep(
-    b.executeSingleOutput(
-      'VarHandleOp',
-      [
-        dtypeAttr(b),
-        { name: 'shape', type: (b.binding as unknown as { TF_ATTR_SHAPE: number }).TF_ATTR_SHAPE, value: like.shape },
-        a.str('container', ''),
-        a.str('shared_name', `tfos_adam_${process.pid}_${++handleSeq}`),
-      ],
-      [],
-    ),
-  );
-  return { handle, dataId: undefined };
-}
-
-/** Makes the handle hold `v`'s current value, unless it already does. */
-function sync(b: NativeBackend, mirror: Mirror, v: Variable): void {
-  if (mirror.dataId === dataIdOf(v)) return;
-  b.executeMultipleOutputs('AssignVariableOp', [dtypeAttr(b)], [mirror.handle, v], 0);
-  mirror.dataId = dataIdOf(v);
-}
-
-/** Reads the handle's value into `v` (shares the buffer; TensorFlow copies on the next write). */
-function readBack(b: NativeBackend, mirror: Mirror, v: Variable): void {
-  const t = b.executeSingleOutput('ReadVariableOp', [dtypeAttr(b)], [mirror.handle]);
-  v.assign(t);
-  t.dispose();
-  mirror.dataId = dataIdOf(v);
+  [STATE]?: { slots: Map<string, Slot>; constants: Tensor[]; values: number[] };
 }
 
 function destroy(b: NativeBackend, slots: Map<string, Slot>): void {
-  for (const s of slots.values()) {
-    for (const m of [s.value, s.m, s.v]) {
-      b.executeMultipleOutputs('DestroyResourceOp', [attrs(b).bool('ignore_lookup_error', true)], [m.handle], 0);
-      m.handle.dispose();
-    }
-  }
+  destroyMirrors(
+    b,
+    [...slots.values()].flatMap((s) => [s.value, s.m, s.v]),
+  );
   slots.clear();
 }
 
@@ -107,8 +61,14 @@ export function registerAdam(tf: TF): void {
     const b = tf.backend();
     if (tf.getBackend() !== 'tensorflow' || !isNativeBackend(b)) return originalApply.call(this, variableGradients);
     const names = Array.isArray(variableGradients) ? variableGradients.map((v) => v.name) : Object.keys(variableGradients);
-    const state = (this[STATE] ??= { slots: new Map(), constants: [] });
-    if (!state.constants.length) state.constants = [this.learningRate, this.beta1, this.beta2].map((c) => tf.keep(tf.scalar(c)));
+    const state = (this[STATE] ??= { slots: new Map(), constants: [], values: [] });
+    // Made again when the learning rate (or a beta) was changed, as tfjs's own Adam reads them at every step.
+    const values = [this.learningRate, this.beta1, this.beta2];
+    if (!state.constants.length || values.some((v, i) => v !== state.values[i])) {
+      tf.dispose(state.constants);
+      state.constants = values.map((c) => tf.keep(tf.scalar(c)));
+      state.values = values;
+    }
     const [lr, beta1, beta2] = state.constants;
     const a = attrs(b);
     tf.tidy(() => {
@@ -125,7 +85,15 @@ export function registerAdam(tf: TF): void {
         const m = this.accumulatedFirstMoment[i].variable;
         const v = this.accumulatedSecondMoment[i].variable;
         let slot = state.slots.get(name);
-        if (!slot) state.slots.set(name, (slot = { value: newMirror(tf, b, value), m: newMirror(tf, b, m), v: newMirror(tf, b, v) }));
+        if (!slot)
+          state.slots.set(
+            name,
+            (slot = {
+              value: newMirror(tf, b, value, 'tfos_adam'),
+              m: newMirror(tf, b, m, 'tfos_adam'),
+              v: newMirror(tf, b, v, 'tfos_adam'),
+            }),
+          );
         sync(b, slot.value, value);
         sync(b, slot.m, m);
         sync(b, slot.v, v);

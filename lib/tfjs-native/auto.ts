@@ -2,6 +2,7 @@
  * Registers the native kernels on the tfjs-node this process loads, whenever it loads it: at once
  * if it is loaded already, else right after the first require of '@tensorflow/tfjs-node' (or
  * -gpu), so importing tfjs-on-spark costs nothing in processes that never train (the driver).
+ * `onLoad` is told the same moment (the trainer reports its backend and devices then).
  */
 import Module = require('node:module');
 import { registerNativeKernels } from './index';
@@ -33,21 +34,31 @@ function loaded(): TF | undefined {
   return undefined;
 }
 
-export function registerNativeKernelsOnLoad(): void {
+/** A module's exports that are tfjs itself (a package's main), not one of its files or its addon. */
+function isTfjs(exports: unknown): exports is TF {
+  return typeof (exports as { getBackend?: unknown } | undefined)?.getBackend === 'function';
+}
+
+export function registerNativeKernelsOnLoad(onLoad?: (tf: TF) => void): void {
   const holder = Module as unknown as { _load: Load; [INSTALLED]?: boolean };
   if (holder[INSTALLED]) return;
   holder[INSTALLED] = true;
+  const found = (tf: TF): void => {
+    register(tf);
+    onLoad?.(tf);
+  };
   const now = loaded();
-  if (now) return register(now);
+  if (now) return found(now);
   const original = holder._load;
   holder._load = function load(request: string, parent: unknown, isMain: boolean) {
     const exports = original.call(this, request, parent, isMain);
-    // A bare require names the package; an ESM import of it arrives here as a resolved file path.
+    // A bare require names the package; an ESM import of it, or the GPU build in TFOS_HOME
+    // (lib/platform/tfjs.ts), arrives here as a resolved file path.
     if (holder._load === load && request.includes('@tensorflow/tfjs-node')) {
-      const tf = PACKAGES.includes(request) ? (exports as TF) : loaded();
+      const tf = PACKAGES.includes(request) || isTfjs(exports) ? (exports as TF) : loaded();
       if (tf) {
         holder._load = original;
-        register(tf);
+        found(tf);
       }
     }
     return exports;

@@ -12,6 +12,7 @@
  * on CPU, _FusedConv2D/_FusedMatMul on GPU; it needs our binding patch), else three ops.
  */
 import type * as tfTypes from '@tensorflow/tfjs';
+import { conv2dFilterGrad } from './conv-grad';
 import { fusedConv2D, fusedMatMul } from './fused-ops';
 import { attrs, hasKernel, NativeBackend, registerNativeKernel, TF } from './native-op';
 import { reluGrad } from './relu';
@@ -100,8 +101,7 @@ export function registerBiasAct(tf: TF): void {
       const common = { strides, pad, dataFormat: 'NHWC', dimRoundingMode: undefined };
       return {
         x: () => tf.engine().runKernel('Conv2DBackpropInput', { dy: g, filter }, { ...common, inputShape: x.shape } as never) as Tensor,
-        filter: () =>
-          tf.engine().runKernel('Conv2DBackpropFilter', { x, dy: g }, { ...common, filterShape: filter.shape } as never) as Tensor,
+        filter: () => conv2dFilterGrad(tf, x, g, filter.shape, strides, pad),
         bias: () => biasAddGrad(tf, g),
       };
     },

@@ -6,8 +6,10 @@
  *   fused-bias-act  conv2d / matMul + bias + relu as one op; ReluGrad, BiasAddGrad (bias-act.ts)
  *   softmax-xent    tf.losses.softmaxCrossEntropy through SoftmaxCrossEntropyWithLogits (softmax-xent.ts)
  *   adam            tf.train.adam's update as ResourceApplyAdam, one kernel per variable (adam.ts)
+ *   momentum        tf.train.momentum's update (also Nesterov) as ResourceApplyMomentum (momentum.ts)
  *   batch-norm      layers' BatchNormalization in training as FusedBatchNormV3 / GradV3 (batch-norm.ts)
  *   max-pool        max pooling's gradient through oneDNN with a workspace (max-pool.ts)
+ *   conv-grad       the convolution's filter gradient through oneDNN, as Python's graphs (conv-grad.ts)
  *
  * Loading the package (`require('tfjs-on-spark')`) and every trainer call registerNativeKernels
  * once; TFOS_NATIVE_KERNELS=0 turns it off, or names the levers to use (comma-separated). The
@@ -18,11 +20,13 @@ import type { TF } from './native-op';
 import { registerAdam } from './adam';
 import { registerBatchNorm } from './batch-norm';
 import { registerBiasAct } from './bias-act';
+import { registerConvGrad } from './conv-grad';
 import { registerMaxPool } from './max-pool';
+import { registerMomentum } from './momentum';
 import { registerReluGrad } from './relu';
 import { registerSoftmaxXent } from './softmax-xent';
 
-export const LEVERS = ['relu-grad', 'fused-bias-act', 'softmax-xent', 'adam', 'batch-norm', 'max-pool'] as const;
+export const LEVERS = ['relu-grad', 'fused-bias-act', 'softmax-xent', 'adam', 'batch-norm', 'max-pool', 'conv-grad', 'momentum'] as const;
 export type Lever = (typeof LEVERS)[number];
 
 const REGISTER: Record<Lever, (tf: TF) => void> = {
@@ -32,6 +36,8 @@ const REGISTER: Record<Lever, (tf: TF) => void> = {
   adam: registerAdam,
   'batch-norm': registerBatchNorm,
   'max-pool': registerMaxPool,
+  'conv-grad': registerConvGrad,
+  momentum: registerMomentum,
 };
 
 const DONE = Symbol.for('tfjs-on-spark.native-kernels');

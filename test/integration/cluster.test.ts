@@ -6,7 +6,8 @@
 import { expect } from 'chai';
 import { spawn } from 'node:child_process';
 import * as path from 'node:path';
-import { ClusterFailedError, TFClusterHandle } from '../../lib/driver/cluster';
+import { ClusterFailedError, ProgressEvent, TFClusterHandle } from '../../lib/driver/cluster';
+import { STARTUP_PHASES } from '../../lib/driver/phases';
 import { RouteOption, TFCluster, TFClusterRunOptions } from '../../lib/driver/tf-cluster';
 import { clusterProcesses, clusterTrainers, describeProcesses, waitFor } from '../support/processes';
 import { livySessionsOrWhyNot, requireStack } from '../support/stack';
@@ -71,6 +72,7 @@ function routeSuite(
 
     it('runs 3 nodes with 1 ps: roles, cluster spec and ctx are right, results come back (the ps after 5 s of closing work)', async () => {
       const logs: string[] = [];
+      const progress: string[] = [];
       const handle: TFClusterHandle = await run({
         module: reportContext,
         numExecutors: 3,
@@ -80,7 +82,10 @@ function routeSuite(
         via: via(),
         defaultFS: opts.defaultFS?.(),
         reservationTimeout: 180,
-        onHandle: (h) => h.on('log', (l) => logs.push(`${l.label}|${l.line}`)),
+        onHandle: (h) => {
+          h.on('log', (l) => logs.push(`${l.label}|${l.line}`));
+          h.on('progress', (p: ProgressEvent) => progress.push(p.message));
+        },
       });
       const results = (await handle.shutdown({ timeout: 120 })) as Map<number, NodeReport>;
       expect(handle.state).to.equal('finished');
@@ -102,6 +107,17 @@ function routeSuite(
       if (opts.defaultFS) expect(byRole.get('worker:0')!.absolute).to.match(new RegExp(`^${opts.defaultFS()}/user/[^/]+/data/x$`));
       // Trainer output reaches the driver, labelled by role.
       expect(logs).to.include('worker:0|hello from worker:0 args={"lr":0.1,"tags":["x"],"psClosingMs":5000}');
+      // Start-up is reported phase by phase, every phase and in order (no timings asserted), for each node too.
+      const startup = handle.phases.startup();
+      expect(startup.map((p) => p.phase)).to.deep.equal([...STARTUP_PHASES]);
+      expect(startup.map((p) => p.seconds)).to.deep.equal(startup.map((p) => p.seconds).sort((a, b) => a - b));
+      for (const node of [0, 1, 2]) {
+        const mine = handle.phases.events.filter((e) => e.nodeIndex === node).map((e) => e.phase);
+        expect(mine).to.deep.equal(['python-worker', 'task-started', 'trainer-started', 'trainer-loaded', 'registered']);
+      }
+      expect(progress.find((m) => m.startsWith('all 3 nodes registered in'))).to.match(
+        /\(submitted [\d.]+ s · launcher .* · registered [\d.]+ s/,
+      );
     });
 
     it('a throwing node fails the whole cluster with its message, in bounded time', async () => {

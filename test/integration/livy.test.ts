@@ -12,6 +12,7 @@ import { expect } from 'chai';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { SESSION_HEARTBEAT_SEC } from '../../lib/driver/routes/livy-route';
 import { LivyBatchFailedError, LivyClient } from '../../lib/io/livy-client';
 import { run } from '../../lib/platform/exec';
 import { VERSIONS } from '../../lib/platform/versions';
@@ -153,7 +154,13 @@ describe('Livy (real server) and spark-submit', function () {
   it('a pyspark session runs a statement and closes', async function () {
     if (noSessions) skipBecause(this, noSessions);
     let t = Date.now();
-    const session = await client.createSession({ kind: 'pyspark', name: `tfos-test-session-${RUN}`, ...SMALL });
+    // A heartbeat: if this process dies mid-test, Livy deletes the session within minutes.
+    const session = await client.createSession({
+      kind: 'pyspark',
+      name: `tfos-test-session-${RUN}`,
+      heartbeatTimeoutInSecond: SESSION_HEARTBEAT_SEC,
+      ...SMALL,
+    });
     try {
       await client.waitForSessionIdle(session.id, { timeoutMs: 600_000, maxPollMs: 2000 });
       note(`session to idle: ${seconds(t)}`);

@@ -2,7 +2,8 @@
  * Jupyter via tslab: examples/notebooks/cifar10.ipynb executed headlessly with the tslab kernel
  * (`tfos notebook --execute`, nbconvert's executor) against the stack: every cell runs without
  * error, the loss/accuracy plot is a PNG, inference shows images with labels, the model beats
- * chance, and the cluster is shut down with nothing left behind.
+ * chance, and the cluster is shut down with nothing left behind. And a kernel interrupt while a
+ * cell trains stops that cluster, and the next cell starts a new one.
  */
 import { expect } from 'chai';
 import { execFileSync, spawn } from 'node:child_process';
@@ -10,10 +11,14 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { resolveNotebook } from '../../lib/platform/notebook';
+import { resolveSpark } from '../../lib/platform/spark';
+import { KernelSession } from '../support/kernel';
+import { clusterProcesses, describeProcesses, waitFor } from '../support/processes';
 import { requireStack } from '../support/stack';
 
 const REPO = path.resolve(__dirname, '../../..');
 const NOTEBOOK = path.join(REPO, 'examples', 'notebooks', 'cifar10.ipynb');
+const FIXTURES = path.join(REPO, 'test', 'fixtures', 'modules');
 
 interface Output {
   output_type: string;
@@ -93,5 +98,65 @@ describe('the CIFAR-10 notebook (tslab), executed headlessly against the stack',
     expect(gallery).to.match(/<figcaption>(airplane|automobile|bird|cat|deer|dog|frog|horse|ship|truck)/);
     expect(printed).to.match(/cluster finished; node results:/);
     expect(notebookTrainers(), 'trainers left behind').to.deep.equal([]);
+  });
+});
+
+describe('a kernel interrupt while a notebook cell trains (tslab, stopOnInterrupt)', function () {
+  this.timeout(10 * 60_000);
+  let kernel: KernelSession | undefined;
+  before(() => resolveNotebook());
+  after(async () => kernel?.close());
+
+  it('stops that cluster (no process of it left, the handle failed naming the interrupt); the next cell starts a new cluster that finishes', async () => {
+    // In the notebooks' folder, as `tfos notebook` runs them: 'tfjs-on-spark' resolves to this package.
+    kernel = await KernelSession.start(resolveNotebook(), resolveSpark().python, path.dirname(NOTEBOOK));
+    // As the notebook does it: one cell starts the cluster and keeps its handle, the next waits for training.
+    const started = await kernel.run(`
+      import { TFCluster } from 'tfjs-on-spark';
+      const first = await TFCluster.run({
+        module: ${JSON.stringify(path.join(FIXTURES, 'trains-forever.js'))},
+        numExecutors: 2,
+        via: { local: {} },
+        stopOnInterrupt: true,
+        reservationTimeout: 300,
+        onHandle: (h) => h.on('log', (l: { label: string; line: string }) => console.log(\`\${l.label} | \${l.line}\`)),
+      });
+      console.log(\`cluster \${first.clusterId} \${first.state}\`);
+    `).done;
+    expect(started.error, started.text.slice(-3000)).to.equal(undefined);
+    const clusterId = /cluster (\S+) running/.exec(started.text)?.[1];
+    expect(clusterId, started.text.slice(-3000)).to.be.a('string');
+    const training = kernel.run('await first.shutdown({ timeout: 600 });');
+    await training.printed(/(chief|worker):0 \| step 3 on/);
+    expect(clusterProcesses(clusterId!), 'the cluster trains').to.not.deep.equal([]);
+
+    kernel.interrupt();
+    const interrupted = await training.done;
+    expect(interrupted.status).to.equal('error');
+    // tslab ends the interrupted cell's await with this error (on stderr).
+    expect(interrupted.text).to.contain('Error: Interrupted asynchronously');
+    await waitFor(() => clusterProcesses(clusterId!).length === 0, {
+      timeoutMs: 60_000,
+      what: () => `processes of the interrupted cluster left:\n${describeProcesses(clusterProcesses(clusterId!))}`,
+    });
+    const state = await kernel.run('console.log(`state ${first.state}: ${first.error?.message}`);').done;
+    expect(state.text).to.match(/^state failed: .*interrupted \(SIGINT\)/m);
+
+    const next = await kernel.run(`
+      const second = await TFCluster.run({
+        module: ${JSON.stringify(path.join(FIXTURES, 'report-context.js'))},
+        numExecutors: 2,
+        via: { local: {} },
+        stopOnInterrupt: true,
+        reservationTimeout: 300,
+        args: ['after-the-interrupt'],
+      });
+      const results = await second.shutdown({ timeout: 300 });
+      console.log(\`second \${second.clusterId} \${second.state}: \${results.size} results, \${JSON.stringify([...results.values()].map((r: any) => r.args))}\`);
+    `).done;
+    expect(next.error).to.equal(undefined);
+    const [, secondId] = /second (\S+) finished: 2 results, \[\["after-the-interrupt"\],\["after-the-interrupt"\]\]/.exec(next.text) ?? [];
+    expect(secondId, next.text.slice(-3000)).to.be.a('string');
+    expect(clusterProcesses(secondId)).to.deep.equal([]);
   });
 });

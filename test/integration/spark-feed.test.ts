@@ -7,8 +7,10 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { InputMode } from '../../lib/protocol/input-mode';
+import { FEED_PHASES } from '../../lib/driver/phases';
 import { RouteOption, TFCluster } from '../../lib/driver/tf-cluster';
 import { readParquet, writeParquetDataset } from '../support/parquet-fixture';
+import { SESSION_HEARTBEAT_SEC } from '../../lib/driver/routes/livy-route';
 import { LivyClient } from '../../lib/io/livy-client';
 import { livySessionsOrWhyNot, requireStack } from '../support/stack';
 import { skipBecause } from '../support/skip';
@@ -63,6 +65,16 @@ function feedSuite(name: string, via: () => RouteOption, layout = { nodes: 3, ps
         expect(fs.readdirSync(dir).filter((n) => n.startsWith('._tfos_'))).to.deep.equal([]);
         const stats = [...(await handle.shutdown({ timeout: 120 })).values()].filter(Boolean) as Stats[];
         expect(stats).to.have.length(2);
+        // Each feed's start is reported phase by phase, in order, from both workers (no timings asserted).
+        const feedIds = handle.phases.events.filter((e) => e.phase === 'feed-requested').map((e) => e.feedId!);
+        expect(feedIds).to.have.length(3);
+        for (const feedId of feedIds) {
+          const phases = handle.phases.feed(feedId);
+          expect(phases.map((p) => p.phase)).to.deep.equal([...FEED_PHASES]);
+          expect(phases.map((p) => p.seconds)).to.deep.equal(phases.map((p) => p.seconds).sort((a, b) => a - b));
+          const firsts = handle.phases.events.filter((e) => e.feedId === feedId && e.phase === 'first-batch');
+          expect(new Set(firsts.map((e) => e.nodeIndex)).size).to.equal(2);
+        }
         const total = (k: keyof Stats) => stats.reduce((a, s) => a + s[k], 0);
         const idSum = (ROWS * (ROWS - 1)) / 2;
         expect(total('rows')).to.equal(2 * ROWS);
@@ -183,6 +195,9 @@ describe('InputMode.SPARK feeding a DataFrame of a Livy interactive session', fu
       driverMemory: '512m',
       executorMemory: '512m',
       executorCores: 1,
+      // Its application holds every free core of the stack: if this process dies mid-test, Livy
+      // deletes the session within minutes instead of keeping them for its idle timeout.
+      heartbeatTimeoutInSecond: SESSION_HEARTBEAT_SEC,
       conf: { 'spark.executor.cores': '1' },
     });
     try {

@@ -96,6 +96,8 @@ describe('launcher protocol: one schema (spark-jobs/protocol.json) for driver an
         { type: 'feed-done', feedId: 'f1' },
         { type: 'feed-failed', feedId: 'f1', error: 'stalled' },
         { type: 'stopped' },
+        { type: 'phase', phase: 'executors-granted' },
+        { type: 'phase', phase: 'feed-opened', feedId: 'f1', agoMs: null },
       ];
       for (const ev of events) expect(parseLauncherEvent(ev)).to.deep.equal(ev);
     });

@@ -121,6 +121,17 @@ describe('native kernels (lib/tfjs-native)', function () {
     });
   }
 
+  for (const [pad, strides, channels] of [
+    ['same', 1, 3],
+    ['valid', 2, 4],
+  ] as const) {
+    it(`conv2d without bias, pad ${pad}, strides ${strides}, ${channels} channels: value and gradients (oneDNN filter gradient)`, async () => {
+      await sameOnBothBackends('conv2d', [rand([3, 9, 8, channels], 60), rand([3, 3, channels, 5], 61, 0.5)], (x, filter) =>
+        t.conv2d(x as tfTypes.Tensor4D, filter as tfTypes.Tensor4D, strides, pad),
+      );
+    });
+  }
+
   for (const [size, stride, pad] of [
     [3, 2, 'same'],
     [2, 2, 'valid'],
@@ -228,7 +239,7 @@ describe('native kernels (lib/tfjs-native)', function () {
     expectClose(await run('tensorflow'), await run('cpu'), 'batch norm', 2e-4);
   });
 
-  it("adam: the native update gives tfjs Adam's weights and moments, also after outside assignments", async () => {
+  it("adam: the native update gives tfjs Adam's weights and moments, also after outside assignments and a new learning rate", async () => {
     const init = [rand([4, 3], 20), rand([3], 21)];
     const data = [rand([16, 4], 22), rand([16, 3], 23)];
     const train = async (backend: string) => {
@@ -240,6 +251,7 @@ describe('native kernels (lib/tfjs-native)', function () {
         opt.minimize(() => t.losses.meanSquaredError(y, t.relu(t.add(t.matMul(x, vars[0]), vars[1]))) as tfTypes.Scalar, false, vars);
       for (let k = 0; k < 5; k++) step();
       vars[1].assign(t.tensor(rand([3], 24).values)); // as a broadcast from the chief would
+      (opt as unknown as { learningRate: number }).learningRate = 0.02; // tfjs's Adam reads it at every step
       for (let k = 0; k < 5; k++) step();
       const weights = await opt.getWeights();
       const out = [...vars.map((v) => Array.from(v.dataSync())), ...weights.slice(1).map((w) => Array.from(w.tensor.dataSync()))];
@@ -249,6 +261,32 @@ describe('native kernels (lib/tfjs-native)', function () {
     };
     expectClose(await train('tensorflow'), await train('cpu'), 'adam', 1e-5);
   });
+
+  for (const nesterov of [false, true]) {
+    it(`momentum${nesterov ? ' (Nesterov)' : ''}: the native update gives tfjs's weights and accumulations, with a learning-rate schedule and outside assignments`, async () => {
+      const init = [rand([4, 3], 30), rand([3], 31)];
+      const data = [rand([16, 4], 32), rand([16, 3], 33)];
+      const train = async (backend: string) => {
+        await t.setBackend(backend);
+        const vars = init.map((i, k) => t.variable(t.tensor(i.values, i.shape), true, `momentum_test_${backend}_${String(nesterov)}_${k}`));
+        const [x, y] = data.map((d) => t.tensor(d.values, d.shape));
+        const opt = t.train.momentum(0.1, 0.9, nesterov);
+        const step = () =>
+          opt.minimize(() => t.losses.meanSquaredError(y, t.relu(t.add(t.matMul(x, vars[0]), vars[1]))) as tfTypes.Scalar, false, vars);
+        for (let k = 0; k < 4; k++) step();
+        opt.setLearningRate(0.03); // a schedule's next value
+        vars[1].assign(t.tensor(rand([3], 34).values)); // as a broadcast from the chief would
+        for (let k = 0; k < 4; k++) step();
+        const weights = await opt.getWeights();
+        const out = [...vars.map((v) => Array.from(v.dataSync())), ...weights.slice(1).map((w) => Array.from(w.tensor.dataSync()))];
+        expect(weights.length, 'iterations + one accumulation per variable').to.equal(3);
+        opt.dispose();
+        t.dispose([...vars, x, y]);
+        return out;
+      };
+      expectClose(await train('tensorflow'), await train('cpu'), 'momentum', 1e-5);
+    });
+  }
 
   /** A small conv net with every fused path: conv + relu, pooling, dense + relu, dense logits. */
   const convNet = (seed: number) => {

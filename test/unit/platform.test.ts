@@ -6,7 +6,8 @@ import { TFCluster } from '../../lib/driver/tf-cluster';
 import { NotProvisionedError } from '../../lib/platform/not-provisioned';
 import { tfosPaths } from '../../lib/platform/paths';
 import { resolveSpark, SPARK_ENV_MARKER } from '../../lib/platform/spark';
-import { loadTfjs } from '../../lib/platform/tfjs';
+import { findGpuBuild, gpuTrainerEnv } from '../../lib/platform/gpu-build';
+import { gpuPackageEntry, loadTfjs } from '../../lib/platform/tfjs';
 import { rejection } from '../support/rejection';
 
 const MODULE = path.resolve(__dirname, '../../../test/fixtures/modules/report-context.js');
@@ -66,7 +67,58 @@ describe('platform: the one tfjs loader', () => {
     expect('train' in pkg.tf).to.equal(true);
   });
 
-  it('TFOS_TFJS has one meaning: js, or unset; anything else is refused, naming the variable', () => {
-    expect(() => loadTfjs({ TFOS_TFJS: 'tfjs' })).to.throw(/TFOS_TFJS=tfjs is not understood: set TFOS_TFJS=js/);
+  it('TFOS_TFJS means js, gpu, or unset; anything else is refused, naming the variable', () => {
+    expect(() => loadTfjs({ TFOS_TFJS: 'tfjs' })).to.throw(/TFOS_TFJS=tfjs is not understood: set TFOS_TFJS=js .*TFOS_TFJS=gpu/);
+  });
+
+  it('TFOS_TFJS=gpu with no GPU build in TFOS_HOME (and no tfjs-node-gpu installed) fails naming `tfos setup --gpu`, never falling back to the CPU build', () => {
+    const home = fs.mkdtempSync(path.join(os.tmpdir(), 'tfos-no-gpu-'));
+    try {
+      expect(() => gpuPackageEntry({ TFOS_HOME: home })).to.throw(/TFOS_TFJS=gpu: no GPU build of tfjs-node here: .*tfos setup --gpu/);
+    } finally {
+      fs.rmSync(home, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('platform: where trainers find the GPU build', () => {
+  let home: string;
+  beforeEach(() => {
+    home = fs.mkdtempSync(path.join(os.tmpdir(), 'tfos-gpu-home-'));
+  });
+  afterEach(() => fs.rmSync(home, { recursive: true, force: true }));
+
+  /** A finished build's record, as `tfos setup --gpu` writes it last. */
+  function recordBuild(): { packageDir: string; libraryPath: string[] } {
+    const root = path.join(home, 'tfjs-node-gpu-4.22.0');
+    const packageDir = path.join(root, 'node_modules', '@tensorflow', 'tfjs-node-gpu');
+    const libraryPath = ['cudnn', 'cublas'].map((n) => path.join(home, 'cuda-for-tensorflow-2.15.1', 'nvidia', n, 'lib'));
+    for (const d of [packageDir, ...libraryPath]) fs.mkdirSync(d, { recursive: true });
+    fs.writeFileSync(path.join(packageDir, 'package.json'), '{"main": "index.js"}');
+    fs.writeFileSync(
+      path.join(root, 'gpu-build.json'),
+      JSON.stringify({ packageDir, libraryPath, tfjsNode: '4.22.0', tensorflow: '2.15.1', cudaWheels: [] }),
+    );
+    return { packageDir, libraryPath };
+  }
+
+  it('a run asking for it (env TFOS_TFJS=gpu) gives trainers the build and its CUDA folders first on LD_LIBRARY_PATH', () => {
+    const { packageDir, libraryPath } = recordBuild();
+    expect(gpuTrainerEnv({ TFOS_TFJS: 'gpu', LD_LIBRARY_PATH: '/opt/mine' }, { TFOS_HOME: home })).to.deep.equal({
+      TFOS_TFJS_GPU_PACKAGE: packageDir,
+      LD_LIBRARY_PATH: [...libraryPath, '/opt/mine'].join(':'),
+    });
+    // Runs that do not ask get nothing, even where the build exists.
+    expect(gpuTrainerEnv({}, { TFOS_HOME: home })).to.deep.equal({});
+    expect(gpuTrainerEnv(undefined, { TFOS_HOME: home })).to.deep.equal({});
+  });
+
+  it('a build whose record is missing, or whose folders are gone, is no build', () => {
+    expect(findGpuBuild({ TFOS_HOME: home })).to.equal(undefined);
+    const { libraryPath } = recordBuild();
+    expect(findGpuBuild({ TFOS_HOME: home })?.libraryPath).to.deep.equal(libraryPath);
+    fs.rmSync(libraryPath[0], { recursive: true });
+    expect(findGpuBuild({ TFOS_HOME: home })).to.equal(undefined);
+    expect(gpuTrainerEnv({ TFOS_TFJS: 'gpu' }, { TFOS_HOME: home })).to.deep.equal({});
   });
 });

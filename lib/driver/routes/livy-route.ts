@@ -58,6 +58,22 @@ const WATCH: PollOptions = {
   clock: { now: () => Date.now(), sleep: (ms) => sleep(ms, { keepAlive: false }) },
 };
 
+/**
+ * A session this route creates is deleted by Livy once nobody has asked about it for this long
+ * (Livy's session heartbeat; every request on /sessions/<id> renews it, and a live route polls
+ * every few seconds). So a driver that dies without closing it (killed, or a test process that
+ * exits mid-run) frees its Spark application's cores within minutes, not after the server's idle
+ * timeout (livy.server.session.timeout, 1 hour by default).
+ */
+export const SESSION_HEARTBEAT_SEC = 120;
+
+/**
+ * How long Livy waits for a new session's Spark driver to call back (livy.rsc.server.connect.timeout,
+ * 90 s by default): a loaded machine can take longer to start that JVM, and Livy then kills the
+ * session. As long as the route waits for the session to become idle.
+ */
+export const SESSION_START_TIMEOUT_MS = 600_000;
+
 export class LivyRoute implements SparkRoute {
   readonly name = 'livy' as const;
   private readonly client: LivyClient;
@@ -132,13 +148,19 @@ export class LivyRoute implements SparkRoute {
         await this.client.createSession({
           kind: 'pyspark',
           name: plan.appName,
-          conf: { 'spark.executor.cores': '1', ...baseConf(plan), ...this.opts.conf },
+          heartbeatTimeoutInSecond: SESSION_HEARTBEAT_SEC,
+          conf: {
+            'spark.executor.cores': '1',
+            'livy.rsc.server.connect.timeout': `${SESSION_START_TIMEOUT_MS / 1000}s`,
+            ...baseConf(plan),
+            ...this.opts.conf,
+          },
           ...this.resources(),
         })
       ).id;
     const describe = `Livy session ${sessionId} at ${this.opts.url}`;
     try {
-      await this.client.waitForSessionIdle(sessionId, { timeoutMs: 600_000 });
+      await this.client.waitForSessionIdle(sessionId, { timeoutMs: SESSION_START_TIMEOUT_MS });
     } catch (err) {
       if (ownSession) await this.client.closeSession(sessionId).catch(() => undefined);
       throw err;

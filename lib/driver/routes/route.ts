@@ -1,3 +1,5 @@
+import { QUICK_START_JVM_OPTIONS } from '../../platform/spark';
+
 /**
  * A route is how the launcher (spark-jobs/tfos_launcher.py) becomes a running Spark application:
  * spark-submit (embedded local Spark or a given master) or Livy. Every route submits the same
@@ -63,6 +65,28 @@ export function baseConf(plan: LaunchPlan): Record<string, string> {
     // A trainer that failed is reported to the driver; a silent re-run would start training over.
     'spark.task.maxFailures': '1',
     'spark.ui.showConsoleProgress': 'false',
+    // A barrier stage starts all its tasks at once or none: no waiting for a data-local slot
+    // (a feed's data goes over the network to its trainer anyway).
+    'spark.locality.wait': '0s',
     ...plan.conf,
   };
+}
+
+/**
+ * The quick-start flags (lib/platform/spark.ts) for the JVMs that need no C2: the Spark driver (it
+ * schedules; `local` mode's driver is also the executor), and executors that only supervise
+ * trainers (no InputMode.SPARK feeding, whose Parquet → Arrow path runs in the executor JVM); plus
+ * Spark's class archive for JVMs on this machine (`archive`, when `tfos setup` made one). A
+ * user's own spark.*.extraJavaOptions replace these (routes apply the user's conf last).
+ */
+export function quickStartJvmConf(opts: { local: boolean; feeds: boolean; archive?: string }): Record<string, string> {
+  const cds = opts.archive ? ` -XX:SharedArchiveFile=${opts.archive}` : '';
+  const conf: Record<string, string> = {};
+  conf['spark.driver.extraJavaOptions'] = (opts.local && opts.feeds ? '' : QUICK_START_JVM_OPTIONS) + cds;
+  if (!opts.local) conf['spark.executor.extraJavaOptions'] = (opts.feeds ? '' : QUICK_START_JVM_OPTIONS) + cds;
+  for (const [k, v] of Object.entries(conf)) {
+    if (v.trim()) conf[k] = v.trim();
+    else delete conf[k];
+  }
+  return conf;
 }

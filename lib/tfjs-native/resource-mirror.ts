@@ -1,0 +1,66 @@
+/**
+ * TensorFlow resource variables that mirror tfjs variables, for the optimizers' ResourceApply*
+ * kernels (adam.ts, momentum.ts): those update a variable in place through a handle, which tfjs's
+ * own variables do not have. A mirror remembers which tfjs tensor data it holds, so it is
+ * re-assigned only when its tfjs variable was changed elsewhere (a broadcast, setWeights, a
+ * user's assign); after an update the new value is read back into the tfjs variable.
+ */
+import type * as tfTypes from '@tensorflow/tfjs';
+import { attrs, NativeBackend, OpAttr, TF } from './native-op';
+
+type Tensor = tfTypes.Tensor;
+type Variable = tfTypes.Variable;
+
+let handleSeq = 0;
+
+export interface Mirror {
+  handle: Tensor;
+  /** The tfjs tensor data the handle holds (what it was assigned or read back as). */
+  dataId: object | undefined;
+}
+
+const dataIdOf = (t: Tensor) => (t as unknown as { dataId: object }).dataId;
+
+function dtypeAttr(b: NativeBackend): OpAttr {
+  return { name: 'dtype', type: b.binding.TF_ATTR_TYPE, value: b.binding.TF_FLOAT };
+}
+
+/** A resource variable shaped like `like`, kept out of tfjs's scopes (dispose with destroyMirrors). */
+export function newMirror(tf: TF, b: NativeBackend, like: Variable, prefix: string): Mirror {
+  const a = attrs(b);
+  const handle = tf.keep(
+    b.executeSingleOutput(
+      'VarHandleOp',
+      [
+        dtypeAttr(b),
+        { name: 'shape', type: (b.binding as unknown as { TF_ATTR_SHAPE: number }).TF_ATTR_SHAPE, value: like.shape },
+        a.str('container', ''),
+        a.str('shared_name', `${prefix}_${process.pid}_${++handleSeq}`),
+      ],
+      [],
+    ),
+  );
+  return { handle, dataId: undefined };
+}
+
+/** Makes the handle hold `v`'s current value, unless it already does. */
+export function sync(b: NativeBackend, mirror: Mirror, v: Variable): void {
+  if (mirror.dataId === dataIdOf(v)) return;
+  b.executeMultipleOutputs('AssignVariableOp', [dtypeAttr(b)], [mirror.handle, v], 0);
+  mirror.dataId = dataIdOf(v);
+}
+
+/** Reads the handle's value into `v` (shares the buffer; TensorFlow copies on the next write). */
+export function readBack(b: NativeBackend, mirror: Mirror, v: Variable): void {
+  const t = b.executeSingleOutput('ReadVariableOp', [dtypeAttr(b)], [mirror.handle]);
+  v.assign(t);
+  t.dispose();
+  mirror.dataId = dataIdOf(v);
+}
+
+export function destroyMirrors(b: NativeBackend, mirrors: Iterable<Mirror>): void {
+  for (const m of mirrors) {
+    b.executeMultipleOutputs('DestroyResourceOp', [attrs(b).bool('ignore_lookup_error', true)], [m.handle], 0);
+    m.handle.dispose();
+  }
+}
