@@ -239,7 +239,11 @@ describe('DistributedOptimizer (in-process workers)', function () {
     const refOpt = t.train.adam(LR);
     for (let k = 0; k < K; k++) {
       const [xb, yb] = [x.slice([k * B, 0], [B, 4]), y.slice([k * B, 0], [B, 2])];
-      refOpt.minimize(() => t.losses.meanSquaredError(yb, refModel.apply(xb) as tfTypes.Tensor) as tfTypes.Scalar, false, trainable(refModel));
+      refOpt.minimize(
+        () => t.losses.meanSquaredError(yb, refModel.apply(xb) as tfTypes.Tensor) as tfTypes.Scalar,
+        false,
+        trainable(refModel),
+      );
     }
     const values = async (list: Promise<Array<{ name: string; tensor: tfTypes.Tensor }>>) =>
       (await list).map((w) => Array.from(w.tensor.dataSync()));
@@ -255,7 +259,11 @@ describe('DistributedOptimizer (in-process workers)', function () {
         await dist.init(model);
         for (let k = 0; k < K; k++) {
           const { x: xs, y: ys } = shard(t, r, k, 2);
-          await dist.minimize(() => t.losses.meanSquaredError(ys, model.apply(xs) as tfTypes.Tensor) as tfTypes.Scalar, false, trainable(model));
+          await dist.minimize(
+            () => t.losses.meanSquaredError(ys, model.apply(xs) as tfTypes.Tensor) as tfTypes.Scalar,
+            false,
+            trainable(model),
+          );
         }
         return { state: await dist.getWeights(), weights: weightsOf(model) };
       }),
