@@ -9,6 +9,7 @@ import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { bootId, processStartTicks } from '../../lib/platform/process-group';
 import { freePort } from '../../lib/stack/ports';
 import { readStackStatus } from '../support/stack';
 
@@ -60,7 +61,10 @@ describe('npm test refuses a missing or broken stack, naming the service', funct
         startedAt: new Date().toISOString(),
         workers: 1,
         ports: {},
-        services: [],
+        // A live process stands in for the stack's services, so the record names a running stack
+        // (a record naming nothing alive would be no stack at all).
+        bootId: bootId(),
+        services: [{ name: 'stand-in', pid: process.pid, startTicks: processStartTicks(process.pid) }],
         endpoints: {
           sparkMaster: healthy.sparkMaster,
           sparkUi: status.spark.ui,
