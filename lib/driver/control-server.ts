@@ -123,14 +123,23 @@ export class ControlServer extends EventEmitter {
     });
     this.address = this.http.address() as AddressInfo;
     const interval = Math.max(250, Math.min(5000, this.heartbeatTimeoutMs / 4));
+    this.pingIntervalMs = interval;
+    this.lastPingTick = Date.now();
     this.heartbeat = setInterval(() => this.pingNodes(), interval);
     this.heartbeat.unref();
   }
 
   private readonly lastPong = new Map<WebSocket, number>();
+  private pingIntervalMs = 0;
+  private lastPingTick = 0;
 
   private pingNodes(): void {
     const now = Date.now();
+    // The driver's own event loop was blocked (a long synchronous call in the user's program, a
+    // stopped process): timers run before the pongs that arrived meanwhile are read, so silence
+    // over that gap says nothing about the nodes. Measure it only over time the driver listened.
+    if (now - this.lastPingTick > 2 * this.pingIntervalMs) for (const ws of this.sockets) this.lastPong.set(ws, now);
+    this.lastPingTick = now;
     for (const ws of this.sockets) {
       const last = this.lastPong.get(ws) ?? now;
       if (now - last > this.heartbeatTimeoutMs) {
