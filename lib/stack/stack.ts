@@ -196,13 +196,15 @@ export async function stackUp(opts: StackUpOptions = {}): Promise<StackStatus & 
   const log = opts.log ?? silentLogger;
   return withLock(paths, async () => {
     const recorded = readState(paths);
-    if (recorded && isStale(recorded)) {
+    const stale = recorded !== undefined && isStale(recorded);
+    if (stale) {
+      const otherBoot = recorded.bootId !== undefined && recorded.bootId !== bootId();
       log(
-        `the recorded stack in ${paths.home} is no longer running (${recorded.bootId !== bootId() ? 'machine rebooted or disk copied' : 'every process gone'}): starting afresh`,
+        `the recorded stack in ${paths.home} is no longer running (${otherBoot ? 'machine rebooted or disk copied' : 'every process gone'}): starting afresh`,
       );
       fs.rmSync(stateFile(paths), { force: true });
     }
-    const previous = recorded && !isStale(recorded) ? recorded : undefined;
+    const previous = stale ? undefined : recorded;
     if (previous) {
       const shape = (hosts: number | undefined, yarn: boolean) => `${hosts ? `${hosts} hosts` : 'loopback'}${yarn ? ' with YARN' : ''}`;
       const running = shape(previous.network?.hosts.length, Boolean(previous.yarn));
