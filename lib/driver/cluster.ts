@@ -316,7 +316,16 @@ export class TFClusterHandle extends EventEmitter {
             const ws = this.sockets.get(w.nodeIndex);
             if (ws) this.post(ws, { type: 'feed-failed', feedId, error: ev.error });
           }
-          reject(new Error(`feeding ${what} failed: ${ev.error}`));
+          const error = new Error(`feeding ${what} failed: ${ev.error}`);
+          // A trainer that died takes its feed task down with it. The node's own failure (its
+          // error, or the lost-node verdict within the grace period) is the cause to report.
+          const lost = workers.some((w) => w.state === 'failed' || !this.sockets.has(w.nodeIndex));
+          if (!lost) return reject(error);
+          const grace = sleep((this.cfg.lostNodeGraceMs ?? 5000) + 1000, { keepAlive: false });
+          void Promise.race([this.until(() => false), grace]).then(
+            () => reject(error),
+            (failure: Error) => reject(failure),
+          );
         }
       };
       this.feeds.on('event', onEvent);
