@@ -5,7 +5,10 @@
  * on a small machine in-process nodes would share one JS thread and measure that thread instead.
  * Raw loopback TCP throughput between two processes is the ceiling, measured in the same run just
  * before each worker count's collectives (on a shared machine the wire's speed drifts with the load;
- * each ratio is against the measurement next to it).
+ * each ratio is against the measurement next to it). Beside it, the wire a ring really uses: N
+ * processes each sending to the next while receiving from the previous, all at once. On a machine
+ * with fewer cores than 2 × N, that is what bounds a ring all-reduce (each worker does a sender's
+ * and a receiver's copying), where one stream gets a whole core on each end.
  *
  *   node dist/bench/allreduce.js            prints the markdown table
  *   npm run bench -- allreduce              same, through bench/main.ts
@@ -162,9 +165,56 @@ async function sinkMain(): Promise<void> {
   process.exit(0);
 }
 
+/** One member of a raw TCP ring: sends `bytes` to the next member while receiving as many from the previous. */
+async function ringMain(): Promise<void> {
+  let prev: net.Socket | undefined;
+  let arrived: () => void = () => undefined;
+  const connected = new Promise<void>((r) => (arrived = r));
+  const server = net.createServer((sock) => {
+    prev = sock;
+    arrived();
+  });
+  await new Promise<void>((r) => server.listen({ host: '127.0.0.1', port: 0 }, () => r()));
+  process.send!({ port: (server.address() as net.AddressInfo).port });
+  const { next: nextPort, bytes } = await nextMessage<{ next: number; bytes: number }>();
+  const next = net.connect(nextPort, '127.0.0.1');
+  next.setNoDelay(true);
+  await new Promise<void>((r) => next.once('connect', () => r()));
+  await connected;
+  process.send!({ ready: true });
+  const chunk = Buffer.alloc(4 << 20, 1);
+  for (;;) {
+    const msg = await nextMessage<{ go?: boolean; stop?: boolean }>();
+    if (msg.stop) break;
+    let got = 0;
+    const received = new Promise<void>((resolve) => {
+      const onData = (c: Buffer) => {
+        got += c.length;
+        if (got >= bytes) {
+          prev!.off('data', onData);
+          prev!.pause(); // nothing may flow past a listener until the next round
+          resolve();
+        }
+      };
+      prev!.on('data', onData);
+      prev!.resume();
+    });
+    const t0 = process.hrtime.bigint();
+    for (let sent = 0; sent < bytes; sent += chunk.length) {
+      if (!next.write(chunk.subarray(0, Math.min(chunk.length, bytes - sent)))) await new Promise((r) => next.once('drain', r));
+    }
+    await received;
+    process.send!({ ms: Number(process.hrtime.bigint() - t0) / 1e6 });
+  }
+  next.destroy();
+  prev?.destroy();
+  server.close();
+  process.exit(0);
+}
+
 // ---- parent side ----------------------------------------------------------------------------
 
-function spawnChild(mode: '--child' | '--sink'): Promise<{ child: ChildProcess; port: number }> {
+function spawnChild(mode: '--child' | '--sink' | '--ring'): Promise<{ child: ChildProcess; port: number }> {
   const child = fork(__filename, [mode], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
   return new Promise((resolve, reject) => {
     child.once('error', reject);
@@ -200,6 +250,33 @@ async function rawTcp(bytes: number): Promise<number> {
     child.disconnect();
   }
   return Math.max(...rates);
+}
+
+/**
+ * Per-member send throughput of a raw TCP ring of `n` processes, every link busy at once, best of
+ * 3, in MB/s: the wire a ring all-reduce of `n` workers moves its bytes over.
+ */
+async function rawRing(n: number, bytes: number): Promise<number> {
+  const kids = await Promise.all(Array.from({ length: n }, () => spawnChild('--ring')));
+  const reply = <T>(i: number) => new Promise<T>((r) => kids[i].child.once('message', (m) => r(m as T)));
+  try {
+    const ready = kids.map((_, i) => reply(i));
+    kids.forEach((k, i) => k.child.send({ next: kids[(i + 1) % n].port, bytes }));
+    await Promise.all(ready);
+    const rates: number[] = [];
+    for (let rep = 0; rep < 3; rep++) {
+      const done = kids.map((_, i) => reply<{ ms: number }>(i));
+      for (const k of kids) k.child.send({ go: true });
+      const slowest = Math.max(...(await Promise.all(done)).map((d) => d.ms));
+      rates.push(bytes / MB / (slowest / 1000));
+    }
+    return Math.max(...rates);
+  } finally {
+    for (const k of kids) {
+      k.child.removeAllListeners('exit');
+      if (k.child.connected) k.child.send({ stop: true }, () => k.child.connected && k.child.disconnect());
+    }
+  }
 }
 
 /** Runs `tasks` on a cluster of child processes; resolves to the results of every worker. */
@@ -254,6 +331,18 @@ export async function benchAllreduce(o: AllreduceBenchOptions = {}): Promise<Row
       'busbw MB/s': Math.round(tcp),
       nodes: `2 processes, just before the ${n}-worker rows`,
     });
+    const ringBytes = Math.min(o.tcpBytes ?? 1 << 30, 256 << 20);
+    const ring = await rawRing(n, ringBytes);
+    rows.push({
+      measure: `raw loopback TCP, ring of ${n} (all links at once)`,
+      workers: '-',
+      floats: '-',
+      MB: (ringBytes / MB).toFixed(0),
+      'median ms': '-',
+      'algbw MB/s': '-',
+      'busbw MB/s': Math.round(ring),
+      nodes: `${n} processes, each sending and receiving`,
+    });
     const tasks: Task[] = sizes.map((floats) => ({ kind: 'allreduce', floats, reps: o.reps ?? repsFor(floats), warmup: 1 }));
     const results = await onCluster(n, 0, tasks, o.chunkBytes);
     sizes.forEach((floats, i) => {
@@ -272,6 +361,7 @@ export async function benchAllreduce(o: AllreduceBenchOptions = {}): Promise<Row
         'algbw MB/s': alg >= 10 ? Math.round(alg) : alg,
         'busbw MB/s': bus >= 10 ? Math.round(bus) : bus,
         'busbw / raw TCP': +(bus / tcp).toFixed(2),
+        'busbw / raw ring': +(bus / ring).toFixed(2),
         'cpu ms/call': +cpu.toFixed(1),
         nodes: procs,
       });
@@ -333,6 +423,7 @@ if (require.main === module) {
   const mode = process.argv[2];
   if (mode === '--child') void childMain();
   else if (mode === '--sink') void sinkMain();
+  else if (mode === '--ring') void ringMain();
   else {
     benchAllreduce().then(
       async (rows) => {
