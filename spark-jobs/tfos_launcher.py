@@ -603,9 +603,10 @@ def _ddl_to_arrow(ddl):
 TRAIN_ACK_SCHEMA = "worker int, rows long, taken long, terminated boolean"
 
 # Rows per Arrow batch Spark hands a feeding task. Spark's default (10,000: 30 MB of CIFAR-10
-# images) is what a trainer waits for before its first batch; smaller batches start the stream
-# sooner and cost nothing in throughput. Set only while feeds run, and never over a user's value.
-FEED_ARROW_BATCH_ROWS = "2000"
+# images) is what a trainer waits for before its first batch. Measured on 60,000 CIFAR rows:
+# 5,000 halves the wait for the first batch and keeps the whole feed's time (2,000 cost 1.7x the
+# streaming time). Set only while feeds run, and never over a user's value.
+FEED_ARROW_BATCH_ROWS = "5000"
 _ARROW_BATCH_KEY = "spark.sql.execution.arrow.maxRecordsPerBatch"
 _feed_conf_lock = threading.Lock()
 _feeds_holding_conf = 0
