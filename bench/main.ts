@@ -1,6 +1,6 @@
 /**
  * `npm run bench [-- name ...]`: runs the named benchmarks (all by default) and writes each
- * table to bench-results/<name>.md. Ratios are measured side by side in one run, never across runs.
+ * table to bench-results/<name>.md (and the rows to <name>.json). Ratios are measured side by side in one run, never across runs.
  */
 import { benchStartup } from './startup';
 import { markdownTable, Row, writeResults } from './table';
@@ -39,7 +39,7 @@ async function main(names: string[]): Promise<number> {
     try {
       const rows = await bench();
       console.log(markdownTable(rows));
-      console.log(`written to ${writeResults(name, rows)}`);
+      console.log(`written to ${writeResults(name, rows)} and its .json`);
     } catch (err) {
       failed++;
       console.error(`benchmark ${name} failed: ${err instanceof Error ? err.stack : String(err)}`);
