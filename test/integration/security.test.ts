@@ -25,13 +25,17 @@ async function waitUntil(cond: () => boolean, ms: number): Promise<boolean> {
   return cond();
 }
 
-/** Every readable process's argv and (for our own user) environment. */
-function processTexts(): Array<[string, string]> {
+/**
+ * Every readable process's argv and (for our own user) environment. Read asynchronously: this test
+ * process is the cluster's driver, and a long synchronous scan would starve its event loop (the
+ * launcher gives up on a driver silent for 20 s).
+ */
+async function processTexts(): Promise<Array<[string, string]>> {
   const out: Array<[string, string]> = [];
-  for (const pid of fs.readdirSync('/proc').filter((e) => /^\d+$/.test(e))) {
+  for (const pid of (await fs.promises.readdir('/proc')).filter((e) => /^\d+$/.test(e))) {
     for (const what of ['cmdline', 'environ']) {
       try {
-        out.push([`/proc/${pid}/${what}`, fs.readFileSync(`/proc/${pid}/${what}`).toString('latin1')]);
+        out.push([`/proc/${pid}/${what}`, (await fs.promises.readFile(`/proc/${pid}/${what}`)).toString('latin1')]);
       } catch {
         /* gone or not ours */
       }
@@ -40,24 +44,31 @@ function processTexts(): Array<[string, string]> {
   return out;
 }
 
-/** Log files: the stack's service logs, cluster logs, Spark applications' work dirs. */
-function logFiles(): string[] {
+/**
+ * Log files changed since `since` (ms): the stack's service logs, cluster logs, Spark
+ * applications' work dirs. A file last written before this cluster started cannot hold its
+ * secret; skipping those keeps the scan short after a long suite has filled the logs.
+ */
+async function logFiles(since: number): Promise<string[]> {
   const roots = [tfosPaths().logs, path.join(tfosPaths().stack, 'spark')];
   const files: string[] = [];
-  const walk = (dir: string) => {
+  const walk = async (dir: string): Promise<void> => {
     let entries: fs.Dirent[] = [];
     try {
-      entries = fs.readdirSync(dir, { withFileTypes: true });
+      entries = await fs.promises.readdir(dir, { withFileTypes: true });
     } catch {
       return;
     }
     for (const e of entries) {
       const p = path.join(dir, e.name);
-      if (e.isDirectory()) walk(p);
-      else if (e.isFile() && !/\.(jar|tgz|gz|so)$/.test(e.name)) files.push(p);
+      if (e.isDirectory()) await walk(p);
+      else if (e.isFile() && !/\.(jar|tgz|gz|so)$/.test(e.name)) {
+        const st = await fs.promises.stat(p).catch(() => undefined);
+        if (st && st.mtimeMs >= since) files.push(p);
+      }
     }
   };
-  roots.forEach(walk);
+  for (const root of roots) await walk(root);
   return files;
 }
 
@@ -84,6 +95,8 @@ function securitySuite(name: string, via: () => RouteOption, unavailable?: () =>
     });
 
     it('appears in no argv, log file, Livy API answer or Spark UI page; trainers get no Spark internals', async () => {
+      // Whole seconds: some filesystems keep coarse modification times.
+      const startedAt = Math.floor(Date.now() / 1000) * 1000 - 1000;
       const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tfos-leak-'));
       const secretOut = path.join(dir, 'secret');
       const doneFile = path.join(dir, 'done');
@@ -103,10 +116,10 @@ function securitySuite(name: string, via: () => RouteOption, unavailable?: () =>
         const secret = fs.readFileSync(secretOut, 'utf8');
         expect(secret).to.have.length.above(30);
 
-        const places: Array<[string, string]> = processTexts();
-        for (const f of logFiles()) {
+        const places: Array<[string, string]> = await processTexts();
+        for (const f of await logFiles(startedAt)) {
           try {
-            places.push([f, fs.readFileSync(f).toString('latin1')]);
+            places.push([f, (await fs.promises.readFile(f)).toString('latin1')]);
           } catch {
             /* rotated away */
           }
