@@ -321,11 +321,9 @@ export class TFClusterHandle extends EventEmitter {
           // error, or the lost-node verdict within the grace period) is the cause to report.
           const lost = workers.some((w) => w.state === 'failed' || !this.sockets.has(w.nodeIndex));
           if (!lost) return reject(error);
-          const grace = sleep((this.cfg.lostNodeGraceMs ?? 5000) + 1000, { keepAlive: false });
-          void Promise.race([this.until(() => false), grace]).then(
-            () => reject(error),
-            (failure: Error) => reject(failure),
-          );
+          const failed = new Promise<Error>((res) => (this.failure ? res(this.failure) : this.failedWaiters.push(res)));
+          const grace = sleep((this.cfg.lostNodeGraceMs ?? 5000) + 1000, { keepAlive: false }).then(() => error);
+          void Promise.race([failed, grace]).then(reject);
         }
       };
       this.feeds.on('event', onEvent);

@@ -6,6 +6,7 @@
 import { expect } from 'chai';
 import type * as tfTypes from '@tensorflow/tfjs';
 import { DistributedOptimizer } from '../../lib/node/distributed/optimizer';
+import type { ClusterServer } from '../../lib/node/cluster-server';
 import { tfjs as tf } from '../../lib/platform/tfjs';
 import { fakeCluster, FakeCluster } from '../fixtures/distributed/fake-cluster';
 
@@ -75,6 +76,18 @@ function shard(t: typeof tfTypes, r: number, k: number, workers: number) {
   const { x, y } = dataset(t, K * B);
   const per = B / workers;
   return { x: x.slice([k * B + r * per, 0], [per, 4]), y: y.slice([k * B + r * per, 0], [per, 2]) };
+}
+
+/** Worker r of 2 in ps mode: K synchronous steps on its shards; returns its optimizer and model. */
+async function trainPsWorker(t: typeof tfTypes, server: ClusterServer, r: number, lr: number) {
+  const model = makeModel(t, r === 0 ? 1 : 77);
+  const dist = new DistributedOptimizer(server, t.train.adam(lr), { mode: 'ps' });
+  await dist.init(model);
+  for (let k = 0; k < K; k++) {
+    const { x, y } = shard(t, r, k, 2);
+    await dist.minimize(() => t.losses.meanSquaredError(y, model.apply(x) as tfTypes.Tensor) as tfTypes.Scalar, false, trainable(model));
+  }
+  return { dist, model };
 }
 
 describe('DistributedOptimizer (in-process workers)', function () {
@@ -212,22 +225,7 @@ describe('DistributedOptimizer (in-process workers)', function () {
   it('parameter servers, sync (2 ps, variables sharded by size): same weights as the reference', async () => {
     cluster = await fakeCluster({ numWorkers: 2, numPs: 2 });
     const { workers } = await cluster.start({ timeoutMs: 20_000 });
-    const results = await Promise.all(
-      workers.map(async (server, r) => {
-        const model = makeModel(t, r === 0 ? 1 : 77);
-        const dist = new DistributedOptimizer(server, t.train.adam(LR), { mode: 'ps' });
-        await dist.init(model);
-        for (let k = 0; k < K; k++) {
-          const { x, y } = shard(t, r, k, 2);
-          await dist.minimize(
-            () => t.losses.meanSquaredError(y, model.apply(x) as tfTypes.Tensor) as tfTypes.Scalar,
-            false,
-            trainable(model),
-          );
-        }
-        return weightsOf(model);
-      }),
-    );
+    const results = await Promise.all(workers.map(async (server, r) => weightsOf((await trainPsWorker(t, server, r, LR)).model)));
     expect(results[1]).to.deep.equal(results[0]);
     expectClose(results[0], expected, 1e-5, 'ps sync vs reference');
   });
@@ -254,17 +252,7 @@ describe('DistributedOptimizer (in-process workers)', function () {
     let { workers } = await cluster.start({ timeoutMs: 20_000 });
     const saved = await Promise.all(
       workers.map(async (server, r) => {
-        const model = makeModel(t, r === 0 ? 1 : 77);
-        const dist = new DistributedOptimizer(server, t.train.adam(LR), { mode: 'ps' });
-        await dist.init(model);
-        for (let k = 0; k < K; k++) {
-          const { x: xs, y: ys } = shard(t, r, k, 2);
-          await dist.minimize(
-            () => t.losses.meanSquaredError(ys, model.apply(xs) as tfTypes.Tensor) as tfTypes.Scalar,
-            false,
-            trainable(model),
-          );
-        }
+        const { dist, model } = await trainPsWorker(t, server, r, LR);
         return { state: await dist.getWeights(), weights: weightsOf(model) };
       }),
     );
