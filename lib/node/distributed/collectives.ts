@@ -13,6 +13,7 @@ import { dialWithRetry } from './dial';
 import { Link } from './link';
 import type { PeerGroup } from './group';
 import { DistributedError, peerName, PeerId } from './peers';
+import { addBytesInto, addInto } from './float-add';
 import { Channel, floatBytes, Frame, FrameHeader, FrameType, PayloadSink, payloadFloats } from './wire';
 
 export type ReduceOp = 'sum' | 'mean';
@@ -445,14 +446,6 @@ interface RingStep {
   reduce: boolean;
 }
 
-/** buf[at + i] += src[i] for i < n. */
-function addInto(buf: Float32Array, at: number, src: Float32Array, n: number): void {
-  for (let i = 0; i < n; i++) buf[at + i] += src[i];
-}
-
-/** Aligned staging for payload pieces whose bytes do not start on a float boundary in memory. */
-let scratch = new Float32Array(1 << 14);
-
 /** Adds the float32 payload bytes arriving for buf[base…] into it, piece by piece (exported for tests). */
 export class ReduceSink implements PayloadSink {
   private readonly carry = Buffer.alloc(4);
@@ -477,15 +470,7 @@ export class ReduceSink implements PayloadSink {
     }
     const n = (bytes.length - pos) >> 2;
     if (n) {
-      const off = bytes.byteOffset + pos;
-      let src: Float32Array;
-      if (off % 4 === 0) src = new Float32Array(bytes.buffer, off, n);
-      else {
-        if (scratch.length < n) scratch = new Float32Array(n);
-        new Uint8Array(scratch.buffer, 0, n * 4).set(bytes.subarray(pos, pos + n * 4));
-        src = scratch;
-      }
-      addInto(this.buf, idx, src, n);
+      addBytesInto(this.buf, idx, bytes.subarray(pos, pos + n * 4));
       pos += n * 4;
     }
     if (pos < bytes.length) {

@@ -15,6 +15,7 @@
  */
 import type { Optimizer, Variable } from '@tensorflow/tfjs';
 import { dialWithRetry } from './dial';
+import { addInto } from './float-add';
 import { Link } from './link';
 import type { PeerGroup } from './group';
 import { DistributedError, peerName, PeerId } from './peers';
@@ -369,7 +370,7 @@ export class PsService {
       m.stepTimer.unref();
     } else {
       const acc = m.acc;
-      for (let i = 0; i < acc.length; i++) acc[i] += grads[i];
+      addInto(acc, 0, grads, acc.length);
     }
     m.pushers.set(link.name, { link, seq });
     if (m.pushers.size >= m.cfg.numWorkers) {
