@@ -24,6 +24,7 @@ import type { ClusterSpec, JobName } from '../lib/protocol/control';
 import type { ClusterServer } from '../lib/node/cluster-server';
 import { localContext } from '../test/support/local-context';
 import { DistributedOptimizer } from '../lib/node/distributed/optimizer';
+import { floatKernelImplementation } from '../lib/node/distributed/float-kernels';
 import { loadTfjs, tfjs as tf } from '../lib/platform/tfjs';
 import { TFNode } from '../lib/node/tf-node';
 import type { Row } from './table';
@@ -317,7 +318,7 @@ export async function benchAllreduce(o: AllreduceBenchOptions = {}): Promise<Row
   const sizes = o.sizes ?? [1_070_000, 1 << 20, 4 << 20, 16 << 20, 64 << 20];
   const workerCounts = o.workers ?? [2, 3, 4];
   const rows: Row[] = [];
-  const procs = 'child processes';
+  const procs = `child processes, ${floatKernelImplementation()} sums`;
 
   for (const n of workerCounts) {
     const tcp = await rawTcp(o.tcpBytes ?? 1 << 30);

@@ -13,7 +13,7 @@ import { dialWithRetry } from './dial';
 import { Link } from './link';
 import type { PeerGroup } from './group';
 import { DistributedError, peerName, PeerId } from './peers';
-import { addBytesInto, addInto } from './float-add';
+import { addBytesInto, addInto, divideRange } from './float-kernels';
 import { Channel, floatBytes, Frame, FrameHeader, FrameType, PayloadSink, payloadFloats } from './wire';
 
 export type ReduceOp = 'sum' | 'mean';
@@ -353,7 +353,7 @@ export class Collectives {
             else buf.set(src, a);
           }
           if (completes) {
-            for (let i = a; i < a + n; i++) buf[i] /= N;
+            divideRange(buf, a, a + n, N);
           }
           if (forward) next.send(FrameType.DATA, { seq: op.seq, total: L, offset: a, aux: code }, floatBytes(buf.subarray(a, a + n)));
           a += n;

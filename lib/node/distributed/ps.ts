@@ -15,7 +15,7 @@
  */
 import type { Optimizer, Variable } from '@tensorflow/tfjs';
 import { dialWithRetry } from './dial';
-import { addInto } from './float-add';
+import { addInto, divideRange } from './float-kernels';
 import { Link } from './link';
 import type { PeerGroup } from './group';
 import { DistributedError, peerName, PeerId } from './peers';
@@ -378,7 +378,7 @@ export class PsService {
       const acc = m.acc;
       if (m.cfg.average === 'mean') {
         const n = m.cfg.numWorkers;
-        for (let i = 0; i < acc.length; i++) acc[i] /= n;
+        divideRange(acc, 0, acc.length, n);
       }
       this.apply(m, acc);
       const bytes = this.snapshot(m);

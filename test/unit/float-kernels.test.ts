@@ -1,10 +1,10 @@
 /**
- * The reduction kernel (dst += src over float32) gives exactly the plain loop's sums, through the
- * WebAssembly lanes and the staging around them: every length around the lane width and the staging
- * piece, any destination offset, source bytes at any memory alignment.
+ * The reduction kernels (dst += src, dst /= n over float32) give exactly the plain loops' floats,
+ * through the WebAssembly lanes and the staging around them: every length around the lane width and
+ * the staging piece, any destination offset, source bytes at any memory alignment.
  */
 import { expect } from 'chai';
-import { addBytesInto, addInto, floatAddImplementation } from '../../lib/node/distributed/float-add';
+import { addBytesInto, addInto, divideRange, floatKernelImplementation } from '../../lib/node/distributed/float-kernels';
 
 function lcg(seed: number): () => number {
   let x = seed >>> 0;
@@ -24,9 +24,9 @@ function reference(dst: Float32Array, at: number, src: Float32Array): Float32Arr
 
 const LENGTHS = [0, 1, 3, 4, 5, 63, 64, 65, 67, 1000, 16383, 16384, 16385, 16388, 40001];
 
-describe('the float32 reduction kernel', () => {
-  it('runs on WebAssembly SIMD in this Node', () => {
-    expect(floatAddImplementation()).to.equal('wasm-simd');
+describe('the float32 reduction kernels', () => {
+  it('runs on WebAssembly SIMD in this Node (unless TFOS_NO_WASM_SIMD=1)', () => {
+    expect(floatKernelImplementation()).to.equal(process.env.TFOS_NO_WASM_SIMD === '1' ? 'js' : 'wasm-simd');
   });
 
   it('addInto matches the plain loop bit for bit at every length and offset, leaving other floats alone', () => {
@@ -61,5 +61,17 @@ describe('the float32 reduction kernel', () => {
     const want = reference(dst, 0, src);
     addInto(dst, 0, src);
     expect(Buffer.from(dst.buffer).equals(Buffer.from(want.buffer))).to.equal(true);
+  });
+
+  it('divideRange divides exactly as the loop does (not by multiplying with 1/n), only inside the range', () => {
+    for (const n of LENGTHS) {
+      for (const by of [2, 3, 7]) {
+        const buf = randomFloats(n + 10, n * 7 + by);
+        const want = buf.slice();
+        for (let i = 4; i < 4 + n; i++) want[i] /= by;
+        divideRange(buf, 4, 4 + n, by);
+        expect(Buffer.from(buf.buffer).equals(Buffer.from(want.buffer)), `n=${n} by=${by}`).to.equal(true);
+      }
+    }
   });
 });
