@@ -87,6 +87,15 @@ export function aliveWorkers(state: MasterState | undefined): number {
   return state ? state.workers.filter((w) => w.state === 'ALIVE').length : 0;
 }
 
+/**
+ * The workers delete the folders of applications that ended more than two hours ago (checked every
+ * 15 minutes). Each application leaves its executors' logs and a copy of its files there (about
+ * 20 MB), and a stack that stays up across many runs filled gigabytes in a day. Two hours keep a
+ * recent run's executor logs to read; a user's own SPARK_WORKER_OPTS come after and win.
+ */
+export const WORKER_CLEANUP_OPTIONS =
+  '-Dspark.worker.cleanup.enabled=true -Dspark.worker.cleanup.interval=900 -Dspark.worker.cleanup.appDataTtl=7200';
+
 export function sparkServices(install: SparkInstall, opts: SparkStackOptions): SparkStack {
   const at = opts.master ?? LOOPBACK;
   const masterUrl = `spark://${at.address}:${opts.masterPort}`;
@@ -100,6 +109,7 @@ export function sparkServices(install: SparkInstall, opts: SparkStackOptions): S
     SPARK_WORKER_DIR: workDir,
     // Without this the master's and workers' UIs pick the next free port silently.
     SPARK_MASTER_OPTS: '-Dspark.ui.reverseProxy=false',
+    SPARK_WORKER_OPTS: [WORKER_CLEANUP_OPTIONS, process.env.SPARK_WORKER_OPTS].filter(Boolean).join(' '),
   });
   const services: ServiceSpec[] = [
     {
