@@ -27,6 +27,7 @@ import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -35,8 +36,12 @@ import urllib.error
 import urllib.parse
 import urllib.request
 
-# How long the driver may be unreachable before the launcher gives up and stops the cluster.
+# How long the driver may be unreachable (connection refused or reset, no route: its process or
+# its host is gone) before the launcher gives up and stops the cluster.
 DRIVER_LOST_SEC = 20
+# How long a driver that accepts connections but does not answer is waited for: its process is
+# alive and its event loop busy (a long synchronous call in the user's program, a long GC).
+DRIVER_SILENT_SEC = 180
 
 
 # ---------------------------------------------------------------------------------------------
@@ -792,6 +797,40 @@ def available_slots(sc):
     return max(0, executors) * (cores // task_cpus)
 
 
+class DriverWatch:
+    """Tells, from the failures of the launcher's command polls, when the driver is gone.
+
+    A poll that times out after connecting reached a live driver process that did not answer in
+    time (its event loop blocked): that is waited for DRIVER_SILENT_SEC. Anything else (refused,
+    reset, no route, a connect timeout, a server that cannot prove the secret) means the driver or
+    its host is gone: DRIVER_LOST_SEC. Both count from the last answer.
+    """
+
+    def __init__(self, clock=time.time):
+        self.clock = clock
+        self.last_contact = clock()
+
+    def heard(self):
+        self.last_contact = self.clock()
+
+    @staticmethod
+    def silent(err):
+        # urllib wraps connect failures (a connect timeout included) in URLError; a timeout while
+        # waiting for the answer surfaces as the socket's own timeout.
+        return isinstance(err, socket.timeout)
+
+    def stop_reason(self, err):
+        """Why to stop after this failed poll, or None to keep polling."""
+        waited = self.clock() - self.last_contact
+        if self.silent(err):
+            if waited > DRIVER_SILENT_SEC:
+                return "driver connected but silent for %d s (%s): its process is stuck" % (waited, err)
+            return None
+        if waited > DRIVER_LOST_SEC:
+            return "driver unreachable for %d s (%s)" % (waited, err)
+        return None
+
+
 def wait_for_slots(sc, needed, timeout_sec, ctl):
     deadline = time.time() + timeout_sec
     slots = available_slots(sc)
@@ -997,17 +1036,17 @@ def run_cluster(sc, control_url, token, owns_context=False, ctl=None):
     stage.daemon = True
     stage.start()
 
-    last_contact = time.time()
+    driver = DriverWatch()
     stop_reason = None
     protocol_error = None
     feeds = []
     while not done.is_set():
         try:
             cmd = ctl.command(2)
-            last_contact = time.time()
+            driver.heard()
         except Exception as err:
-            if time.time() - last_contact > DRIVER_LOST_SEC:
-                stop_reason = "driver unreachable for %d s (%s)" % (DRIVER_LOST_SEC, err)
+            stop_reason = driver.stop_reason(err)
+            if stop_reason:
                 break
             time.sleep(1)
             continue
