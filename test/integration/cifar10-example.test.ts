@@ -34,6 +34,7 @@ interface Summary {
   testAccuracy: number;
   testImages: number;
   exported?: string;
+  nativeKernels?: string[];
 }
 
 /** One line of TFOS_CIFAR10_TRACE: a step's batch, or what a resumed run starts from. */
@@ -122,6 +123,8 @@ describe('CIFAR-10 example (examples/cifar10/train.ts)', function () {
     const s = r.summary!;
     expect(s).to.include({ steps: 80, resumedFromStep: 0, testImages: 400 });
     expect(s.testAccuracy).to.be.above(0.3); // chance: 0.1
+    // Standalone runs train with the same native kernels as trainers do.
+    expect(s.nativeKernels).to.include.members(['relu-grad', 'adam', 'conv-grad', 'max-pool']);
     const logs = fs.readdirSync(`${run}/logs`);
     expect(logs.some((f) => f.startsWith('events.out.tfevents.'))).to.equal(true);
     expect(logs).to.include.members(['summary.json', 'training.png']);
