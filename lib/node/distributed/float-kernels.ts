@@ -8,8 +8,9 @@
  * cannot address a JavaScript array, so each piece (at most one socket read, 64 KiB) is staged
  * through the kernel's own memory; even with those copies the sum runs 2.5× faster
  * (`npm run bench -- allreduce`). The lanes compute exactly what the loop computes (IEEE single
- * precision, round to nearest), so results are bit for bit the same either way. Where WebAssembly
- * SIMD is unavailable, or TFOS_NO_WASM_SIMD=1, the plain loops run.
+ * precision, round to nearest), so results are bit for bit the same either way (a NaN stays NaN;
+ * WebAssembly leaves its payload bits unspecified). Where WebAssembly SIMD is unavailable, or
+ * TFOS_NO_WASM_SIMD=1, the plain loops run.
  */
 
 /** Floats per staged piece: one socket read (libuv reads 64 KiB at a time). */
