@@ -801,13 +801,15 @@ class DriverWatch:
     """Tells, from the failures of the launcher's command polls, when the driver is gone.
 
     A poll that times out after connecting reached a live driver process that did not answer in
-    time (its event loop blocked): that is waited for DRIVER_SILENT_SEC. Anything else (refused,
-    reset, no route, a connect timeout, a server that cannot prove the secret) means the driver or
-    its host is gone: DRIVER_LOST_SEC. Both count from the last answer.
+    time (its event loop blocked): that is waited for the job's driverSilenceSec (default
+    DRIVER_SILENT_SEC). Anything else (refused, reset, no route, a connect timeout, a server that
+    cannot prove the secret) means the driver or its host is gone: DRIVER_LOST_SEC. Both count
+    from the last answer.
     """
 
-    def __init__(self, clock=time.time):
+    def __init__(self, clock=time.time, silent_sec=DRIVER_SILENT_SEC):
         self.clock = clock
+        self.silent_sec = silent_sec
         self.last_contact = clock()
 
     def heard(self):
@@ -823,7 +825,7 @@ class DriverWatch:
         """Why to stop after this failed poll, or None to keep polling."""
         waited = self.clock() - self.last_contact
         if self.silent(err):
-            if waited > DRIVER_SILENT_SEC:
+            if waited > self.silent_sec:
                 return "driver connected but silent for %d s (%s): its process is stuck" % (waited, err)
             return None
         if waited > DRIVER_LOST_SEC:
@@ -1036,7 +1038,7 @@ def run_cluster(sc, control_url, token, owns_context=False, ctl=None):
     stage.daemon = True
     stage.start()
 
-    driver = DriverWatch()
+    driver = DriverWatch(silent_sec=int(job.get("driverSilenceSec") or DRIVER_SILENT_SEC))
     stop_reason = None
     protocol_error = None
     feeds = []

@@ -81,6 +81,13 @@ export interface TFClusterRunOptions {
    */
   heartbeatTimeout?: number;
   /**
+   * Seconds the Spark side waits for this driver while it accepts the launcher's polls and does
+   * not answer (default 180): its event loop is busy, e.g. a long synchronous call in the program
+   * that started the cluster. Then the cluster stops (checked as each poll times out, about every
+   * 17 s). A driver that is gone (its process or host) is given up after 20 s whatever this says.
+   */
+  driverSilenceTimeout?: number;
+  /**
    * Seconds a ps or evaluator node may keep running its function once the workers are done and
    * shutdown() stops it (default 60): its closing work (a last evaluation, summaries, a save)
    * finishes; beyond that the trainer exits on its own. After a failure every node gets 3 s.
@@ -215,6 +222,9 @@ function validate(opts: TFClusterRunOptions): void {
   if (opts.heartbeatTimeout !== undefined && !(opts.heartbeatTimeout > 0)) {
     throw new Error(`TFCluster.run: heartbeatTimeout must be a positive number of seconds, got ${opts.heartbeatTimeout}`);
   }
+  if (opts.driverSilenceTimeout !== undefined && !(opts.driverSilenceTimeout > 0)) {
+    throw new Error(`TFCluster.run: driverSilenceTimeout must be a positive number of seconds, got ${opts.driverSilenceTimeout}`);
+  }
   if (opts.shutdownGrace !== undefined && !(opts.shutdownGrace > 0)) {
     throw new Error(`TFCluster.run: shutdownGrace must be a positive number of seconds, got ${opts.shutdownGrace}`);
   }
@@ -329,6 +339,7 @@ export async function run(opts: TFClusterRunOptions): Promise<TFClusterHandle> {
     // InputMode.SPARK: each worker's feeding task needs a slot beside the node stage.
     feedSlots: opts.inputMode === InputMode.SPARK ? roles.filter((r) => r.job === 'chief' || r.job === 'worker').length : 0,
     ...(opts.inputMode === InputMode.SPARK && opts.data ? { feedData: { path: opts.data } } : {}),
+    ...(opts.driverSilenceTimeout !== undefined ? { driverSilenceSec: Math.ceil(opts.driverSilenceTimeout) } : {}),
   };
   const facing = await clusterFacingAddress(via, hdfs?.configDir);
   // One interface, the advertised one: never 0.0.0.0 unless asked for (a master that names no

@@ -33,6 +33,11 @@ export interface JobSpec {
   feedSlots?: number;
   /** InputMode.SPARK with the run's data: what the launcher opens ahead, while the nodes start, so the first feed finds Spark warm. */
   feedData?: { path: string; format?: string };
+  /**
+   * Seconds the launcher waits for a driver that accepts its polls and does not answer (alive, its
+   * event loop busy) before it stops the cluster (default 180; an unreachable driver: 20 s).
+   */
+  driverSilenceSec?: number;
 }
 
 /** One InputMode.SPARK feed: Spark reads the data and streams each worker its share. */

@@ -42,4 +42,10 @@ describe('TFCluster.run roles and options', () => {
       'TFCluster.run: there is no tensorboard option: write summaries from your training function into logDir and run `tensorboard --logdir` on it',
     );
   });
+
+  it('refuses a driverSilenceTimeout that is not a positive number of seconds, naming it', async () => {
+    const module = path.resolve(__dirname, '../../../test/fixtures/modules/report-context.js');
+    const err = await rejection(TFCluster.run({ module, numExecutors: 1, driverSilenceTimeout: 0 }));
+    expect(err.message).to.equal('TFCluster.run: driverSilenceTimeout must be a positive number of seconds, got 0');
+  });
 });

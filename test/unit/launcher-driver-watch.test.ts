@@ -2,7 +2,8 @@
  * When the launcher (on the Spark driver) gives up on the Node driver: after 20 s of polls that
  * cannot reach it (refused: its process is gone), but only after 180 s of polls it accepts and
  * does not answer (its process is alive, its event loop busy with the user's synchronous work).
- * The failures are real ones, from polling a closed port and a listener that never answers.
+ * The run option driverSilenceTimeout (the job's driverSilenceSec) sets the second limit. The
+ * failures are real ones, from polling a closed port and a listener that never answers.
  */
 import { expect } from 'chai';
 import { execFileSync } from 'node:child_process';
@@ -17,6 +18,8 @@ interface Verdicts {
   refusedAfter25: string | null;
   refusedAfter15: string | null;
   silentAfter185: string | null;
+  customSilentAfter25: string | null;
+  customSilentAfter31: string | null;
 }
 
 function verdicts(): Verdicts {
@@ -52,6 +55,11 @@ now[0] += 15
 out["refusedAfter15"] = watch.stop_reason(refused)
 now[0] += 170
 out["silentAfter185"] = watch.stop_reason(silent)
+short = L.DriverWatch(clock=lambda: now[0], silent_sec=30)
+now[0] += 25
+out["customSilentAfter25"] = short.stop_reason(silent)
+now[0] += 6
+out["customSilentAfter31"] = short.stop_reason(silent)
 print(json.dumps(out))
 `;
   return JSON.parse(execFileSync('python3', ['-c', script]).toString()) as Verdicts;
@@ -74,5 +82,10 @@ describe('the launcher’s verdict on a driver that stops answering', () => {
   it('waits for a busy driver for 180 s, then stops saying its process is stuck', () => {
     expect(v.silentAfter25).to.equal(null);
     expect(v.silentAfter185).to.match(/^driver connected but silent for 185 s \(.*\): its process is stuck$/);
+  });
+
+  it('waits as long as the job’s driverSilenceSec says instead, when the run sets it', () => {
+    expect(v.customSilentAfter25).to.equal(null);
+    expect(v.customSilentAfter31).to.match(/^driver connected but silent for 31 s /);
   });
 });

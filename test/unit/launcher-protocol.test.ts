@@ -60,6 +60,7 @@ describe('launcher protocol: one schema (spark-jobs/protocol.json) for driver an
     it('accepts the job spec and commands the driver sends', () => {
       expect(launcherCheck('check_job', job)).to.equal('');
       expect(launcherCheck('check_job', { ...job, feedSlots: 1 })).to.equal('');
+      expect(launcherCheck('check_job', { ...job, driverSilenceSec: 600 })).to.equal('');
       expect(launcherCheck('check_command', feed)).to.equal('');
       expect(launcherCheck('check_command', { type: 'shutdown', reason: 'cluster failed' })).to.equal('');
     });
