@@ -16,7 +16,7 @@
 /** Floats per staged piece: one socket read (libuv reads 64 KiB at a time). */
 const STAGE_FLOATS = 16384;
 const STAGE_BYTES = STAGE_FLOATS * 4;
-/** Below this many floats the call and the copies cost more than the loop. */
+/** Under this many floats the plain loop runs: a few floats do not repay the call and the copies. */
 const MIN_KERNEL_FLOATS = 64;
 /** Staging offsets in the kernel's memory. */
 const DST = 0;
@@ -148,9 +148,10 @@ function addLoop(dst: Float32Array, at: number, src: Float32Array, n: number): v
 }
 
 /**
- * Stages dst[at, at + n) into the kernel's memory piece by piece, has `fill(k, done, m)` put the
- * piece's source (if any) in place and run the kernel over `lanes` bytes, and copies the piece back.
- * Lanes past a piece's end hold stale values; they are computed but never copied out.
+ * Stages dst[at, at + n) into the kernel's memory piece by piece: copies a piece of m floats in,
+ * calls `run(done, m, bytes)` (which stages the piece's source, if any, and runs the kernel over
+ * `bytes`, the piece rounded up to whole lanes), and copies the piece back. Lanes past a piece's
+ * end hold stale values; they are computed but never copied out.
  */
 function staged(k: Kernel, dst: Float32Array, at: number, n: number, run: (done: number, m: number, bytes: number) => void): void {
   for (let done = 0; done < n;) {
