@@ -31,7 +31,21 @@ export interface Established {
   socket: net.Socket;
   reader: FrameReader;
   backlog: Frame[];
+  /**
+   * Hands the socket's incoming bytes to `fn` from now on. A chunk is valid only during the call
+   * (a dialed socket reads into one reused buffer); FrameReader copies what it keeps.
+   */
+  onBytes(fn: (chunk: Buffer) => void): void;
 }
+
+/**
+ * Read buffer of a dialed connection. Node's default reading allocates a fresh 64 KiB buffer
+ * per read and pushes it through the stream machinery; reading into one reused buffer (onread)
+ * cut the CPU per received byte to about a third on a loopback ring and tripled its throughput.
+ * Only sockets this process creates can read that way, so collectives receive on the
+ * connections they dial (collectives.ts).
+ */
+const DIALED_READ_BYTES = 256 << 10;
 
 /** The dialer's first frame's payload (exported for the security tests that play a stranger). */
 export function encodeHello(channel: ChannelCode, from: { job: JobName; index: number }, to: { job: JobName; index: number }): Buffer {
@@ -88,7 +102,25 @@ export function dialOnce<T>(o: DialOptions, adopt: (est: Established) => T): Pro
   return new Promise<T>((resolve, reject) => {
     const name = peerName(o.target);
     const { host, port } = splitAddr(o.target.addr);
-    const sock = net.connect({ host, port });
+    let consume = (chunk: Buffer) => {
+      try {
+        reader.push(chunk);
+      } catch (err) {
+        fail(err as Error);
+      }
+    };
+    const readBuffer = Buffer.allocUnsafe(DIALED_READ_BYTES);
+    const sock = net.connect({
+      host,
+      port,
+      onread: {
+        buffer: readBuffer,
+        callback: (n: number) => {
+          consume(readBuffer.subarray(0, n));
+          return true;
+        },
+      },
+    });
     sock.setNoDelay(true);
     let state: 'connecting' | 'challenge' | 'ok' | 'done' = 'connecting';
     const backlog: Frame[] = [];
@@ -149,12 +181,12 @@ export function dialOnce<T>(o: DialOptions, adopt: (est: Established) => T): Pro
         state = 'done';
         clearTimeout(timer);
         reader.maxPayload = MAX_PAYLOAD;
-        sock.removeAllListeners('data');
+        consume = () => undefined;
         sock.removeAllListeners('error');
         sock.removeAllListeners('close');
         sock.removeAllListeners('connect');
         try {
-          resolve(adopt({ socket: sock, reader, backlog }));
+          resolve(adopt({ socket: sock, reader, backlog, onBytes: (fn) => (consume = fn) }));
         } catch (err) {
           sock.destroy();
           reject(err as Error);
@@ -162,13 +194,6 @@ export function dialOnce<T>(o: DialOptions, adopt: (est: Established) => T): Pro
         return;
       }
       fail(new DistributedError(`${name} broke the handshake (frame type ${f.type} in state ${state})`, name));
-    });
-    sock.on('data', (chunk: Buffer) => {
-      try {
-        reader.push(chunk);
-      } catch (err) {
-        fail(err as Error);
-      }
     });
     sock.on('connect', () => {
       state = 'challenge';
@@ -248,7 +273,7 @@ export function acceptConnection(sock: net.Socket, o: AcceptOptions): void {
     sock.removeAllListeners('data');
     sock.removeAllListeners('error');
     sock.removeAllListeners('close');
-    o.adopt(hello!, { socket: sock, reader, backlog });
+    o.adopt(hello!, { socket: sock, reader, backlog, onBytes: (fn) => sock.on('data', fn) });
   });
   sock.on('data', (chunk: Buffer) => {
     try {

@@ -56,7 +56,7 @@ export class Link {
     this.socketClosed = new Promise<void>((r) => this.socket.once('close', () => r()));
     const reader = (this.reader = est.reader);
     reader.onFrame = (f) => this.onFrame(f);
-    this.socket.on('data', (chunk: Buffer) => {
+    est.onBytes((chunk: Buffer) => {
       this.lastHeard = Date.now();
       try {
         reader.push(chunk);

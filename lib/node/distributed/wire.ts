@@ -19,7 +19,7 @@ import * as os from 'node:os';
 
 export const HEADER_BYTES = 24;
 export const PROTOCOL_MAGIC = 'TFOSDIST';
-export const WIRE_VERSION = 1;
+export const WIRE_VERSION = 2;
 
 /** Largest payload accepted before a connection has authenticated. */
 export const PREAUTH_MAX_PAYLOAD = 1024;
