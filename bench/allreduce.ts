@@ -147,68 +147,96 @@ async function childMain(): Promise<void> {
   process.exit(0);
 }
 
-async function sinkMain(): Promise<void> {
-  const server = net.createServer((sock) => {
-    let want = 0;
-    let got = 0;
-    sock.once('data', function first(chunk: Buffer) {
-      want = Number(chunk.readBigUInt64LE(0));
-      got = chunk.length - 8;
-      sock.on('data', (c: Buffer) => {
-        got += c.length;
-        if (got >= want) sock.write(Buffer.of(1));
-      });
-      if (got >= want) sock.write(Buffer.of(1));
-    });
+/**
+ * Raw receivers read the way the collectives do (auth.ts, DIALED_READ_BYTES): on a socket they
+ * dialed, into one reused buffer. Node's default 'data' reading costs about three times the CPU
+ * per byte, so a baseline built on it would flatter every ratio against it.
+ */
+function dialReceiver(port: number, onBytes: (n: number) => void): Promise<net.Socket> {
+  const buffer = Buffer.allocUnsafe(256 << 10);
+  const sock = net.connect({
+    port,
+    host: '127.0.0.1',
+    onread: {
+      buffer,
+      callback: (n: number) => {
+        onBytes(n);
+        return true;
+      },
+    },
   });
-  server.listen({ host: '127.0.0.1', port: 0 }, () => process.send!({ port: (server.address() as net.AddressInfo).port }));
+  return new Promise((resolve, reject) => {
+    sock.once('error', reject);
+    sock.once('connect', () => resolve(sock));
+  });
+}
+
+/** Receiving end of the one-stream measurement: dials the parent, acknowledges every `bytes` received with one byte. */
+async function sinkMain(): Promise<void> {
+  process.send!({ port: 0 });
+  const { port, bytes } = await nextMessage<{ port: number; bytes: number }>();
+  let got = 0;
+  let acked = 0;
+  const sock = await dialReceiver(port, (n) => {
+    got += n;
+    while (got - acked >= bytes) {
+      acked += bytes;
+      sock.write(Buffer.of(1));
+    }
+  });
   await new Promise((r) => process.once('disconnect', r));
+  sock.destroy();
   process.exit(0);
 }
 
-/** One member of a raw TCP ring: sends `bytes` to the next member while receiving as many from the previous. */
+/**
+ * One member of a raw TCP ring: sends `bytes` to the next member while receiving as many from
+ * the previous. Like the collectives, it receives on the connection it dials (to the previous
+ * member) and sends on the one the next member dialed.
+ */
 async function ringMain(): Promise<void> {
-  let prev: net.Socket | undefined;
+  let next: net.Socket | undefined;
   let arrived: () => void = () => undefined;
   const connected = new Promise<void>((r) => (arrived = r));
   const server = net.createServer((sock) => {
-    prev = sock;
+    sock.setNoDelay(true);
+    next = sock;
     arrived();
   });
   await new Promise<void>((r) => server.listen({ host: '127.0.0.1', port: 0 }, () => r()));
   process.send!({ port: (server.address() as net.AddressInfo).port });
-  const { next: nextPort, bytes } = await nextMessage<{ next: number; bytes: number }>();
-  const next = net.connect(nextPort, '127.0.0.1');
-  next.setNoDelay(true);
-  await new Promise<void>((r) => next.once('connect', () => r()));
+  const { prev: prevPort, bytes } = await nextMessage<{ prev: number; bytes: number }>();
+  let got = 0;
+  let due = 0;
+  let onDue: () => void = () => undefined;
+  const prev = await dialReceiver(prevPort, (n) => {
+    got += n;
+    if (got >= due) {
+      const settle = onDue;
+      onDue = () => undefined;
+      settle();
+    }
+  });
   await connected;
   process.send!({ ready: true });
   const chunk = Buffer.alloc(4 << 20, 1);
   for (;;) {
     const msg = await nextMessage<{ go?: boolean; stop?: boolean }>();
     if (msg.stop) break;
-    let got = 0;
+    due += bytes;
     const received = new Promise<void>((resolve) => {
-      const onData = (c: Buffer) => {
-        got += c.length;
-        if (got >= bytes) {
-          prev!.off('data', onData);
-          prev!.pause(); // nothing may flow past a listener until the next round
-          resolve();
-        }
-      };
-      prev!.on('data', onData);
-      prev!.resume();
+      if (got >= due) resolve();
+      else onDue = resolve;
     });
     const t0 = process.hrtime.bigint();
     for (let sent = 0; sent < bytes; sent += chunk.length) {
-      if (!next.write(chunk.subarray(0, Math.min(chunk.length, bytes - sent)))) await new Promise((r) => next.once('drain', r));
+      if (!next!.write(chunk.subarray(0, Math.min(chunk.length, bytes - sent)))) await new Promise((r) => next!.once('drain', r));
     }
     await received;
     process.send!({ ms: Number(process.hrtime.bigint() - t0) / 1e6 });
   }
-  next.destroy();
-  prev?.destroy();
+  next?.destroy();
+  prev.destroy();
   server.close();
   process.exit(0);
 }
@@ -226,29 +254,30 @@ function spawnChild(mode: '--child' | '--sink' | '--ring'): Promise<{ child: Chi
 
 /** One-way loopback TCP throughput between this process and a child, best of 3, in MB/s. */
 async function rawTcp(bytes: number): Promise<number> {
-  const { child, port } = await spawnChild('--sink');
+  const server = net.createServer();
+  await new Promise<void>((r) => server.listen({ host: '127.0.0.1', port: 0 }, () => r()));
+  const accepted = new Promise<net.Socket>((r) => server.once('connection', r));
+  const { child } = await spawnChild('--sink');
   const chunk = Buffer.alloc(4 << 20, 1);
   const rates: number[] = [];
   try {
+    child.send({ port: (server.address() as net.AddressInfo).port, bytes });
+    const sock = await accepted;
+    sock.setNoDelay(true);
     for (let rep = 0; rep < 3; rep++) {
-      const sock = net.connect(port, '127.0.0.1');
-      sock.setNoDelay(true);
-      await new Promise<void>((r) => sock.once('connect', () => r()));
       const done = new Promise<void>((r) => sock.once('data', () => r()));
       const t0 = process.hrtime.bigint();
-      const head = Buffer.alloc(8);
-      head.writeBigUInt64LE(BigInt(bytes));
-      sock.write(head);
       for (let sent = 0; sent < bytes; sent += chunk.length) {
         if (!sock.write(chunk.subarray(0, Math.min(chunk.length, bytes - sent)))) await new Promise((r) => sock.once('drain', r));
       }
       await done;
       const s = Number(process.hrtime.bigint() - t0) / 1e9;
       rates.push(bytes / MB / s);
-      sock.destroy();
     }
+    sock.destroy();
   } finally {
     child.disconnect();
+    server.close();
   }
   return Math.max(...rates);
 }
@@ -262,7 +291,7 @@ async function rawRing(n: number, bytes: number): Promise<number> {
   const reply = <T>(i: number) => new Promise<T>((r) => kids[i].child.once('message', (m) => r(m as T)));
   try {
     const ready = kids.map((_, i) => reply(i));
-    kids.forEach((k, i) => k.child.send({ next: kids[(i + 1) % n].port, bytes }));
+    kids.forEach((k, i) => k.child.send({ prev: kids[(i - 1 + n) % n].port, bytes }));
     await Promise.all(ready);
     const rates: number[] = [];
     for (let rep = 0; rep < 3; rep++) {
