@@ -177,6 +177,55 @@ describe('distributed collectives (in-process nodes, loopback TCP)', function ()
     expect(errs[1].message).to.match(/authentication with chief:0 127\.0\.0\.1:\d+ failed/);
   });
 
+  it('each pair of workers holds two connections, one per direction: every worker is dialed once by each peer', async () => {
+    cluster = await fakeCluster({ numWorkers: 3 });
+    const accepted = cluster.nodes.map((n) => {
+      const socks: Array<import('node:net').Socket> = [];
+      n.listener!.on('connection', (s: import('node:net').Socket) => socks.push(s));
+      return socks;
+    });
+    const { workers } = await cluster.start({ timeoutMs: 10_000 });
+    const out = await Promise.all(workers.map((w, r) => w.allReduce(Float32Array.of(r, 1), 'sum')));
+    for (const o of out) expect([...o]).to.deep.equal([3, 3]);
+    // Each worker receives on the connections it dialed, so each listener kept one per peer.
+    for (const socks of accepted) expect(socks.filter((s) => !s.destroyed)).to.have.length(2);
+  });
+
+  it('either connection of a pair closing fails the group on both workers, naming the peer', async () => {
+    cluster = await fakeCluster({ numWorkers: 2 });
+    const atChief: Array<import('node:net').Socket> = [];
+    cluster.nodes[0].listener!.on('connection', (s: import('node:net').Socket) => atChief.push(s));
+    const { workers } = await cluster.start({ timeoutMs: 10_000 });
+    await Promise.all(workers.map((w) => w.allReduce(Float32Array.of(1), 'sum')));
+    // The connection worker:0 dialed: worker:0 receives on it, the chief sends on it.
+    atChief.find((s) => !s.destroyed)!.destroy();
+    const errs = (await Promise.all(workers.map((w) => settle(w.allReduce(Float32Array.of(1), 'sum'))))) as Error[];
+    expect(errs[0]).to.be.instanceOf(Error);
+    expect(errs[0].message).to.match(/worker:0 127\.0\.0\.1:\d+/);
+    expect(errs[1]).to.be.instanceOf(Error);
+    expect(errs[1].message).to.match(/chief:0 127\.0\.0\.1:\d+ closed the connection/);
+  });
+
+  it('refuses a peer speaking wire version 1 (one connection per pair), naming both versions', async () => {
+    cluster = await fakeCluster({ numWorkers: 2 });
+    await cluster.start({ timeoutMs: 10_000, log: () => undefined });
+    const net = await import('node:net');
+    const { encodeHello } = await import('../../lib/node/distributed/auth');
+    const { Channel, encodeHeader, FrameType, HEADER_BYTES } = await import('../../lib/node/distributed/wire');
+    const hello = encodeHello(Channel.COLLECTIVE, { job: 'worker', index: 0 }, { job: 'chief', index: 0 });
+    hello.writeUInt8(1, 8);
+    const port = Number(cluster.spec.chief![0].split(':')[1]);
+    const reply = await new Promise<Buffer>((resolve) => {
+      const chunks: Buffer[] = [];
+      const s = net.connect(port, '127.0.0.1', () => s.write(Buffer.concat([encodeHeader(FrameType.HELLO, {}, hello.length), hello])));
+      s.on('data', (c: Buffer) => chunks.push(c));
+      s.on('close', () => resolve(Buffer.concat(chunks)));
+      s.on('error', () => undefined);
+    });
+    expect(reply.readUInt8(0)).to.equal(FrameType.ERROR);
+    expect(reply.subarray(HEADER_BYTES).toString('utf8')).to.equal('wire version 1 is not supported (this node speaks 2)');
+  });
+
   it('ignores garbage connections on the shared listener', async () => {
     cluster = await fakeCluster({ numWorkers: 2 });
     const { workers } = await cluster.start({ timeoutMs: 5000 });
