@@ -1,8 +1,9 @@
 /**
  * Receiving collective payloads in place: the frame reader hands a routed frame's payload to its
  * sink piece by piece, in order, however the socket splits it, and buffers every other frame as
- * before; the sinks add or copy those pieces into the right floats whatever their byte boundaries
- * and memory alignment.
+ * before; driven by a socket that lets it choose each read's buffer, it has stored payloads read
+ * straight into place; the sinks add or copy those pieces into the right floats whatever their
+ * byte boundaries and memory alignment.
  */
 import { expect } from 'chai';
 import { CopySink, ReduceSink } from '../../lib/node/distributed/collectives';
@@ -65,6 +66,57 @@ describe('receiving collective payloads in place', () => {
     ]);
     expect(received.equals(payloadA)).to.equal(true);
     expect(frames[1].payload.equals(payloadB)).to.equal(true);
+  });
+
+  it('driven by nextRead/took, the reader has headers and stored payloads read in place, and no read runs past a frame', () => {
+    const payloadA = Buffer.from(floats(50, 11).buffer); // to a placing sink
+    const payloadB = Buffer.from(floats(30, 12).buffer); // to a computing sink
+    const payloadC = Buffer.from(floats(20, 13).buffer); // buffered
+    const stream = Buffer.concat([
+      encodeHeader(FrameType.DATA, { seq: 5 }, payloadA.length),
+      payloadA,
+      encodeHeader(FrameType.DATA, { seq: 6 }, payloadB.length),
+      payloadB,
+      encodeHeader(FrameType.PING, { seq: 7 }, 0),
+      encodeHeader(FrameType.DATA, { seq: 8 }, payloadC.length),
+      payloadC,
+    ]);
+    const frames: Frame[] = [];
+    const placed = Buffer.alloc(payloadA.length);
+    const computed = Buffer.alloc(payloadB.length);
+    const writesToPlacing: number[] = [];
+    const reader = new FrameReader((f) => frames.push(f), 1 << 20);
+    reader.route = (h) =>
+      h.seq === 5
+        ? { write: (b) => writesToPlacing.push(b.length), place: (at, n) => placed.subarray(at, at + n) }
+        : h.seq === 6
+          ? { write: (b, at) => b.copy(computed, at) }
+          : undefined;
+    // A socket: each read fills 1..all of the buffer it is given (the kernel may return less).
+    const scratch = Buffer.alloc(64);
+    const r = lcg(14);
+    const frameEnds = [24 + 200, 24 + 200 + 24 + 120, 24 + 200 + 24 + 120 + 24, stream.length];
+    let at = 0;
+    while (at < stream.length) {
+      const into = reader.nextRead(scratch);
+      expect(into.length, 'a read never asks for nothing').to.be.greaterThan(0);
+      const n = Math.min(into.length, stream.length - at, 1 + Math.floor(r() * into.length));
+      stream.copy(Buffer.from(into.buffer, into.byteOffset, into.length), 0, at, at + n);
+      at += n;
+      reader.took(n);
+      const crossed = frameEnds.find((e) => at - n < e && at > e);
+      expect(crossed, `read of ${n} bytes ending at ${at} ran past a frame`).to.equal(undefined);
+    }
+    expect(frames.map((f) => [f.seq, f.sunk, f.payload.length])).to.deep.equal([
+      [5, payloadA.length, 0],
+      [6, payloadB.length, 0],
+      [7, undefined, 0],
+      [8, undefined, payloadC.length],
+    ]);
+    expect(placed.equals(payloadA), 'placed payload').to.equal(true);
+    expect(writesToPlacing, 'a placing sink is not written to').to.deep.equal([]);
+    expect(computed.equals(payloadB), 'computed payload').to.equal(true);
+    expect(frames[3].payload.equals(payloadC), 'buffered payload').to.equal(true);
   });
 
   it('ReduceSink adds payload floats split at any byte and alignment; CopySink copies them', () => {

@@ -32,18 +32,19 @@ export interface Established {
   reader: FrameReader;
   backlog: Frame[];
   /**
-   * Hands the socket's incoming bytes to `fn` from now on. A chunk is valid only during the call
-   * (a dialed socket reads into one reused buffer); FrameReader copies what it keeps.
+   * From now on the socket's bytes go to `reader` as they arrive; `arrived` runs on each arrival,
+   * `failed` when the reader refuses what came (a malformed or oversized frame).
    */
-  onBytes(fn: (chunk: Buffer) => void): void;
+  listen(arrived: () => void, failed: (err: Error) => void): void;
 }
 
 /**
- * Read buffer of a dialed connection. Node's default reading allocates a fresh 64 KiB buffer
- * per read and pushes it through the stream machinery; reading into one reused buffer (onread)
+ * Largest read of a dialed connection. Node's default reading allocates a fresh 64 KiB buffer
+ * per read and pushes it through the stream machinery; choosing each read's buffer (onread)
  * cut the CPU per received byte to about a third on a loopback ring and tripled its throughput.
- * Only sockets this process creates can read that way, so collectives receive on the
- * connections they dial (collectives.ts).
+ * Reads go where the frame reader says (FrameReader.nextRead): payloads straight into place,
+ * and at most this many bytes at a time through a scratch buffer. Only sockets this process
+ * creates can read that way, so collectives receive on the connections they dial.
  */
 const DIALED_READ_BYTES = 256 << 10;
 
@@ -102,26 +103,6 @@ export function dialOnce<T>(o: DialOptions, adopt: (est: Established) => T): Pro
   return new Promise<T>((resolve, reject) => {
     const name = peerName(o.target);
     const { host, port } = splitAddr(o.target.addr);
-    let consume = (chunk: Buffer) => {
-      try {
-        reader.push(chunk);
-      } catch (err) {
-        fail(err as Error);
-      }
-    };
-    const readBuffer = Buffer.allocUnsafe(DIALED_READ_BYTES);
-    const sock = net.connect({
-      host,
-      port,
-      onread: {
-        buffer: readBuffer,
-        callback: (n: number) => {
-          consume(readBuffer.subarray(0, n));
-          return true;
-        },
-      },
-    });
-    sock.setNoDelay(true);
     let state: 'connecting' | 'challenge' | 'ok' | 'done' = 'connecting';
     const backlog: Frame[] = [];
     const hello = encodeHello(o.channel, o.self, o.target);
@@ -181,12 +162,16 @@ export function dialOnce<T>(o: DialOptions, adopt: (est: Established) => T): Pro
         state = 'done';
         clearTimeout(timer);
         reader.maxPayload = MAX_PAYLOAD;
-        consume = () => undefined;
+        failed = () => undefined;
         sock.removeAllListeners('error');
         sock.removeAllListeners('close');
         sock.removeAllListeners('connect');
         try {
-          resolve(adopt({ socket: sock, reader, backlog, onBytes: (fn) => (consume = fn) }));
+          const listen = (onArrival: () => void, onFailure: (err: Error) => void) => {
+            arrived = onArrival;
+            failed = onFailure;
+          };
+          resolve(adopt({ socket: sock, reader, backlog, listen }));
         } catch (err) {
           sock.destroy();
           reject(err as Error);
@@ -195,6 +180,26 @@ export function dialOnce<T>(o: DialOptions, adopt: (est: Established) => T): Pro
       }
       fail(new DistributedError(`${name} broke the handshake (frame type ${f.type} in state ${state})`, name));
     });
+    const scratch = Buffer.allocUnsafe(DIALED_READ_BYTES);
+    let arrived: () => void = () => undefined;
+    let failed = (err: Error) => fail(err);
+    const sock = net.connect({
+      host,
+      port,
+      onread: {
+        buffer: () => reader.nextRead(scratch),
+        callback: (n: number) => {
+          arrived();
+          try {
+            reader.took(n);
+          } catch (err) {
+            failed(err as Error);
+          }
+          return true;
+        },
+      },
+    });
+    sock.setNoDelay(true);
     sock.on('connect', () => {
       state = 'challenge';
       sendFrame(sock, FrameType.HELLO, hello);
@@ -273,7 +278,16 @@ export function acceptConnection(sock: net.Socket, o: AcceptOptions): void {
     sock.removeAllListeners('data');
     sock.removeAllListeners('error');
     sock.removeAllListeners('close');
-    o.adopt(hello!, { socket: sock, reader, backlog, onBytes: (fn) => sock.on('data', fn) });
+    const listen = (arrived: () => void, failed: (err: Error) => void) =>
+      sock.on('data', (chunk: Buffer) => {
+        arrived();
+        try {
+          reader.push(chunk);
+        } catch (err) {
+          failed(err as Error);
+        }
+      });
+    o.adopt(hello!, { socket: sock, reader, backlog, listen });
   });
   sock.on('data', (chunk: Buffer) => {
     try {

@@ -512,7 +512,7 @@ export class ReduceSink implements PayloadSink {
   }
 }
 
-/** Copies the payload bytes arriving for buf[base…] into place. */
+/** Copies the payload bytes arriving for buf[base…] into place, or has a dialed socket read them there. */
 export class CopySink implements PayloadSink {
   private readonly dst: Uint8Array;
 
@@ -522,6 +522,10 @@ export class CopySink implements PayloadSink {
 
   write(bytes: Buffer, at: number): void {
     this.dst.set(bytes, at);
+  }
+
+  place(at: number, n: number): Uint8Array {
+    return this.dst.subarray(at, at + n);
   }
 }
 

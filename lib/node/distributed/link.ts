@@ -56,14 +56,10 @@ export class Link {
     this.socketClosed = new Promise<void>((r) => this.socket.once('close', () => r()));
     const reader = (this.reader = est.reader);
     reader.onFrame = (f) => this.onFrame(f);
-    est.onBytes((chunk: Buffer) => {
-      this.lastHeard = Date.now();
-      try {
-        reader.push(chunk);
-      } catch (err) {
-        this.destroy(new DistributedError(`bad frame from ${this.name}: ${(err as Error).message}`, this.name));
-      }
-    });
+    est.listen(
+      () => (this.lastHeard = Date.now()),
+      (err) => this.destroy(new DistributedError(`bad frame from ${this.name}: ${err.message}`, this.name)),
+    );
     this.socket.on('error', (e: NodeJS.ErrnoException) => this.destroy(this.failure(e)));
     this.socket.on('close', () => {
       this.destroy(

@@ -84,6 +84,12 @@ export type FrameHeader = Omit<Frame, 'payload' | 'sunk'> & { len: number };
  */
 export interface PayloadSink {
   write(bytes: Buffer, at: number): void;
+  /**
+   * Where payload bytes [at, at + n) belong, for sinks that only store them: a socket that can
+   * choose its read buffer (FrameReader.nextRead) reads them there, and `write` is not called for
+   * them. Sinks that compute from the bytes (sums) have none.
+   */
+  place?(at: number, n: number): Uint8Array;
 }
 
 /** Decides, per frame header, whether a sink takes the payload (undefined: buffer it as usual). */
@@ -125,9 +131,23 @@ export class FrameTooLargeError extends Error {}
 
 const EMPTY = Buffer.alloc(0);
 
+/** What the buffer handed out by FrameReader.nextRead is. */
+const enum ReadInto {
+  HEADER,
+  /** The payload's home: the frame's own buffer or a placing sink's destination. */
+  PLACE,
+  SCRATCH,
+}
+
 /**
  * Incremental parser: push socket chunks, get whole frames. Payloads are copied into their own
  * buffers, unless the router hands them to a sink (collectives: reduce / copy in place).
+ *
+ * A socket that can choose where each read lands (auth.ts, dialed connections) drives it with
+ * nextRead()/took() instead of push(): headers are read into the header buffer, payloads
+ * straight into their home (their own buffer, or a placing sink's destination), and only bytes a
+ * sink computes from pass through a scratch buffer. No read runs past the current frame, so no
+ * payload with a home is copied.
  */
 export class FrameReader {
   private readonly hdr = Buffer.alloc(HEADER_BYTES);
@@ -136,6 +156,8 @@ export class FrameReader {
   private fill = 0;
   private sink?: PayloadSink;
   private sinkLen = 0;
+  private readInto = ReadInto.HEADER;
+  private scratch = EMPTY;
   route?: PayloadRouter;
 
   constructor(
@@ -148,6 +170,89 @@ export class FrameReader {
     return this.cur ? { frame: this.cur, len: this.sink ? this.sinkLen : this.cur.payload.length } : undefined;
   }
 
+  /**
+   * Where the next socket read should land, at most `scratch.length` bytes; pair every call with
+   * took(n). The rest of a header goes to the header buffer, a payload with a home straight there,
+   * bytes for a computing sink to `scratch` (cut at the end of the frame).
+   */
+  nextRead(scratch: Buffer): Uint8Array {
+    if (!this.cur) {
+      this.readInto = ReadInto.HEADER;
+      return this.hdr.subarray(this.hdrFill);
+    }
+    if (this.sink) {
+      const n = Math.min(this.sinkLen - this.fill, scratch.length);
+      const home = this.sink.place?.(this.fill, n);
+      if (home) {
+        this.readInto = ReadInto.PLACE;
+        return home;
+      }
+      this.readInto = ReadInto.SCRATCH;
+      this.scratch = scratch;
+      return scratch.subarray(0, n);
+    }
+    const p = this.cur.payload;
+    this.readInto = ReadInto.PLACE;
+    return p.subarray(this.fill, this.fill + Math.min(p.length - this.fill, scratch.length));
+  }
+
+  /** `n` bytes were read into what nextRead() returned last. */
+  took(n: number): void {
+    if (this.readInto === ReadInto.SCRATCH) {
+      this.push(this.scratch.subarray(0, n));
+      return;
+    }
+    if (this.readInto === ReadInto.HEADER) {
+      this.hdrFill += n;
+      if (this.hdrFill === HEADER_BYTES) {
+        this.hdrFill = 0;
+        this.beginFrame();
+      }
+      return;
+    }
+    this.fill += n;
+    this.endPayloadIfDone();
+  }
+
+  /** The header buffer is full: starts its frame (or delivers it, without payload). */
+  private beginFrame(): void {
+    const len = this.hdr.readUInt32LE(20);
+    if (len > this.maxPayload) throw new FrameTooLargeError(`frame of ${len} bytes exceeds the limit of ${this.maxPayload}`);
+    const head: FrameHeader = {
+      type: this.hdr.readUInt8(0),
+      flags: this.hdr.readUInt8(1),
+      tag: this.hdr.readUInt16LE(2),
+      seq: this.hdr.readUInt32LE(4),
+      total: this.hdr.readUInt32LE(8),
+      offset: this.hdr.readUInt32LE(12),
+      aux: this.hdr.readUInt32LE(16),
+      len,
+    };
+    const sink = len ? this.route?.(head) : undefined;
+    const { len: _len, ...fields } = head;
+    // allocUnsafe: pooled slices are 8-byte aligned, larger ones own their ArrayBuffer.
+    const frame: Frame = { ...fields, payload: len && !sink ? Buffer.allocUnsafe(len) : EMPTY };
+    if (!len) {
+      this.onFrame(frame);
+      return;
+    }
+    this.cur = frame;
+    this.fill = 0;
+    this.sink = sink;
+    this.sinkLen = sink ? len : 0;
+  }
+
+  private endPayloadIfDone(): void {
+    const f = this.cur!;
+    if (this.sink) {
+      if (this.fill < this.sinkLen) return;
+      f.sunk = this.sinkLen;
+      this.sink = undefined;
+    } else if (this.fill < f.payload.length) return;
+    this.cur = null;
+    this.onFrame(f);
+  }
+
   push(chunk: Buffer): void {
     let pos = 0;
     while (pos < chunk.length) {
@@ -158,53 +263,20 @@ export class FrameReader {
         pos += n;
         if (this.hdrFill < HEADER_BYTES) return;
         this.hdrFill = 0;
-        const len = this.hdr.readUInt32LE(20);
-        if (len > this.maxPayload) throw new FrameTooLargeError(`frame of ${len} bytes exceeds the limit of ${this.maxPayload}`);
-        const head: FrameHeader = {
-          type: this.hdr.readUInt8(0),
-          flags: this.hdr.readUInt8(1),
-          tag: this.hdr.readUInt16LE(2),
-          seq: this.hdr.readUInt32LE(4),
-          total: this.hdr.readUInt32LE(8),
-          offset: this.hdr.readUInt32LE(12),
-          aux: this.hdr.readUInt32LE(16),
-          len,
-        };
-        const sink = len ? this.route?.(head) : undefined;
-        const { len: _len, ...fields } = head;
-        // allocUnsafe: pooled slices are 8-byte aligned, larger ones own their ArrayBuffer.
-        const frame: Frame = { ...fields, payload: len && !sink ? Buffer.allocUnsafe(len) : EMPTY };
-        if (!len) {
-          this.onFrame(frame);
-          continue;
-        }
-        this.cur = frame;
-        this.fill = 0;
-        this.sink = sink;
-        this.sinkLen = sink ? len : 0;
+        this.beginFrame();
       } else if (this.sink) {
         const n = Math.min(this.sinkLen - this.fill, chunk.length - pos);
         this.sink.write(chunk.subarray(pos, pos + n), this.fill);
         this.fill += n;
         pos += n;
-        if (this.fill === this.sinkLen) {
-          const f = this.cur;
-          f.sunk = this.sinkLen;
-          this.cur = null;
-          this.sink = undefined;
-          this.onFrame(f);
-        }
+        this.endPayloadIfDone();
       } else {
         const p = this.cur.payload;
         const n = Math.min(p.length - this.fill, chunk.length - pos);
         chunk.copy(p, this.fill, pos, pos + n);
         this.fill += n;
         pos += n;
-        if (this.fill === p.length) {
-          const f = this.cur;
-          this.cur = null;
-          this.onFrame(f);
-        }
+        this.endPayloadIfDone();
       }
     }
   }
