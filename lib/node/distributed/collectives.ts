@@ -327,7 +327,9 @@ export class Collectives {
 
   /**
    * Sums (or averages) `buf` element-wise across all workers, in place; resolves to `buf` once
-   * it holds the result (identical on every worker). Do not touch `buf` until then.
+   * it holds the result (identical on every worker). Do not touch `buf` until then. If it
+   * rejects, the group is broken and `buf` holds partial sums; the rest of a frame already on
+   * its way may still land in it shortly after, so do not reuse it for other data.
    */
   allReduce(buf: Float32Array, op: ReduceOp = 'sum'): Promise<Float32Array> {
     if (!(buf instanceof Float32Array)) return Promise.reject(new TypeError('allReduce takes a Float32Array'));
