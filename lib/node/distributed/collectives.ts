@@ -434,10 +434,10 @@ export class Collectives {
   /** Resolves once every worker has called barrier() (the same number of collectives earlier). */
   barrier(): Promise<void> {
     return this.run('barrier', async (op) => {
-      const pairs = [...this.links.values()];
-      for (const { tx } of pairs) tx!.send(FrameType.BARRIER, { seq: op.seq, aux: OP.barrier });
-      for (const { rx } of pairs) {
-        const l = rx!;
+      const others = [...this.links.keys()];
+      for (const rank of others) this.linkWith(rank, 'tx').send(FrameType.BARRIER, { seq: op.seq, aux: OP.barrier });
+      for (const rank of others) {
+        const l = this.linkWith(rank, 'rx');
         op.waitingOn = l;
         const f = await l.recv();
         if (f.type !== FrameType.BARRIER || f.seq !== op.seq || f.aux !== OP.barrier)
