@@ -173,7 +173,7 @@ function dialReceiver(port: number, onBytes: (n: number) => void): Promise<net.S
 
 /** Receiving end of the one-stream measurement: dials the parent, acknowledges every `bytes` received with one byte. */
 async function sinkMain(): Promise<void> {
-  process.send!({ port: 0 });
+  process.send!({ port: 0 }); // spawnChild waits for a first message; this child listens on nothing
   const { port, bytes } = await nextMessage<{ port: number; bytes: number }>();
   let got = 0;
   let acked = 0;

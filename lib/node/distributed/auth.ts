@@ -180,14 +180,13 @@ export function dialOnce<T>(o: DialOptions, adopt: (est: Established) => T): Pro
       }
       fail(new DistributedError(`${name} broke the handshake (frame type ${f.type} in state ${state})`, name));
     });
-    const scratch = Buffer.allocUnsafe(DIALED_READ_BYTES);
     let arrived: () => void = () => undefined;
     let failed = (err: Error) => fail(err);
     const sock = net.connect({
       host,
       port,
       onread: {
-        buffer: () => reader.nextRead(scratch),
+        buffer: () => reader.nextRead(DIALED_READ_BYTES),
         callback: (n: number) => {
           arrived();
           try {

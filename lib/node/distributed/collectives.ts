@@ -254,9 +254,9 @@ export class Collectives {
       }
     }
     if (now - op.lastProgress > limit) {
-      // One entry per peer: its freshest report over either connection.
+      // One entry per peer: the connection with its latest report (both carry its heartbeats).
       const behind = [...this.links.values()]
-        .map(({ rx, tx }) => (rx && tx ? (tx.peerPosition > rx.peerPosition ? tx : rx) : (rx ?? tx)!))
+        .map(({ rx, tx }) => [rx, tx].filter((l) => l !== undefined).reduce((a, b) => (b.peerPosition > a.peerPosition ? b : a)))
         .filter((l) => l.peerPosition < op.seq);
       // A peer that says it is busy with local work (whileBusy) is late, not stalled.
       if (behind.length && behind.every((l) => l.peerBusy)) {

@@ -5,7 +5,7 @@
  * V8 compiles a plain loop over typed arrays to scalar code, about 3 ns a float on the development
  * VM, which made the sum the largest CPU cost of an all-reduce after the kernel's own socket
  * copies. A WebAssembly kernel with 128-bit lanes handles four floats per instruction. WebAssembly
- * cannot address a JavaScript array, so each piece (at most one socket read, 64 KiB) is staged
+ * cannot address a JavaScript array, so each piece (at most 64 KiB of a socket read) is staged
  * through the kernel's own memory; even with those copies the sum runs 2.5× faster
  * (`npm run bench -- allreduce`). The lanes compute exactly what the loop computes (IEEE single
  * precision, round to nearest), so results are bit for bit the same either way (a NaN stays NaN;
@@ -13,7 +13,7 @@
  * TFOS_NO_WASM_SIMD=1, the plain loops run.
  */
 
-/** Floats per staged piece: one socket read (libuv reads 64 KiB at a time). */
+/** Floats per staged piece: one default socket read (64 KiB); larger reads go in several pieces. */
 const STAGE_FLOATS = 16384;
 const STAGE_BYTES = STAGE_FLOATS * 4;
 /** Under this many floats the plain loop runs: a few floats do not repay the call and the copies. */

@@ -157,6 +157,7 @@ export class FrameReader {
   private sink?: PayloadSink;
   private sinkLen = 0;
   private readInto = ReadInto.HEADER;
+  /** Where bytes for a computing sink are read (nextRead); allocated on first need. */
   private scratch = EMPTY;
   route?: PayloadRouter;
 
@@ -171,29 +172,29 @@ export class FrameReader {
   }
 
   /**
-   * Where the next socket read should land, at most `scratch.length` bytes; pair every call with
+   * Where the next socket read should land, at most `maxBytes` bytes; pair every call with
    * took(n). The rest of a header goes to the header buffer, a payload with a home straight there,
-   * bytes for a computing sink to `scratch` (cut at the end of the frame).
+   * bytes for a computing sink to the reader's scratch buffer (cut at the end of the frame).
    */
-  nextRead(scratch: Buffer): Uint8Array {
+  nextRead(maxBytes: number): Uint8Array {
     if (!this.cur) {
       this.readInto = ReadInto.HEADER;
       return this.hdr.subarray(this.hdrFill);
     }
     if (this.sink) {
-      const n = Math.min(this.sinkLen - this.fill, scratch.length);
+      const n = Math.min(this.sinkLen - this.fill, maxBytes);
       const home = this.sink.place?.(this.fill, n);
       if (home) {
         this.readInto = ReadInto.PLACE;
         return home;
       }
       this.readInto = ReadInto.SCRATCH;
-      this.scratch = scratch;
-      return scratch.subarray(0, n);
+      if (this.scratch.length < n) this.scratch = Buffer.allocUnsafe(maxBytes);
+      return this.scratch.subarray(0, n);
     }
     const p = this.cur.payload;
     this.readInto = ReadInto.PLACE;
-    return p.subarray(this.fill, this.fill + Math.min(p.length - this.fill, scratch.length));
+    return p.subarray(this.fill, this.fill + Math.min(p.length - this.fill, maxBytes));
   }
 
   /** `n` bytes were read into what nextRead() returned last. */
