@@ -34,6 +34,7 @@ import { Checkpoint, Checkpoints } from '../../lib/io/checkpoints';
 import { imagesToFloat32, labelsToInt32 } from '../../lib/io/arrow-tensors';
 import { loadTfjs } from '../../lib/platform/tfjs';
 import { registerNativeKernels } from '../../lib/tfjs-native';
+import { GradientsOf, graphStepsEnabled, tracedGradients } from '../../lib/tfjs-native/traced-function';
 import { resolveLocation, posixJoin } from '../../lib/io/dataset-fs';
 import { OptimizerState, restoreTrainingState, saveModel, trainingState } from '../../lib/io/model-files';
 import { SummaryWriter } from '../../lib/io/tfevents';
@@ -127,8 +128,11 @@ interface Group {
   size: number;
   /** Sum across the workers, in place. */
   sum(buf: Float32Array): Promise<Float32Array>;
-  /** One step: gradients of f, combined across the workers, applied. */
-  minimize(f: () => TF.Scalar): Promise<TF.Scalar>;
+  /**
+   * One step: gradients of lossOf(...inputs), combined across the workers, applied. lossOf is the
+   * same function every step, so the step can run as one TensorFlow graph (traced-function.ts).
+   */
+  minimize(lossOf: (...inputs: TF.Tensor[]) => TF.Scalar, inputs: TF.Tensor[]): Promise<TF.Scalar>;
   /** Work only this worker does (checkpoints, export): peers wait without timing out. */
   whileBusy<T>(work: () => Promise<T>): Promise<T>;
   /** The next training table (SPARK mode), or a dataset shard. */
@@ -418,6 +422,14 @@ async function trainLoop(
 
   let prevLoss = 0;
   const S = o.model.imageSize;
+  // The loss of one batch, a function of its tensors only (and the model's variables).
+  const lossOf = (xs: TF.Tensor, ys: TF.Tensor) =>
+    tf.tidy(() => {
+      const logits = model.apply(xs, { training: true }) as TF.Tensor;
+      const ce = tf.losses.softmaxCrossEntropy(ys, logits, undefined, o.model.labelSmoothing || undefined);
+      const reg = model.calculateLosses();
+      return (reg.length ? tf.addN([ce, ...reg]) : ce) as TF.Scalar;
+    });
   try {
     while (step < total) {
       const table = await nextTable();
@@ -435,14 +447,7 @@ async function trainLoop(
       setLearningRate(optimizer, lr);
       const xs = tf.tensor4d(xsData, [n, S, S, 3]);
       const ys = tf.tidy(() => tf.oneHot(tf.tensor1d(labels, 'int32'), 10));
-      const loss = await g.minimize(() =>
-        tf.tidy(() => {
-          const logits = model.apply(xs, { training: true }) as TF.Tensor;
-          const ce = tf.losses.softmaxCrossEntropy(ys, logits, undefined, o.model.labelSmoothing || undefined);
-          const reg = model.calculateLosses();
-          return (reg.length ? tf.addN([ce, ...reg]) : ce) as TF.Scalar;
-        }),
-      );
+      const loss = await g.minimize(lossOf, [xs, ys]);
       prevLoss = (await loss.data())[0];
       tf.dispose([xs, ys, loss]);
       step++;
@@ -589,7 +594,7 @@ export default async function train(args: unknown, ctx: TFNodeContext): Promise<
     rank: server.rank,
     size: server.size,
     sum: (b) => server.allReduce(b, 'sum'),
-    minimize: async (f) => (await dist.minimize(f, true))!,
+    minimize: async (lossOf, inputs) => (await dist.minimizeOn(lossOf, inputs, true))!,
     whileBusy: (w) => server.whileBusy(w),
     readsDataset: !sparkFeed,
     nextSparkBatch: sparkFeed ? (n) => sparkFeed.nextBatch(n) : undefined,
@@ -612,11 +617,24 @@ export async function trainStandalone(args: string[], report: (m: TrainingMetric
   const nativeKernels = registerNativeKernels(tf);
   const model = o.model.build(tf);
   const optimizer = o.model.optimizer(tf, o.lr);
+  // As a cluster's trainers do (DistributedOptimizer.minimizeOn): the step as one TensorFlow graph.
+  const traced = new Map<(...inputs: TF.Tensor[]) => TF.Scalar, GradientsOf>();
   const group: Group = {
     rank: 0,
     size: 1,
     sum: async (b) => b,
-    minimize: async (f) => optimizer.minimize(f, true)!,
+    minimize: async (lossOf, inputs) => {
+      if (!graphStepsEnabled()) return optimizer.minimize(() => lossOf(...inputs), true)!;
+      let gradientsOf = traced.get(lossOf);
+      if (!gradientsOf) traced.set(lossOf, (gradientsOf = tracedGradients(tf, lossOf)));
+      const { value, grads } = gradientsOf(
+        inputs,
+        model.trainableWeights.map((w) => w.read() as TF.Variable),
+      );
+      optimizer.applyGradients(grads);
+      tf.dispose(Object.values(grads));
+      return value;
+    },
     whileBusy: (w) => w(),
     readsDataset: true,
     report,

@@ -84,10 +84,10 @@ async function cmdSetup(args: string[]): Promise<number> {
       `  python       ${res.spark.python}`,
       `  hadoop       ${res.hadoop}`,
       `  livy         ${res.livy}`,
-      `  tfjs-node    backend=${res.tensorflow.backend} (${res.tensorflow.source}; fused ops ${res.tensorflow.listAttrs ? 'reachable' : 'off: unpatched binding'})`,
+      `  tfjs-node    backend=${res.tensorflow.backend} (${res.tensorflow.source}; fused ops and graph steps ${res.tensorflow.patched ? 'reachable' : 'off: unpatched binding'})`,
       ...(res.gpu
         ? [
-            `  tfjs-node-gpu backend=${res.gpu.backend} (GPU build, ${res.gpu.source}; fused ops ${res.gpu.listAttrs ? 'reachable' : 'off: unpatched binding'}; trainers use it with TFOS_TFJS=gpu: ${res.gpu.packageDir})`,
+            `  tfjs-node-gpu backend=${res.gpu.backend} (GPU build, ${res.gpu.source}; fused ops and graph steps ${res.gpu.patched ? 'reachable' : 'off: unpatched binding'}; trainers use it with TFOS_TFJS=gpu: ${res.gpu.packageDir})`,
           ]
         : []),
       ...(notebook ? [`  jupyter      ${notebook.jupyter} (kernel: ${notebook.kernelName}, JUPYTER_PATH=${notebook.jupyterPath})`] : []),

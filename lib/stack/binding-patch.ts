@@ -1,5 +1,5 @@
 /**
- * Our patch to tfjs-node's native binding (patches/tfjs-node-list-attrs.patch): with it, an array
+ * Our patch to tfjs-node's native binding (patches/tfjs-node-binding.patch): with it, an array
  * value sets a list(string) or list(type) op attribute, which TensorFlow's fused kernels
  * (_FusedConv2D, _FusedMatMul and their oneDNN forms) need. `tfos setup` applies it to the
  * binding's sources before it builds the addon (lib/stack/tensorflow.ts).
@@ -15,7 +15,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 
 /** The patch file, shipped with the package (package.json "files"). */
-export const BINDING_PATCH_FILE = path.resolve(__dirname, '../../../patches/tfjs-node-list-attrs.patch');
+export const BINDING_PATCH_FILE = path.resolve(__dirname, '../../../patches/tfjs-node-binding.patch');
 
 export class BindingPatchError extends Error {
   constructor(

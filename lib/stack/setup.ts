@@ -47,7 +47,7 @@ export async function setup(opts: SetupOptions = {}): Promise<SetupResult> {
   ]);
   await provisionSparkClassArchive(spark, log);
   const tensorflow = opts.skipTensorflow
-    ? { backend: 'skipped', source: 'existing' as const, packageDir: '', listAttrs: false }
+    ? { backend: 'skipped', source: 'existing' as const, packageDir: '', patched: false }
     : await provisionTensorflow(paths, log);
   const gpu = opts.gpu ? await provisionTensorflowGpu(paths, log, env) : undefined;
   return {

@@ -35,7 +35,7 @@ import {
 export interface GpuBuildInfo extends GpuBuild {
   backend: string;
   /** The addon carries our binding patch (lib/stack/binding-patch.ts): TensorFlow's fused ops are reachable. */
-  listAttrs: boolean;
+  patched: boolean;
   source: 'existing' | 'built';
 }
 
@@ -48,8 +48,8 @@ export async function provisionTensorflowGpu(paths: TfosPaths, log: Logger, env:
   const existing = findGpuBuild({ ...env, TFOS_HOME: paths.home });
   if (existing) {
     const probe = await probeBackend(existing.packageDir, { ...env, LD_LIBRARY_PATH: withLibraryPath(existing, env.LD_LIBRARY_PATH) });
-    if (probe.ok && (probe.listAttrs || !patchWorthTrying(existing.packageDir))) {
-      return { ...existing, backend: probe.backend!, listAttrs: !!probe.listAttrs, source: 'existing' };
+    if (probe.ok && (probe.patched || !patchWorthTrying(existing.packageDir))) {
+      return { ...existing, backend: probe.backend!, patched: !!probe.patched, source: 'existing' };
     }
     // Every other step is cached: a rebuild is the addon's build.
     log(`GPU build in ${where.root} ${probe.ok ? 'lacks the binding patch' : `does not load (${probe.detail})`}; building it again`);
@@ -84,7 +84,7 @@ export async function provisionTensorflowGpu(paths: TfosPaths, log: Logger, env:
   }
   fs.writeFileSync(where.record, JSON.stringify(build, null, 2) + '\n');
   log(`GPU build ready: ${where.packageDir} (CUDA libraries in ${libraryPath.length} folders under ${where.cuda})`);
-  return { ...build, backend: probe.backend!, listAttrs: !!probe.listAttrs, source: 'built' };
+  return { ...build, backend: probe.backend!, patched: !!probe.patched, source: 'built' };
 }
 
 /** @tensorflow/tfjs-node-gpu with its dependencies, in an npm prefix of its own. */

@@ -33,8 +33,8 @@ export interface TensorflowInfo {
   /** 'local': built against TFOS_LIBTENSORFLOW_DIR. */
   source: 'existing' | 'official' | 'wheel' | 'local';
   packageDir: string;
-  /** The addon sets list attributes (our binding patch is in it): TensorFlow's fused ops are reachable. */
-  listAttrs: boolean;
+  /** The addon carries our binding patch as it is now: TensorFlow's fused ops and graph functions are reachable. */
+  patched: boolean;
 }
 
 export interface ProvisionTensorflowOptions {
@@ -59,9 +59,9 @@ export async function provisionTensorflow(paths: TfosPaths, log: Logger, opts: P
 
   const before = await probeBackend(packageDir, env);
   if (before.ok) {
-    if (before.listAttrs || !patchWorthTrying(packageDir))
-      return { backend: before.backend!, source: 'existing', packageDir, listAttrs: !!before.listAttrs };
-    return { backend: before.backend!, source: 'existing', packageDir, listAttrs: await rebuildPatched(packageDir, env, log) };
+    if (before.patched || !patchWorthTrying(packageDir))
+      return { backend: before.backend!, source: 'existing', packageDir, patched: !!before.patched };
+    return { backend: before.backend!, source: 'existing', packageDir, patched: await rebuildPatched(packageDir, env, log) };
   }
   log(`${packageName}: native backend not usable yet (${before.detail}); provisioning libtensorflow`);
 
@@ -85,8 +85,8 @@ export async function provisionTensorflow(paths: TfosPaths, log: Logger, opts: P
     if (await tryOfficialInstaller(packageDir, env, log)) {
       const probe = await probeBackend(packageDir, env);
       if (probe.ok) {
-        const listAttrs = probe.listAttrs || (await rebuildPatched(packageDir, env, log));
-        return { backend: probe.backend!, source: 'official', packageDir, listAttrs };
+        const patched = probe.patched || (await rebuildPatched(packageDir, env, log));
+        return { backend: probe.backend!, source: 'official', packageDir, patched };
       }
       log(`official installer finished but the backend does not work (${probe.detail}); falling back to the PyPI wheel`);
     }
@@ -150,8 +150,12 @@ function resolvePackageDir(pkg: string): string {
 
 interface Probe {
   ok: boolean;
-  /** A list(string) attribute could be set (the patched binding): a 1×1 _FusedMatMul with fused_ops ['BiasAdd'] gave 2·3 + 1. */
-  listAttrs?: boolean;
+  /**
+   * The binding carries our patch as it is now: a list(string) attribute could be set (a 1×1
+   * _FusedMatMul with fused_ops ['BiasAdd'] gave 2·3 + 1) and it has addFunctionDef. An addon
+   * built with an earlier patch has the first only, and is rebuilt.
+   */
+  patched?: boolean;
   backend?: string;
   shape?: number[];
   values?: number[];
@@ -170,7 +174,7 @@ try { tf = require(process.argv[1]); } catch (e) { out({ error: String((e && e.m
 try {
   const y = tf.conv2d(tf.ones([1, 8, 8, 3]), tf.ones([3, 3, 3, 1]), 1, 'same');
   const d = y.dataSync();
-  let listAttrs = false;
+  let patched = false;
   try {
     const b = tf.backend(), B = b.binding;
     const m = b.executeSingleOutput('_FusedMatMul', [
@@ -178,9 +182,9 @@ try {
       { name: 'num_args', type: B.TF_ATTR_INT, value: 1 },
       { name: 'fused_ops', type: B.TF_ATTR_STRING, value: ['BiasAdd'] },
     ], [tf.tensor2d([[2]]), tf.tensor2d([[3]]), tf.tensor1d([1])]);
-    listAttrs = m.dataSync()[0] === 7;
+    patched = m.dataSync()[0] === 7 && typeof B.addFunctionDef === 'function' && typeof B.getAllOpList === 'function';
   } catch (e) { /* the unpatched binding: a string attribute must be a string */ }
-  out({ backend: tf.getBackend(), shape: y.shape, values: [d[0], d[1], d[9], d[63]], listAttrs });
+  out({ backend: tf.getBackend(), shape: y.shape, values: [d[0], d[1], d[9], d[63]], patched });
 } catch (e) { out({ backend: tf.getBackend(), error: String((e && e.message) || e).split('\\n')[0] }); }
 `;
 
@@ -200,7 +204,7 @@ export async function probeBackend(packageDir: string, env: NodeJS.ProcessEnv): 
     backend?: string;
     shape?: number[];
     values?: number[];
-    listAttrs?: boolean;
+    patched?: boolean;
     error?: string;
   };
   if (r.error) return { ok: false, backend: r.backend, detail: r.error };
@@ -214,17 +218,17 @@ export async function probeBackend(packageDir: string, env: NodeJS.ProcessEnv): 
       detail: `conv2d gave shape ${JSON.stringify(r.shape)} values ${JSON.stringify(r.values)}, expected [1,8,8,1] and [12,18,27,12]`,
     };
   }
-  return { ok: true, backend: r.backend, shape: r.shape, values: r.values, listAttrs: r.listAttrs === true, detail: 'ok' };
+  return { ok: true, backend: r.backend, shape: r.shape, values: r.values, patched: r.patched === true, detail: 'ok' };
 }
 
-export async function verify(packageDir: string, env: NodeJS.ProcessEnv): Promise<{ backend: string; listAttrs: boolean }> {
+export async function verify(packageDir: string, env: NodeJS.ProcessEnv): Promise<{ backend: string; patched: boolean }> {
   const probe = await probeBackend(packageDir, env);
   if (!probe.ok) {
     throw new Error(
       `native TensorFlow: step 'verify the addon' failed: ${process.execPath} -e <load ${packageDir}, conv2d>: ${probe.detail}`,
     );
   }
-  return { backend: probe.backend!, listAttrs: !!probe.listAttrs };
+  return { backend: probe.backend!, patched: !!probe.patched };
 }
 
 export function lastLines(text: string, n: number): string {
@@ -388,7 +392,7 @@ async function rebuildPatched(packageDir: string, env: NodeJS.ProcessEnv, log: L
       fs.rmSync(path.join(packageDir, d), { recursive: true, force: true });
     await buildAddon(packageDir, env, log);
     const probe = await probeBackend(packageDir, env);
-    if (!probe.ok || !probe.listAttrs) throw new Error(probe.ok ? 'the rebuilt addon still cannot set list attributes' : probe.detail);
+    if (!probe.ok || !probe.patched) throw new Error(probe.ok ? 'the rebuilt addon still cannot set list attributes' : probe.detail);
     for (const k of kept) fs.rmSync(k.backup, { force: true });
     return true;
   } catch (err) {

@@ -2,7 +2,7 @@
  * TensorFlow's fused convolution / matrix product + BiasAdd (+ Relu) kernels, one op each: what
  * Python TensorFlow's graphs run after Grappler's remapper. They take their fused operations as a
  * list(string) attribute (fused_ops) and the extra inputs' types as a list(type), which only our
- * patched tfjs-node binding can set (patches/tfjs-node-list-attrs.patch, applied by `tfos setup`).
+ * patched tfjs-node binding can set (patches/tfjs-node-binding.patch, applied by `tfos setup`).
  *
  * Which ops a backend reaches is found on its first use with a one-element check of known value:
  * oneDNN's _MklNativeFusedConv2D / _MklNativeFusedMatMul on the CPU build (TensorFlow's generic

@@ -52,7 +52,7 @@ export function attrs(b: NativeBackend) {
   return {
     type: (name: string, dtype: string): OpAttr => ({ name, type: B.TF_ATTR_TYPE, value: dtypeCode(dtype) }),
     str: (name: string, value: string): OpAttr => ({ name, type: B.TF_ATTR_STRING, value }),
-    /** list(string) and list(type): only the patched binding sets them (patches/tfjs-node-list-attrs.patch). */
+    /** list(string) and list(type): only the patched binding sets them (patches/tfjs-node-binding.patch). */
     strs: (name: string, value: string[]): OpAttr => ({ name, type: B.TF_ATTR_STRING, value }),
     types: (name: string, dtypes: string[]): OpAttr => ({ name, type: B.TF_ATTR_TYPE, value: dtypes.map(dtypeCode) }),
     bool: (name: string, value: boolean): OpAttr => ({ name, type: B.TF_ATTR_BOOL, value }),

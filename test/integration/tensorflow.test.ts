@@ -62,7 +62,7 @@ describe('native TensorFlow (tfjs-node)', function () {
   });
 
   it("carries tfjs-on-spark's binding patch: list attributes reach TensorFlow's fused ops (oneDNN's on this CPU build)", () => {
-    expect(info.listAttrs).to.equal(true);
+    expect(info.patched).to.equal(true);
     const out = execFileSync(process.execPath, ['-e', FUSED_CHILD], {
       cwd: repo,
       env: { ...process.env, TF_CPP_MIN_LOG_LEVEL: '2' },
@@ -79,7 +79,7 @@ describe('native TensorFlow (tfjs-node)', function () {
     const lines: string[] = [];
     try {
       const again = await provisionTensorflow(tfosPaths(), (line) => lines.push(line));
-      expect(again).to.deep.equal({ backend: 'tensorflow', source: 'existing', packageDir: info.packageDir, listAttrs: true });
+      expect(again).to.deep.equal({ backend: 'tensorflow', source: 'existing', packageDir: info.packageDir, patched: true });
       // Every provisioning step logs what it does; the no-op path logs nothing.
       expect(lines).to.deep.equal([]);
     } finally {

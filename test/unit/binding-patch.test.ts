@@ -1,5 +1,5 @@
 /**
- * The binding patch (patches/tfjs-node-list-attrs.patch, lib/stack/binding-patch.ts): it applies
+ * The binding patch (patches/tfjs-node-binding.patch, lib/stack/binding-patch.ts): it applies
  * to the tfjs-node this project installs, applying twice changes nothing, and a source it does
  * not fit is left untouched with an error naming the file and the hunk.
  */

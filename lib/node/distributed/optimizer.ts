@@ -22,6 +22,7 @@ import { DistributedNode } from './node';
 import { DistributedError, peerName } from './peers';
 import { assignShards, modelId, PsOptimizerState, PsWeights } from './ps';
 import { tfjs as tf } from '../../platform/tfjs';
+import { graphStepsEnabled, GradientsOf, tracedGradients } from '../../tfjs-native/traced-function';
 
 type Variable = tfTypes.Variable;
 type Tensor = tfTypes.Tensor;
@@ -88,6 +89,8 @@ export class DistributedOptimizer {
   private shim?: Optimizer;
   private stepsDone = 0;
   private readonly wrapped = new WeakSet<object>();
+  /** minimizeOn's gradient functions, one per loss function. */
+  private readonly traced = new Map<(...inputs: Tensor[]) => Scalar, GradientsOf>();
   /** Non-trainable float weights of the model (batch-norm moving statistics), kept equal on every worker. */
   private stateVars: Variable[] = [];
   private stateBuffer?: Float32Array;
@@ -448,6 +451,27 @@ export class DistributedOptimizer {
    */
   async minimize(f: () => Scalar, returnCost = false, varList?: Variable[]): Promise<Scalar | null> {
     if (this.stashed) throw new Error(NOT_FLUSHED);
+    await this.initFor(f, varList);
+    return this.step(this.inner.computeGradients(f, varList ?? this.variables), returnCost);
+  }
+
+  /**
+   * A training step whose loss is a function of `inputs` (and the variables and constants) only:
+   * as minimize, but once its first calls agree the forward and backward pass run as one
+   * TensorFlow graph (lib/tfjs-native/traced-function.ts; TFOS_GRAPH_STEP=0 keeps them eager).
+   * Pass the same `lossOf` every step: each function is recorded once.
+   */
+  async minimizeOn(lossOf: (...inputs: Tensor[]) => Scalar, inputs: Tensor[], returnCost = false, varList?: Variable[]): Promise<Scalar | null> {
+    if (this.stashed) throw new Error(NOT_FLUSHED);
+    await this.initFor(() => lossOf(...inputs), varList);
+    if (!graphStepsEnabled()) return this.step(this.inner.computeGradients(() => lossOf(...inputs), varList ?? this.variables), returnCost);
+    let gradientsOf = this.traced.get(lossOf);
+    if (!gradientsOf) this.traced.set(lossOf, (gradientsOf = tracedGradients(tf(), lossOf, (m) => this.node.opts.log(`tfos: ${this.node.selfName}: training step: ${m}`))));
+    return this.step(gradientsOf(inputs, varList ?? this.variables), returnCost);
+  }
+
+  /** Before the first step: which variables f trains (unless given), started from the root's values. */
+  private async initFor(f: () => Scalar, varList?: Variable[]): Promise<void> {
     const t = tf();
     if (varList) await this.init(varList);
     else if (!this.initPromise) {
@@ -458,7 +482,11 @@ export class DistributedOptimizer {
       t.dispose([probe.value, ...Object.values(probe.grads)]);
       await this.init(vars);
     } else await this.initPromise;
-    const { value, grads } = this.inner.computeGradients(f, varList ?? this.variables);
+  }
+
+  /** Combines one step's gradients across workers and applies them; the loss when returnCost. */
+  private async step({ value, grads }: { value: Scalar; grads: NamedTensorMap }, returnCost: boolean): Promise<Scalar | null> {
+    const t = tf();
     if (this.mode === 'allreduce' && this.node.size === 1) {
       // One worker: nothing to combine, so the gradients go straight to the optimizer instead of
       // through the fused host buffers (two copies of every weight per step).

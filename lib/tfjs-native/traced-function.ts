@@ -1,0 +1,315 @@
+/**
+ * A tfjs function of tensors run as one TensorFlow graph. The first calls run eagerly while the
+ * binding records every op they execute; when two recordings agree (same ops, attributes,
+ * constants, variables), the recording becomes a TensorFlow function (graph-function.ts) and later
+ * calls run that in a single op call. TensorFlow then optimizes the whole graph and runs its
+ * independent ops side by side, which per-op eager dispatch cannot.
+ *
+ * What the function may do: compute from its input tensors, tfjs variables (read when called) and
+ * constants, and assign variables (the new values are written back after each call). What makes
+ * it stay eager, with the reason kept in `eagerReason`: reading a tensor's values inside the
+ * function (its ops could then depend on them), ops the graph cannot hold, or recordings that
+ * keep differing. Inputs of another shape or dtype than recorded run eagerly, call by call.
+ *
+ * Needs the patched binding (patches/tfjs-node-list-attrs.patch: addFunctionDef, getAllOpList).
+ */
+import type * as tfTypes from '@tensorflow/tfjs';
+import { functionDef, Program, RecordedOp, Ref, TensorSpec } from './graph-function';
+import type { NativeBackend, OpAttr, TF } from './native-op';
+import { OpRegistry } from './op-defs';
+
+type Tensor = tfTypes.Tensor;
+type Variable = tfTypes.Variable;
+
+interface TensorInfo {
+  id: number;
+  shape: number[];
+  dtype: number;
+}
+
+/** tfjs-node's binding, as far as recording uses it. */
+interface RecordingBinding {
+  executeOp(name: string, attrs: OpAttr[], inputIds: number[], numOutputs: number): TensorInfo[];
+  createTensor(shape: number[], dtype: number, values: ArrayLike<number> | Uint8Array): number;
+  tensorDataSync(id: number): ArrayBufferView;
+  deleteTensor(id: number): void;
+  addFunctionDef?(def: Uint8Array): void;
+  removeFunction?(name: string): void;
+  getAllOpList?(): Uint8Array;
+}
+
+interface BackendInternals extends NativeBackend {
+  binding: NativeBackend['binding'] & RecordingBinding;
+  tensorMap: { get(dataId: object): { id: number; shape: number[]; dtype: string } | undefined };
+  getInputTensorIds(tensors: Tensor[]): number[];
+}
+
+/** Where a function argument's value comes from at call time. */
+type ArgSource = { input: number } | { variable: Variable };
+
+interface Recording {
+  program: Program;
+  sources: ArgSource[];
+  /** Variables the function assigns, with the result index holding each one's new value. */
+  writes: Array<{ variable: Variable; result: number }>;
+  /** How many results the function itself returned (the writes follow them). */
+  returned: number;
+  /** Everything that must match between two recordings for the graph to be trusted. */
+  key: string;
+}
+
+let functionSeq = 0;
+let registry: OpRegistry | undefined;
+
+/** Whether this tfjs-node's binding can hold graph functions (the patched addon). */
+export function supportsGraphFunctions(b: unknown): boolean {
+  const binding = (b as Partial<BackendInternals> | undefined)?.binding as Partial<RecordingBinding> | undefined;
+  return typeof binding?.addFunctionDef === 'function' && typeof binding.getAllOpList === 'function';
+}
+
+const dataIdOf = (t: Tensor) => (t as unknown as { dataId: object }).dataId;
+
+function bytesOf(values: ArrayLike<number> | Uint8Array | ArrayBufferView, dtype: number): Uint8Array {
+  const view = ArrayBuffer.isView(values)
+    ? values
+    : dtype === 1
+      ? Float32Array.from(values as ArrayLike<number>)
+      : dtype === 10
+        ? Uint8Array.from(values as ArrayLike<number>)
+        : Int32Array.from(values as ArrayLike<number>);
+  return new Uint8Array(view.buffer.slice(view.byteOffset, view.byteOffset + view.byteLength));
+}
+
+export class TracedFunction {
+  /** Why calls run eagerly for good, once that is decided. */
+  eagerReason: string | undefined;
+  private recordings: Array<Recording | { refusal: string }> = [];
+  private compiled: { name: string; rec: Recording } | undefined;
+  private readonly maxRecordings = 4;
+
+  constructor(
+    private readonly tf: TF,
+    private readonly fn: (inputs: Tensor[]) => Tensor[],
+    private readonly log: (message: string) => void = () => {},
+  ) {}
+
+  get isCompiled(): boolean {
+    return this.compiled !== undefined;
+  }
+
+  call(inputs: Tensor[]): Tensor[] {
+    const b = this.tf.backend() as unknown as BackendInternals;
+    if (this.eagerReason !== undefined || this.tf.getBackend() !== 'tensorflow' || !supportsGraphFunctions(b)) return this.fn(inputs);
+    if (this.compiled) {
+      const { name, rec } = this.compiled;
+      if (this.fits(rec, inputs)) return this.runCompiled(b, name, rec, inputs);
+      return this.fn(inputs);
+    }
+    const { outputs, rec, refusal } = this.record(b, inputs);
+    // A recording that read values is not used (the ops may depend on them); one-time work, such
+    // as a kernel's first-use probe, reads only once, so a later recording can still be used.
+    const prev = this.recordings[this.recordings.length - 1];
+    this.recordings.push(rec ?? { refusal: refusal! });
+    if (rec && prev && 'key' in prev && prev.key === rec.key) this.compile(b, rec);
+    else if (this.recordings.length >= this.maxRecordings) {
+      const last = refusal ?? this.recordings.map((r) => ('refusal' in r ? r.refusal : '')).find((r) => r);
+      this.stayEager(last ? `${last} (in ${this.maxRecordings} calls)` : `${this.maxRecordings} recordings differed from each other`);
+    }
+    return outputs;
+  }
+
+  dispose(): void {
+    if (!this.compiled) return;
+    const b = this.tf.backend() as unknown as BackendInternals;
+    b.binding.removeFunction?.(this.compiled.name);
+    this.compiled = undefined;
+  }
+
+  private stayEager(reason: string): void {
+    this.eagerReason = reason;
+    this.recordings = [];
+    this.log(`running eagerly: ${reason}`);
+  }
+
+  private fits(rec: Recording, inputs: Tensor[]): boolean {
+    return rec.sources.every((s, i) => {
+      if (!('input' in s)) return true;
+      const t = inputs[s.input];
+      const want = rec.program.args[i];
+      return t !== undefined && t.shape.length === want.shape.length && t.shape.every((d, k) => d === want.shape[k]);
+    });
+  }
+
+  private compile(b: BackendInternals, rec: Recording): void {
+    const name = `tfos_traced_${process.pid}_${++functionSeq}`;
+    try {
+      registry ??= new OpRegistry(b.binding.getAllOpList!());
+      b.binding.addFunctionDef!(functionDef(name, rec.program, registry));
+    } catch (err) {
+      this.stayEager(`the recording could not become a graph: ${(err as Error).message}`);
+      return;
+    }
+    this.compiled = { name, rec };
+    this.recordings = [];
+    this.log(`running as one TensorFlow graph (${rec.program.ops.length} ops, ${rec.program.args.length} inputs)`);
+  }
+
+  private runCompiled(b: BackendInternals, name: string, rec: Recording, inputs: Tensor[]): Tensor[] {
+    const args = rec.sources.map((s) => ('input' in s ? inputs[s.input] : (s.variable as Tensor)));
+    const results = b.executeMultipleOutputs(name, [], args, rec.program.results.length);
+    for (const w of rec.writes) {
+      w.variable.assign(results[w.result]);
+      results[w.result].dispose();
+    }
+    return results.slice(0, rec.returned);
+  }
+
+  /** Runs fn eagerly, recording the ops the binding executes. */
+  private record(b: BackendInternals, inputs: Tensor[]): { outputs: Tensor[]; rec?: Recording; refusal?: string } {
+    const binding = b.binding;
+    const variables = Object.values(this.tf.engine().registeredVariables) as Variable[];
+    // Give every input and variable its binding id now, so none is created mid-recording.
+    b.getInputTensorIds([...inputs, ...variables]);
+    const idOf = (t: Tensor) => b.tensorMap.get(dataIdOf(t))?.id ?? -1;
+    const before = new Map<number, ArgSource>();
+    variables.forEach((v) => before.set(idOf(v), { variable: v }));
+    inputs.forEach((t, i) => before.set(idOf(t), { input: i }));
+    const startIds = new Map(variables.map((v) => [v, idOf(v)] as const));
+
+    const program: Program = { args: [], constants: [], ops: [], results: [] };
+    const sources: ArgSource[] = [];
+    const refs = new Map<number, Ref>();
+    const created = new Map<number, { shape: number[]; dtype: number; values: ArrayLike<number> | Uint8Array }>();
+    let refusal: string | undefined;
+    const keyParts: string[] = [];
+
+    const refFor = (id: number, op: string): Ref => {
+      const known = refs.get(id);
+      if (known) return known;
+      let ref: Ref;
+      const made = created.get(id);
+      const source = before.get(id);
+      if (made) {
+        program.constants.push({ dtype: made.dtype, shape: made.shape, bytes: bytesOf(made.values, made.dtype) });
+        ref = { constant: program.constants.length - 1 };
+      } else if (source) {
+        const info = binding.executeOp('Identity', [], [id], 1)[0];
+        binding.deleteTensor(info.id);
+        program.args.push({ dtype: info.dtype, shape: info.shape });
+        sources.push(source);
+        ref = { arg: program.args.length - 1 };
+      } else {
+        // A tensor made before the call that is neither an input nor a variable: a constant.
+        const info = binding.executeOp('Identity', [], [id], 1)[0];
+        const values = binding.tensorDataSync(info.id);
+        binding.deleteTensor(info.id);
+        if (info.dtype !== 1 && info.dtype !== 3 && info.dtype !== 10) {
+          refusal ??= `${op} reads a tensor of dtype ${info.dtype} made before the call that is no input or variable`;
+          ref = { constant: -1 };
+        } else {
+          program.constants.push({ dtype: info.dtype, shape: info.shape, bytes: bytesOf(values, info.dtype) });
+          ref = { constant: program.constants.length - 1 };
+        }
+      }
+      refs.set(id, ref);
+      return ref;
+    };
+
+    // The binding's properties are read-only; the recorder defines its own over them.
+    const recorder = Object.create(binding) as RecordingBinding;
+    const override = <K extends keyof RecordingBinding>(key: K, value: RecordingBinding[K]) =>
+      Object.defineProperty(recorder, key, { value, writable: true, configurable: true });
+    override('executeOp', (name, attrs, inputIds, numOutputs) => {
+      const inputsRefs = inputIds.map((id) => refFor(id, name));
+      const out = binding.executeOp(name, attrs, inputIds, numOutputs);
+      const rec: RecordedOp = { op: name, attrs: attrs.map((a) => ({ ...a })), inputs: inputsRefs, outputs: out.map((o): TensorSpec => ({ dtype: o.dtype, shape: o.shape })) };
+      program.ops.push(rec);
+      out.forEach((o, k) => refs.set(o.id, { op: program.ops.length - 1, output: k }));
+      return out;
+    });
+    override('createTensor', (shape, dtype, values) => {
+      const id = binding.createTensor(shape, dtype, values);
+      created.set(id, { shape: [...shape], dtype, values: ArrayBuffer.isView(values) ? values.slice() : Array.from(values) });
+      return id;
+    });
+    override('tensorDataSync', (id) => {
+      const r = refs.get(id);
+      if (r && 'op' in r) refusal ??= `the function reads the values of ${program.ops[r.op].op}'s output`;
+      return binding.tensorDataSync(id);
+    });
+
+    let outputs: Tensor[];
+    (b as { binding: unknown }).binding = recorder;
+    try {
+      outputs = this.fn(inputs);
+    } finally {
+      (b as { binding: unknown }).binding = binding;
+    }
+    if (refusal) return { outputs, refusal };
+
+    for (const t of outputs) program.results.push(refFor(idOf(t), 'a result'));
+    const writes: Recording['writes'] = [];
+    for (const [v, startId] of startIds) {
+      const now = idOf(v);
+      if (now === startId || now < 0) continue;
+      writes.push({ variable: v, result: program.results.length });
+      program.results.push(refFor(now, `variable ${v.name}`));
+    }
+    if (refusal) return { outputs, refusal };
+
+    keyParts.push(
+      JSON.stringify({
+        ops: program.ops.map((o) => [o.op, o.attrs, o.inputs]),
+        args: program.args,
+        sources: sources.map((s) => ('input' in s ? s.input : s.variable.name)),
+        results: program.results,
+        writes: writes.map((w) => w.variable.name),
+      }),
+    );
+    for (const c of program.constants) keyParts.push(Buffer.from(c.bytes).toString('base64'));
+    return { outputs, rec: { program, sources, writes, returned: outputs.length, key: keyParts.join('|') } };
+  }
+}
+
+/** TFOS_GRAPH_STEP=0 (or off) keeps training steps eager, to measure what the graph brings. */
+export function graphStepsEnabled(value = process.env.TFOS_GRAPH_STEP): boolean {
+  const v = value?.trim().toLowerCase();
+  return !(v === '0' || v === 'off' || v === 'false' || v === 'no');
+}
+
+export type GradientsOf = (inputs: Tensor[], varList: Variable[]) => { value: tfTypes.Scalar; grads: tfTypes.NamedTensorMap };
+
+/**
+ * The gradients of `lossOf(...inputs)` with respect to varList, as tf.variableGrads computes them,
+ * run as one TensorFlow graph once the first calls agree (TracedFunction). The loss may depend on
+ * the inputs, the variables and constants only; keep one per loss function and variable list.
+ */
+export function tracedGradients(tf: TF, lossOf: (...inputs: Tensor[]) => tfTypes.Scalar, log?: (message: string) => void): GradientsOf {
+  let traced: { fn: TracedFunction; vars: Variable[] } | undefined;
+  return (inputs, varList) => {
+    if (!traced || traced.vars.length !== varList.length || traced.vars.some((v, i) => v !== varList[i])) {
+      traced?.fn.dispose();
+      const vars = [...varList];
+      const fn = new TracedFunction(
+        tf,
+        (ins) => {
+          const { value, grads } = tf.variableGrads(() => lossOf(...ins), vars);
+          return [
+            value,
+            ...vars.map((v) => {
+              const g = grads[v.name];
+              if (!g) throw new Error(`tracedGradients: the loss does not depend on variable '${v.name}'`);
+              return g;
+            }),
+          ];
+        },
+        log,
+      );
+      traced = { fn, vars };
+    }
+    const [value, ...grads] = traced.fn.call(inputs);
+    const named: tfTypes.NamedTensorMap = {};
+    traced.vars.forEach((v, i) => (named[v.name] = grads[i]));
+    return { value: value as tfTypes.Scalar, grads: named };
+  };
+}
