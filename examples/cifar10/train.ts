@@ -626,7 +626,7 @@ export async function trainStandalone(args: string[], report: (m: TrainingMetric
     minimize: async (lossOf, inputs) => {
       if (!graphStepsEnabled()) return optimizer.minimize(() => lossOf(...inputs), true)!;
       let gradientsOf = traced.get(lossOf);
-      if (!gradientsOf) traced.set(lossOf, (gradientsOf = tracedGradients(tf, lossOf)));
+      if (!gradientsOf) traced.set(lossOf, (gradientsOf = tracedGradients(tf, lossOf, (m) => console.error(`training step: ${m}`))));
       const { value, grads } = gradientsOf(
         inputs,
         model.trainableWeights.map((w) => w.read() as TF.Variable),
