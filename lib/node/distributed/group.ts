@@ -19,7 +19,7 @@ export interface DistributedOptions {
   chunkBytes?: number;
   /** Heartbeat interval. Default min(timeoutMs / 4, 5000) ms. */
   pingMs?: number;
-  /** Where refused connections are reported (default: stderr, which reaches the driver's log). */
+  /** Where refused connections and how training steps run are reported (default: stderr, which reaches the driver's log). */
   log?: (line: string) => void;
 }
 
