@@ -42,6 +42,8 @@ interface Variant {
   name: string;
   levers: string[] | 'none' | 'all';
   env?: Record<string, string>;
+  /** Gradients through tracedGradients (a graph after the first calls), as the example's trainers compute them. */
+  graph?: boolean;
 }
 
 const median = (a: number[]) => [...a].sort((x, y) => x - y)[Math.floor(a.length / 2)];
@@ -56,6 +58,8 @@ async function childMain(): Promise<void> {
     const { registerNativeKernels } = await import('../lib/tfjs-native');
     registerNativeKernels(t, { only: levers === 'all' ? undefined : levers });
   }
+  const graph = process.env.TFOS_BENCH_GRAPH === '1';
+  const { tracedGradients } = await import('../lib/tfjs-native/traced-function');
   const nets = new Map<NetName, { run: () => Promise<void> }>();
   const prepare = (name: NetName) => {
     const { model, inputShape, optimizer: opt, labelSmoothing } = buildNet(t, name);
@@ -63,16 +67,23 @@ async function childMain(): Promise<void> {
     const y = t.oneHot(t.randomUniform([64], 0, 10, 'int32') as tfTypes.Tensor1D, 10);
     const vars = model.trainableWeights.map((w) => w.read() as tfTypes.Variable);
     // As examples/cifar10/train.ts: the loss of the logits in training mode, minimized, read back every step.
-    const loss = () =>
+    const lossOf = (bx: tfTypes.Tensor, by: tfTypes.Tensor) =>
       t.losses.softmaxCrossEntropy(
-        y,
-        model.apply(x, { training: true }) as tfTypes.Tensor,
+        by,
+        model.apply(bx, { training: true }) as tfTypes.Tensor,
         undefined,
         labelSmoothing || undefined,
       ) as tfTypes.Scalar;
+    const gradientsOf = tracedGradients(t, lossOf);
     return {
       run: async () => {
-        const l = opt.minimize(loss, true, vars)!;
+        let l: tfTypes.Scalar;
+        if (graph) {
+          const { value, grads } = gradientsOf([x, y], vars);
+          opt.applyGradients(grads);
+          t.dispose(Object.values(grads));
+          l = value;
+        } else l = opt.minimize(() => lossOf(x, y), true, vars)!;
         await l.data();
         l.dispose();
       },
@@ -108,7 +119,13 @@ interface Runner {
 function tfjsRunner(v: Variant): Runner {
   const child: ChildProcess = fork(__filename, ['--child'], {
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-    env: { ...process.env, ...v.env, TFOS_BENCH_LEVERS: JSON.stringify(v.levers), TF_CPP_MIN_LOG_LEVEL: '2' },
+    env: {
+      ...process.env,
+      ...v.env,
+      TFOS_BENCH_LEVERS: JSON.stringify(v.levers),
+      TFOS_BENCH_GRAPH: v.graph ? '1' : '0',
+      TF_CPP_MIN_LOG_LEVEL: '2',
+    },
   });
   let exited: Error | undefined;
   child.once('exit', (code) => (exited = new Error(`tfjs runner '${v.name}' exited (code ${code})`)));
@@ -182,6 +199,8 @@ function pythonRunner(py: string, env: Record<string, string> = {}): Runner {
 
 export const STOCK: Variant = { name: 'tfjs-node (stock)', levers: 'none' };
 export const NATIVE: Variant = { name: 'tfjs-node + tfjs-on-spark kernels', levers: 'all' };
+/** The kernels, and the forward and backward pass as one TensorFlow graph (lib/tfjs-native/traced-function.ts). */
+export const GRAPH: Variant = { name: 'kernels + graph step', levers: 'all', graph: true };
 
 export const FUSED_OFF: Variant = { name: 'all kernels, fused TF ops off', levers: 'all', env: { TFOS_TF_FUSED_OPS: '0' } };
 
@@ -203,6 +222,7 @@ export function leverVariants(): Variant[] {
     { name: 'all kernels, oneDNN off', levers: 'all', env: { TF_ENABLE_ONEDNN_OPTS: '0' } },
     // What the binding patch brings: the same kernels with TensorFlow's fused Conv2D/MatMul forward unreachable.
     FUSED_OFF,
+    GRAPH,
   ];
 }
 
@@ -215,8 +235,8 @@ export interface StepBenchOptions {
 
 export async function benchStep(o: StepBenchOptions = {}): Promise<Row[]> {
   const nets = o.nets ?? NETS;
-  // The binding patch is the newest lever: its row shows what the same kernels do without it.
-  const variants = o.variants ?? [STOCK, FUSED_OFF, NATIVE];
+  // The fused-ops-off row shows what the binding patch's fused ops bring; the graph row, its graph functions.
+  const variants = o.variants ?? [STOCK, FUSED_OFF, NATIVE, GRAPH];
   // Many short rounds: on a shared machine, noise comes in bursts; pairing within a round cancels it.
   const rounds = o.rounds ?? Number(process.env.TFOS_BENCH_STEP_ROUNDS ?? 5);
   const steps = o.steps ?? Number(process.env.TFOS_BENCH_STEP_STEPS ?? 5);
