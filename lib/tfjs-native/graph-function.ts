@@ -211,7 +211,8 @@ export function functionDef(name: string, program: Program, ops: OpRegistry): Ui
       for (const d of def.attrs)
         if (!given.has(d.name) && d.defaultValue) node.message(5, (e) => e.string(1, d.name).bytes(2, d.defaultValue!));
       // oneDNN's native-format kernels carry a label; eager execution picks it, a graph node names it.
-      if (rec.op.startsWith('_MklNative') && !given.has('_kernel')) node.message(5, (e) => e.string(1, '_kernel').message(2, (v) => v.string(2, 'MklNameChangeOp')));
+      if (rec.op.startsWith('_MklNative') && !given.has('_kernel'))
+        node.message(5, (e) => e.string(1, '_kernel').message(2, (v) => v.string(2, 'MklNameChangeOp')));
     });
   });
 

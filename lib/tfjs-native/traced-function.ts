@@ -222,7 +222,12 @@ export class TracedFunction {
     override('executeOp', (name, attrs, inputIds, numOutputs) => {
       const inputsRefs = inputIds.map((id) => refFor(id, name));
       const out = binding.executeOp(name, attrs, inputIds, numOutputs);
-      const rec: RecordedOp = { op: name, attrs: attrs.map((a) => ({ ...a })), inputs: inputsRefs, outputs: out.map((o): TensorSpec => ({ dtype: o.dtype, shape: o.shape })) };
+      const rec: RecordedOp = {
+        op: name,
+        attrs: attrs.map((a) => ({ ...a })),
+        inputs: inputsRefs,
+        outputs: out.map((o): TensorSpec => ({ dtype: o.dtype, shape: o.shape })),
+      };
       program.ops.push(rec);
       out.forEach((o, k) => refs.set(o.id, { op: program.ops.length - 1, output: k }));
       return out;

@@ -27,7 +27,10 @@ function lcg(seed: number): () => number {
 }
 const randomTensor = (shape: number[], seed: number) => {
   const r = lcg(seed);
-  return t.tensor(Float32Array.from({ length: shape.reduce((a, b) => a * b, 1) }, () => r()), shape);
+  return t.tensor(
+    Float32Array.from({ length: shape.reduce((a, b) => a * b, 1) }, () => r()),
+    shape,
+  );
 };
 
 /** Largest difference relative to max(1, |expected|). */
@@ -71,7 +74,11 @@ describe('graph steps (lib/tfjs-native/traced-function.ts)', function () {
   });
 
   it('protobuf: varints (negative int64 too), floats and nested messages read back as written', () => {
-    const w = new ProtoWriter().varint(1, 300).varint(2, -1).float(3, 1.5).message(4, (m) => m.string(1, 'Conv2D'));
+    const w = new ProtoWriter()
+      .varint(1, 300)
+      .varint(2, -1)
+      .float(3, 1.5)
+      .message(4, (m) => m.string(1, 'Conv2D'));
     const fields = readFields(w.finish());
     expect(fields.map(([f]) => f)).to.deep.equal([1, 2, 3, 4]);
     expect(fields[0][1]).to.equal(300n);
@@ -207,7 +214,10 @@ describe('graph steps (lib/tfjs-native/traced-function.ts)', function () {
           return m.getWeights().map((w) => w.dataSync());
         }),
       );
-      expect(said.filter((l) => /training step: running as one TensorFlow graph/.test(l)), said.join('\n')).to.have.length(2);
+      expect(
+        said.filter((l) => /training step: running as one TensorFlow graph/.test(l)),
+        said.join('\n'),
+      ).to.have.length(2);
       results[1].forEach((w, i) => expect(worstDifference(w, results[0][i]), `workers agree on weight ${i}`).to.equal(0));
       results[0].forEach((w, i) => expect(worstDifference(w, expected[i]), `weight ${i} vs one worker`).to.be.below(1e-4));
     });

@@ -461,12 +461,25 @@ export class DistributedOptimizer {
    * TensorFlow graph (lib/tfjs-native/traced-function.ts; TFOS_GRAPH_STEP=0 keeps them eager).
    * Pass the same `lossOf` every step: each function is recorded once.
    */
-  async minimizeOn(lossOf: (...inputs: Tensor[]) => Scalar, inputs: Tensor[], returnCost = false, varList?: Variable[]): Promise<Scalar | null> {
+  async minimizeOn(
+    lossOf: (...inputs: Tensor[]) => Scalar,
+    inputs: Tensor[],
+    returnCost = false,
+    varList?: Variable[],
+  ): Promise<Scalar | null> {
     if (this.stashed) throw new Error(NOT_FLUSHED);
     await this.initFor(() => lossOf(...inputs), varList);
-    if (!graphStepsEnabled()) return this.step(this.inner.computeGradients(() => lossOf(...inputs), varList ?? this.variables), returnCost);
+    if (!graphStepsEnabled())
+      return this.step(
+        this.inner.computeGradients(() => lossOf(...inputs), varList ?? this.variables),
+        returnCost,
+      );
     let gradientsOf = this.traced.get(lossOf);
-    if (!gradientsOf) this.traced.set(lossOf, (gradientsOf = tracedGradients(tf(), lossOf, (m) => this.node.opts.log(`tfos: ${this.node.selfName}: training step: ${m}`))));
+    if (!gradientsOf)
+      this.traced.set(
+        lossOf,
+        (gradientsOf = tracedGradients(tf(), lossOf, (m) => this.node.opts.log(`tfos: ${this.node.selfName}: training step: ${m}`))),
+      );
     return this.step(gradientsOf(inputs, varList ?? this.variables), returnCost);
   }
 
