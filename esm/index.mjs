@@ -13,6 +13,8 @@ export const {
   imagesToTensor,
   labelsToInt32,
   registerNativeKernels,
+  TracedFunction,
+  tracedGradients,
   LocalResponseNormalization,
   localResponseNormalization,
   Checkpoints,

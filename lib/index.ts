@@ -30,6 +30,7 @@ export { SparkFeed } from './node/spark-feed';
 export type { Feed } from './node/feed';
 export { tableToTensors, imagesToTensor, labelsToInt32 } from './io/arrow-tensors';
 export { registerNativeKernels } from './tfjs-native';
+export { TracedFunction, tracedGradients } from './tfjs-native/traced-function';
 // tfjs itself, from the one loader (tfjs-node when its addon loads): `import { tf } from 'tfjs-on-spark'`.
 export { tf, loadTfjs } from './platform/tfjs';
 export type { TFNodeContext } from './node/runtime';
