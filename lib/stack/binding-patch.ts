@@ -1,8 +1,10 @@
 /**
  * Our patch to tfjs-node's native binding (patches/tfjs-node-binding.patch): with it, an array
  * value sets a list(string) or list(type) op attribute, which TensorFlow's fused kernels
- * (_FusedConv2D, _FusedMatMul and their oneDNN forms) need. `tfos setup` applies it to the
- * binding's sources before it builds the addon (lib/stack/tensorflow.ts).
+ * (_FusedConv2D, _FusedMatMul and their oneDNN forms) need, and the binding registers graph
+ * functions (addFunctionDef, removeFunction, getAllOpList; lib/tfjs-native/traced-function.ts).
+ * `tfos setup` applies it to the binding's sources before it builds the addon
+ * (lib/stack/tensorflow.ts).
  *
  * Applying is idempotent and all-or-nothing: every hunk must match the file exactly (its
  * removed and context lines, anywhere in the file) or already be applied (its added lines
@@ -83,11 +85,12 @@ export type PatchOutcome = 'applied' | 'already-applied';
 /**
  * Applies `patchText` under `rootDir`: 'applied' when it changed the files, 'already-applied'
  * when every hunk was there already. Throws BindingPatchError (nothing written) when a hunk
- * neither matches once nor is already applied, or when some hunks are applied and others not.
+ * neither matches once nor is already applied. Some hunks applied and others not is a source
+ * patched by an earlier version of this patch (whose hunks are a part of this one's): each hunk
+ * matches exactly once either way, so the rest are applied without guessing.
  */
 export function applyPatch(rootDir: string, patchText: string): PatchOutcome {
   const writes: Array<{ file: string; text: string }> = [];
-  let applied = 0;
   let pending = 0;
   for (const fp of parseUnifiedDiff(patchText)) {
     const file = path.join(rootDir, fp.file);
@@ -106,8 +109,7 @@ export function applyPatch(rootDir: string, patchText: string): PatchOutcome {
       if (old === 1 && done === 0) {
         text = text.replace(before, () => after);
         pending++;
-      } else if (old === 0 && done === 1) applied++;
-      else
+      } else if (old !== 0 || done !== 1)
         throw new BindingPatchError(
           file,
           `hunk at patch line ${h.line} ${old + done === 0 ? 'matches nothing (another tfjs-node version?)' : `is ambiguous (${old} unpatched and ${done} patched matches)`}`,
@@ -115,7 +117,6 @@ export function applyPatch(rootDir: string, patchText: string): PatchOutcome {
     }
     writes.push({ file, text });
   }
-  if (pending && applied) throw new BindingPatchError(writes[0].file, `partly applied (${applied} hunks applied, ${pending} not)`);
   if (!pending) return 'already-applied';
   for (const w of writes) {
     const tmp = `${w.file}.tfos-${process.pid}`;
