@@ -6,10 +6,13 @@
  * gradient recomputes the pooling with one (as cheap as the plain forward) and then scatters.
  *
  * Only on the CPU build of the native backend, NHWC, 'same'/'valid' padding; the first failure
- * (a TensorFlow without oneDNN, e.g. not x86) switches back to tfjs's MaxPoolGrad for good.
+ * (a TensorFlow without oneDNN, e.g. not x86) switches back to tfjs's MaxPoolGrad for good. A step
+ * recorded for a graph (traced-function.ts) takes tfjs's MaxPoolGrad too: in a graph, oneDNN's
+ * layout pass pairs MaxPool with MaxPoolGrad and keeps the forward's workspace, so nothing is
+ * pooled twice.
  */
 import type * as tfTypes from '@tensorflow/tfjs';
-import { attrs, hasKernel, NativeBackend, registerNativeKernel, TF } from './native-op';
+import { attrs, hasKernel, isRecordingGraph, NativeBackend, registerNativeKernel, TF } from './native-op';
 
 type Tensor = tfTypes.Tensor;
 export const MAX_POOL_GRAD = 'TfosMaxPoolGradWorkspace';
@@ -46,6 +49,7 @@ export function registerMaxPool(tf: TF): void {
 
   const usable = (x: Tensor, at: PoolAttrs) =>
     oneDnnWorks !== false &&
+    !isRecordingGraph() &&
     hasKernel(tf, MAX_POOL_GRAD) &&
     !(tf.backend() as unknown as { isUsingGpuDevice?: boolean }).isUsingGpuDevice &&
     x.rank === 4 &&

@@ -62,6 +62,20 @@ export function attrs(b: NativeBackend) {
   };
 }
 
+let recordingGraph = false;
+
+/**
+ * Whether the ops running now are being recorded for a graph (traced-function.ts). A kernel may
+ * then choose the form TensorFlow's graph optimizer rewrites best, where eagerly another is faster.
+ */
+export function isRecordingGraph(): boolean {
+  return recordingGraph;
+}
+
+export function setRecordingGraph(on: boolean): void {
+  recordingGraph = on;
+}
+
 /** Is `kernelName` registered for the backend in use right now (so an op may dispatch to it)? */
 export function hasKernel(tf: TF, kernelName: string): boolean {
   return !!tf.getKernel(kernelName, tf.getBackend());

@@ -28,12 +28,14 @@ export function registerReluGrad(tf: TF): void {
       return { dy: () => reluGrad(tf, ddx as Tensor, features), features: () => tf.zerosLike(features) };
     },
   });
+  // From ReLU's output, as TensorFlow's own gradient: then the input has no other consumer, and a
+  // graph's optimizer can fuse the op before into the ReLU (batch norm + ReLU as one kernel).
   tf.registerGradient({
     kernelName: 'Relu',
-    inputsToSave: ['x'],
+    outputsToSave: [true],
     gradFunc: (dy, saved) => {
-      const [x] = saved;
-      return { x: () => reluGrad(tf, dy as Tensor, x) };
+      const [y] = saved;
+      return { x: () => reluGrad(tf, dy as Tensor, y) };
     },
   });
 }

@@ -15,7 +15,7 @@
  */
 import type * as tfTypes from '@tensorflow/tfjs';
 import { functionDef, Program, RecordedOp, Ref, TensorSpec } from './graph-function';
-import type { NativeBackend, OpAttr, TF } from './native-op';
+import { setRecordingGraph, type NativeBackend, type OpAttr, type TF } from './native-op';
 import { OpRegistry } from './op-defs';
 
 type Tensor = tfTypes.Tensor;
@@ -245,9 +245,11 @@ export class TracedFunction {
 
     let outputs: Tensor[];
     (b as { binding: unknown }).binding = recorder;
+    setRecordingGraph(true);
     try {
       outputs = this.fn(inputs);
     } finally {
+      setRecordingGraph(false);
       (b as { binding: unknown }).binding = binding;
     }
     if (refusal) return { outputs, refusal };
