@@ -58,6 +58,8 @@ interface Recording {
   key: string;
 }
 
+/** TF_FLOAT, TF_INT32, TF_BOOL: what a graph constant may hold (tfjs's own dtypes, strings aside). */
+const CONSTANT_DTYPES = [1, 3, 10];
 let functionSeq = 0;
 let registry: OpRegistry | undefined;
 
@@ -189,7 +191,10 @@ export class TracedFunction {
       let ref: Ref;
       const made = created.get(id);
       const source = before.get(id);
-      if (made) {
+      if (made && !CONSTANT_DTYPES.includes(made.dtype)) {
+        refusal ??= `${op} reads a tensor of dtype ${made.dtype} made from JavaScript values`;
+        ref = { constant: -1 };
+      } else if (made) {
         program.constants.push({ dtype: made.dtype, shape: made.shape, bytes: bytesOf(made.values, made.dtype) });
         ref = { constant: program.constants.length - 1 };
       } else if (source) {
@@ -203,7 +208,7 @@ export class TracedFunction {
         const info = binding.executeOp('Identity', [], [id], 1)[0];
         const values = binding.tensorDataSync(info.id);
         binding.deleteTensor(info.id);
-        if (info.dtype !== 1 && info.dtype !== 3 && info.dtype !== 10) {
+        if (!CONSTANT_DTYPES.includes(info.dtype)) {
           refusal ??= `${op} reads a tensor of dtype ${info.dtype} made before the call that is no input or variable`;
           ref = { constant: -1 };
         } else {
