@@ -60,6 +60,7 @@ interface Recording {
 
 /** TF_FLOAT, TF_INT32, TF_BOOL: what a graph constant may hold (tfjs's own dtypes, strings aside). */
 const CONSTANT_DTYPES = [1, 3, 10];
+const DTYPE_CODES: Record<string, number> = { float32: 1, int32: 3, bool: 10 };
 let functionSeq = 0;
 let registry: OpRegistry | undefined;
 
@@ -133,12 +134,18 @@ export class TracedFunction {
     this.log(`running eagerly: ${reason}`);
   }
 
+  /** Inputs of the recorded shapes and dtypes, variables still there: the graph stands for this call. */
   private fits(rec: Recording, inputs: Tensor[]): boolean {
     return rec.sources.every((s, i) => {
-      if (!('input' in s)) return true;
-      const t = inputs[s.input];
+      const t = 'input' in s ? inputs[s.input] : s.variable;
       const want = rec.program.args[i];
-      return t !== undefined && t.shape.length === want.shape.length && t.shape.every((d, k) => d === want.shape[k]);
+      return (
+        t !== undefined &&
+        !t.isDisposed &&
+        DTYPE_CODES[t.dtype] === want.dtype &&
+        t.shape.length === want.shape.length &&
+        t.shape.every((d, k) => d === want.shape[k])
+      );
     });
   }
 
