@@ -11,7 +11,8 @@
  * Initial weights come from the chief (rank `root`): broadcast (allreduce) or the chief's
  * initialization of the ps.
  *
- * Custom loop:   await dist.minimize(() => loss(), false, varList)   // or applyGradients(grads)
+ * Custom loop:   await dist.minimizeOn(lossOf, [xs, ys])   // the step as one TensorFlow graph
+ *                await dist.minimize(() => loss(), false, varList)   // or applyGradients(grads)
  * model.fit:     dist.wrapModel(model); await model.fit(xs, ys, {...})
  * tfjs calls optimizer.minimize synchronously inside fit, so the optimizer that fit sees
  * (asOptimizer()) only stashes the step's gradients; a callback that fit awaits after every batch
