@@ -6,12 +6,15 @@
  * independent ops side by side, which per-op eager dispatch cannot.
  *
  * What the function may do: compute from its input tensors, tfjs variables (read when called) and
- * constants, and assign variables (the new values are written back after each call). What makes
- * it stay eager, with the reason kept in `eagerReason`: reading a tensor's values inside the
- * function (its ops could then depend on them), ops the graph cannot hold, or recordings that
- * keep differing. Inputs of another shape or dtype than recorded run eagerly, call by call.
+ * constants, and assign variables (the new values are written back after each call). Values it
+ * takes from JavaScript (tf.scalar(rate)) are constants of the graph: one that changes after the
+ * first calls is seen at the next recheck (every `recheckEvery` calls one runs eagerly and is
+ * recorded again), which ends the graph. What makes it stay eager, with the reason kept in
+ * `eagerReason`: reading a tensor's values inside the function (its ops could then depend on
+ * them), ops the graph cannot hold, or recordings that differ. Inputs of another shape or dtype
+ * than recorded run eagerly, call by call.
  *
- * Needs the patched binding (patches/tfjs-node-list-attrs.patch: addFunctionDef, getAllOpList).
+ * Needs the patched binding (patches/tfjs-node-binding.patch: addFunctionDef, getAllOpList).
  */
 import type * as tfTypes from '@tensorflow/tfjs';
 import { functionDef, Program, RecordedOp, Ref, TensorSpec } from './graph-function';
@@ -89,11 +92,17 @@ export class TracedFunction {
   private recordings: Array<Recording | { refusal: string }> = [];
   private compiled: { name: string; rec: Recording } | undefined;
   private readonly maxRecordings = 4;
+  private callsSinceCheck = 0;
 
+  /**
+   * `recheckEvery`: every so many graph calls, one runs eagerly and is recorded again; a recording
+   * that differs from the graph's ends the graph (default 100).
+   */
   constructor(
     private readonly tf: TF,
     private readonly fn: (inputs: Tensor[]) => Tensor[],
     private readonly log: (message: string) => void = () => {},
+    private readonly recheckEvery = 100,
   ) {}
 
   get isCompiled(): boolean {
@@ -105,8 +114,20 @@ export class TracedFunction {
     if (this.eagerReason !== undefined || this.tf.getBackend() !== 'tensorflow' || !supportsGraphFunctions(b)) return this.fn(inputs);
     if (this.compiled) {
       const { name, rec } = this.compiled;
-      if (this.fits(rec, inputs)) return this.runCompiled(b, name, rec, inputs);
-      return this.fn(inputs);
+      if (!this.fits(rec, inputs)) return this.fn(inputs);
+      if (++this.callsSinceCheck < this.recheckEvery) return this.runCompiled(b, name, rec, inputs);
+      // Now and then the call runs eagerly once more: if what it records changed (a value the
+      // function takes from JavaScript, such as a schedule), the graph is dropped for good.
+      this.callsSinceCheck = 0;
+      const again = this.record(b, inputs);
+      if (!again.rec || again.rec.key !== rec.key) {
+        this.dispose();
+        this.stayEager(
+          again.refusal ??
+            `a recording after ${this.recheckEvery} graph calls differed from the graph's (a value taken from JavaScript changed)`,
+        );
+      }
+      return again.outputs;
     }
     const { outputs, rec, refusal } = this.record(b, inputs);
     // A recording that read values is not used (the ops may depend on them); one-time work, such

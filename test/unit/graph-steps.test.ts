@@ -142,6 +142,24 @@ describe('graph steps (lib/tfjs-native/traced-function.ts)', function () {
     expect(f.eagerReason).to.match(/recordings differed/);
   });
 
+  it('a value taken from JavaScript that changes after the graph is made ends the graph at the next recheck', () => {
+    let k = 2;
+    const f = new TracedFunction(t, ([x]) => [t.mul(x, t.scalar(k))], undefined, 3);
+    const call = () => Array.from(f.call([t.tensor1d([1, 2])])[0].dataSync());
+    expect([call(), call()]).to.deep.equal([
+      [2, 4],
+      [2, 4],
+    ]);
+    expect(f.isCompiled).to.equal(true);
+    k = 5;
+    call(); // graph calls until the recheck still hold the recorded value
+    call();
+    expect(call(), 'the recheck runs eagerly').to.deep.equal([5, 10]);
+    expect(f.isCompiled).to.equal(false);
+    expect(f.eagerReason).to.match(/differed from the graph's/);
+    expect(call()).to.deep.equal([5, 10]);
+  });
+
   it('inputs of another shape than recorded run eagerly; the graph stays for the recorded shape', () => {
     const w = t.variable(t.tensor1d([1, 2, 3]), true, 'graph_steps_w');
     const f = new TracedFunction(t, ([x]) => [t.sum(t.mul(x, w), -1)]);
