@@ -12,7 +12,7 @@
  */
 import type * as tfTypes from '@tensorflow/tfjs';
 import { attrs, isNativeBackend, NativeBackend, TF } from './native-op';
-import { destroyMirrors, Mirror, newMirror, readBack, sync } from './resource-mirror';
+import { catchUp, destroyMirrors, Mirror, newMirror, readBack, sync } from './resource-mirror';
 
 type Tensor = tfTypes.Tensor;
 type Variable = tfTypes.Variable;
@@ -25,10 +25,14 @@ interface Slot {
   value: Mirror;
   m: Mirror;
   v: Mirror;
+  /** tfjs's moment variables m and v mirror; read back only when someone looks (getWeights). */
+  moments: [Variable, Variable];
 }
 
 interface AdamLike {
   applyGradients(g: tfTypes.NamedTensorMap | NamedTensor[]): void;
+  getWeights(): Promise<NamedTensor[]>;
+  setWeights(w: NamedTensor[]): Promise<void>;
   dispose(): void;
   learningRate: number;
   beta1: number;
@@ -55,6 +59,8 @@ export function registerAdam(tf: TF): void {
   if (Object.prototype.hasOwnProperty.call(proto, PATCHED)) return;
   Object.defineProperty(proto, PATCHED, { value: true });
   const originalApply = proto.applyGradients;
+  const originalGetWeights = proto.getWeights;
+  const originalSetWeights = proto.setWeights;
   const originalDispose = proto.dispose;
 
   proto.applyGradients = function applyGradients(this: AdamLike, variableGradients: tfTypes.NamedTensorMap | NamedTensor[]) {
@@ -92,8 +98,10 @@ export function registerAdam(tf: TF): void {
               value: newMirror(tf, b, value, 'tfos_adam'),
               m: newMirror(tf, b, m, 'tfos_adam'),
               v: newMirror(tf, b, v, 'tfos_adam'),
+              moments: [m, v] as [Variable, Variable],
             }),
           );
+        slot.moments = [m, v];
         sync(b, slot.value, value);
         sync(b, slot.m, m);
         sync(b, slot.v, v);
@@ -115,14 +123,32 @@ export function registerAdam(tf: TF): void {
           0,
         );
         readBack(b, slot.value, value);
-        readBack(b, slot.m, m);
-        readBack(b, slot.v, v);
+        // The moments stay in their handles until someone reads them (getWeights).
+        slot.m.behind = true;
+        slot.v.behind = true;
       });
       this.accBeta1.assign(tf.scalar(accBeta1 * this.beta1));
       this.accBeta2.assign(tf.scalar(accBeta2 * this.beta2));
     });
     this.incrementIterations();
   } as AdamLike['applyGradients'];
+
+  proto.getWeights = async function getWeights(this: AdamLike) {
+    const b = tf.backend();
+    const slots = this[STATE]?.slots;
+    if (slots && isNativeBackend(b))
+      for (const s of slots.values()) {
+        catchUp(b, s.m, s.moments[0]);
+        catchUp(b, s.v, s.moments[1]);
+      }
+    return originalGetWeights.call(this);
+  };
+
+  // New state replaces what the handles hold: nothing left behind is read back any more.
+  proto.setWeights = async function setWeights(this: AdamLike, w: NamedTensor[]) {
+    for (const s of this[STATE]?.slots.values() ?? []) s.m.behind = s.v.behind = false;
+    return originalSetWeights.call(this, w);
+  };
 
   proto.dispose = function dispose(this: AdamLike) {
     const state = this[STATE];

@@ -11,7 +11,7 @@
  */
 import type * as tfTypes from '@tensorflow/tfjs';
 import { attrs, isNativeBackend, NativeBackend, TF } from './native-op';
-import { destroyMirrors, Mirror, newMirror, readBack, sync } from './resource-mirror';
+import { catchUp, destroyMirrors, Mirror, newMirror, readBack, sync } from './resource-mirror';
 
 type Tensor = tfTypes.Tensor;
 type Variable = tfTypes.Variable;
@@ -23,10 +23,14 @@ const STATE = Symbol('tfjs-on-spark.native-momentum-state');
 interface Slot {
   value: Mirror;
   accum: Mirror;
+  /** tfjs's accumulation variable, which `accum` mirrors; read back only when someone looks (getWeights). */
+  accumVar: Variable;
 }
 
 interface MomentumLike {
   applyGradients(g: tfTypes.NamedTensorMap | NamedTensor[]): void;
+  getWeights(): Promise<NamedTensor[]>;
+  setWeights(w: NamedTensor[]): Promise<void>;
   dispose(): void;
   learningRate: number;
   momentum: number;
@@ -50,6 +54,8 @@ export function registerMomentum(tf: TF): void {
   if (Object.prototype.hasOwnProperty.call(proto, PATCHED)) return;
   Object.defineProperty(proto, PATCHED, { value: true });
   const originalApply = proto.applyGradients;
+  const originalGetWeights = proto.getWeights;
+  const originalSetWeights = proto.setWeights;
   const originalDispose = proto.dispose;
 
   proto.applyGradients = function applyGradients(this: MomentumLike, variableGradients: tfTypes.NamedTensorMap | NamedTensor[]) {
@@ -70,7 +76,11 @@ export function registerMomentum(tf: TF): void {
         const accum = this.accumulations[i].variable;
         let slot = slots.get(name);
         if (!slot)
-          slots.set(name, (slot = { value: newMirror(tf, b, value, 'tfos_momentum'), accum: newMirror(tf, b, accum, 'tfos_momentum') }));
+          slots.set(
+            name,
+            (slot = { value: newMirror(tf, b, value, 'tfos_momentum'), accum: newMirror(tf, b, accum, 'tfos_momentum'), accumVar: accum }),
+          );
+        slot.accumVar = accum;
         sync(b, slot.value, value);
         sync(b, slot.accum, accum);
         b.executeMultipleOutputs(
@@ -80,11 +90,25 @@ export function registerMomentum(tf: TF): void {
           0,
         );
         readBack(b, slot.value, value);
-        readBack(b, slot.accum, accum);
+        // The accumulation stays in its handle until someone reads it (getWeights).
+        slot.accum.behind = true;
       });
     });
     this.incrementIterations();
   } as MomentumLike['applyGradients'];
+
+  proto.getWeights = async function getWeights(this: MomentumLike) {
+    const b = tf.backend();
+    const slots = this[STATE];
+    if (slots && isNativeBackend(b)) for (const s of slots.values()) catchUp(b, s.accum, s.accumVar);
+    return originalGetWeights.call(this);
+  };
+
+  // New state replaces what the handles hold: nothing left behind is read back any more.
+  proto.setWeights = async function setWeights(this: MomentumLike, w: NamedTensor[]) {
+    for (const s of this[STATE]?.values() ?? []) s.accum.behind = false;
+    return originalSetWeights.call(this, w);
+  };
 
   proto.dispose = function dispose(this: MomentumLike) {
     const slots = this[STATE];

@@ -3,7 +3,10 @@
  * kernels (adam.ts, momentum.ts): those update a variable in place through a handle, which tfjs's
  * own variables do not have. A mirror remembers which tfjs tensor data it holds, so it is
  * re-assigned only when its tfjs variable was changed elsewhere (a broadcast, setWeights, a
- * user's assign); after an update the new value is read back into the tfjs variable.
+ * user's assign); after an update the new value is read back into the tfjs variable, at once for
+ * the weights and, for optimizer state that only the optimizer reads, when someone looks
+ * (`behind`, catchUp): a value read back shares its buffer with the handle, so TensorFlow copies
+ * it at the next update, which state left behind in the handle does not cost.
  */
 import type * as tfTypes from '@tensorflow/tfjs';
 import { attrs, NativeBackend, OpAttr, TF } from './native-op';
@@ -17,6 +20,8 @@ export interface Mirror {
   handle: Tensor;
   /** The tfjs tensor data the handle holds (what it was assigned or read back as). */
   dataId: object | undefined;
+  /** The handle holds a newer value than its tfjs variable, not read back yet (catchUp). */
+  behind?: boolean;
 }
 
 const dataIdOf = (t: Tensor) => (t as unknown as { dataId: object }).dataId;
@@ -43,11 +48,22 @@ export function newMirror(tf: TF, b: NativeBackend, like: Variable, prefix: stri
   return { handle, dataId: undefined };
 }
 
-/** Makes the handle hold `v`'s current value, unless it already does. */
+/**
+ * Makes the handle hold `v`'s current value, unless it already does (or holds a newer one, and
+ * `v` was not assigned since: an assignment from outside wins over state left behind).
+ */
 export function sync(b: NativeBackend, mirror: Mirror, v: Variable): void {
   if (mirror.dataId === dataIdOf(v)) return;
   b.executeMultipleOutputs('AssignVariableOp', [dtypeAttr(b)], [mirror.handle, v], 0);
   mirror.dataId = dataIdOf(v);
+  mirror.behind = false;
+}
+
+/** Reads a handle left `behind` into its tfjs variable (before anyone else reads the variable). */
+export function catchUp(b: NativeBackend, mirror: Mirror, v: Variable): void {
+  if (!mirror.behind) return;
+  if (!v.isDisposed && mirror.dataId === dataIdOf(v)) readBack(b, mirror, v);
+  mirror.behind = false;
 }
 
 /** Reads the handle's value into `v` (shares the buffer; TensorFlow copies on the next write). */
@@ -56,6 +72,7 @@ export function readBack(b: NativeBackend, mirror: Mirror, v: Variable): void {
   v.assign(t);
   t.dispose();
   mirror.dataId = dataIdOf(v);
+  mirror.behind = false;
 }
 
 export function destroyMirrors(b: NativeBackend, mirrors: Iterable<Mirror>): void {

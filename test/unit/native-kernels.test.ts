@@ -250,6 +250,9 @@ describe('native kernels (lib/tfjs-native)', function () {
       const step = () =>
         opt.minimize(() => t.losses.meanSquaredError(y, t.relu(t.add(t.matMul(x, vars[0]), vars[1]))) as tfTypes.Scalar, false, vars);
       for (let k = 0; k < 5; k++) step();
+      // A checkpoint's round trip: the state read (moments the native update had left in its
+      // handles) and restored as new variables, which the next update starts from.
+      await opt.setWeights(await opt.getWeights());
       vars[1].assign(t.tensor(rand([3], 24).values)); // as a broadcast from the chief would
       (opt as unknown as { learningRate: number }).learningRate = 0.02; // tfjs's Adam reads it at every step
       for (let k = 0; k < 5; k++) step();
@@ -274,6 +277,7 @@ describe('native kernels (lib/tfjs-native)', function () {
         const step = () =>
           opt.minimize(() => t.losses.meanSquaredError(y, t.relu(t.add(t.matMul(x, vars[0]), vars[1]))) as tfTypes.Scalar, false, vars);
         for (let k = 0; k < 4; k++) step();
+        await opt.setWeights(await opt.getWeights()); // a checkpoint's round trip
         opt.setLearningRate(0.03); // a schedule's next value
         vars[1].assign(t.tensor(rand([3], 34).values)); // as a broadcast from the chief would
         for (let k = 0; k < 4; k++) step();
