@@ -12,7 +12,7 @@
  */
 import type * as tfTypes from '@tensorflow/tfjs';
 import { attrs, isNativeBackend, NativeBackend, TF } from './native-op';
-import { catchUp, destroyMirrors, Mirror, newMirror, readBack, sync } from './resource-mirror';
+import { catchUp, destroyMirrors, Mirror, newMirror, sync, updateInPlace } from './resource-mirror';
 
 type Tensor = tfTypes.Tensor;
 type Variable = tfTypes.Variable;
@@ -105,24 +105,15 @@ export function registerAdam(tf: TF): void {
         sync(b, slot.value, value);
         sync(b, slot.m, m);
         sync(b, slot.v, v);
-        b.executeMultipleOutputs(
-          'ResourceApplyAdam',
-          [a.type('T', 'float32'), a.bool('use_locking', false), a.bool('use_nesterov', false)],
-          [
-            slot.value.handle,
-            slot.m.handle,
-            slot.v.handle,
-            this.accBeta1,
-            this.accBeta2,
-            lr,
-            beta1,
-            beta2,
-            epsHat,
-            gradient.dtype === 'float32' ? gradient : tf.cast(gradient, 'float32'),
-          ],
-          0,
+        const g = gradient.dtype === 'float32' ? gradient : tf.cast(gradient, 'float32');
+        updateInPlace(b, slot.value, value, g, () =>
+          b.executeMultipleOutputs(
+            'ResourceApplyAdam',
+            [a.type('T', 'float32'), a.bool('use_locking', false), a.bool('use_nesterov', false)],
+            [slot.value.handle, slot.m.handle, slot.v.handle, this.accBeta1, this.accBeta2, lr, beta1, beta2, epsHat, g],
+            0,
+          ),
         );
-        readBack(b, slot.value, value);
         // The moments stay in their handles until someone reads them (getWeights).
         slot.m.behind = true;
         slot.v.behind = true;

@@ -11,7 +11,7 @@
  */
 import type * as tfTypes from '@tensorflow/tfjs';
 import { attrs, isNativeBackend, NativeBackend, TF } from './native-op';
-import { catchUp, destroyMirrors, Mirror, newMirror, readBack, sync } from './resource-mirror';
+import { catchUp, destroyMirrors, Mirror, newMirror, sync, updateInPlace } from './resource-mirror';
 
 type Tensor = tfTypes.Tensor;
 type Variable = tfTypes.Variable;
@@ -83,13 +83,15 @@ export function registerMomentum(tf: TF): void {
         slot.accumVar = accum;
         sync(b, slot.value, value);
         sync(b, slot.accum, accum);
-        b.executeMultipleOutputs(
-          'ResourceApplyMomentum',
-          [a.type('T', 'float32'), a.bool('use_locking', false), a.bool('use_nesterov', this.useNesterov)],
-          [slot.value.handle, slot.accum.handle, lr, gradient.dtype === 'float32' ? gradient : tf.cast(gradient, 'float32'), momentum],
-          0,
+        const g = gradient.dtype === 'float32' ? gradient : tf.cast(gradient, 'float32');
+        updateInPlace(b, slot.value, value, g, () =>
+          b.executeMultipleOutputs(
+            'ResourceApplyMomentum',
+            [a.type('T', 'float32'), a.bool('use_locking', false), a.bool('use_nesterov', this.useNesterov)],
+            [slot.value.handle, slot.accum.handle, lr, g, momentum],
+            0,
+          ),
         );
-        readBack(b, slot.value, value);
         // The accumulation stays in its handle until someone reads it (getWeights).
         slot.accum.behind = true;
       });

@@ -81,3 +81,18 @@ export function destroyMirrors(b: NativeBackend, mirrors: Iterable<Mirror>): voi
     m.handle.dispose();
   }
 }
+
+/**
+ * Runs `update` (an op updating the handle in place) and reads the result back into `v`. Since the
+ * last read back, `v` and the handle share one buffer, and TensorFlow copies a buffer someone else
+ * holds before it updates it; so `v` first lets go of it, holding `stand` (a tensor of its shape
+ * and dtype, e.g. the gradient) for the moment. If the update fails, `v` gets the handle's value.
+ */
+export function updateInPlace(b: NativeBackend, mirror: Mirror, v: Variable, stand: Tensor, update: () => void): void {
+  if (stand.dtype === v.dtype && stand.shape.length === v.shape.length && stand.shape.every((d, i) => d === v.shape[i])) v.assign(stand);
+  try {
+    update();
+  } finally {
+    readBack(b, mirror, v);
+  }
+}
