@@ -139,6 +139,15 @@ export function functionDef(name: string, program: Program, ops: OpRegistry): Ui
     program.results.forEach((r, i) => sig.message(3, (arg) => arg.string(1, `r${i}`).varint(3, specOf(r).dtype)));
   });
 
+  // The arguments' shapes, as tf.function records them: Grappler's rewrites (fusing batch norm with
+  // the ReLU after it, say) need the shapes its inference starts from.
+  const shapeList = (shapes: number[][]) => (v: ProtoWriter) =>
+    v.message(1, (list) => shapes.forEach((shape) => list.message(7, (s) => writeShape(s, shape))));
+  w.message(5, (e) => e.string(1, '_input_shapes').message(2, shapeList(program.args.map((a) => a.shape))));
+  program.args.forEach((a, i) =>
+    w.message(7, (e) => e.varint(1, i).message(2, (argAttrs) => argAttrs.message(1, (m) => m.string(1, '_output_shapes').message(2, shapeList([a.shape]))))),
+  );
+
   program.constants.forEach((c, i) =>
     w.message(3, (node) => {
       node.string(1, `c${i}`).string(2, 'Const');
