@@ -18,7 +18,7 @@
  */
 import type * as tfTypes from '@tensorflow/tfjs';
 import { functionDef, Program, RecordedOp, Ref, TensorSpec } from './graph-function';
-import { setRecordingGraph, type NativeBackend, type OpAttr, type TF } from './native-op';
+import { attrs, setRecordingGraph, type NativeBackend, type OpAttr, type TF } from './native-op';
 import { OpRegistry } from './op-defs';
 
 type Tensor = tfTypes.Tensor;
@@ -186,12 +186,22 @@ export class TracedFunction {
 
   private runCompiled(b: BackendInternals, name: string, rec: Recording, inputs: Tensor[]): Tensor[] {
     const args = rec.sources.map((s) => ('input' in s ? inputs[s.input] : (s.variable as Tensor)));
-    const results = b.executeMultipleOutputs(name, [], args, rec.program.results.length);
+    const results = b.executeMultipleOutputs(name, this.callAttrs(b), args, rec.program.results.length);
     for (const w of rec.writes) {
       w.variable.assign(results[w.result]);
       results[w.result].dispose();
     }
     return results.slice(0, rec.returned);
+  }
+
+  /**
+   * A function call carrying a config_proto attribute (even an empty one) is optimized by Grappler
+   * when TensorFlow instantiates it, as Python's tf.function calls are; without it, only the
+   * graph passes run (oneDNN's layout pass, but no remapper: batch norm and ReLU stay apart).
+   */
+  private callAttrs(b: BackendInternals): OpAttr[] {
+    const a = attrs(b);
+    return [a.str('executor_type', ''), a.str('config_proto', '')];
   }
 
   /** Runs fn eagerly, recording the ops the binding executes. */
