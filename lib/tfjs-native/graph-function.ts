@@ -145,7 +145,9 @@ export function functionDef(name: string, program: Program, ops: OpRegistry): Ui
     v.message(1, (list) => shapes.forEach((shape) => list.message(7, (s) => writeShape(s, shape))));
   w.message(5, (e) => e.string(1, '_input_shapes').message(2, shapeList(program.args.map((a) => a.shape))));
   program.args.forEach((a, i) =>
-    w.message(7, (e) => e.varint(1, i).message(2, (argAttrs) => argAttrs.message(1, (m) => m.string(1, '_output_shapes').message(2, shapeList([a.shape]))))),
+    w.message(7, (e) =>
+      e.varint(1, i).message(2, (argAttrs) => argAttrs.message(1, (m) => m.string(1, '_output_shapes').message(2, shapeList([a.shape])))),
+    ),
   );
 
   program.constants.forEach((c, i) =>
