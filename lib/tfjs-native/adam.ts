@@ -3,9 +3,10 @@
  * about fourteen element-wise ones (plus their scalars). The optimizer's state stays where tfjs
  * keeps it (its m / v variables, accBeta1 / accBeta2, iterations), so getWeights / setWeights,
  * checkpoints and the distributed optimizer see an ordinary AdamOptimizer. Each variable gets
- * three resource handles (value, m, v) that mirror those tensors: after an update the new values
- * are read back into the tfjs variables, and a handle is re-assigned only when its tfjs variable
- * was changed elsewhere (a broadcast, setWeights, a user's assign).
+ * three resource handles (value, m, v) that mirror those tensors (resource-mirror.ts): the weights
+ * are updated in place and read back after every update, the moments when someone reads them
+ * (getWeights), and a handle is re-assigned only when its tfjs variable was changed elsewhere (a
+ * broadcast, setWeights, a user's assign).
  *
  * Numerics: ResourceApplyAdam computes var −= lr·√(1−β₂ᵗ)/(1−β₁ᵗ) · m / (√v + ε̂); with
  * ε̂ = ε·√(1−β₂ᵗ) that is exactly tfjs's var −= lr · m̂ / (√v̂ + ε).

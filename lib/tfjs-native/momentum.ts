@@ -2,7 +2,8 @@
  * tf.train.momentum's update (plain or Nesterov) as TensorFlow's ResourceApplyMomentum: one kernel
  * per variable instead of six element-wise ones. The accumulations stay where tfjs keeps them
  * (the optimizer's `accumulations`), mirrored as resource variables like Adam's state (adam.ts,
- * resource-mirror.ts), so getWeights / setWeights, checkpoints and the distributed optimizer see
+ * resource-mirror.ts; read back when someone reads them), so getWeights / setWeights, checkpoints
+ * and the distributed optimizer see
  * an ordinary MomentumOptimizer. The learning rate and momentum are read at every step, so
  * schedules (setLearningRate, setMomentum) apply as with tfjs's own update.
  *
