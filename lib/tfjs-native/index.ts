@@ -11,6 +11,9 @@
  *   max-pool        max pooling's gradient through oneDNN with a workspace (max-pool.ts)
  *   conv-grad       the convolution's filter gradient through oneDNN, as Python's graphs (conv-grad.ts)
  *
+ * With them, model.fit / fitDataset / trainOnBatch run each step's forward and backward pass as
+ * one TensorFlow graph (graph-fit.ts, traced-function.ts).
+ *
  * Loading the package (`require('tfjs-on-spark')`) and every trainer call registerNativeKernels
  * once; TFOS_NATIVE_KERNELS=0 turns it off, or names the levers to use (comma-separated). The
  * kernels exist only for the 'tensorflow' backend (tfjs-node and tfjs-node-gpu): each op checks
@@ -21,6 +24,7 @@ import { registerAdam } from './adam';
 import { registerBatchNorm } from './batch-norm';
 import { registerBiasAct } from './bias-act';
 import { registerConvGrad } from './conv-grad';
+import { registerGraphFit } from './graph-fit';
 import { registerMaxPool } from './max-pool';
 import { registerMomentum } from './momentum';
 import { registerReluGrad } from './relu';
@@ -69,6 +73,8 @@ function parseLevers(names: readonly string[]): Lever[] {
  * to them until a 'tensorflow' backend is in use). Idempotent; returns the levers now active.
  */
 export function registerNativeKernels(tf: TF, opts: NativeKernelOptions = {}): Lever[] {
+  // model.fit's steps as one TensorFlow graph (graph-fit.ts; TFOS_GRAPH_STEP=0 turns it off at run time).
+  registerGraphFit(tf);
   const holder = tf.engine() as unknown as { [DONE]?: Set<Lever> };
   const done = (holder[DONE] ??= new Set<Lever>());
   for (const lever of opts.only ? parseLevers(opts.only) : leversFromEnv()) {

@@ -1,8 +1,8 @@
 /**
  * Graph steps (lib/tfjs-native/traced-function.ts): a tfjs function recorded on its first calls
  * and then run as one TensorFlow graph computes what eager tfjs computes: the loss, every gradient
- * and the variables it assigns (batch norm's moving averages), call after call; distributed
- * training through it gives one worker's weights. What the graph cannot stand for stays eager,
+ * and the variables it assigns (batch norm's moving averages), call after call; model.fit through
+ * it trains to eager fit's weights; distributed training through it gives one worker's weights. What the graph cannot stand for stays eager,
  * with the reason said: a function that reads its own values, constants that change between calls,
  * inputs of a shape other than recorded.
  */
@@ -11,6 +11,7 @@ import type * as tfTypes from '@tensorflow/tfjs';
 import { DistributedOptimizer } from '../../lib/node/distributed/optimizer';
 import { tfjs as tf } from '../../lib/platform/tfjs';
 import { registerNativeKernels } from '../../lib/tfjs-native';
+import { fitGraphStep } from '../../lib/tfjs-native/graph-fit';
 import { ProtoWriter, readFields } from '../../lib/tfjs-native/protobuf';
 import { graphStepsEnabled, supportsGraphFunctions, TracedFunction, tracedGradients } from '../../lib/tfjs-native/traced-function';
 import { fakeCluster, FakeCluster } from '../fixtures/distributed/fake-cluster';
@@ -172,6 +173,42 @@ describe('graph steps (lib/tfjs-native/traced-function.ts)', function () {
     expect(f.isCompiled).to.equal(true);
     f.dispose();
     w.dispose();
+  });
+
+  it('model.fit runs its steps as one TensorFlow graph and trains to the weights eager fit gives (conv + batch norm, Adam)', async () => {
+    const xs = randomTensor([24, 8, 8, 3], 40);
+    const ys = t.oneHot(
+      t.tensor1d(
+        Array.from({ length: 24 }, (_, i) => i % 3),
+        'int32',
+      ),
+      3,
+    );
+    const fit = async (graph: boolean) => {
+      const m = convBnNet(5);
+      m.compile({ optimizer: t.train.adam(0.01), loss: 'categoricalCrossentropy', metrics: ['accuracy'] });
+      const before = process.env.TFOS_GRAPH_STEP;
+      process.env.TFOS_GRAPH_STEP = graph ? '1' : '0';
+      try {
+        // 24 rows in batches of 8: every batch the recorded shape; 3 epochs, one fit call.
+        const h = await m.fit(xs, ys, { batchSize: 8, epochs: 3, shuffle: false, verbose: 0 });
+        // trainOnBatch builds a train function per call: the model's recording serves it too.
+        const loss = (await m.trainOnBatch(xs.slice(0, 8), ys.slice(0, 8))) as number[];
+        return { m, history: h.history.loss as number[], loss: loss[0], weights: m.getWeights().map((w) => w.dataSync()) };
+      } finally {
+        if (before === undefined) delete process.env.TFOS_GRAPH_STEP;
+        else process.env.TFOS_GRAPH_STEP = before;
+      }
+    };
+    const graph = await fit(true);
+    const eager = await fit(false);
+    expect(fitGraphStep(graph.m)?.isCompiled, 'fit ran as a graph').to.equal(true);
+    expect(fitGraphStep(eager.m), 'TFOS_GRAPH_STEP=0: no recording').to.equal(undefined);
+    graph.history.forEach((l, i) => expect(Math.abs(l - eager.history[i]), `epoch ${i} loss`).to.be.below(1e-4));
+    expect(Math.abs(graph.loss - eager.loss), 'trainOnBatch loss').to.be.below(1e-4);
+    graph.weights.forEach((w, i) =>
+      expect(worstDifference(w, eager.weights[i]), `weight ${i} (moving averages included)`).to.be.below(1e-4),
+    );
   });
 
   it('TFOS_GRAPH_STEP=0 (or off) turns graph steps off', () => {
