@@ -21,7 +21,7 @@ type Variable = tfTypes.Variable;
 const PATCHED = Symbol.for('tfjs-on-spark.graph-fit');
 
 interface TrainableModel {
-  makeTrainFunction(): (data: Tensor[]) => Tensor[];
+  makeTrainFunction(): (data: Array<Tensor | null>) => Tensor[];
   optimizer_: tfTypes.Optimizer;
   lossFunctions: unknown[];
   metricsTensors: unknown[];
@@ -32,6 +32,8 @@ interface FitStep {
   traced: TracedFunction;
   /** What the recording was made with: another of any of them needs a new recording. */
   made: [tfTypes.Optimizer, unknown[], unknown[], unknown[]];
+  /** Which entries of the train function's data were tensors (the rest null: no sample weights). */
+  pattern: string;
   /** How many tensors the train function returns (loss, metrics); the gradients follow. */
   returned: number;
   variables: Variable[];
@@ -56,16 +58,30 @@ export function registerGraphFit(tf: TF): void {
 
   proto.makeTrainFunction = function makeTrainFunction(this: TrainableModel) {
     const train = original.call(this);
-    return (data: Tensor[]): Tensor[] => {
-      if (!graphStepsEnabled() || tf.getBackend() !== 'tensorflow' || !supportsGraphFunctions(tf.backend())) return train(data);
+    return (data: Array<Tensor | null>): Tensor[] => {
+      if (!graphStepsEnabled() || tf.getBackend() !== 'tensorflow' || !supportsGraphFunctions(tf.backend())) return train(data as Tensor[]);
       const made: FitStep['made'] = [this.optimizer_, this.lossFunctions, this.metricsTensors, this.collectedTrainableWeights];
+      // Absent sample weights are nulls in `data`; the recording takes the tensors, and a batch
+      // with another pattern of them is another recording.
+      const present = data.map((d) => d != null);
+      const pattern = present.map((p) => (p ? '1' : '0')).join('');
       let step = steps.get(this);
-      if (!step || step.made.some((m, i) => m !== made[i])) {
+      if (!step || step.pattern !== pattern || step.made.some((m, i) => m !== made[i])) {
         step?.traced.dispose();
-        step = { traced: new TracedFunction(tf, (ins) => gradientsOnly(this, train, ins, step!)), made, returned: 0, variables: [] };
+        const refill = (ins: Tensor[]) => {
+          let k = 0;
+          return present.map((p) => (p ? ins[k++] : null)) as Tensor[];
+        };
+        step = {
+          traced: new TracedFunction(tf, (ins) => gradientsOnly(this, train, refill(ins), step!)),
+          made,
+          pattern,
+          returned: 0,
+          variables: [],
+        };
         steps.set(this, step);
       }
-      const all = step.traced.call(data);
+      const all = step.traced.call(data.filter((d): d is Tensor => d != null));
       const outs = all.slice(0, step.returned);
       const grads: tfTypes.NamedTensorMap = {};
       step.variables.forEach((v, i) => (grads[v.name] = all[step.returned + i]));
@@ -76,7 +92,7 @@ export function registerGraphFit(tf: TF): void {
   };
 
   /** Runs tfjs's train function with the optimizer's minimize computing the gradients only. */
-  function gradientsOnly(model: TrainableModel, train: (data: Tensor[]) => Tensor[], data: Tensor[], step: FitStep): Tensor[] {
+  function gradientsOnly(model: TrainableModel, train: (data: Array<Tensor | null>) => Tensor[], data: Tensor[], step: FitStep): Tensor[] {
     const opt = model.optimizer_ as tfTypes.Optimizer & { minimize: Minimize };
     let taken: { grads: tfTypes.NamedTensorMap; variables: Variable[] } | undefined;
     const minimize: Minimize = (f, _returnCost, varList) => {
