@@ -43,7 +43,9 @@ const steps = new WeakMap<object, FitStep>();
 
 /** The recorded step of `model`'s fit, if any (to see whether it runs as a graph). */
 export function fitGraphStep(model: object): TracedFunction | undefined {
-  return steps.get(model)?.traced;
+  // A Sequential trains through the LayersModel it wraps.
+  const inner = (model as { model?: object }).model;
+  return (steps.get(model) ?? (inner ? steps.get(inner) : undefined))?.traced;
 }
 
 type Minimize = tfTypes.Optimizer['minimize'];
