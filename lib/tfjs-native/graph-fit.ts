@@ -63,9 +63,11 @@ export function registerGraphFit(tf: TF): void {
     return (data: Array<Tensor | null>): Tensor[] => {
       if (!graphStepsEnabled() || tf.getBackend() !== 'tensorflow' || !supportsGraphFunctions(tf.backend())) return train(data as Tensor[]);
       const made: FitStep['made'] = [this.optimizer_, this.lossFunctions, this.metricsTensors, this.collectedTrainableWeights];
-      // Absent sample weights are nulls in `data`; the recording takes the tensors, and a batch
-      // with another pattern of them is another recording.
-      const present = data.map((d) => d != null);
+      // Absent sample weights are nulls in `data` (fit) or missing (trainOnBatch), which tfjs reads
+      // alike; the recording takes the tensors, and another pattern of them is another recording.
+      let end = data.length;
+      while (end > 0 && data[end - 1] == null) end--;
+      const present = data.slice(0, end).map((d) => d != null);
       const pattern = present.map((p) => (p ? '1' : '0')).join('');
       let step = steps.get(this);
       if (!step || step.pattern !== pattern || step.made.some((m, i) => m !== made[i])) {
