@@ -15,6 +15,7 @@ export const {
   registerNativeKernels,
   TracedFunction,
   tracedGradients,
+  fitGraphStep,
   LocalResponseNormalization,
   localResponseNormalization,
   Checkpoints,

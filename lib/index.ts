@@ -31,6 +31,7 @@ export type { Feed } from './node/feed';
 export { tableToTensors, imagesToTensor, labelsToInt32 } from './io/arrow-tensors';
 export { registerNativeKernels } from './tfjs-native';
 export { TracedFunction, tracedGradients } from './tfjs-native/traced-function';
+export { fitGraphStep } from './tfjs-native/graph-fit';
 // tfjs itself, from the one loader (tfjs-node when its addon loads): `import { tf } from 'tfjs-on-spark'`.
 export { tf, loadTfjs } from './platform/tfjs';
 export type { TFNodeContext } from './node/runtime';
