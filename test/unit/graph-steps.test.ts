@@ -15,6 +15,7 @@ import { fitGraphStep } from '../../lib/tfjs-native/graph-fit';
 import { ProtoWriter, readFields } from '../../lib/tfjs-native/protobuf';
 import { graphStepsEnabled, supportsGraphFunctions, TracedFunction, tracedGradients } from '../../lib/tfjs-native/traced-function';
 import { fakeCluster, FakeCluster } from '../fixtures/distributed/fake-cluster';
+import { smallConvNet } from '../fixtures/small-conv-net';
 
 type Tensor = tfTypes.Tensor;
 const t = tf();
@@ -43,25 +44,7 @@ function worstDifference(actual: ArrayLike<number>, expected: ArrayLike<number>)
 }
 
 /** conv (no bias) → batch norm → relu → max pool → dense: batch norm in training assigns its moving averages. */
-function convBnNet(seed: number): tfTypes.LayersModel {
-  const m = t.sequential();
-  m.add(
-    t.layers.conv2d({
-      inputShape: [8, 8, 3],
-      filters: 4,
-      kernelSize: 3,
-      padding: 'same',
-      useBias: false,
-      kernelInitializer: t.initializers.glorotUniform({ seed }),
-    }),
-  );
-  m.add(t.layers.batchNormalization({ momentum: 0.9 }));
-  m.add(t.layers.reLU());
-  m.add(t.layers.maxPooling2d({ poolSize: 2 }));
-  m.add(t.layers.flatten());
-  m.add(t.layers.dense({ units: 3, kernelInitializer: t.initializers.glorotUniform({ seed: seed + 1 }) }));
-  return m;
-}
+const convBnNet = (seed: number) => smallConvNet(t, seed, { batchNorm: true });
 
 const trainable = (m: tfTypes.LayersModel) => m.trainableWeights.map((w) => w.read() as tfTypes.Variable);
 
@@ -226,23 +209,7 @@ describe('graph steps (lib/tfjs-native/traced-function.ts)', function () {
     });
 
     /** conv + relu → pool → dense: no batch statistics, so split batches add up to the whole. */
-    const convNet = (seed: number) => {
-      const m = t.sequential();
-      m.add(
-        t.layers.conv2d({
-          inputShape: [8, 8, 3],
-          filters: 4,
-          kernelSize: 3,
-          padding: 'same',
-          activation: 'relu',
-          kernelInitializer: t.initializers.glorotUniform({ seed }),
-        }),
-      );
-      m.add(t.layers.maxPooling2d({ poolSize: 2 }));
-      m.add(t.layers.flatten());
-      m.add(t.layers.dense({ units: 3, kernelInitializer: t.initializers.glorotUniform({ seed: seed + 2 }) }));
-      return m;
-    };
+    const convNet = (seed: number) => smallConvNet(t, seed);
     const xs = () => randomTensor([10, 8, 8, 3], 30);
     const ys = () => t.oneHot(t.tensor1d([0, 1, 2, 0, 1, 2, 0, 1, 2, 0], 'int32'), 3);
 

@@ -10,6 +10,7 @@ import type * as tfTypes from '@tensorflow/tfjs';
 import { DistributedOptimizer } from '../../lib/node/distributed/optimizer';
 import { tfjs as tf } from '../../lib/platform/tfjs';
 import { fakeCluster, FakeCluster } from '../fixtures/distributed/fake-cluster';
+import { smallConvNet } from '../fixtures/small-conv-net';
 import { LEVERS, leversFromEnv, registerNativeKernels } from '../../lib/tfjs-native';
 import { fusedOpsInUse } from '../../lib/tfjs-native/fused-ops';
 
@@ -293,24 +294,7 @@ describe('native kernels (lib/tfjs-native)', function () {
   }
 
   /** A small conv net with every fused path: conv + relu, pooling, dense + relu, dense logits. */
-  const convNet = (seed: number) => {
-    const m = t.sequential();
-    m.add(
-      t.layers.conv2d({
-        inputShape: [8, 8, 3],
-        filters: 4,
-        kernelSize: 3,
-        padding: 'same',
-        activation: 'relu',
-        kernelInitializer: t.initializers.glorotUniform({ seed }),
-      }),
-    );
-    m.add(t.layers.maxPooling2d({ poolSize: 2 }));
-    m.add(t.layers.flatten());
-    m.add(t.layers.dense({ units: 6, activation: 'relu', kernelInitializer: t.initializers.glorotUniform({ seed: seed + 1 }) }));
-    m.add(t.layers.dense({ units: 3, kernelInitializer: t.initializers.glorotUniform({ seed: seed + 2 }) }));
-    return m;
-  };
+  const convNet = (seed: number) => smallConvNet(t, seed, { hidden: 6 });
   const batch = (from: number, n: number) => ({
     x: t.tensor(rand([10, 8, 8, 3], 30).values, [10, 8, 8, 3]).slice(from, n),
     y: t.oneHot(t.tensor1d([0, 1, 2, 0, 1, 2, 0, 1, 2, 0], 'int32'), 3).slice(from, n),
