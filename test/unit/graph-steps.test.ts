@@ -15,18 +15,12 @@ import { fitGraphStep } from '../../lib/tfjs-native/graph-fit';
 import { ProtoWriter, readFields } from '../../lib/tfjs-native/protobuf';
 import { graphStepsEnabled, supportsGraphFunctions, TracedFunction, tracedGradients } from '../../lib/tfjs-native/traced-function';
 import { fakeCluster, FakeCluster } from '../fixtures/distributed/fake-cluster';
+import { lcg } from '../fixtures/lcg';
 import { smallConvNet } from '../fixtures/small-conv-net';
 
 type Tensor = tfTypes.Tensor;
 const t = tf();
 
-function lcg(seed: number): () => number {
-  let x = seed >>> 0;
-  return () => {
-    x = (Math.imul(x, 1664525) + 1013904223) >>> 0;
-    return x / 2 ** 32 - 0.5;
-  };
-}
 const randomTensor = (shape: number[], seed: number) => {
   const r = lcg(seed);
   return t.tensor(

@@ -10,6 +10,7 @@ import type * as tfTypes from '@tensorflow/tfjs';
 import { DistributedOptimizer } from '../../lib/node/distributed/optimizer';
 import { tfjs as tf } from '../../lib/platform/tfjs';
 import { fakeCluster, FakeCluster } from '../fixtures/distributed/fake-cluster';
+import { lcg } from '../fixtures/lcg';
 import { smallConvNet } from '../fixtures/small-conv-net';
 import { LEVERS, leversFromEnv, registerNativeKernels } from '../../lib/tfjs-native';
 import { fusedOpsInUse } from '../../lib/tfjs-native/fused-ops';
@@ -17,13 +18,6 @@ import { fusedOpsInUse } from '../../lib/tfjs-native/fused-ops';
 type Tensor = tfTypes.Tensor;
 const t = tf();
 
-function lcg(seed: number): () => number {
-  let x = seed >>> 0;
-  return () => {
-    x = (Math.imul(x, 1664525) + 1013904223) >>> 0;
-    return x / 2 ** 32 - 0.5;
-  };
-}
 const rand = (shape: number[], seed: number, scale = 1) => {
   const r = lcg(seed);
   return { shape, values: Float32Array.from({ length: shape.reduce((a, b) => a * b, 1) }, () => r() * scale) };
