@@ -34,7 +34,7 @@ import { Checkpoint, Checkpoints } from '../../lib/io/checkpoints';
 import { imagesToFloat32, labelsToInt32 } from '../../lib/io/arrow-tensors';
 import { loadTfjs } from '../../lib/platform/tfjs';
 import { registerNativeKernels } from '../../lib/tfjs-native';
-import { GradientsOf, graphStepsEnabled, tracedGradients } from '../../lib/tfjs-native/traced-function';
+import { graphStepsEnabled, tracedGradients } from '../../lib/tfjs-native/traced-function';
 import { resolveLocation, posixJoin } from '../../lib/io/dataset-fs';
 import { OptimizerState, restoreTrainingState, saveModel, trainingState } from '../../lib/io/model-files';
 import { SummaryWriter } from '../../lib/io/tfevents';
@@ -618,15 +618,13 @@ export async function trainStandalone(args: string[], report: (m: TrainingMetric
   const model = o.model.build(tf);
   const optimizer = o.model.optimizer(tf, o.lr);
   // As a cluster's trainers do (DistributedOptimizer.minimizeOn): the step as one TensorFlow graph.
-  const traced = new Map<(...inputs: TF.Tensor[]) => TF.Scalar, GradientsOf>();
   const group: Group = {
     rank: 0,
     size: 1,
     sum: async (b) => b,
     minimize: async (lossOf, inputs) => {
       if (!graphStepsEnabled()) return optimizer.minimize(() => lossOf(...inputs), true)!;
-      let gradientsOf = traced.get(lossOf);
-      if (!gradientsOf) traced.set(lossOf, (gradientsOf = tracedGradients(tf, lossOf, (m) => console.error(`training step: ${m}`))));
+      const gradientsOf = tracedGradients(tf, lossOf, (m) => console.error(`training step: ${m}`));
       const { value, grads } = gradientsOf(
         inputs,
         model.trainableWeights.map((w) => w.read() as TF.Variable),

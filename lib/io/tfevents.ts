@@ -13,6 +13,7 @@
 import * as fsp from 'node:fs/promises';
 import * as os from 'node:os';
 import { DatasetFs, LocationOptions, posixJoin, resolveLocation } from './dataset-fs';
+import { ProtoWriter } from './protobuf';
 
 // ---- CRC-32C (Castagnoli), table-driven ---------------------------------------------------
 
@@ -47,45 +48,17 @@ export function tfRecord(data: Uint8Array): Buffer {
   return out;
 }
 
-// ---- protobuf encoding (only what Event needs) ----------------------------------------------
-
-function varint(n: number | bigint): number[] {
-  let v = BigInt(n);
-  if (v < 0n) v += 1n << 64n; // int64 negatives: two's complement, 10 bytes
-  const out: number[] = [];
-  do {
-    let b = Number(v & 0x7fn);
-    v >>= 7n;
-    if (v) b |= 0x80;
-    out.push(b);
-  } while (v);
-  return out;
-}
-
-const key = (field: number, wire: number) => varint((field << 3) | wire);
-
-function lengthDelimited(field: number, bytes: Uint8Array): Buffer {
-  return Buffer.concat([Buffer.from([...key(field, 2), ...varint(bytes.length)]), bytes]);
-}
-
-function summaryValue(tag: string, value: number): Buffer {
-  const f = Buffer.alloc(4);
-  f.writeFloatLE(value, 0);
-  return Buffer.concat([lengthDelimited(1, Buffer.from(tag, 'utf8')), Buffer.from(key(2, 5)), f]);
-}
-
-/** A serialized tensorflow.Event. */
+/** A serialized tensorflow.Event (wall_time 1, step 2, file_version 3, summary 5 of values: tag 1, simple_value 2). */
 export function encodeEvent(e: { wallTime: number; step?: number; fileVersion?: string; scalars?: Record<string, number> }): Buffer {
-  const wall = Buffer.alloc(8);
-  wall.writeDoubleLE(e.wallTime, 0);
-  const parts: Buffer[] = [Buffer.from(key(1, 1)), wall];
-  if (e.step !== undefined) parts.push(Buffer.from([...key(2, 0), ...varint(Math.trunc(e.step))]));
-  if (e.fileVersion !== undefined) parts.push(lengthDelimited(3, Buffer.from(e.fileVersion, 'utf8')));
-  if (e.scalars) {
-    const values = Object.entries(e.scalars).map(([tag, v]) => lengthDelimited(1, summaryValue(tag, v)));
-    parts.push(lengthDelimited(5, Buffer.concat(values)));
-  }
-  return Buffer.concat(parts);
+  const w = new ProtoWriter().double(1, e.wallTime);
+  if (e.step !== undefined) w.varint(2, Math.trunc(e.step));
+  if (e.fileVersion !== undefined) w.string(3, e.fileVersion);
+  const scalars = e.scalars;
+  if (scalars)
+    w.message(5, (summary) =>
+      Object.entries(scalars).forEach(([tag, v]) => summary.message(1, (value) => value.string(1, tag).float(2, v))),
+    );
+  return Buffer.from(w.finish());
 }
 
 // ---- the writer ------------------------------------------------------------------------------

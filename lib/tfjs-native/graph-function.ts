@@ -9,7 +9,7 @@
  * and attribute defaults.
  */
 import type { OpDef, OpRegistry } from './op-defs';
-import { ProtoWriter } from './protobuf';
+import { ProtoWriter } from '../io/protobuf';
 
 /** TF_AttrType of TensorFlow's C API, as tfjs-node's binding passes attribute types. */
 export const ATTR = { STRING: 0, INT: 1, FLOAT: 2, BOOL: 3, TYPE: 4, SHAPE: 5 } as const;

@@ -3,7 +3,7 @@
  * what a graph function's nodes need that eager execution infers by itself, namely which inputs
  * form a list, the names of the output arguments, and the attributes' defaults.
  */
-import { readFields, utf8 } from './protobuf';
+import { readFields, utf8 } from '../io/protobuf';
 
 export interface ArgDef {
   name: string;

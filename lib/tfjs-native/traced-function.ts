@@ -61,9 +61,9 @@ interface Recording {
   key: string;
 }
 
-/** TF_FLOAT, TF_INT32, TF_BOOL: what a graph constant may hold (tfjs's own dtypes, strings aside). */
-const CONSTANT_DTYPES = [1, 3, 10];
+/** tfjs's numeric dtypes as TensorFlow's (TF_FLOAT, TF_INT32, TF_BOOL): what an input or constant may be. */
 const DTYPE_CODES: Record<string, number> = { float32: 1, int32: 3, bool: 10 };
+const CONSTANT_DTYPES = Object.values(DTYPE_CODES);
 let functionSeq = 0;
 let registry: OpRegistry | undefined;
 
@@ -90,7 +90,7 @@ export class TracedFunction {
   /** Why calls run eagerly for good, once that is decided. */
   eagerReason: string | undefined;
   private recordings: Array<Recording | { refusal: string }> = [];
-  private compiled: { name: string; rec: Recording } | undefined;
+  private compiled: { name: string; rec: Recording; attrs: OpAttr[] } | undefined;
   private readonly maxRecordings = 4;
   private callsSinceCheck = 0;
 
@@ -113,9 +113,9 @@ export class TracedFunction {
     const b = this.tf.backend() as unknown as BackendInternals;
     if (this.eagerReason !== undefined || this.tf.getBackend() !== 'tensorflow' || !supportsGraphFunctions(b)) return this.fn(inputs);
     if (this.compiled) {
-      const { name, rec } = this.compiled;
+      const { rec } = this.compiled;
       if (!this.fits(rec, inputs)) return this.fn(inputs);
-      if (++this.callsSinceCheck < this.recheckEvery) return this.runCompiled(b, name, rec, inputs);
+      if (++this.callsSinceCheck < this.recheckEvery) return this.runCompiled(b, this.compiled, inputs);
       // Now and then the call runs eagerly once more: if what it records changed (a value the
       // function takes from JavaScript, such as a schedule), the graph is dropped for good.
       this.callsSinceCheck = 0;
@@ -179,29 +179,27 @@ export class TracedFunction {
       this.stayEager(`the recording could not become a graph: ${(err as Error).message}`);
       return;
     }
-    this.compiled = { name, rec };
+    // A call carrying a config_proto attribute (even an empty one) is optimized by Grappler when
+    // TensorFlow instantiates it, as Python's tf.function calls are; without it only the graph
+    // passes run (oneDNN's layout pass, but no remapper: batch norm and ReLU stay apart).
+    const a = attrs(b);
+    this.compiled = { name, rec, attrs: [a.str('executor_type', ''), a.str('config_proto', '')] };
     this.recordings = [];
     this.log(`running as one TensorFlow graph (${rec.program.ops.length} ops, ${rec.program.args.length} inputs)`);
   }
 
-  private runCompiled(b: BackendInternals, name: string, rec: Recording, inputs: Tensor[]): Tensor[] {
+  private runCompiled(
+    b: BackendInternals,
+    { name, rec, attrs: callAttrs }: NonNullable<TracedFunction['compiled']>,
+    inputs: Tensor[],
+  ): Tensor[] {
     const args = rec.sources.map((s) => ('input' in s ? inputs[s.input] : (s.variable as Tensor)));
-    const results = b.executeMultipleOutputs(name, this.callAttrs(b), args, rec.program.results.length);
+    const results = b.executeMultipleOutputs(name, callAttrs, args, rec.program.results.length);
     for (const w of rec.writes) {
       w.variable.assign(results[w.result]);
       results[w.result].dispose();
     }
     return results.slice(0, rec.returned);
-  }
-
-  /**
-   * A function call carrying a config_proto attribute (even an empty one) is optimized by Grappler
-   * when TensorFlow instantiates it, as Python's tf.function calls are; without it, only the
-   * graph passes run (oneDNN's layout pass, but no remapper: batch norm and ReLU stay apart).
-   */
-  private callAttrs(b: BackendInternals): OpAttr[] {
-    const a = attrs(b);
-    return [a.str('executor_type', ''), a.str('config_proto', '')];
   }
 
   /** Runs fn eagerly, recording the ops the binding executes. */
@@ -211,9 +209,9 @@ export class TracedFunction {
     // Give every input and variable its binding id now, so none is created mid-recording.
     b.getInputTensorIds([...inputs, ...variables]);
     const idOf = (t: Tensor) => b.tensorMap.get(dataIdOf(t))?.id ?? -1;
-    const before = new Map<number, ArgSource>();
-    variables.forEach((v) => before.set(idOf(v), { variable: v }));
-    inputs.forEach((t, i) => before.set(idOf(t), { input: i }));
+    const before = new Map<number, { source: ArgSource; tensor: Tensor }>();
+    variables.forEach((v) => before.set(idOf(v), { source: { variable: v }, tensor: v }));
+    inputs.forEach((t, i) => before.set(idOf(t), { source: { input: i }, tensor: t }));
     const startIds = new Map(variables.map((v) => [v, idOf(v)] as const));
 
     const program: Program = { args: [], constants: [], ops: [], results: [] };
@@ -228,19 +226,20 @@ export class TracedFunction {
       if (known) return known;
       let ref: Ref;
       const made = created.get(id);
-      const source = before.get(id);
+      const given = before.get(id);
       if (made && !CONSTANT_DTYPES.includes(made.dtype)) {
         refusal ??= `${op} reads a tensor of dtype ${made.dtype} made from JavaScript values`;
         ref = { constant: -1 };
       } else if (made) {
         program.constants.push({ dtype: made.dtype, shape: made.shape, bytes: bytesOf(made.values, made.dtype) });
         ref = { constant: program.constants.length - 1 };
-      } else if (source) {
-        const info = binding.executeOp('Identity', [], [id], 1)[0];
-        binding.deleteTensor(info.id);
-        program.args.push({ dtype: info.dtype, shape: info.shape });
-        sources.push(source);
+      } else if (given && given.tensor.dtype in DTYPE_CODES) {
+        program.args.push({ dtype: DTYPE_CODES[given.tensor.dtype], shape: [...given.tensor.shape] });
+        sources.push(given.source);
         ref = { arg: program.args.length - 1 };
+      } else if (given) {
+        refusal ??= `${op} reads an input or variable of dtype ${given.tensor.dtype}`;
+        ref = { arg: -1 };
       } else {
         // A tensor made before the call that is neither an input nor a variable: a constant.
         const info = binding.executeOp('Identity', [], [id], 1)[0];
@@ -329,12 +328,22 @@ export function graphStepsEnabled(value = process.env.TFOS_GRAPH_STEP): boolean 
 
 export type GradientsOf = (inputs: Tensor[], varList: Variable[]) => { value: tfTypes.Scalar; grads: tfTypes.NamedTensorMap };
 
+type LossOf = (...inputs: Tensor[]) => tfTypes.Scalar;
+const gradientsByLoss = new WeakMap<LossOf, GradientsOf>();
+
 /**
  * The gradients of `lossOf(...inputs)` with respect to varList, as tf.variableGrads computes them,
  * run as one TensorFlow graph once the first calls agree (TracedFunction). The loss may depend on
- * the inputs, the variables and constants only; keep one per loss function and variable list.
+ * the inputs, the variables and constants only. One recording per loss function: the same
+ * `lossOf` gives back the same gradient function (`log` is the first caller's).
  */
-export function tracedGradients(tf: TF, lossOf: (...inputs: Tensor[]) => tfTypes.Scalar, log?: (message: string) => void): GradientsOf {
+export function tracedGradients(tf: TF, lossOf: LossOf, log?: (message: string) => void): GradientsOf {
+  let gradientsOf = gradientsByLoss.get(lossOf);
+  if (!gradientsOf) gradientsByLoss.set(lossOf, (gradientsOf = newTracedGradients(tf, lossOf, log)));
+  return gradientsOf;
+}
+
+function newTracedGradients(tf: TF, lossOf: LossOf, log?: (message: string) => void): GradientsOf {
   let traced: { fn: TracedFunction; vars: Variable[] } | undefined;
   return (inputs, varList) => {
     if (!traced || traced.vars.length !== varList.length || traced.vars.some((v, i) => v !== varList[i])) {

@@ -12,7 +12,7 @@ import { DistributedOptimizer } from '../../lib/node/distributed/optimizer';
 import { tfjs as tf } from '../../lib/platform/tfjs';
 import { registerNativeKernels } from '../../lib/tfjs-native';
 import { fitGraphStep } from '../../lib/tfjs-native/graph-fit';
-import { ProtoWriter, readFields } from '../../lib/tfjs-native/protobuf';
+import { ProtoWriter, readFields } from '../../lib/io/protobuf';
 import { graphStepsEnabled, supportsGraphFunctions, TracedFunction, tracedGradients } from '../../lib/tfjs-native/traced-function';
 import { fakeCluster, FakeCluster } from '../fixtures/distributed/fake-cluster';
 import { lcg } from '../fixtures/lcg';

@@ -23,7 +23,7 @@ import { DistributedNode } from './node';
 import { DistributedError, peerName } from './peers';
 import { assignShards, modelId, PsOptimizerState, PsWeights } from './ps';
 import { tfjs as tf } from '../../platform/tfjs';
-import { graphStepsEnabled, GradientsOf, tracedGradients } from '../../tfjs-native/traced-function';
+import { graphStepsEnabled, tracedGradients } from '../../tfjs-native/traced-function';
 
 type Variable = tfTypes.Variable;
 type Tensor = tfTypes.Tensor;
@@ -90,8 +90,6 @@ export class DistributedOptimizer {
   private shim?: Optimizer;
   private stepsDone = 0;
   private readonly wrapped = new WeakSet<object>();
-  /** minimizeOn's gradient functions, one per loss function. */
-  private readonly traced = new Map<(...inputs: Tensor[]) => Scalar, GradientsOf>();
   /** Non-trainable float weights of the model (batch-norm moving statistics), kept equal on every worker. */
   private stateVars: Variable[] = [];
   private stateBuffer?: Float32Array;
@@ -475,12 +473,7 @@ export class DistributedOptimizer {
         this.inner.computeGradients(() => lossOf(...inputs), varList ?? this.variables),
         returnCost,
       );
-    let gradientsOf = this.traced.get(lossOf);
-    if (!gradientsOf)
-      this.traced.set(
-        lossOf,
-        (gradientsOf = tracedGradients(tf(), lossOf, (m) => this.node.opts.log(`tfos: ${this.node.selfName}: training step: ${m}`))),
-      );
+    const gradientsOf = tracedGradients(tf(), lossOf, (m) => this.node.opts.log(`tfos: ${this.node.selfName}: training step: ${m}`));
     return this.step(gradientsOf(inputs, varList ?? this.variables), returnCost);
   }
 

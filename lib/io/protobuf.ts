@@ -1,7 +1,8 @@
 /**
- * The little protocol-buffers wire format the graph functions need (graph-function.ts): writing a
- * FunctionDef and reading TensorFlow's OpList. Only varints, 32-bit floats and length-delimited
- * fields; no schema, no reflection: callers name field numbers from TensorFlow's .proto files.
+ * The little of the protocol-buffers wire format the project writes and reads: TensorBoard's
+ * Event records (tfevents.ts), graph functions' FunctionDefs and TensorFlow's OpList
+ * (lib/tfjs-native). Varints, 32- and 64-bit floats and length-delimited fields; no schema, no
+ * reflection: callers name field numbers from TensorFlow's .proto files.
  */
 
 /** Appends fields to a growing buffer. */
@@ -45,6 +46,14 @@ export class ProtoWriter {
     this.ensure(4);
     new DataView(this.buf.buffer, this.buf.byteOffset + this.len, 4).setFloat32(0, value, true);
     this.len += 4;
+    return this;
+  }
+
+  double(field: number, value: number): this {
+    this.tag(field, 1);
+    this.ensure(8);
+    new DataView(this.buf.buffer, this.buf.byteOffset + this.len, 8).setFloat64(0, value, true);
+    this.len += 8;
     return this;
   }
 
