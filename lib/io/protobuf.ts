@@ -41,20 +41,22 @@ export class ProtoWriter {
     return this;
   }
 
-  float(field: number, value: number): this {
-    this.tag(field, 5);
-    this.ensure(4);
-    new DataView(this.buf.buffer, this.buf.byteOffset + this.len, 4).setFloat32(0, value, true);
-    this.len += 4;
+  /** A fixed-width field (wire type 5: 4 bytes, 1: 8 bytes), written little-endian by `write`. */
+  private fixed(field: number, wireType: 1 | 5, write: (view: DataView) => void): this {
+    const size = wireType === 5 ? 4 : 8;
+    this.tag(field, wireType);
+    this.ensure(size);
+    write(new DataView(this.buf.buffer, this.buf.byteOffset + this.len, size));
+    this.len += size;
     return this;
   }
 
+  float(field: number, value: number): this {
+    return this.fixed(field, 5, (view) => view.setFloat32(0, value, true));
+  }
+
   double(field: number, value: number): this {
-    this.tag(field, 1);
-    this.ensure(8);
-    new DataView(this.buf.buffer, this.buf.byteOffset + this.len, 8).setFloat64(0, value, true);
-    this.len += 8;
-    return this;
+    return this.fixed(field, 1, (view) => view.setFloat64(0, value, true));
   }
 
   bytes(field: number, value: Uint8Array): this {
