@@ -24,7 +24,8 @@ import type { ClusterSpec, JobName } from '../lib/protocol/control';
 import type { ClusterServer } from '../lib/node/cluster-server';
 import { localContext } from '../test/support/local-context';
 import { DistributedOptimizer } from '../lib/node/distributed/optimizer';
-import { floatKernelImplementation } from '../lib/node/distributed/float-kernels';
+import { floatKernelImplementation, reduceBuffer } from '../lib/node/distributed/float-kernels';
+import { DEFAULT_CHUNK_BYTES } from '../lib/node/distributed/group';
 import { loadTfjs, tfjs as tf } from '../lib/platform/tfjs';
 import { TFNode } from '../lib/node/tf-node';
 import type { Row } from './table';
@@ -43,10 +44,12 @@ export interface AllreduceBenchOptions {
   trainSteps?: number;
   /** Collective chunk size (default: the library's, 1 MiB). */
   chunkBytes?: number;
+  /** Float counts also reduced from a plain Float32Array, beside the reduceBuffer rows (default: 4 M). */
+  plainSizes?: number[];
 }
 
 type Task =
-  | { kind: 'allreduce'; floats: number; reps: number; warmup: number }
+  | { kind: 'allreduce'; floats: number; reps: number; warmup: number; buffer: BufferKind }
   | { kind: 'train'; mode: 'local' | 'allreduce' | 'ps'; steps: number; warmup: number; batch: number };
 
 interface ChildSetup {
@@ -57,6 +60,13 @@ interface ChildSetup {
   tasks: Task[];
   chunkBytes?: number;
 }
+
+/**
+ * What the reduced buffer is: `reduce`, from the library's reduceBuffer() as the distributed
+ * optimizer's fused gradients are (sums in place); `plain`, a Float32Array of the caller's (sums
+ * staged through the kernel's memory).
+ */
+type BufferKind = 'reduce' | 'plain';
 
 type TaskResult = { times?: number[]; cpuMs?: number; msPerStep?: number; params?: number; backend?: string };
 
@@ -89,7 +99,7 @@ function smallModel(t: typeof tfTypes): tfTypes.Sequential {
 
 async function runTask(server: ClusterServer, task: Task): Promise<TaskResult> {
   if (task.kind === 'allreduce') {
-    const buf = new Float32Array(task.floats).fill(1);
+    const buf = (task.buffer === 'plain' ? new Float32Array(task.floats) : reduceBuffer(task.floats)).fill(1);
     const times: number[] = [];
     let cpu = 0;
     for (let i = 0; i < task.warmup + task.reps; i++) {
@@ -149,11 +159,11 @@ async function childMain(): Promise<void> {
 
 /**
  * Raw receivers read the way the collectives do (auth.ts, DIALED_READ_BYTES): on a socket they
- * dialed, into one reused buffer. Node's default 'data' reading costs about three times the CPU
+ * dialed, into one reused buffer (or where `nextBuffer` says, read by read). Node's default 'data' reading costs about three times the CPU
  * per byte, so a baseline built on it would flatter every ratio against it.
  */
-function dialReceiver(port: number, onBytes: (n: number) => void): Promise<net.Socket> {
-  const buffer = Buffer.allocUnsafe(256 << 10);
+function dialReceiver(port: number, onBytes: (n: number) => void, nextBuffer?: () => Uint8Array): Promise<net.Socket> {
+  const buffer = nextBuffer ?? Buffer.allocUnsafe(256 << 10);
   const sock = net.connect({
     port,
     host: '127.0.0.1',
@@ -193,6 +203,12 @@ async function sinkMain(): Promise<void> {
  * One member of a raw TCP ring: sends `bytes` to the next member while receiving as many from
  * the previous. Like the collectives, it receives on the connection it dials (to the previous
  * member) and sends on the one the next member dialed.
+ *
+ * Without `footprint` it sends one 4 MiB chunk over and over and receives into one 256 KiB
+ * buffer, both hot in the core's cache. With it, it sends from and receives into one buffer of
+ * `footprint` bytes, in pieces of `chunk` bytes, wrapping around: the memory an all-reduce of
+ * that buffer moves its bytes from and into (the kernel's copies run at memory speed, not cache
+ * speed: about a fifth slower for 16.8 MB on the development VM).
  */
 async function ringMain(): Promise<void> {
   let next: net.Socket | undefined;
@@ -205,21 +221,31 @@ async function ringMain(): Promise<void> {
   });
   await new Promise<void>((r) => server.listen({ host: '127.0.0.1', port: 0 }, () => r()));
   process.send!({ port: (server.address() as net.AddressInfo).port });
-  const { prev: prevPort, bytes } = await nextMessage<{ prev: number; bytes: number }>();
+  const setup = await nextMessage<{ prev: number; bytes: number; footprint?: number; chunk?: number }>();
+  const { prev: prevPort, bytes } = setup;
+  const readBytes = 256 << 10;
+  const memory = setup.footprint ? Buffer.alloc(setup.footprint + readBytes, 1) : Buffer.alloc(4 << 20, 1);
+  const span = setup.footprint ?? 0;
+  const chunk = setup.footprint ? (setup.chunk ?? 1 << 20) : memory.length;
+  let readAt = 0;
   let got = 0;
   let due = 0;
   let onDue: () => void = () => undefined;
-  const prev = await dialReceiver(prevPort, (n) => {
-    got += n;
-    if (got >= due) {
-      const settle = onDue;
-      onDue = () => undefined;
-      settle();
-    }
-  });
+  const prev = await dialReceiver(
+    prevPort,
+    (n) => {
+      got += n;
+      readAt = span ? (readAt + n) % span : 0;
+      if (got >= due) {
+        const settle = onDue;
+        onDue = () => undefined;
+        settle();
+      }
+    },
+    span ? () => memory.subarray(readAt, readAt + readBytes) : undefined,
+  );
   await connected;
   process.send!({ ready: true });
-  const chunk = Buffer.alloc(4 << 20, 1);
   for (;;) {
     const msg = await nextMessage<{ go?: boolean; stop?: boolean }>();
     if (msg.stop) break;
@@ -229,8 +255,11 @@ async function ringMain(): Promise<void> {
       else onDue = resolve;
     });
     const t0 = process.hrtime.bigint();
-    for (let sent = 0; sent < bytes; sent += chunk.length) {
-      if (!next!.write(chunk.subarray(0, Math.min(chunk.length, bytes - sent)))) await new Promise((r) => next!.once('drain', r));
+    for (let sent = 0; sent < bytes;) {
+      const at = span ? sent % span : 0;
+      const n = Math.min(chunk, bytes - sent, span ? span - at : chunk);
+      sent += n;
+      if (!next!.write(memory.subarray(at, at + n))) await new Promise((r) => next!.once('drain', r));
     }
     await received;
     process.send!({ ms: Number(process.hrtime.bigint() - t0) / 1e6 });
@@ -284,14 +313,15 @@ async function rawTcp(bytes: number): Promise<number> {
 
 /**
  * Per-member send throughput of a raw TCP ring of `n` processes, every link busy at once, best of
- * 3, in MB/s: the wire a ring all-reduce of `n` workers moves its bytes over.
+ * 3, in MB/s: the wire a ring all-reduce of `n` workers moves its bytes over. With `footprint`,
+ * each member sends and receives from and into one buffer of that many bytes (ringMain).
  */
-async function rawRing(n: number, bytes: number): Promise<number> {
+async function rawRing(n: number, bytes: number, memory?: { footprint: number; chunk: number }): Promise<number> {
   const kids = await Promise.all(Array.from({ length: n }, () => spawnChild('--ring')));
   const reply = <T>(i: number) => new Promise<T>((r) => kids[i].child.once('message', (m) => r(m as T)));
   try {
     const ready = kids.map((_, i) => reply(i));
-    kids.forEach((k, i) => k.child.send({ prev: kids[(i - 1 + n) % n].port, bytes }));
+    kids.forEach((k, i) => k.child.send({ prev: kids[(i - 1 + n) % n].port, bytes, ...memory }));
     await Promise.all(ready);
     const rates: number[] = [];
     for (let rep = 0; rep < 3; rep++) {
@@ -348,6 +378,7 @@ export async function benchAllreduce(o: AllreduceBenchOptions = {}): Promise<Row
   const workerCounts = o.workers ?? [2, 3, 4];
   const rows: Row[] = [];
   const procs = `child processes, ${floatKernelImplementation()} sums`;
+  const chunkBytes = o.chunkBytes ?? DEFAULT_CHUNK_BYTES;
 
   for (const n of workerCounts) {
     const tcp = await rawTcp(o.tcpBytes ?? 1 << 30);
@@ -362,20 +393,32 @@ export async function benchAllreduce(o: AllreduceBenchOptions = {}): Promise<Row
       nodes: `2 processes, just before the ${n}-worker rows`,
     });
     const ringBytes = Math.min(o.tcpBytes ?? 1 << 30, 256 << 20);
-    const ring = await rawRing(n, ringBytes);
+    const cachedRing = await rawRing(n, ringBytes);
     rows.push({
-      measure: `raw loopback TCP, ring of ${n} (all links at once)`,
+      measure: `raw loopback TCP, ring of ${n} (all links at once), one cached chunk`,
       workers: '-',
       floats: '-',
       MB: (ringBytes / MB).toFixed(0),
       'median ms': '-',
       'algbw MB/s': '-',
-      'busbw MB/s': Math.round(ring),
+      'busbw MB/s': Math.round(cachedRing),
       nodes: `${n} processes, each sending and receiving`,
     });
-    const tasks: Task[] = sizes.map((floats) => ({ kind: 'allreduce', floats, reps: o.reps ?? repsFor(floats), warmup: 1 }));
+    // Per size: the all-reduce's own transfers over raw TCP (2(n-1)/n of the buffer each way per
+    // member, from and into a buffer of its size), without framing or sums.
+    const sameTransfers = new Map<number, number>();
+    for (const floats of new Set([...sizes, ...(o.plainSizes ?? [4 << 20])])) {
+      const bytes = Math.round((2 * (n - 1) * floats * 4) / n);
+      sameTransfers.set(floats, await rawRing(n, bytes, { footprint: floats * 4, chunk: chunkBytes }));
+    }
+    const tasks: Task[] = [
+      ...sizes.map((floats) => ({ floats, buffer: 'reduce' as const })),
+      ...(o.plainSizes ?? [4 << 20]).map((floats) => ({ floats, buffer: 'plain' as const })),
+    ].map(({ floats, buffer }) => ({ kind: 'allreduce', floats, buffer, reps: o.reps ?? repsFor(floats), warmup: 1 }));
     const results = await onCluster(n, 0, tasks, o.chunkBytes);
-    sizes.forEach((floats, i) => {
+    tasks.forEach((task, i) => {
+      if (task.kind !== 'allreduce') return;
+      const { floats } = task;
       // The slowest worker's median: a collective is done when every worker has its result.
       const ms = Math.max(...results.map((r) => median(r[i].times!)));
       const alg = (floats * 4) / MB / (ms / 1000);
@@ -383,15 +426,17 @@ export async function benchAllreduce(o: AllreduceBenchOptions = {}): Promise<Row
       // CPU time of the busiest worker per call: what the collective costs, whatever the machine's load.
       const cpu = Math.max(...results.map((r) => r[i].cpuMs ?? 0));
       rows.push({
-        measure: 'allReduce sum',
+        measure: task.buffer === 'plain' ? 'allReduce sum, plain Float32Array' : 'allReduce sum',
         workers: n,
         floats,
         MB: ((floats * 4) / MB).toFixed(1),
         'median ms': +ms.toFixed(1),
         'algbw MB/s': alg >= 10 ? Math.round(alg) : alg,
         'busbw MB/s': bus >= 10 ? Math.round(bus) : bus,
+        'raw ring MB/s': Math.round(sameTransfers.get(floats)!),
+        'busbw / raw ring': +(bus / sameTransfers.get(floats)!).toFixed(2),
+        'busbw / cached ring': +(bus / cachedRing).toFixed(2),
         'busbw / raw TCP': +(bus / tcp).toFixed(2),
-        'busbw / raw ring': +(bus / ring).toFixed(2),
         'cpu ms/call': +cpu.toFixed(1),
         nodes: procs,
       });
@@ -401,7 +446,11 @@ export async function benchAllreduce(o: AllreduceBenchOptions = {}): Promise<Row
   if (o.training ?? true) {
     const steps = o.trainSteps ?? 30;
     const train = (mode: 'local' | 'allreduce' | 'ps'): Task => ({ kind: 'train', mode, steps, warmup: 3, batch: 64 });
-    const [ar] = await onCluster(2, 0, [train('local'), train('allreduce'), { kind: 'allreduce', floats: 101_770, reps: 20, warmup: 2 }]);
+    const [ar] = await onCluster(2, 0, [
+      train('local'),
+      train('allreduce'),
+      { kind: 'allreduce', floats: 101_770, reps: 20, warmup: 2, buffer: 'reduce' },
+    ]);
     const [ps] = await onCluster(2, 1, [train('ps')]);
     const local = ar[0].msPerStep!;
     const note = `MLP 784-128-10, ${ar[0].params} params, batch 64/worker, Adam, ${ar[0].backend}`;

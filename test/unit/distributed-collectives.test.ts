@@ -8,6 +8,7 @@ import { expect } from 'chai';
 import { ChildProcess, fork } from 'node:child_process';
 import * as path from 'node:path';
 import { fakeCluster, FakeCluster } from '../fixtures/distributed/fake-cluster';
+import { reduceBuffer } from '../../lib/node/distributed/float-kernels';
 
 const CHILD = path.resolve(__dirname, '../../../test/fixtures/distributed/child-node.js');
 
@@ -55,6 +56,19 @@ describe('distributed collectives (in-process nodes, loopback TCP)', function ()
         const means = await Promise.all(workers.map((w, r) => w.allReduce(inputs[r].slice(), 'mean')));
         const expMean = expected.map((v) => Math.fround(v / n));
         for (const m of means) expect(Buffer.from(m.buffer).equals(Buffer.from(expMean.buffer)), `mean of ${size} on ${n}`).to.equal(true);
+        // Buffers in the kernel's memory (as the distributed optimizer's) sum in place to the same floats.
+        const own = await Promise.all(
+          workers.map((w, r) => {
+            const b = reduceBuffer(size);
+            b.set(inputs[r]);
+            return w.allReduce(b, 'sum');
+          }),
+        );
+        for (const s of own)
+          expect(
+            Buffer.from(s.buffer, s.byteOffset, s.byteLength).equals(Buffer.from(expected.buffer)),
+            `reduceBuffer sum of ${size} on ${n}`,
+          ).to.equal(true);
       }
     });
   }

@@ -7,6 +7,7 @@
  */
 import { expect } from 'chai';
 import { CopySink, ReduceSink } from '../../lib/node/distributed/collectives';
+import { reduceBuffer } from '../../lib/node/distributed/float-kernels';
 import { encodeHeader, Frame, FrameReader, FrameType } from '../../lib/node/distributed/wire';
 
 function lcg(seed: number): () => number {
@@ -140,6 +141,29 @@ describe('receiving collective payloads in place', () => {
       const inRange = (from: number) => i >= from && i < from + incoming.length;
       expect(sum[i], `sum[${i}]`).to.equal(inRange(123) ? base[i] + incoming[i - 123] : base[i]);
       expect(copy[i], `copy[${i}]`).to.equal(inRange(200) ? incoming[i - 200] : base[i]);
+    }
+  });
+
+  it("driven by nextRead/took, a ReduceSink has its bytes read into the sum's staging memory, floats split at any byte", () => {
+    const incoming = floats(5000, 21);
+    const payload = Buffer.from(incoming.buffer);
+    const stream = Buffer.concat([encodeHeader(FrameType.DATA, { seq: 9 }, payload.length), payload]);
+    for (const dst of [floats(6000, 22), reduceBuffer(6000)]) {
+      const start = dst.slice();
+      const reader = new FrameReader(() => undefined, 1 << 20);
+      reader.route = () => new ReduceSink(dst, 500);
+      const r = lcg(23);
+      for (let at = 0; at < stream.length;) {
+        const into = reader.nextRead(4096);
+        const n = Math.min(into.length, stream.length - at, 1 + Math.floor(r() * into.length));
+        stream.copy(Buffer.from(into.buffer, into.byteOffset, into.length), 0, at, at + n);
+        at += n;
+        reader.took(n);
+      }
+      for (let i = 0; i < dst.length; i++) {
+        const want = i >= 500 && i < 5500 ? Math.fround(start[i] + incoming[i - 500]) : start[i];
+        expect(dst[i], `dst[${i}]`).to.equal(want);
+      }
     }
   });
 });

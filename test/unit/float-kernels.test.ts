@@ -1,10 +1,19 @@
 /**
  * The reduction kernels (dst += src, dst /= n over float32) give exactly the plain loops' floats,
  * through the WebAssembly lanes and the staging around them: every length around the lane width and
- * the staging piece, any destination offset, source bytes at any memory alignment.
+ * the staging piece, any destination offset, source bytes at any memory alignment, into a plain
+ * Float32Array or in place into a reduceBuffer, from anywhere or from the staging memory a socket
+ * reads into.
  */
 import { expect } from 'chai';
-import { addBytesInto, addInto, divideRange, floatKernelImplementation } from '../../lib/node/distributed/float-kernels';
+import {
+  addBytesInto,
+  addInto,
+  divideRange,
+  floatKernelImplementation,
+  reduceBuffer,
+  stagingFor,
+} from '../../lib/node/distributed/float-kernels';
 
 function lcg(seed: number): () => number {
   let x = seed >>> 0;
@@ -22,7 +31,17 @@ function reference(dst: Float32Array, at: number, src: Float32Array): Float32Arr
   return out;
 }
 
-const LENGTHS = [0, 1, 3, 4, 5, 63, 64, 65, 67, 1000, 16383, 16384, 16385, 16388, 40001];
+const LENGTHS = [0, 1, 3, 4, 5, 63, 64, 65, 67, 1000, 16383, 16384, 16385, 16388, 40001, 65535, 65536, 65537, 70001];
+
+/** A reduceBuffer holding `values`. */
+function inReduceBuffer(values: Float32Array): Float32Array {
+  const b = reduceBuffer(values.length);
+  b.set(values);
+  return b;
+}
+
+const same = (a: Float32Array, b: Float32Array) =>
+  Buffer.from(a.buffer, a.byteOffset, a.byteLength).equals(Buffer.from(b.buffer, b.byteOffset, b.byteLength));
 
 describe('the float32 reduction kernels', () => {
   it('runs on WebAssembly SIMD in this Node (unless TFOS_NO_WASM_SIMD=1)', () => {
@@ -71,6 +90,60 @@ describe('the float32 reduction kernels', () => {
         for (let i = 4; i < 4 + n; i++) want[i] /= by;
         divideRange(buf, 4, 4 + n, by);
         expect(Buffer.from(buf.buffer).equals(Buffer.from(want.buffer)), `n=${n} by=${by}`).to.equal(true);
+      }
+    }
+  });
+
+  it('a reduceBuffer is a zeroed Float32Array of the length asked, in WebAssembly memory when the kernel runs', () => {
+    const b = reduceBuffer(1001);
+    expect(b).to.be.instanceOf(Float32Array);
+    expect(b.length).to.equal(1001);
+    expect(b.every((v) => v === 0)).to.equal(true);
+    expect(b.buffer.byteLength > b.byteLength).to.equal(floatKernelImplementation() === 'wasm-simd');
+    expect(reduceBuffer(0).length).to.equal(0);
+  });
+
+  it('sums and divisions in place in a reduceBuffer match the loop bit for bit, leaving other floats alone', () => {
+    for (const n of LENGTHS) {
+      for (const at of [0, 1, 7]) {
+        const start = randomFloats(n + at + 5, n * 13 + at);
+        const src = randomFloats(n, n * 19 + at + 2);
+        const want = reference(start, at, src);
+        const dst = inReduceBuffer(start);
+        addInto(dst, at, src);
+        expect(same(dst, want), `addInto n=${n} at=${at}`).to.equal(true);
+        for (const misalign of [0, 3]) {
+          const bytes = Buffer.alloc(n * 4 + misalign).subarray(misalign);
+          Buffer.from(src.buffer).copy(bytes);
+          const viaBytes = inReduceBuffer(start);
+          addBytesInto(viaBytes, at, bytes);
+          expect(same(viaBytes, want), `addBytesInto n=${n} at=${at} misalign=${misalign}`).to.equal(true);
+        }
+        const divided = inReduceBuffer(start);
+        const wantDiv = start.slice();
+        for (let i = at; i < at + n; i++) wantDiv[i] /= 3;
+        divideRange(divided, at, at + n, 3);
+        expect(same(divided, wantDiv), `divideRange n=${n} at=${at}`).to.equal(true);
+      }
+    }
+  });
+
+  it('bytes read into the staging memory (at any alignment) add as bytes from anywhere do, into either kind of buffer', () => {
+    for (const makeDst of [(a: Float32Array) => a.slice(), inReduceBuffer]) {
+      for (const n of [1, 5, 64, 65, 1000, 65535]) {
+        for (const misalign of [0, 1, 2, 3]) {
+          const start = randomFloats(n + 8, n + misalign * 7);
+          const src = randomFloats(n, n + misalign * 7 + 50);
+          const dst = makeDst(start);
+          const staging = stagingFor(dst, 256 << 10);
+          if (!staging) return; // no kernel: the plain loops, covered above
+          expect(staging.length).to.equal(256 << 10);
+          expect(stagingFor(dst, 100)!.length, 'no more than asked').to.equal(100);
+          // As a socket read would land: the bytes to add start `misalign` bytes into the area.
+          Buffer.from(src.buffer).copy(staging, misalign);
+          addBytesInto(dst, 8, staging.subarray(misalign, misalign + n * 4));
+          expect(same(dst, reference(start, 8, src)), `n=${n} misalign=${misalign}`).to.equal(true);
+        }
       }
     }
   });

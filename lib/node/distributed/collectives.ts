@@ -18,7 +18,7 @@ import { dialWithRetry } from './dial';
 import { Link } from './link';
 import type { PeerGroup } from './group';
 import { DistributedError, peerName, PeerId } from './peers';
-import { addBytesInto, addInto, divideRange } from './float-kernels';
+import { addBytesInto, addInto, divideRange, stagingFor } from './float-kernels';
 import { Channel, floatBytes, Frame, FrameHeader, FrameType, PayloadSink, payloadFloats } from './wire';
 
 export type ReduceOp = 'sum' | 'mean';
@@ -511,6 +511,11 @@ export class ReduceSink implements PayloadSink {
       bytes.copy(this.carry, 0, pos);
       this.carryN = bytes.length - pos;
     }
+  }
+
+  /** Bytes are read into the sum's staging memory and added from there (no copy for a reduceBuffer). */
+  stage(n: number): Buffer | undefined {
+    return stagingFor(this.buf, n);
   }
 }
 

@@ -4,23 +4,31 @@
  *
  * V8 compiles a plain loop over typed arrays to scalar code, about 3 ns a float on the development
  * VM, which made the sum the largest CPU cost of an all-reduce after the kernel's own socket
- * copies. A WebAssembly kernel with 128-bit lanes handles four floats per instruction. WebAssembly
- * cannot address a JavaScript array, so each piece (at most 64 KiB of a socket read) is staged
- * through the kernel's own memory; even with those copies the sum runs 2.5× faster
- * (`npm run bench -- allreduce`). The lanes compute exactly what the loop computes (IEEE single
- * precision, round to nearest), so results are bit for bit the same either way (a NaN stays NaN;
- * WebAssembly leaves its payload bits unspecified). Where WebAssembly SIMD is unavailable, or
- * TFOS_NO_WASM_SIMD=1, the plain loops run.
+ * copies. A WebAssembly kernel with 128-bit lanes handles four floats per instruction. The lanes
+ * compute exactly what the loop computes (IEEE single precision, round to nearest), so results are
+ * bit for bit the same either way (a NaN stays NaN; WebAssembly leaves its payload bits
+ * unspecified). Where WebAssembly SIMD is unavailable, or TFOS_NO_WASM_SIMD=1, the plain loops run.
+ *
+ * WebAssembly can only address its own memory, so where the floats live decides the copies:
+ *  - A buffer from `reduceBuffer()` lives in a WebAssembly memory of its own, beside a staging
+ *    area. Sums into it run in place, and a socket reads the bytes to add straight into the
+ *    staging area (`stagingFor`): no copy at all. The distributed optimizer's fused gradients are
+ *    such buffers.
+ *  - Any other Float32Array is staged piece by piece through the shared kernel's memory: copied
+ *    in, summed, copied back (its source is read straight into staging too, where a socket can).
+ * On 3 workers sharing 2 cores those staging copies were about a seventh of an all-reduce's CPU.
  */
 
-/** Floats per staged piece: one default socket read (64 KiB); larger reads go in several pieces. */
-const STAGE_FLOATS = 16384;
-const STAGE_BYTES = STAGE_FLOATS * 4;
+/** Bytes of one staging area: one dialed socket read (auth.ts reads at most 256 KiB). */
+const STAGE_BYTES = 256 << 10;
+const STAGE_FLOATS = STAGE_BYTES / 4;
+/** Past a staging area: the lanes of a piece rounded up to 16 bytes may read a little beyond it. */
+const SLACK_BYTES = 64;
 /** Under this many floats the plain loop runs: a few floats do not repay the call and the copies. */
 const MIN_KERNEL_FLOATS = 64;
-/** Staging offsets in the kernel's memory. */
-const DST = 0;
-const SRC = STAGE_BYTES;
+const PAGE_BYTES = 65536;
+/** WebAssembly's 32-bit memories hold at most 4 GiB; larger buffers are plain arrays. */
+const MAX_MEMORY_BYTES = 65536 * PAGE_BYTES;
 
 // ---- the module, assembled here (no toolchain at build time) ---------------------------------
 
@@ -40,7 +48,7 @@ const name = (s: string) => [s.length, ...Buffer.from(s, 'ascii')];
 const fnBody = (bytes: number[]) => [...leb128(bytes.length), ...bytes];
 
 /**
- * Two functions over one memory of two 64 KiB pages (destination and source staging), in text form:
+ * Two functions over one imported memory (each memory gets its own instance), in text form:
  *
  *   (func $add (param $dst i32) (param $src i32) (param $bytes i32) (local $end i32)
  *     ;; for (end = dst + bytes; dst < end; dst += 16, src += 16)
@@ -49,9 +57,9 @@ const fnBody = (bytes: number[]) => [...leb128(bytes.length), ...bytes];
  *     ;; v = f32x4.splat(by); for (end = dst + bytes; dst < end; dst += 16)
  *     ;;   v128.store(dst, f32x4.div(v128.load(dst), v))
  *
- * `bytes` is a multiple of 16; exported as `add`, `div` and `mem`.
+ * `bytes` is a multiple of 16; pointers need no alignment. Exported as `add` and `div`.
  */
-function kernelModule(): Uint8Array {
+function assembleKernel(): Uint8Array {
   const [localGet, localSet, localTee] = [0x20, 0x21, 0x22];
   const [i32, f32, v128] = [0x7f, 0x7d, 0x7b];
   const [i32Const, i32Add, i32GeU, i32LtU] = [0x41, 0x6a, 0x4f, 0x49];
@@ -97,81 +105,156 @@ function kernelModule(): Uint8Array {
   return new Uint8Array([
     ...[0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00], // "\0asm", version 1
     ...section(1, [2, 0x60, 3, i32, i32, i32, 0, 0x60, 3, i32, i32, f32, 0]), // (i32 i32 i32), (i32 i32 f32)
+    ...section(2, [1, ...name('env'), ...name('mem'), 0x02, 0, 1]), // memory env.mem, at least 1 page
     ...section(3, [2, 0, 1]),
-    ...section(5, [1, 0, 2]), // one memory, 2 pages, no maximum
-    ...section(7, [3, ...name('mem'), 0x02, 0, ...name('add'), 0x00, 0, ...name('div'), 0x00, 1]),
+    ...section(7, [2, ...name('add'), 0x00, 0, ...name('div'), 0x00, 1]),
     ...section(10, [2, ...fnBody(add), ...fnBody(div)]),
   ]);
 }
 
-interface Kernel {
+/** One instance of the kernel over its memory, with that memory's staging areas. */
+interface KernelMemory {
   add: (dst: number, src: number, bytes: number) => void;
   div: (dst: number, bytes: number, by: number) => void;
+  buffer: ArrayBuffer;
   f32: Float32Array;
   u8: Uint8Array;
+  view: DataView;
+  /** Byte offset of the source staging area (sockets read here; sources from elsewhere are copied here). */
+  src: number;
+  /** Byte offset of the destination staging area, in the shared memory only (-1 in a buffer's own). */
+  dst: number;
 }
 
-let kernel: Kernel | null | undefined;
+let compiled: WebAssembly.Module | null | undefined;
 
-function loadKernel(): Kernel | null {
-  if (kernel !== undefined) return kernel;
-  kernel = null;
-  if (process.env.TFOS_NO_WASM_SIMD === '1') return kernel;
+function instantiate(module: WebAssembly.Module, bytes: number, src: number, dst: number): KernelMemory {
+  const mem = new WebAssembly.Memory({ initial: Math.max(1, Math.ceil(bytes / PAGE_BYTES)) });
+  const inst = new WebAssembly.Instance(module, { env: { mem } });
+  // The memory never grows, so these views stay valid.
+  const buffer = mem.buffer;
+  return {
+    add: inst.exports.add as KernelMemory['add'],
+    div: inst.exports.div as KernelMemory['div'],
+    buffer,
+    f32: new Float32Array(buffer),
+    u8: new Uint8Array(buffer),
+    view: new DataView(buffer),
+    src,
+    dst,
+  };
+}
+
+/** The compiled kernel, once its lanes are proven; null where WebAssembly SIMD is unavailable or turned off. */
+function kernelModule(): WebAssembly.Module | null {
+  if (compiled !== undefined) return compiled;
+  compiled = null;
+  if (process.env.TFOS_NO_WASM_SIMD === '1') return null;
   try {
-    const inst = new WebAssembly.Instance(new WebAssembly.Module(kernelModule()));
-    const mem = inst.exports.mem as WebAssembly.Memory;
-    const k: Kernel = {
-      add: inst.exports.add as Kernel['add'],
-      div: inst.exports.div as Kernel['div'],
-      f32: new Float32Array(mem.buffer),
-      u8: new Uint8Array(mem.buffer),
-    };
-    // Proves the lanes before trusting them.
-    k.f32.set([1, 2, 3, 4], DST / 4);
-    k.f32.set([10, 20, 30, 40], SRC / 4);
-    k.add(DST, SRC, 16);
-    k.div(DST, 16, 11);
-    if (k.f32[0] === 1 && k.f32[1] === 2 && k.f32[3] === 4) kernel = k;
+    const module = new WebAssembly.Module(assembleKernel());
+    const k = instantiate(module, PAGE_BYTES, 16, 0);
+    k.f32.set([1, 2, 3, 4, 10, 20, 30, 40]);
+    k.add(0, 16, 16);
+    k.div(0, 16, 11);
+    if (k.f32[0] === 1 && k.f32[1] === 2 && k.f32[3] === 4) compiled = module;
   } catch {
     /* no WebAssembly SIMD in this runtime: the loops below */
   }
-  return kernel;
+  return compiled;
 }
+
+let shared: KernelMemory | null | undefined;
+
+/** The kernel plain Float32Arrays are staged through: destination staging, then source staging. */
+function sharedKernel(): KernelMemory | null {
+  if (shared !== undefined) return shared;
+  const module = kernelModule();
+  shared = module && instantiate(module, 2 * STAGE_BYTES + SLACK_BYTES, STAGE_BYTES, 0);
+  return shared;
+}
+
+/** Memories of the buffers reduceBuffer() made, by their ArrayBuffer. */
+const ownMemories = new WeakMap<ArrayBufferLike, KernelMemory>();
 
 /** Which implementation runs (for benchmarks and reports). */
 export function floatKernelImplementation(): 'wasm-simd' | 'js' {
-  return loadKernel() ? 'wasm-simd' : 'js';
+  return kernelModule() ? 'wasm-simd' : 'js';
+}
+
+/**
+ * A zeroed Float32Array of `floats` whose sums and divisions run in place, without staging copies
+ * (it lives in a WebAssembly memory of its own). It behaves as any Float32Array; only transferring
+ * its ArrayBuffer to another thread is refused. Where the kernel is unavailable, or the buffer
+ * would exceed 4 GiB, it is an ordinary Float32Array.
+ */
+export function reduceBuffer(floats: number): Float32Array {
+  const module = kernelModule();
+  const bytes = STAGE_BYTES + SLACK_BYTES + floats * 4;
+  if (!module || bytes > MAX_MEMORY_BYTES) return new Float32Array(floats);
+  let k: KernelMemory;
+  try {
+    k = instantiate(module, bytes, 0, -1);
+  } catch {
+    return new Float32Array(floats); // the memory could not be reserved
+  }
+  ownMemories.set(k.buffer, k);
+  return new Float32Array(k.buffer, STAGE_BYTES + SLACK_BYTES, floats);
+}
+
+/**
+ * Where to read at most `maxBytes` bytes that will be added into `dst` (addBytesInto): a staging
+ * area they are summed from where they land. Reused by the next read; undefined without the kernel.
+ */
+export function stagingFor(dst: Float32Array, maxBytes: number): Buffer | undefined {
+  const k = ownMemories.get(dst.buffer) ?? sharedKernel();
+  return k ? Buffer.from(k.buffer, k.src, Math.min(maxBytes, STAGE_BYTES)) : undefined;
+}
+
+/** f32 at byte dst += f32 at byte src for n floats, both in k's memory (dst aligned, src anywhere). */
+function addInMemory(k: KernelMemory, dst: number, src: number, n: number): void {
+  const whole = n & ~3;
+  if (whole) k.add(dst, src, whole * 4);
+  for (let i = whole; i < n; i++) k.f32[dst / 4 + i] += k.view.getFloat32(src + i * 4, true);
+}
+
+/**
+ * dst[at + i] += the i-th little-endian float32 of `src` for i < n, with the kernel: in place when
+ * dst has its own memory, else staged through the shared one. `src` is read where it lies when it
+ * is already in that memory (a staged socket read), else copied into its staging area.
+ */
+function addWithKernel(dst: Float32Array, at: number, src: Uint8Array, n: number): boolean {
+  const own = ownMemories.get(dst.buffer);
+  const k = own ?? sharedKernel();
+  if (!k) return false;
+  const inPlace = src.buffer === k.buffer;
+  for (let done = 0; done < n;) {
+    const m = Math.min(STAGE_FLOATS, n - done);
+    let from = src.byteOffset + done * 4;
+    if (!inPlace) {
+      k.u8.set(src.subarray(done * 4, (done + m) * 4), k.src);
+      from = k.src;
+    }
+    if (own) addInMemory(k, dst.byteOffset + (at + done) * 4, from, m);
+    else {
+      // Lanes past the piece's end compute stale values that are never copied back.
+      const out = dst.subarray(at + done, at + done + m);
+      k.f32.set(out, k.dst / 4);
+      k.add(k.dst, from, ((m + 3) & ~3) * 4);
+      out.set(k.f32.subarray(k.dst / 4, k.dst / 4 + m));
+    }
+    done += m;
+  }
+  return true;
 }
 
 function addLoop(dst: Float32Array, at: number, src: Float32Array, n: number): void {
   for (let i = 0; i < n; i++) dst[at + i] += src[i];
 }
 
-/**
- * Stages dst[at, at + n) into the kernel's memory piece by piece: copies a piece of m floats in,
- * calls `run(done, m, bytes)` (which stages the piece's source, if any, and runs the kernel over
- * `bytes`, the piece rounded up to whole lanes), and copies the piece back. Lanes past a piece's
- * end hold stale values; they are computed but never copied out.
- */
-function staged(k: Kernel, dst: Float32Array, at: number, n: number, run: (done: number, m: number, bytes: number) => void): void {
-  for (let done = 0; done < n;) {
-    const m = Math.min(STAGE_FLOATS, n - done);
-    const out = dst.subarray(at + done, at + done + m);
-    k.f32.set(out, DST / 4);
-    run(done, m, ((m + 3) & ~3) * 4);
-    out.set(k.f32.subarray(DST / 4, DST / 4 + m));
-    done += m;
-  }
-}
-
 /** dst[at + i] += src[i] for i < n. */
 export function addInto(dst: Float32Array, at: number, src: Float32Array, n = src.length): void {
-  const k = n >= MIN_KERNEL_FLOATS ? loadKernel() : null;
-  if (!k) return addLoop(dst, at, src, n);
-  staged(k, dst, at, n, (done, m, bytes) => {
-    k.f32.set(src.subarray(done, done + m), SRC / 4);
-    k.add(DST, SRC, bytes);
-  });
+  if (n >= MIN_KERNEL_FLOATS && addWithKernel(dst, at, new Uint8Array(src.buffer, src.byteOffset, n * 4), n)) return;
+  addLoop(dst, at, src, n);
 }
 
 /** Aligned staging for the loop when source bytes do not start on a float boundary in memory. */
@@ -183,14 +266,7 @@ let scratch = new Float32Array(STAGE_FLOATS);
  */
 export function addBytesInto(dst: Float32Array, at: number, bytes: Uint8Array): void {
   const n = bytes.length >> 2;
-  const k = n >= MIN_KERNEL_FLOATS ? loadKernel() : null;
-  if (k) {
-    staged(k, dst, at, n, (done, m, lanes) => {
-      k.u8.set(bytes.subarray(done * 4, (done + m) * 4), SRC);
-      k.add(DST, SRC, lanes);
-    });
-    return;
-  }
+  if (n >= MIN_KERNEL_FLOATS && addWithKernel(dst, at, bytes, n)) return;
   let src: Float32Array;
   if (bytes.byteOffset % 4 === 0) src = new Float32Array(bytes.buffer, bytes.byteOffset, n);
   else {
@@ -204,10 +280,24 @@ export function addBytesInto(dst: Float32Array, at: number, bytes: Uint8Array): 
 /** buf[i] /= by for from <= i < to (division, not multiplication by 1/by: the same floats as the loop). */
 export function divideRange(buf: Float32Array, from: number, to: number, by: number): void {
   const n = to - from;
-  const k = n >= MIN_KERNEL_FLOATS ? loadKernel() : null;
+  const own = ownMemories.get(buf.buffer);
+  const k = n >= MIN_KERNEL_FLOATS ? (own ?? sharedKernel()) : null;
   if (!k) {
     for (let i = from; i < to; i++) buf[i] /= by;
     return;
   }
-  staged(k, buf, from, n, (_done, _m, bytes) => k.div(DST, bytes, by));
+  if (own) {
+    const whole = n & ~3;
+    if (whole) k.div(buf.byteOffset + from * 4, whole * 4, by);
+    for (let i = from + whole; i < to; i++) buf[i] /= by;
+    return;
+  }
+  for (let done = 0; done < n;) {
+    const m = Math.min(STAGE_FLOATS, n - done);
+    const out = buf.subarray(from + done, from + done + m);
+    k.f32.set(out, k.dst / 4);
+    k.div(k.dst, ((m + 3) & ~3) * 4, by);
+    out.set(k.f32.subarray(k.dst / 4, k.dst / 4 + m));
+    done += m;
+  }
 }

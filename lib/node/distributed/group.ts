@@ -15,13 +15,16 @@ export interface DistributedOptions {
   timeoutMs?: number;
   /** How long to wait for peers to come up and connect. Default max(timeoutMs, 120 000) ms. */
   connectTimeoutMs?: number;
-  /** Chunk size of collective transfers (pipelining granularity). Default 1 MiB. */
+  /** Chunk size of collective transfers (pipelining granularity). Default DEFAULT_CHUNK_BYTES. */
   chunkBytes?: number;
   /** Heartbeat interval. Default min(timeoutMs / 4, 5000) ms. */
   pingMs?: number;
   /** Where refused connections and how training steps run are reported (default: stderr, which reaches the driver's log). */
   log?: (line: string) => void;
 }
+
+/** Collective transfers' chunk size unless DistributedOptions.chunkBytes says otherwise. */
+export const DEFAULT_CHUNK_BYTES = 1 << 20;
 
 export interface ResolvedOptions {
   timeoutMs: number;
@@ -37,7 +40,7 @@ export function resolveOptions(o: DistributedOptions = {}): ResolvedOptions {
   return {
     timeoutMs,
     connectTimeoutMs: o.connectTimeoutMs ?? Math.max(timeoutMs, 120_000),
-    chunkBytes: Math.max(4, o.chunkBytes ?? 1 << 20),
+    chunkBytes: Math.max(4, o.chunkBytes ?? DEFAULT_CHUNK_BYTES),
     pingMs: o.pingMs ?? Math.max(5, Math.min(timeoutMs / 4, 5000)),
     log: o.log ?? ((line) => console.error(line)),
   };

@@ -21,6 +21,7 @@
 import type * as tfTypes from '@tensorflow/tfjs';
 import { DistributedNode } from './node';
 import { DistributedError, peerName } from './peers';
+import { reduceBuffer } from './float-kernels';
 import { assignShards, modelId, PsOptimizerState, PsWeights } from './ps';
 import { tfjs as tf } from '../../platform/tfjs';
 import { graphStepsEnabled, tracedGradients } from '../../tfjs-native/traced-function';
@@ -195,7 +196,8 @@ export class DistributedOptimizer {
       });
       this.psVersions = lengths.map(() => 0);
     }
-    this.buffers = lengths.map((n) => new Float32Array(n));
+    // Sums into these run in place (float-kernels.ts): no staging copies in the all-reduce.
+    this.buffers = lengths.map((n) => reduceBuffer(n));
     this.slots = slots;
   }
 
@@ -428,7 +430,7 @@ export class DistributedOptimizer {
     if (this.node.size === 1 || !this.stateVars.length) return;
     const t = tf();
     const total = this.stateVars.reduce((n, v) => n + v.size, 0);
-    const buf = (this.stateBuffer ??= new Float32Array(total));
+    const buf = (this.stateBuffer ??= reduceBuffer(total));
     let at = 0;
     for (const v of this.stateVars) {
       buf.set(v.dataSync() as Float32Array, at);

@@ -15,7 +15,7 @@
  */
 import type { Optimizer, Variable } from '@tensorflow/tfjs';
 import { dialWithRetry } from './dial';
-import { addInto, divideRange } from './float-kernels';
+import { addInto, divideRange, reduceBuffer } from './float-kernels';
 import { Link } from './link';
 import type { PeerGroup } from './group';
 import { DistributedError, peerName, PeerId } from './peers';
@@ -355,7 +355,7 @@ export class PsService {
       );
     if (m.pushers.has(link.name))
       throw new RequestError(`${link.name} pushed twice for step ${m.version + 1} of model '${m.cfg.name}'`, link.name);
-    if (!m.acc) m.acc = new Float32Array(m.cfg.size);
+    m.acc ??= reduceBuffer(m.cfg.size);
     if (m.pushers.size === 0) {
       m.acc.set(grads);
       const limit = this.node.opts.timeoutMs;

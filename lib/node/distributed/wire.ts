@@ -90,6 +90,12 @@ export interface PayloadSink {
    * them. Sinks that compute from the bytes (sums) have none.
    */
   place?(at: number, n: number): Uint8Array;
+  /**
+   * For sinks that compute from the bytes: where a socket that can choose its read buffer should
+   * read at most `n` of them (the sum's staging memory, float-kernels.ts), passed to `write` as
+   * they land. Undefined: the reader's own scratch buffer.
+   */
+  stage?(n: number): Buffer | undefined;
 }
 
 /** Decides, per frame header, whether a sink takes the payload (undefined: buffer it as usual). */
@@ -145,8 +151,8 @@ const enum ReadInto {
  *
  * A socket that can choose where each read lands (auth.ts, dialed connections) drives it with
  * nextRead()/took() instead of push(): headers are read into the header buffer, payloads
- * straight into their home (their own buffer, or a placing sink's destination), and only bytes a
- * sink computes from pass through a scratch buffer. No read runs past the current frame, so no
+ * straight into their home (their own buffer, or a placing sink's destination), and bytes a
+ * sink computes from into its staging memory (or a scratch buffer). No read runs past the current frame, so no
  * payload with a home is copied.
  */
 export class FrameReader {
@@ -157,8 +163,10 @@ export class FrameReader {
   private sink?: PayloadSink;
   private sinkLen = 0;
   private readInto = ReadInto.HEADER;
-  /** Where bytes for a computing sink are read (nextRead); allocated on first need. */
+  /** Where bytes for a computing sink are read (nextRead) when it offers no staging; allocated on first need. */
   private scratch = EMPTY;
+  /** What nextRead handed out last for a computing sink (scratch or the sink's staging). */
+  private computeFrom = EMPTY;
   route?: PayloadRouter;
 
   constructor(
@@ -189,8 +197,10 @@ export class FrameReader {
         return home;
       }
       this.readInto = ReadInto.SCRATCH;
+      const staged = this.sink.stage?.(n);
+      if (staged) return (this.computeFrom = staged);
       if (this.scratch.length < n) this.scratch = Buffer.allocUnsafe(maxBytes);
-      return this.scratch.subarray(0, n);
+      return (this.computeFrom = this.scratch.subarray(0, n));
     }
     const p = this.cur.payload;
     this.readInto = ReadInto.PLACE;
@@ -200,7 +210,7 @@ export class FrameReader {
   /** `n` bytes were read into what nextRead() returned last. */
   took(n: number): void {
     if (this.readInto === ReadInto.SCRATCH) {
-      this.push(this.scratch.subarray(0, n));
+      this.push(this.computeFrom.subarray(0, n));
       return;
     }
     if (this.readInto === ReadInto.HEADER) {
