@@ -8,7 +8,9 @@
  * each ratio is against the measurement next to it). Beside it, the wire a ring really uses: N
  * processes each sending to the next while receiving from the previous, all at once. On a machine
  * with fewer cores than 2 × N, that is what bounds a ring all-reduce (each worker does a sender's
- * and a receiver's copying), where one stream gets a whole core on each end.
+ * and a receiver's copying), where one stream gets a whole core on each end. That ring runs twice:
+ * per size with the all-reduce's own transfers from and into a buffer of its size (`raw ring`),
+ * and once with one cached chunk (`cached ring`, the kernel's copies at cache speed).
  *
  *   node dist/bench/allreduce.js            prints the markdown table
  *   npm run bench -- allreduce              same, through bench/main.ts

@@ -10,6 +10,7 @@ import type { ClusterSpec } from '../protocol/control';
 import type { ReduceOp } from './distributed/collectives';
 import { DistributedOptions } from './distributed/group';
 import { DistributedNode } from './distributed/node';
+import { reduceBuffer } from './distributed/float-kernels';
 import type { PsClient } from './distributed/ps';
 import { runtimeOf, TFNodeContext } from './runtime';
 
@@ -45,9 +46,21 @@ export class ClusterServer {
     return this.distributed.size;
   }
 
-  /** Sums or averages `buf` across all workers, in place; resolves to `buf`. */
+  /**
+   * Sums or averages `buf` across all workers, in place; resolves to `buf`. Any Float32Array
+   * works; one from reduceBuffer() sums without staging copies.
+   */
   allReduce(buf: Float32Array, op: ReduceOp = 'sum'): Promise<Float32Array> {
     return this.distributed.allReduce(buf, op);
+  }
+
+  /**
+   * A zeroed Float32Array of `floats` that allReduce sums in place, without copies around the
+   * sums (it lives in WebAssembly memory; DistributedOptimizer's fused gradients are such buffers).
+   * Worth it for buffers reduced again and again.
+   */
+  reduceBuffer(floats: number): Float32Array {
+    return reduceBuffer(floats);
   }
 
   /** Copies worker `root`'s `buf` into every worker's `buf`, in place; resolves to `buf`. */

@@ -43,6 +43,20 @@ function leb128(n: number): number[] {
   return out;
 }
 
+/** Signed LEB128 (i32.const immediates). */
+function sleb128(n: number): number[] {
+  const out: number[] = [];
+  for (;;) {
+    const b = n & 0x7f;
+    n >>= 7;
+    if ((n === 0 && !(b & 0x40)) || (n === -1 && b & 0x40)) {
+      out.push(b);
+      return out;
+    }
+    out.push(b | 0x80);
+  }
+}
+
 const section = (id: number, bytes: number[]) => [id, ...leb128(bytes.length), ...bytes];
 const name = (s: string) => [s.length, ...Buffer.from(s, 'ascii')];
 const fnBody = (bytes: number[]) => [...leb128(bytes.length), ...bytes];
@@ -50,8 +64,11 @@ const fnBody = (bytes: number[]) => [...leb128(bytes.length), ...bytes];
 /**
  * Two functions over one imported memory (each memory gets its own instance), in text form:
  *
- *   (func $add (param $dst i32) (param $src i32) (param $bytes i32) (local $end i32)
- *     ;; for (end = dst + bytes; dst < end; dst += 16, src += 16)
+ *   (func $add (param $dst i32) (param $src i32) (param $bytes i32) (local $end i32) (local $end64 i32)
+ *     ;; for (end64 = dst + (bytes & -64); dst < end64; dst += 64, src += 64)
+ *     ;;   four times, at o = 0, 16, 32, 48:
+ *     ;;     v128.store offset=o (dst, f32x4.add(v128.load offset=o (dst), v128.load offset=o (src)))
+ *     ;; for (end = dst + bytes; dst < end; dst += 16, src += 16)  ;; the rest
  *     ;;   v128.store(dst, f32x4.add(v128.load(dst), v128.load(src)))
  *   (func $div (param $dst i32) (param $bytes i32) (param $by f32) (local $end i32) (local $v v128)
  *     ;; v = f32x4.splat(by); for (end = dst + bytes; dst < end; dst += 16)
@@ -62,11 +79,12 @@ const fnBody = (bytes: number[]) => [...leb128(bytes.length), ...bytes];
 function assembleKernel(): Uint8Array {
   const [localGet, localSet, localTee] = [0x20, 0x21, 0x22];
   const [i32, f32, v128] = [0x7f, 0x7d, 0x7b];
-  const [i32Const, i32Add, i32GeU, i32LtU] = [0x41, 0x6a, 0x4f, 0x49];
+  const [i32Const, i32Add, i32And, i32GeU, i32LtU] = [0x41, 0x6a, 0x71, 0x4f, 0x49];
   const [block, loop, brIf, end, emptyType] = [0x02, 0x03, 0x0d, 0x0b, 0x40];
   const simd = (op: number) => [0xfd, ...leb128(op)];
-  const v128Load = [...simd(0x00), 4, 0]; // memarg: 16-byte alignment hint, offset 0
-  const v128Store = [...simd(0x0b), 4, 0];
+  // memarg: 16-byte alignment hint (only a hint: any address works), constant offset `at`.
+  const v128Load = (at = 0) => [...simd(0x00), 4, ...leb128(at)];
+  const v128Store = (at = 0) => [...simd(0x0b), 4, ...leb128(at)];
   const [f32x4Splat, f32x4Add, f32x4Div] = [simd(0x13), simd(0xe4), simd(0xe7)];
   /** Loops while pointer local `p` is below local `endLocal`, running `step` (which advances p). */
   const whileBelow = (p: number, endLocal: number, step: number[]) => [
@@ -74,18 +92,20 @@ function assembleKernel(): Uint8Array {
     ...[loop, emptyType, ...step, localGet, endLocal, i32LtU, brIf, 0, end],
     end,
   ];
-  const advance = (p: number, set: number) => [localGet, p, i32Const, 16, i32Add, set, p];
+  const advance = (p: number, by: number, set: number) => [localGet, p, i32Const, ...sleb128(by), i32Add, set, p];
 
   const add = (() => {
-    const [dst, src, bytes, endPtr] = [0, 1, 2, 3];
+    const [dst, src, bytes, endPtr, end64] = [0, 1, 2, 3, 4];
+    const lane = (at: number) => [
+      ...[localGet, dst, localGet, dst, ...v128Load(at), localGet, src, ...v128Load(at), ...f32x4Add, ...v128Store(at)],
+    ];
     return [
-      ...[1, 1, i32],
+      ...[1, 2, i32],
       ...[localGet, dst, localGet, bytes, i32Add, localSet, endPtr],
-      ...whileBelow(dst, endPtr, [
-        ...[localGet, dst, localGet, dst, ...v128Load, localGet, src, ...v128Load, ...f32x4Add, ...v128Store],
-        ...advance(src, localSet),
-        ...advance(dst, localTee),
-      ]),
+      // Four lanes per turn while 64 bytes are left (fewer loop branches), then one at a time.
+      ...[localGet, dst, localGet, bytes, i32Const, ...sleb128(-64), i32And, i32Add, localSet, end64],
+      ...whileBelow(dst, end64, [...lane(0), ...lane(16), ...lane(32), ...lane(48), ...advance(src, 64, localSet), ...advance(dst, 64, localTee)]),
+      ...whileBelow(dst, endPtr, [...lane(0), ...advance(src, 16, localSet), ...advance(dst, 16, localTee)]),
       end,
     ];
   })();
@@ -96,8 +116,8 @@ function assembleKernel(): Uint8Array {
       ...[localGet, dst, localGet, bytes, i32Add, localSet, endPtr],
       ...[localGet, by, ...f32x4Splat, localSet, vec],
       ...whileBelow(dst, endPtr, [
-        ...[localGet, dst, localGet, dst, ...v128Load, localGet, vec, ...f32x4Div, ...v128Store],
-        ...advance(dst, localTee),
+        ...[localGet, dst, localGet, dst, ...v128Load(), localGet, vec, ...f32x4Div, ...v128Store()],
+        ...advance(dst, 16, localTee),
       ]),
       end,
     ];
@@ -122,6 +142,8 @@ interface KernelMemory {
   view: DataView;
   /** Byte offset of the source staging area (sockets read here; sources from elsewhere are copied here). */
   src: number;
+  /** The source staging area as a Buffer (handed to every socket read, so made once). */
+  staging: Buffer;
   /** Byte offset of the destination staging area, in the shared memory only (-1 in a buffer's own). */
   dst: number;
 }
@@ -141,9 +163,12 @@ function instantiate(module: WebAssembly.Module, bytes: number, src: number, dst
     u8: new Uint8Array(buffer),
     view: new DataView(buffer),
     src,
+    staging: Buffer.from(buffer, src, STAGE_BYTES),
     dst,
   };
 }
+
+let shared: KernelMemory | null = null;
 
 /** The compiled kernel, once its lanes are proven; null where WebAssembly SIMD is unavailable or turned off. */
 function kernelModule(): WebAssembly.Module | null {
@@ -152,24 +177,27 @@ function kernelModule(): WebAssembly.Module | null {
   if (process.env.TFOS_NO_WASM_SIMD === '1') return null;
   try {
     const module = new WebAssembly.Module(assembleKernel());
-    const k = instantiate(module, PAGE_BYTES, 16, 0);
-    k.f32.set([1, 2, 3, 4, 10, 20, 30, 40]);
-    k.add(0, 16, 16);
-    k.div(0, 16, 11);
-    if (k.f32[0] === 1 && k.f32[1] === 2 && k.f32[3] === 4) compiled = module;
+    // The shared memory: destination staging, then source staging.
+    const k = instantiate(module, 2 * STAGE_BYTES + SLACK_BYTES, STAGE_BYTES, 0);
+    // Proves the lanes (four at a time and the rest) before trusting them.
+    const ones = Array.from({ length: 20 }, (_, i) => i + 1);
+    k.f32.set(ones, k.dst / 4);
+    k.f32.set(ones.map((v) => 10 * v), k.src / 4);
+    k.add(k.dst, k.src, 80);
+    k.div(k.dst, 80, 11);
+    if (ones.every((v, i) => k.f32[k.dst / 4 + i] === v)) {
+      compiled = module;
+      shared = k;
+    }
   } catch {
     /* no WebAssembly SIMD in this runtime: the loops below */
   }
   return compiled;
 }
 
-let shared: KernelMemory | null | undefined;
-
-/** The kernel plain Float32Arrays are staged through: destination staging, then source staging. */
+/** The kernel plain Float32Arrays are staged through (made with the module). */
 function sharedKernel(): KernelMemory | null {
-  if (shared !== undefined) return shared;
-  const module = kernelModule();
-  shared = module && instantiate(module, 2 * STAGE_BYTES + SLACK_BYTES, STAGE_BYTES, 0);
+  kernelModule();
   return shared;
 }
 
@@ -207,7 +235,8 @@ export function reduceBuffer(floats: number): Float32Array {
  */
 export function stagingFor(dst: Float32Array, maxBytes: number): Buffer | undefined {
   const k = ownMemories.get(dst.buffer) ?? sharedKernel();
-  return k ? Buffer.from(k.buffer, k.src, Math.min(maxBytes, STAGE_BYTES)) : undefined;
+  if (!k) return undefined;
+  return maxBytes >= STAGE_BYTES ? k.staging : k.staging.subarray(0, maxBytes);
 }
 
 /** f32 at byte dst += f32 at byte src for n floats, both in k's memory (dst aligned, src anywhere). */
