@@ -104,7 +104,14 @@ function assembleKernel(): Uint8Array {
       ...[localGet, dst, localGet, bytes, i32Add, localSet, endPtr],
       // Four lanes per turn while 64 bytes are left (fewer loop branches), then one at a time.
       ...[localGet, dst, localGet, bytes, i32Const, ...sleb128(-64), i32And, i32Add, localSet, end64],
-      ...whileBelow(dst, end64, [...lane(0), ...lane(16), ...lane(32), ...lane(48), ...advance(src, 64, localSet), ...advance(dst, 64, localTee)]),
+      ...whileBelow(dst, end64, [
+        ...lane(0),
+        ...lane(16),
+        ...lane(32),
+        ...lane(48),
+        ...advance(src, 64, localSet),
+        ...advance(dst, 64, localTee),
+      ]),
       ...whileBelow(dst, endPtr, [...lane(0), ...advance(src, 16, localSet), ...advance(dst, 16, localTee)]),
       end,
     ];
@@ -182,7 +189,10 @@ function kernelModule(): WebAssembly.Module | null {
     // Proves the lanes (four at a time and the rest) before trusting them.
     const ones = Array.from({ length: 20 }, (_, i) => i + 1);
     k.f32.set(ones, k.dst / 4);
-    k.f32.set(ones.map((v) => 10 * v), k.src / 4);
+    k.f32.set(
+      ones.map((v) => 10 * v),
+      k.src / 4,
+    );
     k.add(k.dst, k.src, 80);
     k.div(k.dst, 80, 11);
     if (ones.every((v, i) => k.f32[k.dst / 4 + i] === v)) {
