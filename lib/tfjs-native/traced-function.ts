@@ -344,7 +344,7 @@ export function tracedGradients(tf: TF, lossOf: LossOf, log?: (message: string) 
 }
 
 function newTracedGradients(tf: TF, lossOf: LossOf, log?: (message: string) => void): GradientsOf {
-  let traced: { fn: TracedFunction; vars: Variable[] } | undefined;
+  let traced: { fn: TracedFunction; vars: Variable[]; withGradient: Variable[] } | undefined;
   return (inputs, varList) => {
     if (!traced || traced.vars.length !== varList.length || traced.vars.some((v, i) => v !== varList[i])) {
       traced?.fn.dispose();
@@ -353,22 +353,18 @@ function newTracedGradients(tf: TF, lossOf: LossOf, log?: (message: string) => v
         tf,
         (ins) => {
           const { value, grads } = tf.variableGrads(() => lossOf(...ins), vars);
-          return [
-            value,
-            ...vars.map((v) => {
-              const g = grads[v.name];
-              if (!g) throw new Error(`tracedGradients: the loss does not depend on variable '${v.name}'`);
-              return g;
-            }),
-          ];
+          // As tf.variableGrads: a variable the loss does not depend on gets no gradient. Which
+          // ones do is the recording's structure, so a graph made from it returns the same list.
+          traced!.withGradient = vars.filter((v) => grads[v.name] !== undefined);
+          return [value, ...traced!.withGradient.map((v) => grads[v.name])];
         },
         log,
       );
-      traced = { fn, vars };
+      traced = { fn, vars, withGradient: [] };
     }
     const [value, ...grads] = traced.fn.call(inputs);
     const named: tfTypes.NamedTensorMap = {};
-    traced.vars.forEach((v, i) => (named[v.name] = grads[i]));
+    traced.withGradient.forEach((v, i) => (named[v.name] = grads[i]));
     return { value: value as tfTypes.Scalar, grads: named };
   };
 }

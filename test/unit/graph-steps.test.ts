@@ -152,6 +152,25 @@ describe('graph steps (lib/tfjs-native/traced-function.ts)', function () {
     w.dispose();
   });
 
+  it('tracedGradients, as tf.variableGrads, gives no gradient for a variable the loss does not use, through the graph too', () => {
+    const a = t.variable(t.tensor1d([1, 2]), true, 'graph_steps_used');
+    const unused = t.variable(t.tensor1d([5]), true, 'graph_steps_unused');
+    const lossOf = (x: Tensor) => t.sum(t.mul(x, a)) as tfTypes.Scalar;
+    const said: string[] = [];
+    const gradientsOf = tracedGradients(t, lossOf, (m) => said.push(m));
+    for (let call = 0; call < 4; call++) {
+      const { value, grads } = gradientsOf([t.tensor1d([3, 4])], [a, unused]);
+      expect(Object.keys(grads), `call ${call}`).to.deep.equal(['graph_steps_used']);
+      expect(Array.from(grads.graph_steps_used.dataSync())).to.deep.equal([3, 4]);
+      expect(value.dataSync()[0]).to.equal(11);
+    }
+    expect(said.some((m) => m.startsWith('running as one TensorFlow graph')), said.join('; ')).to.equal(true);
+    const eager = t.variableGrads(() => lossOf(t.tensor1d([3, 4])), [a, unused]);
+    expect(Object.keys(eager.grads)).to.deep.equal(['graph_steps_used']);
+    a.dispose();
+    unused.dispose();
+  });
+
   it('model.fit runs its steps as one TensorFlow graph and trains to the weights eager fit gives (conv + batch norm, Adam)', async () => {
     const xs = randomTensor([24, 8, 8, 3], 40);
     const ys = t.oneHot(
