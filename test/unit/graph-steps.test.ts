@@ -4,7 +4,8 @@
  * and the variables it assigns (batch norm's moving averages), call after call; model.fit through
  * it trains to eager fit's weights; distributed training through it gives one worker's weights. What the graph cannot stand for stays eager,
  * with the reason said: a function that reads its own values, constants that change between calls,
- * inputs of a shape other than recorded.
+ * inputs of a shape other than recorded. As tf.variableGrads, a variable the loss does not use gets
+ * no gradient.
  */
 import { expect } from 'chai';
 import type * as tfTypes from '@tensorflow/tfjs';
