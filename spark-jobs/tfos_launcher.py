@@ -26,6 +26,7 @@ import http.client
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -1100,6 +1101,27 @@ def run_cluster(sc, control_url, token, owns_context=False, ctl=None):
     return 0
 
 
-# A Livy session defines TFOS_SESSION before executing this file's source, then calls run_cluster.
+def run_session(sc, control_url, token, own_session):
+    """A Livy session's statement: runs the cluster. A session this run created (and closes next)
+    also takes along its Scala REPL's class directory, which neither Livy nor Spark removes: a
+    temporary directory per session, left in the driver's java.io.tmpdir."""
+    try:
+        return run_cluster(sc, control_url, token)
+    finally:
+        if own_session:
+            remove_repl_class_dir(sc)
+
+
+def remove_repl_class_dir(sc):
+    try:
+        path = sc.getConf().get("spark.repl.class.outputDir", None)
+    except Exception:
+        return
+    # Livy names it spark<random digits> (Files.createTempDirectory); anything else is not its.
+    if path and re.match(r"^spark\d+$", os.path.basename(path)) and os.path.isdir(path):
+        shutil.rmtree(path, ignore_errors=True)
+
+
+# A Livy session defines TFOS_SESSION before executing this file's source, then calls run_session.
 if __name__ == "__main__" and not globals().get("TFOS_SESSION"):
     sys.exit(main())

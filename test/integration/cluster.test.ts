@@ -5,6 +5,8 @@
  */
 import { expect } from 'chai';
 import { spawn } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { ClusterFailedError, ProgressEvent, TFClusterHandle } from '../../lib/driver/cluster';
 import { STARTUP_PHASES } from '../../lib/driver/phases';
@@ -40,6 +42,11 @@ async function noProcessesLeft(): Promise<void> {
   });
 }
 
+/** Class directories of Scala REPLs (a Livy session's driver makes one: java.io.tmpdir/spark<digits>). */
+function replClassDirs(): string[] {
+  return fs.readdirSync(os.tmpdir()).filter((d) => /^spark\d+$/.test(d) && fs.existsSync(path.join(os.tmpdir(), d, '$repl_$init.class')));
+}
+
 interface NodeReport {
   jobName: string;
   taskIndex: number;
@@ -59,7 +66,14 @@ interface NodeReport {
 function routeSuite(
   name: string,
   via: () => RouteOption,
-  opts: { tooFew?: () => RouteOption; defaultFS?: () => string; killDriver?: boolean; unavailable?: () => string | undefined } = {},
+  opts: {
+    tooFew?: () => RouteOption;
+    defaultFS?: () => string;
+    killDriver?: boolean;
+    unavailable?: () => string | undefined;
+    /** The route's Spark driver runs here: it leaves none of its Scala REPL's class directories behind. */
+    noReplDirsLeft?: boolean;
+  } = {},
 ) {
   describe(`TFCluster.run via ${name}`, function () {
     this.timeout(300_000);
@@ -69,6 +83,16 @@ function routeSuite(
       via();
     });
     afterEach(noProcessesLeft);
+    if (opts.noReplDirsLeft) {
+      let before: string[] = [];
+      beforeEach(() => (before = replClassDirs()));
+      afterEach(() =>
+        expect(
+          replClassDirs().filter((d) => !before.includes(d)),
+          'REPL class directories left behind',
+        ).to.deep.equal([]),
+      );
+    }
 
     it('runs 3 nodes with 1 ps: roles, cluster spec and ctx are right, results come back (the ps after 5 s of closing work)', async () => {
       const logs: string[] = [];
@@ -217,6 +241,7 @@ routeSuite(
       const s = livySessionsOrWhyNot(requireStack());
       return s.ok ? undefined : s.why;
     },
+    noReplDirsLeft: true,
   },
 );
 

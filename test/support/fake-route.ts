@@ -94,7 +94,8 @@ export function fakeCluster(opts: {
   const roles = assignRoles({ clusterSize: opts.numExecutors, numPs: opts.numPs });
   const server = new FakeControlServer();
   const app = new FakeApp();
-  const tokenFile = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'tfos-fake-')), 'bootstrap.token');
+  const runDir = fs.mkdtempSync(path.join(os.tmpdir(), 'tfos-fake-'));
+  const tokenFile = path.join(runDir, 'bootstrap.token');
   fs.writeFileSync(tokenFile, 'secret', { mode: 0o600 });
   const handle = new TFClusterHandle({
     job: {
@@ -111,6 +112,7 @@ export function fakeCluster(opts: {
     reservation: new Reservation(roles),
     server: server as unknown as ControlServer,
     tokenFile,
+    runDir,
     reservationTimeoutMs: opts.reservationTimeoutMs ?? 60_000,
     lostNodeGraceMs: opts.lostNodeGraceMs ?? 20,
     inputMode: InputMode.TENSORFLOW,

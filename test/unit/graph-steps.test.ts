@@ -165,7 +165,10 @@ describe('graph steps (lib/tfjs-native/traced-function.ts)', function () {
       expect(Array.from(grads.graph_steps_used.dataSync())).to.deep.equal([3, 4]);
       expect(value.dataSync()[0]).to.equal(11);
     }
-    expect(said.some((m) => m.startsWith('running as one TensorFlow graph')), said.join('; ')).to.equal(true);
+    expect(
+      said.some((m) => m.startsWith('running as one TensorFlow graph')),
+      said.join('; '),
+    ).to.equal(true);
     const eager = t.variableGrads(() => lossOf(t.tensor1d([3, 4])), [a, unused]);
     expect(Object.keys(eager.grads)).to.deep.equal(['graph_steps_used']);
     a.dispose();

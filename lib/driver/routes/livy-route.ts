@@ -168,7 +168,8 @@ export class LivyRoute implements SparkRoute {
     // The statement (which Livy's statements API returns) holds only the one-time token.
     const token = fs.readFileSync(plan.tokenFile, 'utf8').trim();
     const source = fs.readFileSync(this.opts.launcherFile ?? LAUNCHER_PATH, 'utf8');
-    const program = `TFOS_SESSION = True\n${source}\nprint(run_cluster(sc, ${JSON.stringify(plan.controlUrl)}, ${JSON.stringify(token)}))\n`;
+    const own = ownSession ? 'True' : 'False';
+    const program = `TFOS_SESSION = True\n${source}\nprint(run_session(sc, ${JSON.stringify(plan.controlUrl)}, ${JSON.stringify(token)}, ${own}))\n`;
     // One expression statement: Livy 0.7's Python shell cannot compile multi-statement cells on
     // Python >= 3.8. A JSON string literal is also a valid Python string literal.
     const code = `exec(compile(${JSON.stringify(program)}, 'tfos_launcher.py', 'exec'), globals())`;
