@@ -12,6 +12,7 @@ import {
   divideRange,
   floatKernelImplementation,
   reduceBuffer,
+  reduceBuffers,
   stagingFor,
 } from '../../lib/node/distributed/float-kernels';
 
@@ -101,6 +102,19 @@ describe('the float32 reduction kernels', () => {
     expect(b.every((v) => v === 0)).to.equal(true);
     expect(b.buffer.byteLength > b.byteLength).to.equal(floatKernelImplementation() === 'wasm-simd');
     expect(reduceBuffer(0).length).to.equal(0);
+  });
+
+  it('reduceBuffers share one memory, each zeroed and of its length, and a sum into one leaves the others alone', () => {
+    const bufs = reduceBuffers([5, 0, 1000, 3, 70001]);
+    expect(bufs.map((b) => b.length)).to.deep.equal([5, 0, 1000, 3, 70001]);
+    if (floatKernelImplementation() === 'wasm-simd') expect(new Set(bufs.map((b) => b.buffer)).size).to.equal(1);
+    for (const b of bufs) expect(b.every((v) => v === 0)).to.equal(true);
+    const src = randomFloats(70001, 99);
+    addInto(bufs[4], 0, src);
+    addInto(bufs[2], 0, src, 1000);
+    expect(same(bufs[4], src)).to.equal(true);
+    expect(same(bufs[2], src.subarray(0, 1000))).to.equal(true);
+    for (const i of [0, 3]) expect(bufs[i].every((v) => v === 0), `buffer ${i}`).to.equal(true);
   });
 
   it('sums and divisions in place in a reduceBuffer match the loop bit for bit, leaving other floats alone', () => {

@@ -221,22 +221,37 @@ export function floatKernelImplementation(): 'wasm-simd' | 'js' {
 
 /**
  * A zeroed Float32Array of `floats` whose sums and divisions run in place, without staging copies
- * (it lives in a WebAssembly memory of its own). It behaves as any Float32Array; only transferring
- * its ArrayBuffer to another thread is refused. Where the kernel is unavailable, or the buffer
- * would exceed 4 GiB, it is an ordinary Float32Array.
+ * (it lives in WebAssembly memory). It behaves as any Float32Array; only transferring its
+ * ArrayBuffer to another thread is refused. Where the kernel is unavailable, or the memory would
+ * exceed 4 GiB, it is an ordinary Float32Array.
  */
 export function reduceBuffer(floats: number): Float32Array {
+  return reduceBuffers([floats])[0];
+}
+
+/**
+ * reduceBuffer for several lengths, sharing one WebAssembly memory: V8 reserves about 10 GiB of
+ * address space per memory (its guard region; only what is used takes RAM), so a process keeps to
+ * a few of them. Virtual-memory limits (`ulimit -v`, YARN's vmem check) count those reservations.
+ */
+export function reduceBuffers(lengths: number[]): Float32Array[] {
   const module = kernelModule();
-  const bytes = STAGE_BYTES + SLACK_BYTES + floats * 4;
-  if (!module || bytes > MAX_MEMORY_BYTES) return new Float32Array(floats);
+  const offsets: number[] = [];
+  let bytes = STAGE_BYTES + SLACK_BYTES;
+  for (const n of lengths) {
+    offsets.push(bytes);
+    bytes += Math.ceil((n * 4) / 16) * 16; // each buffer on whole lanes
+  }
+  const plain = () => lengths.map((n) => new Float32Array(n));
+  if (!module || bytes > MAX_MEMORY_BYTES) return plain();
   let k: KernelMemory;
   try {
     k = instantiate(module, bytes, 0, -1);
   } catch {
-    return new Float32Array(floats); // the memory could not be reserved
+    return plain(); // the memory could not be reserved
   }
   ownMemories.set(k.buffer, k);
-  return new Float32Array(k.buffer, STAGE_BYTES + SLACK_BYTES, floats);
+  return lengths.map((n, i) => new Float32Array(k.buffer, offsets[i], n));
 }
 
 /**

@@ -1,6 +1,6 @@
 /** The distributed layer: collectives, parameter server, DistributedOptimizer (docs/distributed.md). */
 export { Collectives, ReduceOp } from './collectives';
-export { reduceBuffer } from './float-kernels';
+export { reduceBuffer, reduceBuffers } from './float-kernels';
 export { DEFAULT_CHUNK_BYTES, DistributedOptions, PeerGroup } from './group';
 export { DistributedNode } from './node';
 export { DistributedOptimizer, DistributedOptimizerOptions, VariableLike } from './optimizer';

@@ -21,7 +21,7 @@
 import type * as tfTypes from '@tensorflow/tfjs';
 import { DistributedNode } from './node';
 import { DistributedError, peerName } from './peers';
-import { reduceBuffer } from './float-kernels';
+import { reduceBuffer, reduceBuffers } from './float-kernels';
 import { assignShards, modelId, PsOptimizerState, PsWeights } from './ps';
 import { tfjs as tf } from '../../platform/tfjs';
 import { graphStepsEnabled, tracedGradients } from '../../tfjs-native/traced-function';
@@ -196,8 +196,8 @@ export class DistributedOptimizer {
       });
       this.psVersions = lengths.map(() => 0);
     }
-    // Sums into these run in place (float-kernels.ts): no staging copies in the all-reduce.
-    this.buffers = lengths.map((n) => reduceBuffer(n));
+    // All-reduced buffers sum in place (float-kernels.ts): no staging copies. ps pushes sum on the ps.
+    this.buffers = this.mode === 'allreduce' ? reduceBuffers(lengths) : lengths.map((n) => new Float32Array(n));
     this.slots = slots;
   }
 
