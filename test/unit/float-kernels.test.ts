@@ -114,7 +114,11 @@ describe('the float32 reduction kernels', () => {
     addInto(bufs[2], 0, src, 1000);
     expect(same(bufs[4], src)).to.equal(true);
     expect(same(bufs[2], src.subarray(0, 1000))).to.equal(true);
-    for (const i of [0, 3]) expect(bufs[i].every((v) => v === 0), `buffer ${i}`).to.equal(true);
+    for (const i of [0, 3])
+      expect(
+        bufs[i].every((v) => v === 0),
+        `buffer ${i}`,
+      ).to.equal(true);
   });
 
   it('sums and divisions in place in a reduceBuffer match the loop bit for bit, leaving other floats alone', () => {
