@@ -41,6 +41,12 @@ function inReduceBuffer(values: Float32Array): Float32Array {
   return b;
 }
 
+/** Where the floats summed into live: a plain Float32Array (staged sums) or a reduceBuffer (in place). */
+const DESTINATIONS: Array<[string, (values: Float32Array) => Float32Array]> = [
+  ['Float32Array', (values) => values.slice()],
+  ['reduceBuffer', inReduceBuffer],
+];
+
 const same = (a: Float32Array, b: Float32Array) =>
   Buffer.from(a.buffer, a.byteOffset, a.byteLength).equals(Buffer.from(b.buffer, b.byteOffset, b.byteLength));
 
@@ -49,31 +55,46 @@ describe('the float32 reduction kernels', () => {
     expect(floatKernelImplementation()).to.equal(process.env.TFOS_NO_WASM_SIMD === '1' ? 'js' : 'wasm-simd');
   });
 
-  it('addInto matches the plain loop bit for bit at every length and offset, leaving other floats alone', () => {
-    for (const n of LENGTHS) {
-      for (const at of [0, 1, 7]) {
-        const dst = randomFloats(n + at + 5, n * 31 + at);
-        const src = randomFloats(n, n * 17 + at + 1);
-        const want = reference(dst, at, src);
-        addInto(dst, at, src);
-        expect(Buffer.from(dst.buffer).equals(Buffer.from(want.buffer)), `n=${n} at=${at}`).to.equal(true);
+  for (const [kind, into] of DESTINATIONS) {
+    it(`addInto into a ${kind} matches the plain loop bit for bit at every length and offset, leaving other floats alone`, () => {
+      for (const n of LENGTHS) {
+        for (const at of [0, 1, 7]) {
+          const start = randomFloats(n + at + 5, n * 31 + at);
+          const src = randomFloats(n, n * 17 + at + 1);
+          const dst = into(start);
+          addInto(dst, at, src);
+          expect(same(dst, reference(start, at, src)), `n=${n} at=${at}`).to.equal(true);
+        }
       }
-    }
-  });
+    });
 
-  it('addBytesInto reads little-endian floats from bytes at any memory alignment', () => {
-    for (const n of LENGTHS) {
-      for (const misalign of [0, 1, 2, 3]) {
-        const dst = randomFloats(n + 9, n + misalign);
-        const src = randomFloats(n, n + misalign + 100);
-        const bytes = Buffer.alloc(n * 4 + misalign).subarray(misalign);
-        Buffer.from(src.buffer).copy(bytes);
-        const want = reference(dst, 9, src);
-        addBytesInto(dst, 9, bytes);
-        expect(Buffer.from(dst.buffer).equals(Buffer.from(want.buffer)), `n=${n} misalign=${misalign}`).to.equal(true);
+    it(`addBytesInto into a ${kind} reads little-endian floats from bytes at any memory alignment`, () => {
+      for (const n of LENGTHS) {
+        for (const misalign of [0, 1, 2, 3]) {
+          const start = randomFloats(n + 9, n + misalign);
+          const src = randomFloats(n, n + misalign + 100);
+          const bytes = Buffer.alloc(n * 4 + misalign).subarray(misalign);
+          Buffer.from(src.buffer).copy(bytes);
+          const dst = into(start);
+          addBytesInto(dst, 9, bytes);
+          expect(same(dst, reference(start, 9, src)), `n=${n} misalign=${misalign}`).to.equal(true);
+        }
       }
-    }
-  });
+    });
+
+    it(`divideRange in a ${kind} divides exactly as the loop does (not by multiplying with 1/n), only inside the range`, () => {
+      for (const n of LENGTHS) {
+        for (const by of [2, 3, 7]) {
+          const start = randomFloats(n + 10, n * 7 + by);
+          const want = start.slice();
+          for (let i = 4; i < 4 + n; i++) want[i] /= by;
+          const buf = into(start);
+          divideRange(buf, 4, 4 + n, by);
+          expect(same(buf, want), `n=${n} by=${by}`).to.equal(true);
+        }
+      }
+    });
+  }
 
   it('keeps NaN, infinities and signed zeros as the loop does', () => {
     const dst = Float32Array.from([NaN, Infinity, -Infinity, -0, 0, 1, Infinity, 3.4e38, ...new Array<number>(64).fill(1)]);
@@ -81,18 +102,6 @@ describe('the float32 reduction kernels', () => {
     const want = reference(dst, 0, src);
     addInto(dst, 0, src);
     expect(Buffer.from(dst.buffer).equals(Buffer.from(want.buffer))).to.equal(true);
-  });
-
-  it('divideRange divides exactly as the loop does (not by multiplying with 1/n), only inside the range', () => {
-    for (const n of LENGTHS) {
-      for (const by of [2, 3, 7]) {
-        const buf = randomFloats(n + 10, n * 7 + by);
-        const want = buf.slice();
-        for (let i = 4; i < 4 + n; i++) want[i] /= by;
-        divideRange(buf, 4, 4 + n, by);
-        expect(Buffer.from(buf.buffer).equals(Buffer.from(want.buffer)), `n=${n} by=${by}`).to.equal(true);
-      }
-    }
   });
 
   it('a reduceBuffer is a zeroed Float32Array of the length asked, in WebAssembly memory when the kernel runs', () => {
@@ -121,33 +130,8 @@ describe('the float32 reduction kernels', () => {
       ).to.equal(true);
   });
 
-  it('sums and divisions in place in a reduceBuffer match the loop bit for bit, leaving other floats alone', () => {
-    for (const n of LENGTHS) {
-      for (const at of [0, 1, 7]) {
-        const start = randomFloats(n + at + 5, n * 13 + at);
-        const src = randomFloats(n, n * 19 + at + 2);
-        const want = reference(start, at, src);
-        const dst = inReduceBuffer(start);
-        addInto(dst, at, src);
-        expect(same(dst, want), `addInto n=${n} at=${at}`).to.equal(true);
-        for (const misalign of [0, 3]) {
-          const bytes = Buffer.alloc(n * 4 + misalign).subarray(misalign);
-          Buffer.from(src.buffer).copy(bytes);
-          const viaBytes = inReduceBuffer(start);
-          addBytesInto(viaBytes, at, bytes);
-          expect(same(viaBytes, want), `addBytesInto n=${n} at=${at} misalign=${misalign}`).to.equal(true);
-        }
-        const divided = inReduceBuffer(start);
-        const wantDiv = start.slice();
-        for (let i = at; i < at + n; i++) wantDiv[i] /= 3;
-        divideRange(divided, at, at + n, 3);
-        expect(same(divided, wantDiv), `divideRange n=${n} at=${at}`).to.equal(true);
-      }
-    }
-  });
-
   it('bytes read into the staging memory (at any alignment) add as bytes from anywhere do, into either kind of buffer', () => {
-    for (const makeDst of [(a: Float32Array) => a.slice(), inReduceBuffer]) {
+    for (const [, makeDst] of DESTINATIONS) {
       for (const n of [1, 5, 64, 65, 1000, 65535]) {
         for (const misalign of [0, 1, 2, 3]) {
           const start = randomFloats(n + 8, n + misalign * 7);
