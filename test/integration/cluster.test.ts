@@ -5,13 +5,12 @@
  */
 import { expect } from 'chai';
 import { spawn } from 'node:child_process';
-import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { ClusterFailedError, ProgressEvent, TFClusterHandle } from '../../lib/driver/cluster';
 import { STARTUP_PHASES } from '../../lib/driver/phases';
 import { RouteOption, TFCluster, TFClusterRunOptions } from '../../lib/driver/tf-cluster';
 import { clusterProcesses, clusterTrainers, describeProcesses, waitFor } from '../support/processes';
+import { replClassDirs } from '../support/livy-session';
 import { livySessionsOrWhyNot, requireStack } from '../support/stack';
 import { skipBecause } from '../support/skip';
 import { within } from '../support/within';
@@ -40,11 +39,6 @@ async function noProcessesLeft(): Promise<void> {
     timeoutMs: 30_000,
     what: () => `processes of cluster(s) ${ids.join(', ')} left behind:\n${describeProcesses(left())}`,
   });
-}
-
-/** Class directories of Scala REPLs (a Livy session's driver makes one: java.io.tmpdir/spark<digits>). */
-function replClassDirs(): string[] {
-  return fs.readdirSync(os.tmpdir()).filter((d) => /^spark\d+$/.test(d) && fs.existsSync(path.join(os.tmpdir(), d, '$repl_$init.class')));
 }
 
 interface NodeReport {

@@ -23,6 +23,7 @@ import { freePort } from '../../lib/stack/ports';
 import { SparkInstall, sparkEnv } from '../../lib/platform/spark';
 import { provisionSpark, sparkServices } from '../../lib/stack/spark';
 import { RunningService, startService, stopService } from '../../lib/stack/supervisor';
+import { closeTestSession, replClassDirs } from '../support/livy-session';
 import { livySessionsOrWhyNot } from '../support/stack';
 import { skipBecause } from '../support/skip';
 
@@ -151,8 +152,9 @@ describe('Livy (real server) and spark-submit', function () {
     expect(e.message).to.contain(MARKER);
   });
 
-  it('a pyspark session runs a statement and closes', async function () {
+  it('a pyspark session runs a statement and closes, leaving no REPL class directory', async function () {
     if (noSessions) skipBecause(this, noSessions);
+    const dirsBefore = replClassDirs();
     let t = Date.now();
     // A heartbeat: if this process dies mid-test, Livy deletes the session within minutes.
     const session = await client.createSession({
@@ -170,7 +172,7 @@ describe('Livy (real server) and spark-submit', function () {
       expect(out.trim()).to.equal('4950');
     } finally {
       t = Date.now();
-      await client.closeSession(session.id);
+      await closeTestSession(client, session.id);
     }
     // Closed sessions leave the list (Livy answers 404 for them).
     const gone = await client.getSession(session.id).then(
@@ -179,6 +181,10 @@ describe('Livy (real server) and spark-submit', function () {
     );
     note(`session close: ${seconds(t)}`);
     expect(gone).to.equal(true);
+    expect(
+      replClassDirs().filter((d) => !dirsBefore.includes(d)),
+      'REPL class directories left behind',
+    ).to.deep.equal([]);
   });
 
   it('spark-submit runs the same job on the standalone master', async () => {

@@ -12,6 +12,7 @@ import { RouteOption, TFCluster } from '../../lib/driver/tf-cluster';
 import { readParquet, writeParquetDataset } from '../support/parquet-fixture';
 import { SESSION_HEARTBEAT_SEC } from '../../lib/driver/routes/livy-route';
 import { LivyClient } from '../../lib/io/livy-client';
+import { closeTestSession, replClassDirs } from '../support/livy-session';
 import { livySessionsOrWhyNot, requireStack } from '../support/stack';
 import { skipBecause } from '../support/skip';
 import { rejection } from '../support/rejection';
@@ -189,6 +190,7 @@ describe('InputMode.SPARK feeding a DataFrame of a Livy interactive session', fu
   after(() => dir && fs.rmSync(dir, { recursive: true, force: true }));
 
   it('feeds a DataFrame the notebook defined in the session, every row once', async () => {
+    const dirsBefore = replClassDirs();
     const client = new LivyClient({ url: livyUrl });
     const session = await client.createSession({
       kind: 'pyspark',
@@ -219,7 +221,11 @@ describe('InputMode.SPARK feeding a DataFrame of a Livy interactive session', fu
       expect(stats.reduce((a, s) => a + s.rows, 0)).to.equal(ROWS / 2);
       expect(stats.reduce((a, s) => a + s.idSum, 0)).to.equal((ROWS / 2) * (ROWS / 2 - 1));
     } finally {
-      await client.closeSession(session.id).catch(() => undefined);
+      await closeTestSession(client, session.id).catch(() => undefined);
     }
+    expect(
+      replClassDirs().filter((d) => !dirsBefore.includes(d)),
+      'REPL class directories left behind',
+    ).to.deep.equal([]);
   });
 });
