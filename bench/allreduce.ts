@@ -44,7 +44,7 @@ export interface AllreduceBenchOptions {
   /** Timed repetitions per size (default: by size). */
   reps?: number;
   trainSteps?: number;
-  /** Collective chunk size (default: the library's, 1 MiB). */
+  /** Collective chunk size (default: the library's, DEFAULT_CHUNK_BYTES). */
   chunkBytes?: number;
   /** Float counts also reduced from a plain Float32Array, beside the reduceBuffer rows (default: 4 M). */
   plainSizes?: number[];
@@ -381,6 +381,7 @@ export async function benchAllreduce(o: AllreduceBenchOptions = {}): Promise<Row
   const rows: Row[] = [];
   const procs = `child processes, ${floatKernelImplementation()} sums`;
   const chunkBytes = o.chunkBytes ?? DEFAULT_CHUNK_BYTES;
+  const plainSizes = o.plainSizes ?? [4 << 20];
 
   for (const n of workerCounts) {
     const tcp = await rawTcp(o.tcpBytes ?? 1 << 30);
@@ -409,13 +410,13 @@ export async function benchAllreduce(o: AllreduceBenchOptions = {}): Promise<Row
     // Per size: the all-reduce's own transfers over raw TCP (2(n-1)/n of the buffer each way per
     // member, from and into a buffer of its size), without framing or sums.
     const sameTransfers = new Map<number, number>();
-    for (const floats of new Set([...sizes, ...(o.plainSizes ?? [4 << 20])])) {
+    for (const floats of new Set([...sizes, ...plainSizes])) {
       const bytes = Math.round((2 * (n - 1) * floats * 4) / n);
       sameTransfers.set(floats, await rawRing(n, bytes, { footprint: floats * 4, chunk: chunkBytes }));
     }
     const tasks: Task[] = [
       ...sizes.map((floats) => ({ floats, buffer: 'reduce' as const })),
-      ...(o.plainSizes ?? [4 << 20]).map((floats) => ({ floats, buffer: 'plain' as const })),
+      ...plainSizes.map((floats) => ({ floats, buffer: 'plain' as const })),
     ].map(({ floats, buffer }) => ({ kind: 'allreduce', floats, buffer, reps: o.reps ?? repsFor(floats), warmup: 1 }));
     const results = await onCluster(n, 0, tasks, o.chunkBytes);
     tasks.forEach((task, i) => {

@@ -74,6 +74,17 @@ export const SESSION_HEARTBEAT_SEC = 120;
  */
 export const SESSION_START_TIMEOUT_MS = 600_000;
 
+/**
+ * A pyspark statement that defines the launcher's functions (`source`: tfos_launcher.py, which
+ * runs nothing itself when TFOS_SESSION is set) and then runs the Python line `call`. One
+ * expression statement: Livy 0.7's Python shell cannot compile multi-statement cells on Python
+ * >= 3.8. A JSON string literal is also a valid Python string literal.
+ */
+export function launcherStatement(source: string, call: string): string {
+  const program = `TFOS_SESSION = True\n${source}\n${call}\n`;
+  return `exec(compile(${JSON.stringify(program)}, 'tfos_launcher.py', 'exec'), globals())`;
+}
+
 export class LivyRoute implements SparkRoute {
   readonly name = 'livy' as const;
   private readonly client: LivyClient;
@@ -169,10 +180,7 @@ export class LivyRoute implements SparkRoute {
     const token = fs.readFileSync(plan.tokenFile, 'utf8').trim();
     const source = fs.readFileSync(this.opts.launcherFile ?? LAUNCHER_PATH, 'utf8');
     const own = ownSession ? 'True' : 'False';
-    const program = `TFOS_SESSION = True\n${source}\nprint(run_session(sc, ${JSON.stringify(plan.controlUrl)}, ${JSON.stringify(token)}, ${own}))\n`;
-    // One expression statement: Livy 0.7's Python shell cannot compile multi-statement cells on
-    // Python >= 3.8. A JSON string literal is also a valid Python string literal.
-    const code = `exec(compile(${JSON.stringify(program)}, 'tfos_launcher.py', 'exec'), globals())`;
+    const code = launcherStatement(source, `print(run_session(sc, ${JSON.stringify(plan.controlUrl)}, ${JSON.stringify(token)}, ${own}))`);
     const statement = await this.client.submitStatement(sessionId, code, 'pyspark');
     let stopped = false;
     const exited = followThroughLivy(

@@ -271,6 +271,35 @@ function addInMemory(k: KernelMemory, dst: number, src: number, n: number): void
   for (let i = whole; i < n; i++) k.f32[dst / 4 + i] += k.view.getFloat32(src + i * 4, true);
 }
 
+/** Calls `piece(done, m)` for consecutive pieces of at most one staging area's floats covering [0, n). */
+function forPieces(n: number, piece: (done: number, m: number) => void): void {
+  for (let done = 0; done < n;) {
+    const m = Math.min(STAGE_FLOATS, n - done);
+    piece(done, m);
+    done += m;
+  }
+}
+
+/**
+ * Runs the shared kernel over buf[at, at + n) piece by piece: each piece is copied into the
+ * destination staging area, `run(done, m, bytes)` computes on its whole lanes (`bytes`), and the
+ * piece is copied back. Lanes past a piece's end compute stale values that are never copied back.
+ */
+function throughSharedStaging(
+  k: KernelMemory,
+  buf: Float32Array,
+  at: number,
+  n: number,
+  run: (done: number, m: number, bytes: number) => void,
+): void {
+  forPieces(n, (done, m) => {
+    const out = buf.subarray(at + done, at + done + m);
+    k.f32.set(out, k.dst / 4);
+    run(done, m, ((m + 3) & ~3) * 4);
+    out.set(k.f32.subarray(k.dst / 4, k.dst / 4 + m));
+  });
+}
+
 /**
  * dst[at + i] += the i-th little-endian float32 of `src` for i < n, with the kernel: in place when
  * dst has its own memory, else staged through the shared one. `src` is read where it lies when it
@@ -281,23 +310,14 @@ function addWithKernel(dst: Float32Array, at: number, src: Uint8Array, n: number
   const k = own ?? sharedKernel();
   if (!k) return false;
   const inPlace = src.buffer === k.buffer;
-  for (let done = 0; done < n;) {
-    const m = Math.min(STAGE_FLOATS, n - done);
-    let from = src.byteOffset + done * 4;
-    if (!inPlace) {
-      k.u8.set(src.subarray(done * 4, (done + m) * 4), k.src);
-      from = k.src;
-    }
-    if (own) addInMemory(k, dst.byteOffset + (at + done) * 4, from, m);
-    else {
-      // Lanes past the piece's end compute stale values that are never copied back.
-      const out = dst.subarray(at + done, at + done + m);
-      k.f32.set(out, k.dst / 4);
-      k.add(k.dst, from, ((m + 3) & ~3) * 4);
-      out.set(k.f32.subarray(k.dst / 4, k.dst / 4 + m));
-    }
-    done += m;
-  }
+  /** Byte offset in k's memory of src's floats [done, done + m). */
+  const sourceAt = (done: number, m: number): number => {
+    if (inPlace) return src.byteOffset + done * 4;
+    k.u8.set(src.subarray(done * 4, (done + m) * 4), k.src);
+    return k.src;
+  };
+  if (own) forPieces(n, (done, m) => addInMemory(k, dst.byteOffset + (at + done) * 4, sourceAt(done, m), m));
+  else throughSharedStaging(k, dst, at, n, (done, m, bytes) => k.add(k.dst, sourceAt(done, m), bytes));
   return true;
 }
 
@@ -346,12 +366,5 @@ export function divideRange(buf: Float32Array, from: number, to: number, by: num
     for (let i = from + whole; i < to; i++) buf[i] /= by;
     return;
   }
-  for (let done = 0; done < n;) {
-    const m = Math.min(STAGE_FLOATS, n - done);
-    const out = buf.subarray(from + done, from + done + m);
-    k.f32.set(out, k.dst / 4);
-    k.div(k.dst, ((m + 3) & ~3) * 4, by);
-    out.set(k.f32.subarray(k.dst / 4, k.dst / 4 + m));
-    done += m;
-  }
+  throughSharedStaging(k, buf, from, n, (_done, _m, bytes) => k.div(k.dst, bytes, by));
 }
